@@ -1,0 +1,1 @@
+"""blindrelay's client: the library that holds the secrets, the CLI and the Textual app."""

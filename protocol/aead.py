@@ -1,0 +1,50 @@
+"""ENCRYPT and DECRYPT of the Double Ratchet (section 5.2): AES-256-CBC with
+PKCS#7, then HMAC-SHA256 over the associated data and the ciphertext.
+
+Encrypt-then-MAC: the MAC is checked in constant time before any decryption or
+unpadding, so padding errors can never be observed from outside.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.constant_time import bytes_eq
+
+from protocol.errors import DecryptionFailed
+from protocol.kdf import SHA256, message_keys
+
+MAC_LEN = 32
+BLOCK = 16
+
+
+def encrypt(message_key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
+    """Returns AES-256-CBC(PKCS#7(plaintext)) || HMAC-SHA256(auth key, ad || ciphertext)."""
+    enc_key, auth_key, iv = message_keys(message_key)
+    pad = BLOCK - len(plaintext) % BLOCK
+    encryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(plaintext + bytes((pad,)) * pad) + encryptor.finalize()
+    mac = hmac.HMAC(auth_key, SHA256)
+    mac.update(associated_data)
+    mac.update(ciphertext)
+    return ciphertext + mac.finalize()
+
+
+def decrypt(message_key: bytes, data: bytes, associated_data: bytes) -> bytes:
+    """Inverse of encrypt. Every failure raises the same DecryptionFailed."""
+    if len(data) < BLOCK + MAC_LEN or (len(data) - MAC_LEN) % BLOCK:
+        raise DecryptionFailed("failed authentication")
+    ciphertext, tag = data[:-MAC_LEN], data[-MAC_LEN:]
+    enc_key, auth_key, iv = message_keys(message_key)
+    mac = hmac.HMAC(auth_key, SHA256)
+    mac.update(associated_data)
+    mac.update(ciphertext)
+    if not bytes_eq(mac.finalize(), tag):
+        raise DecryptionFailed("failed authentication")
+    decryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).decryptor()
+    padded = decryptor.update(ciphertext) + decryptor.finalize()
+    pad = padded[-1]
+    # Authentic by now, so this check cannot leak anything an attacker controls.
+    if not 1 <= pad <= BLOCK or padded[-pad:] != bytes((pad,)) * pad:
+        raise DecryptionFailed("failed authentication")
+    return padded[:-pad]

@@ -1,0 +1,140 @@
+"""Wire layouts of Double Ratchet messages and PQXDH initial messages."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from protocol import codec
+from protocol.aead import BLOCK, MAC_LEN
+from protocol.errors import DecodeError
+from protocol.keys import (
+    ENCODED_ED25519_LEN,
+    ENCODED_X25519_LEN,
+    MLKEM768_CT_LEN,
+    TYPE_ED25519,
+    TYPE_X25519,
+    decode_key,
+    encode_key,
+)
+from protocol.prekeys import KemKind, read_kem_kind
+
+MESSAGE_VERSION = 1
+HEADER_LEN = 1 + ENCODED_X25519_LEN + 4 + 4
+_HEADER = struct.Struct(">BB32sII")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """HEADER(dh_pair, pn, n) of DR section 3.2:
+    version u8 (1) || Encode(ratchet public key) || PN u32 || N u32; 42 bytes."""
+
+    dh: bytes
+    pn: int
+    n: int
+
+    def encode(self) -> bytes:
+        return _HEADER.pack(MESSAGE_VERSION, TYPE_X25519, self.dh, self.pn, self.n)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Header:
+        if len(data) != HEADER_LEN:
+            raise DecodeError(f"header must be {HEADER_LEN} bytes")
+        version, key_type, dh, pn, n = _HEADER.unpack(data)
+        if version != MESSAGE_VERSION:
+            raise DecodeError(f"unknown message version {version}")
+        if key_type != TYPE_X25519:
+            raise DecodeError(f"ratchet key type {key_type:#04x}, expected 0x05")
+        return cls(dh, pn, n)
+
+
+@dataclass(frozen=True, slots=True)
+class RatchetMessage:
+    """header (42 bytes) || ciphertext || MAC (32 bytes). The ciphertext is a
+    non-empty multiple of 16 bytes; nothing follows the MAC."""
+
+    header: Header
+    body: bytes
+
+    def encode(self) -> bytes:
+        return self.header.encode() + self.body
+
+    @classmethod
+    def decode(cls, data: bytes) -> RatchetMessage:
+        header = Header.decode(data[:HEADER_LEN])
+        body = data[HEADER_LEN:]
+        if len(body) < BLOCK + MAC_LEN or (len(body) - MAC_LEN) % BLOCK:
+            raise DecodeError("ciphertext length is not a whole number of blocks plus a MAC")
+        return cls(header, body)
+
+
+@dataclass(frozen=True, slots=True)
+class PreKeyMessage:
+    """PQXDH's initial message (section 3.3) wrapped around a ratchet message.
+
+    version u8 (1) || Encode(IK_A) || Encode(EK_A) || SPK id u32 || KEM kind u8
+    || KEM prekey id u32 || has_opk u8 || [OPK id u32] || KEM ciphertext (1088)
+    || RatchetMessage
+    """
+
+    identity: bytes
+    ephemeral: bytes
+    signed_prekey_id: int
+    kem_kind: KemKind
+    kem_prekey_id: int
+    one_time_prekey_id: int | None
+    kem_ciphertext: bytes
+    message: RatchetMessage
+
+    def encode_prefix(self) -> bytes:
+        """Everything but the ratchet message: what the initiator repeats."""
+        return encode_prekey_prefix(
+            self.identity,
+            self.ephemeral,
+            self.signed_prekey_id,
+            self.kem_kind,
+            self.kem_prekey_id,
+            self.one_time_prekey_id,
+            self.kem_ciphertext,
+        )
+
+    def encode(self) -> bytes:
+        return self.encode_prefix() + self.message.encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> PreKeyMessage:
+        r = codec.Reader(data)
+        r.expect(MESSAGE_VERSION, "initial message version")
+        identity = decode_key(TYPE_ED25519, r.take(ENCODED_ED25519_LEN))
+        ephemeral = decode_key(TYPE_X25519, r.take(ENCODED_X25519_LEN))
+        spk_id = r.u32()
+        kind = read_kem_kind(r)
+        kem_id = r.u32()
+        opk_id = r.u32() if r.flag() else None
+        ct = r.take(MLKEM768_CT_LEN)
+        return cls(identity, ephemeral, spk_id, kind, kem_id, opk_id, ct,
+                   RatchetMessage.decode(r.rest()))
+
+
+def encode_prekey_prefix(
+    identity: bytes,
+    ephemeral: bytes,
+    signed_prekey_id: int,
+    kem_kind: KemKind,
+    kem_prekey_id: int,
+    one_time_prekey_id: int | None,
+    kem_ciphertext: bytes,
+) -> bytes:
+    if len(kem_ciphertext) != MLKEM768_CT_LEN:
+        raise ValueError("KEM ciphertext must be 1088 bytes")
+    opk = b"\x00" if one_time_prekey_id is None else b"\x01" + codec.u32(one_time_prekey_id)
+    return b"".join((
+        codec.u8(MESSAGE_VERSION),
+        encode_key(TYPE_ED25519, identity),
+        encode_key(TYPE_X25519, ephemeral),
+        codec.u32(signed_prekey_id),
+        codec.u8(kem_kind),
+        codec.u32(kem_prekey_id),
+        opk,
+        kem_ciphertext,
+    ))

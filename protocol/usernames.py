@@ -1,0 +1,24 @@
+"""The username rule shared by client and server."""
+
+from __future__ import annotations
+
+import re
+
+from protocol.errors import DecodeError
+
+USERNAME_RE = re.compile(r"[a-z][a-z0-9_.-]{2,31}")
+USERNAME_RULE = "3 to 32 characters: a-z first, then a-z, 0-9, '_', '.' or '-'"
+
+
+def check_username(name: str) -> str:
+    if not USERNAME_RE.fullmatch(name):
+        raise DecodeError(f"invalid username {name!r}: {USERNAME_RULE}")
+    return name
+
+
+def decode_username(raw: bytes) -> str:
+    try:
+        name = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise DecodeError("username is not ASCII") from None
+    return check_username(name)

@@ -1,0 +1,59 @@
+"""Import hygiene, checked in fresh interpreters so nothing else has loaded modules.
+
+- protocol/ is sans-I/O: importing all of it pulls in no asyncio, websockets,
+  textual, sqlite3 or socket.
+- server/ never loads the ratchet, the session code, PQXDH, sealing or the AEAD: the
+  relay has no code path that could decrypt.
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _modules_after_import(packages: list[str]) -> set[str]:
+    code = (
+        "import importlib, json, pkgutil, sys\n"
+        f"for pkg in {packages!r}:\n"
+        "    mod = importlib.import_module(pkg)\n"
+        "    for info in pkgutil.walk_packages(mod.__path__, pkg + '.'):\n"
+        "        importlib.import_module(info.name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+def test_protocol_imports_no_io() -> None:
+    loaded = _modules_after_import(["protocol"])
+    for banned in ("asyncio", "websockets", "textual", "sqlite3", "socket"):
+        assert banned not in loaded, f"protocol/ pulls in {banned}"
+
+
+SERVER_MAY_NOT_LOAD = [
+    "protocol.ratchet",
+    "protocol.session",
+    "protocol.pqxdh",
+    "protocol.sealed",
+    "protocol.aead",
+    "protocol.kdf",
+]
+
+
+@pytest.mark.skipif(
+    not any(pkgutil.iter_modules([str(ROOT / "server")])),
+    reason="server/ has no modules yet",
+)
+def test_server_cannot_decrypt() -> None:
+    loaded = _modules_after_import(["server"])
+    leaked = [name for name in SERVER_MAY_NOT_LOAD if name in loaded]
+    assert not leaked, f"server/ loads {leaked}"
