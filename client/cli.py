@@ -3,8 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from server.config import default_data_dir, default_limits
+
+    limits = default_limits()
+    p = sub.add_parser("serve", help="run a relay server",
+                       description="Run a relay: it stores and forwards opaque envelopes and "
+                       "key bundles, nothing else (docs/DATA.md lists every column).")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--data", type=Path, default=default_data_dir(),
+                   help=f"data directory (default {default_data_dir()})")
+    p.add_argument("--tls-cert", type=Path, help="serve wss:// with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="private key for --tls-cert (PEM)")
+    p.add_argument("--public-url", action="append", default=[],
+                   help="a URL clients reach this server at (repeatable); login signatures "
+                   "must name one of them")
+    p.add_argument("--synchronous-full", action="store_true",
+                   help="fsync every commit (survives power loss, not only a killed process)")
+    p.add_argument("--envelope-ttl", type=int, default=limits.envelope_ttl,
+                   help="seconds an undelivered envelope is kept (default 30 days)")
+    p.add_argument("--expiry-interval", type=float, default=60.0,
+                   help="seconds between expiry sweeps")
+    p.add_argument("--max-frame", type=int, default=limits.max_frame)
+    p.add_argument("--max-envelope", type=int, default=limits.max_envelope)
+    p.add_argument("--max-recipients", type=int, default=limits.max_recipients)
+    p.add_argument("--max-queue", type=int, default=limits.max_queue,
+                   help="queued envelopes per recipient")
+    p.add_argument("--max-prekeys", type=int, default=limits.max_prekeys,
+                   help="one-time prekeys of each kind per account")
+    p.add_argument("--rate", type=int, default=limits.rate_per_second,
+                   help="frames per second per connection")
+    p.add_argument("--burst", type=int, default=limits.rate_burst)
+    p.add_argument("--prekey-low", type=int, default=limits.prekey_low)
+    p.add_argument("--log-level", default="INFO")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +56,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="show a PQXDH + Double Ratchet conversation and what a "
                           "relay would see of it")
     demo.add_argument("--messages", type=int, default=6, help="how many messages to exchange")
+    _add_serve(sub)
+    audit = sub.add_parser("audit", help="print everything a relay's data directory holds")
+    audit.add_argument("--data", type=Path, required=True)
+    conf = sub.add_parser("conformance", help="check a relay against the protocol's frames")
+    conf.add_argument("url", help="ws:// or wss:// URL of the relay")
+    conf.add_argument("-k", "--only", help="run only checks whose name contains this")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.app import run_server
+    from server.config import ServerConfig, default_limits
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("blindrelay serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    limits = replace(
+        default_limits(), max_frame=args.max_frame, max_envelope=args.max_envelope,
+        max_recipients=args.max_recipients, max_queue=args.max_queue,
+        max_prekeys=args.max_prekeys, rate_per_second=args.rate, rate_burst=args.burst,
+        envelope_ttl=args.envelope_ttl, prekey_low=args.prekey_low)
+    config = ServerConfig(host=args.host, port=args.port, data_dir=args.data, limits=limits,
+                          tls_cert=args.tls_cert, tls_key=args.tls_key,
+                          public_urls=tuple(args.public_url),
+                          synchronous_full=args.synchronous_full,
+                          expiry_interval=args.expiry_interval)
+
+    def ready(_relay: object, port: int) -> None:
+        print(f"blindrelay relay listening on {config.scheme}://{config.host}:{port}",
+              flush=True)
+
+    asyncio.run(run_server(config, ready=ready))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from client.protodemo import run
 
         return run(args.messages)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "audit":
+        from server.audit import main as audit_main
+
+        return audit_main(args.data)
+    if args.command == "conformance":
+        from client.conformance import main as conformance_main
+
+        return conformance_main(args.url, args.only)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -1,8 +1,7 @@
-"""Key pairs, their fixed encodings, and the Ed25519 -> X25519 conversion.
+"""Key pairs and private-key operations: X25519, Ed25519 identities, ML-KEM-768.
 
-Encode(PK) is one type byte followed by the raw public key. The three key types
-have distinct type bytes *and* distinct lengths, so no encoding of one type can
-be read as another (PQXDH section 2.3 requires pairwise-disjoint encodings).
+The public encodings live in `protocol.publickeys` (re-exported here) so that the
+relay can import them without importing any private-key operation.
 """
 
 from __future__ import annotations
@@ -12,60 +11,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import nacl.bindings as sodium
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import mlkem
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from protocol.errors import BadSignature, DecodeError, SessionSetupError
+from protocol.errors import DecodeError, SessionSetupError
+from protocol.publickeys import (
+    ED25519_LEN,
+    ENCODED_ED25519_LEN,
+    ENCODED_MLKEM768_LEN,
+    ENCODED_X25519_LEN,
+    MLKEM768_CT_LEN,
+    MLKEM768_PUBLIC_LEN,
+    MLKEM768_SEED_LEN,
+    SIGNATURE_LEN,
+    TYPE_ED25519,
+    TYPE_MLKEM768,
+    TYPE_X25519,
+    X25519_LEN,
+    decode_key,
+    encode_key,
+    identity_dh_public,
+    verify_signature,
+)
 
 Rng = Callable[[int], bytes]
 """A source of random bytes: `rng(n)` returns n bytes. Defaults to os.urandom;
 tests and vectors inject a deterministic one."""
 
 default_rng: Rng = os.urandom
-
-TYPE_ED25519 = 0x01
-TYPE_X25519 = 0x05
-TYPE_MLKEM768 = 0x0A
-
-ED25519_LEN = 32
-X25519_LEN = 32
-MLKEM768_PUBLIC_LEN = 1184
-MLKEM768_SEED_LEN = 64
-MLKEM768_CT_LEN = 1088
-SIGNATURE_LEN = 64
-
-ENCODED_ED25519_LEN = 1 + ED25519_LEN
-ENCODED_X25519_LEN = 1 + X25519_LEN
-ENCODED_MLKEM768_LEN = 1 + MLKEM768_PUBLIC_LEN
-
-_LENGTHS = {
-    TYPE_ED25519: ED25519_LEN,
-    TYPE_X25519: X25519_LEN,
-    TYPE_MLKEM768: MLKEM768_PUBLIC_LEN,
-}
-
-
-def encode_key(key_type: int, raw: bytes) -> bytes:
-    """Encode(PK): type byte || raw public key."""
-    if len(raw) != _LENGTHS[key_type]:
-        raise ValueError("raw key has the wrong length for its type")
-    return bytes((key_type,)) + raw
-
-
-def decode_key(expected_type: int, encoded: bytes) -> bytes:
-    """Inverse of encode_key for one expected type; returns the raw key."""
-    if not encoded:
-        raise DecodeError("empty key encoding")
-    if encoded[0] != expected_type:
-        raise DecodeError(f"key type {encoded[0]:#04x}, expected {expected_type:#04x}")
-    raw = encoded[1:]
-    if len(raw) != _LENGTHS[expected_type]:
-        length = _LENGTHS[expected_type]
-        raise DecodeError(f"key of type {expected_type:#04x} must be {length} bytes")
-    return raw
-
 
 def x25519(private: bytes, public: bytes) -> bytes:
     """DH(private, public) on X25519 (RFC 7748). An all-zero output, which a
@@ -99,25 +73,6 @@ class X25519KeyPair:
 
     def dh(self, peer_public: bytes) -> bytes:
         return x25519(self.private, peer_public)
-
-
-def verify_signature(identity_public: bytes, signature: bytes, message: bytes) -> None:
-    """Ed25519 verification (RFC 8032); raises BadSignature."""
-    if len(signature) != SIGNATURE_LEN:
-        raise BadSignature("signature must be 64 bytes")
-    try:
-        Ed25519PublicKey.from_public_bytes(identity_public).verify(signature, message)
-    except (InvalidSignature, ValueError) as exc:
-        raise BadSignature("signature does not verify") from exc
-
-
-def identity_dh_public(identity_public: bytes) -> bytes:
-    """The X25519 form of an Ed25519 public key (libsodium's
-    crypto_sign_ed25519_pk_to_curve25519: u = (1 + y) / (1 - y))."""
-    try:
-        return bytes(sodium.crypto_sign_ed25519_pk_to_curve25519(identity_public))
-    except Exception as exc:  # libsodium rejects small-order and non-canonical points
-        raise SessionSetupError("identity key has no valid X25519 form") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,3 +149,30 @@ def kem_encapsulate(public: bytes) -> tuple[bytes, bytes]:
         raise SessionSetupError("invalid ML-KEM-768 public key") from exc
     shared, ciphertext = key.encapsulate()
     return ciphertext, shared
+
+
+__all__ = [
+    "ED25519_LEN",
+    "ENCODED_ED25519_LEN",
+    "ENCODED_MLKEM768_LEN",
+    "ENCODED_X25519_LEN",
+    "MLKEM768_CT_LEN",
+    "MLKEM768_PUBLIC_LEN",
+    "MLKEM768_SEED_LEN",
+    "SIGNATURE_LEN",
+    "TYPE_ED25519",
+    "TYPE_MLKEM768",
+    "TYPE_X25519",
+    "X25519_LEN",
+    "IdentityKeyPair",
+    "KemKeyPair",
+    "Rng",
+    "X25519KeyPair",
+    "decode_key",
+    "default_rng",
+    "encode_key",
+    "identity_dh_public",
+    "kem_encapsulate",
+    "verify_signature",
+    "x25519",
+]

@@ -10,9 +10,13 @@ USERNAME_RE = re.compile(r"[a-z][a-z0-9_.-]{2,31}")
 USERNAME_RULE = "3 to 32 characters: a-z first, then a-z, 0-9, '_', '.' or '-'"
 
 
+class InvalidUsername(DecodeError):
+    """A username breaks the rule above."""
+
+
 def check_username(name: str) -> str:
     if not USERNAME_RE.fullmatch(name):
-        raise DecodeError(f"invalid username {name!r}: {USERNAME_RULE}")
+        raise InvalidUsername(f"invalid username {name!r}: {USERNAME_RULE}")
     return name
 
 
@@ -20,5 +24,5 @@ def decode_username(raw: bytes) -> str:
     try:
         name = raw.decode("ascii")
     except UnicodeDecodeError:
-        raise DecodeError("username is not ASCII") from None
+        raise InvalidUsername("username is not ASCII") from None
     return check_username(name)

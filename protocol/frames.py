@@ -1,0 +1,484 @@
+"""Client-server frames: one binary WebSocket message each, parsed strictly.
+
+    frame = version u8 (1) || type u8 || request id u32 || payload
+
+A client picks the request id; the server echoes it in its answer (a typed
+answer, OK or ERROR). Frames the server pushes unasked carry request id 0.
+Only these layouts cross the wire between client and relay; the relay never sees
+anything inside an envelope body. See docs/PROTOCOL.md, "Client-server frames".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from protocol import codec
+from protocol.errors import DecodeError
+from protocol.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
+from protocol.publickeys import (
+    ENCODED_ED25519_LEN,
+    SIGNATURE_LEN,
+    TYPE_ED25519,
+    decode_key,
+    encode_key,
+)
+from protocol.usernames import decode_username
+
+FRAME_VERSION = 1
+FRAME_HEADER_LEN = 6
+CHALLENGE_LEN = 32
+ENVELOPE_ID_LEN = 16
+
+REGISTER_PURPOSE = b"blindrelay-register-v1\x00"
+LOGIN_PURPOSE = b"blindrelay-login-v1\x00"
+
+
+class UnsupportedVersion(DecodeError):
+    """The frame's version byte is not one this implementation speaks."""
+
+
+class UnknownFrameType(DecodeError):
+    """The frame's type byte names no frame (or one not valid in this direction)."""
+
+
+class ErrorCode(IntEnum):
+    """Stable error codes of the ERROR frame. Numbers never change meaning."""
+
+    MALFORMED_FRAME = 1
+    UNKNOWN_FRAME_TYPE = 2
+    UNSUPPORTED_VERSION = 3
+    FRAME_TOO_LARGE = 4
+    NOT_AUTHENTICATED = 5
+    ALREADY_AUTHENTICATED = 6
+    USERNAME_INVALID = 10
+    USERNAME_TAKEN = 11
+    UNKNOWN_USER = 12
+    BAD_SIGNATURE = 13
+    IDENTITY_IN_USE = 14
+    NO_PREKEYS = 20
+    TOO_MANY_PREKEYS = 21
+    ENVELOPE_TOO_LARGE = 30
+    QUEUE_FULL = 31
+    RATE_LIMITED = 32
+    TOO_MANY_RECIPIENTS = 33
+    INTERNAL_ERROR = 40
+
+
+def login_statement(server_url: str, challenge: bytes, username: str) -> bytes:
+    """What LOGIN signs: purpose || var16(server URL) || challenge || var8(username).
+    The purpose string and the URL the client dialed keep the signature from being
+    replayed to another server or used for anything else."""
+    return (LOGIN_PURPOSE + codec.var16(server_url.encode("utf-8")) + challenge
+            + codec.var8(username.encode("ascii")))
+
+
+def register_statement(server_url: str, challenge: bytes, username: str,
+                       identity: bytes) -> bytes:
+    """What REGISTER signs: like LOGIN, with its own purpose and Encode(IK) appended."""
+    return (REGISTER_PURPOSE + codec.var16(server_url.encode("utf-8")) + challenge
+            + codec.var8(username.encode("ascii")) + encode_key(TYPE_ED25519, identity))
+
+
+class Frame:
+    """Base of every frame. Subclasses define TYPE and the payload layout."""
+
+    TYPE: ClassVar[int]
+
+    def encode_payload(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Frame:
+        return cls()
+
+
+def encode_frame(frame: Frame, request_id: int = 0) -> bytes:
+    return (bytes((FRAME_VERSION, frame.TYPE)) + codec.u32(request_id)
+            + frame.encode_payload())
+
+
+# ---- client -> server -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Register(Frame):
+    """0x02: var8 username || Encode(IK) || signature over register_statement."""
+
+    TYPE: ClassVar[int] = 0x02
+    username: str
+    identity: bytes
+    signature: bytes
+
+    def encode_payload(self) -> bytes:
+        return (codec.var8(self.username.encode("ascii"))
+                + encode_key(TYPE_ED25519, self.identity) + self.signature)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Register:
+        username = decode_username(r.var8())
+        identity = decode_key(TYPE_ED25519, r.take(ENCODED_ED25519_LEN))
+        return cls(username, identity, r.take(SIGNATURE_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class Login(Frame):
+    """0x03: var8 username || signature over login_statement."""
+
+    TYPE: ClassVar[int] = 0x03
+    username: str
+    signature: bytes
+
+    def encode_payload(self) -> bytes:
+        return codec.var8(self.username.encode("ascii")) + self.signature
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Login:
+        return cls(decode_username(r.var8()), r.take(SIGNATURE_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSignedPrekeys(Frame):
+    """0x10: SignedPreKey (101) || last-resort KemPreKey (1253). Replaces both."""
+
+    TYPE: ClassVar[int] = 0x10
+    signed_prekey: SignedPreKey
+    last_resort_kem: KemPreKey
+
+    def encode_payload(self) -> bytes:
+        return self.signed_prekey.encode() + self.last_resort_kem.encode()
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> UploadSignedPrekeys:
+        return cls(SignedPreKey.read(r), KemPreKey.read(r))
+
+
+@dataclass(frozen=True, slots=True)
+class UploadOneTimePrekeys(Frame):
+    """0x11: u16 n || n OneTimePreKey (37 each) || u16 m || m one-time KemPreKey (1253 each)."""
+
+    TYPE: ClassVar[int] = 0x11
+    one_time: tuple[OneTimePreKey, ...]
+    kem_one_time: tuple[KemPreKey, ...]
+
+    def encode_payload(self) -> bytes:
+        return b"".join((
+            codec.u16(len(self.one_time)),
+            *(k.encode() for k in self.one_time),
+            codec.u16(len(self.kem_one_time)),
+            *(k.encode() for k in self.kem_one_time),
+        ))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> UploadOneTimePrekeys:
+        one_time = tuple(OneTimePreKey.read(r) for _ in range(r.u16()))
+        kem = tuple(KemPreKey.read(r) for _ in range(r.u16()))
+        return cls(one_time, kem)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchBundle(Frame):
+    """0x12: var8 username. Answered by BUNDLE."""
+
+    TYPE: ClassVar[int] = 0x12
+    username: str
+
+    def encode_payload(self) -> bytes:
+        return codec.var8(self.username.encode("ascii"))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> FetchBundle:
+        return cls(decode_username(r.var8()))
+
+
+@dataclass(frozen=True, slots=True)
+class PrekeyCount(Frame):
+    """0x13: empty. Answered by PREKEY_COUNTS."""
+
+    TYPE: ClassVar[int] = 0x13
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    recipient: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Send(Frame):
+    """0x20: u16 n || n * (var8 recipient || var32 body). Answered by SENT once every
+    envelope is durably stored; all or none are accepted."""
+
+    TYPE: ClassVar[int] = 0x20
+    envelopes: tuple[Outgoing, ...]
+
+    def encode_payload(self) -> bytes:
+        parts = [codec.u16(len(self.envelopes))]
+        for env in self.envelopes:
+            parts.append(codec.var8(env.recipient.encode("ascii")))
+            parts.append(codec.var32(env.body))
+        return b"".join(parts)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Send:
+        count = r.u16()
+        if count == 0:
+            raise DecodeError("SEND names no recipient")
+        envelopes = []
+        for _ in range(count):
+            recipient = decode_username(r.var8())
+            body = r.var32()
+            if not body:
+                raise DecodeError("empty envelope body")
+            envelopes.append(Outgoing(recipient, body))
+        return cls(tuple(envelopes))
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Frame):
+    """0x21: u16 n || n envelope ids (16 bytes each). The server deletes them."""
+
+    TYPE: ClassVar[int] = 0x21
+    envelope_ids: tuple[bytes, ...]
+
+    def encode_payload(self) -> bytes:
+        return codec.u16(len(self.envelope_ids)) + b"".join(self.envelope_ids)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Ack:
+        count = r.u16()
+        if count == 0:
+            raise DecodeError("ACK names no envelope")
+        return cls(tuple(r.take(ENVELOPE_ID_LEN) for _ in range(count)))
+
+
+# ---- server -> client -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The server's limits, announced in HELLO so clients and the conformance suite
+    can respect (and test) them."""
+
+    max_frame: int
+    max_envelope: int
+    max_recipients: int
+    max_queue: int
+    max_prekeys: int
+    rate_per_second: int
+    rate_burst: int
+    envelope_ttl: int
+    prekey_low: int
+
+    SIZE: ClassVar[int] = 4 + 4 + 2 + 4 + 2 + 2 + 2 + 4 + 2
+
+    def encode(self) -> bytes:
+        return b"".join((
+            codec.u32(self.max_frame), codec.u32(self.max_envelope),
+            codec.u16(self.max_recipients), codec.u32(self.max_queue),
+            codec.u16(self.max_prekeys), codec.u16(self.rate_per_second),
+            codec.u16(self.rate_burst), codec.u32(self.envelope_ttl),
+            codec.u16(self.prekey_low),
+        ))
+
+    @classmethod
+    def read(cls, r: codec.Reader) -> Limits:
+        return cls(r.u32(), r.u32(), r.u16(), r.u32(), r.u16(), r.u16(), r.u16(), r.u32(),
+                   r.u16())
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Frame):
+    """0x80, pushed on connect: challenge (32 random bytes) || Limits (26 bytes)."""
+
+    TYPE: ClassVar[int] = 0x80
+    challenge: bytes
+    limits: Limits
+
+    def encode_payload(self) -> bytes:
+        return self.challenge + self.limits.encode()
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Hello:
+        return cls(r.take(CHALLENGE_LEN), Limits.read(r))
+
+
+@dataclass(frozen=True, slots=True)
+class Ok(Frame):
+    """0x81: empty. The request succeeded (REGISTER, LOGIN, uploads, ACK)."""
+
+    TYPE: ClassVar[int] = 0x81
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle(Frame):
+    """0x92: a PreKeyBundle (docs/PROTOCOL.md), answering FETCH_BUNDLE."""
+
+    TYPE: ClassVar[int] = 0x92
+    bundle: bytes
+
+    def encode_payload(self) -> bytes:
+        return self.bundle
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Bundle:
+        return cls(r.rest())
+
+
+@dataclass(frozen=True, slots=True)
+class PrekeyCounts(Frame):
+    """0x93: u32 one-time X25519 prekeys left || u32 one-time KEM prekeys left."""
+
+    TYPE: ClassVar[int] = 0x93
+    one_time: int
+    kem_one_time: int
+
+    def encode_payload(self) -> bytes:
+        return codec.u32(self.one_time) + codec.u32(self.kem_one_time)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> PrekeyCounts:
+        return cls(r.u32(), r.u32())
+
+
+@dataclass(frozen=True, slots=True)
+class Sent(Frame):
+    """0xA0: u16 n || n envelope ids, in the order of the SEND."""
+
+    TYPE: ClassVar[int] = 0xA0
+    envelope_ids: tuple[bytes, ...]
+
+    def encode_payload(self) -> bytes:
+        return codec.u16(len(self.envelope_ids)) + b"".join(self.envelope_ids)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Sent:
+        return cls(tuple(r.take(ENVELOPE_ID_LEN) for _ in range(r.u16())))
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver(Frame):
+    """0xC0, pushed: envelope id (16) || received-at u64 (Unix seconds) || var32 body."""
+
+    TYPE: ClassVar[int] = 0xC0
+    envelope_id: bytes
+    received_at: int
+    body: bytes
+
+    def encode_payload(self) -> bytes:
+        return self.envelope_id + codec.u64(self.received_at) + codec.var32(self.body)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Deliver:
+        return cls(r.take(ENVELOPE_ID_LEN), r.u64(), r.var32())
+
+
+@dataclass(frozen=True, slots=True)
+class PrekeysLow(Frame):
+    """0xC1, pushed to the owner: u32 X25519 one-time prekeys left || u32 KEM ones left."""
+
+    TYPE: ClassVar[int] = 0xC1
+    one_time: int
+    kem_one_time: int
+
+    def encode_payload(self) -> bytes:
+        return codec.u32(self.one_time) + codec.u32(self.kem_one_time)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> PrekeysLow:
+        return cls(r.u32(), r.u32())
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDone(Frame):
+    """0xC2, pushed after login once every queued envelope was sent: u32 how many."""
+
+    TYPE: ClassVar[int] = 0xC2
+    delivered: int
+
+    def encode_payload(self) -> bytes:
+        return codec.u32(self.delivered)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> QueueDone:
+        return cls(r.u32())
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Frame):
+    """0xFF: u16 code (ErrorCode) || var16 UTF-8 message for humans."""
+
+    TYPE: ClassVar[int] = 0xFF
+    code: int
+    message: str = field(default="")
+
+    def encode_payload(self) -> bytes:
+        return codec.u16(self.code) + codec.var16(self.message.encode("utf-8")[:1000])
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Error:
+        code = r.u16()
+        try:
+            message = r.var16().decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecodeError("error message is not UTF-8") from None
+        return cls(code, message)
+
+
+CLIENT_FRAMES: dict[int, type[Frame]] = {
+    cls.TYPE: cls
+    for cls in (Register, Login, UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
+                PrekeyCount, Send, Ack)
+}
+SERVER_FRAMES: dict[int, type[Frame]] = {
+    cls.TYPE: cls
+    for cls in (Hello, Ok, Bundle, PrekeyCounts, Sent, Deliver, PrekeysLow, QueueDone, Error)
+}
+
+
+def read_header(data: bytes) -> tuple[int, int]:
+    """(type, request id) of a frame whose version is supported."""
+    if len(data) < FRAME_HEADER_LEN:
+        raise DecodeError("frame shorter than its 6-byte header")
+    if data[0] != FRAME_VERSION:
+        raise UnsupportedVersion(f"frame version {data[0]} (this side speaks {FRAME_VERSION})")
+    return data[1], int.from_bytes(data[2:6], "big")
+
+
+def _decode(data: bytes, table: dict[int, type[Frame]]) -> tuple[int, Frame]:
+    frame_type, request_id = read_header(data)
+    cls = table.get(frame_type)
+    if cls is None:
+        raise UnknownFrameType(f"unknown frame type {frame_type:#04x}")
+    r = codec.Reader(data[FRAME_HEADER_LEN:])
+    frame = cls.decode_payload(r)
+    r.finish()
+    return request_id, frame
+
+
+def decode_client_frame(data: bytes) -> tuple[int, Frame]:
+    """Parses a frame a client sent: (request id, frame)."""
+    return _decode(data, CLIENT_FRAMES)
+
+
+def decode_server_frame(data: bytes) -> tuple[int, Frame]:
+    """Parses a frame a server sent: (request id, frame)."""
+    return _decode(data, SERVER_FRAMES)
+
+
+def normalize_url(url: str) -> str:
+    """The form of a server URL that LOGIN and REGISTER sign: scheme and host in lower
+    case, the port always explicit, no path, no trailing slash."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"server URL must start with ws:// or wss://, not {url!r}")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError(f"server URL has no host: {url!r}")
+    port = parts.port or (443 if scheme == "wss" else 80)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"

@@ -1,0 +1,83 @@
+"""Public key encodings and signature verification: everything the relay needs.
+
+Encode(PK) is one type byte followed by the raw public key. The three key types
+have distinct type bytes *and* distinct lengths, so no encoding of one type can
+be read as another (PQXDH section 2.3 requires pairwise-disjoint encodings).
+This module holds no private-key operation; `protocol.keys` has those.
+"""
+
+from __future__ import annotations
+
+import nacl.bindings as sodium
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from protocol.errors import BadSignature, DecodeError, SessionSetupError
+
+TYPE_ED25519 = 0x01
+TYPE_X25519 = 0x05
+TYPE_MLKEM768 = 0x0A
+
+ED25519_LEN = 32
+X25519_LEN = 32
+MLKEM768_PUBLIC_LEN = 1184
+MLKEM768_SEED_LEN = 64
+MLKEM768_CT_LEN = 1088
+SIGNATURE_LEN = 64
+
+ENCODED_ED25519_LEN = 1 + ED25519_LEN
+ENCODED_X25519_LEN = 1 + X25519_LEN
+ENCODED_MLKEM768_LEN = 1 + MLKEM768_PUBLIC_LEN
+
+X25519_P = 2**255 - 19
+"""An encoded X25519 key must be canonical: u < p, so its top bit is 0."""
+
+_LENGTHS = {
+    TYPE_ED25519: ED25519_LEN,
+    TYPE_X25519: X25519_LEN,
+    TYPE_MLKEM768: MLKEM768_PUBLIC_LEN,
+}
+
+
+def encode_key(key_type: int, raw: bytes) -> bytes:
+    """Encode(PK): type byte || raw public key."""
+    if len(raw) != _LENGTHS[key_type]:
+        raise ValueError("raw key has the wrong length for its type")
+    return bytes((key_type,)) + raw
+
+
+def decode_key(expected_type: int, encoded: bytes) -> bytes:
+    """Inverse of encode_key for one expected type; returns the raw key."""
+    if not encoded:
+        raise DecodeError("empty key encoding")
+    if encoded[0] != expected_type:
+        raise DecodeError(f"key type {encoded[0]:#04x}, expected {expected_type:#04x}")
+    raw = encoded[1:]
+    if len(raw) != _LENGTHS[expected_type]:
+        length = _LENGTHS[expected_type]
+        raise DecodeError(f"key of type {expected_type:#04x} must be {length} bytes")
+    if expected_type == TYPE_X25519 and int.from_bytes(raw, "little") >= X25519_P:
+        # X25519 reduces u mod p and ignores the top bit (RFC 7748 section 5), so a
+        # non-canonical u would be a second encoding with the same DH output: a flipped
+        # top bit of EK_A in an initial message would otherwise go unnoticed.
+        raise DecodeError("non-canonical X25519 key (u >= 2^255 - 19)")
+    return raw
+
+
+def verify_signature(identity_public: bytes, signature: bytes, message: bytes) -> None:
+    """Ed25519 verification (RFC 8032); raises BadSignature."""
+    if len(signature) != SIGNATURE_LEN:
+        raise BadSignature("signature must be 64 bytes")
+    try:
+        Ed25519PublicKey.from_public_bytes(identity_public).verify(signature, message)
+    except (InvalidSignature, ValueError) as exc:
+        raise BadSignature("signature does not verify") from exc
+
+
+def identity_dh_public(identity_public: bytes) -> bytes:
+    """The X25519 form of an Ed25519 public key (libsodium's
+    crypto_sign_ed25519_pk_to_curve25519: u = (1 + y) / (1 - y))."""
+    try:
+        return bytes(sodium.crypto_sign_ed25519_pk_to_curve25519(identity_public))
+    except Exception as exc:  # libsodium rejects small-order and non-canonical points
+        raise SessionSetupError("identity key has no valid X25519 form") from exc

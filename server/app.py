@@ -1,0 +1,108 @@
+"""`blindrelay serve`: the relay on the websockets library's asyncio server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+
+from websockets.asyncio.server import Request, Response, ServerConnection, serve
+
+from server.config import ServerConfig
+from server.relay import Relay
+from server.sqlite_store import SqliteStorage
+
+log = logging.getLogger("blindrelay.server")
+
+WAL_CHECKPOINT_EVERY = 10
+
+
+def _health(connection: ServerConnection, request: Request) -> Response | None:
+    if request.path == "/healthz":
+        return connection.respond(http.HTTPStatus.OK, "ok\n")
+    return None
+
+
+def _quiet_transport_logger() -> logging.Logger:
+    """websockets' own logger, kept at WARNING: its INFO and DEBUG lines can name
+    peer addresses, which the relay does not keep (docs/DATA.md)."""
+    logger = logging.getLogger("blindrelay.transport")
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
+async def run_server(
+    config: ServerConfig,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[Relay, int], None] | None = None,
+    relay_factory: Callable[..., Relay] = Relay,
+) -> None:
+    """Runs until `stop` is set (or SIGTERM/SIGINT): then stops accepting, lets
+    in-flight stores commit, closes connections with 1001 and returns."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    storage = await SqliteStorage.open(config.data_dir, config.synchronous_full)
+    ssl_context = None
+    if config.tls_cert:
+        ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
+    relay: Relay | None = None
+
+    async def handler(ws: ServerConnection) -> None:
+        assert relay is not None
+        await relay.handle(ws)
+
+    installed: list[signal.Signals] = []
+    try:
+        async with serve(
+            handler,
+            config.host,
+            config.port,
+            ssl=ssl_context,
+            process_request=_health,
+            compression=None,
+            max_size=config.limits.max_frame * 4,
+            max_queue=4,
+            logger=_quiet_transport_logger(),
+        ) as server:
+            port = server.sockets[0].getsockname()[1] if server.sockets else config.port
+            relay = relay_factory(storage, config.limits, config.accepted_urls(port))
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, stop.set)
+                    installed.append(sig)
+            expiry = loop.create_task(_expire_forever(relay, storage, config.expiry_interval))
+            log.info("listening on %s://%s:%d, data in %s", config.scheme, config.host, port,
+                     config.data_dir)
+            if ready is not None:
+                ready(relay, port)
+            await stop.wait()
+            log.info("shutting down")
+            expiry.cancel()
+            server.close(close_connections=True)
+            await server.wait_closed()
+            await asyncio.gather(expiry, return_exceptions=True)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await storage.close()
+        log.info("stopped")
+
+
+async def _expire_forever(relay: Relay, storage: SqliteStorage, interval: float) -> None:
+    rounds = 0
+    while True:
+        try:
+            await relay.expire_once()
+            rounds += 1
+            if rounds % WAL_CHECKPOINT_EVERY == 0:
+                await storage.checkpoint()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("expiry failed")
+        await asyncio.sleep(interval)

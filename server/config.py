@@ -1,0 +1,66 @@
+"""The relay's settings and their defaults."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from protocol.frames import Limits, normalize_url
+
+LOOPBACK_ALIASES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def default_data_dir(app: str = "blindrelay", sub: str = "server") -> Path:
+    """The per-user data directory: XDG on Linux, the platform's own elsewhere."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / app / sub
+
+
+def default_limits() -> Limits:
+    return Limits(
+        max_frame=256 * 1024,
+        max_envelope=64 * 1024,
+        max_recipients=64,
+        max_queue=10_000,
+        max_prekeys=500,
+        rate_per_second=200,
+        rate_burst=400,
+        envelope_ttl=30 * 24 * 3600,
+        prekey_low=10,
+    )
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path = field(default_factory=default_data_dir)
+    limits: Limits = field(default_factory=default_limits)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    public_urls: tuple[str, ...] = ()
+    synchronous_full: bool = False
+    expiry_interval: float = 60.0
+
+    @property
+    def scheme(self) -> str:
+        return "wss" if self.tls_cert else "ws"
+
+    def accepted_urls(self, bound_port: int | None = None) -> frozenset[str]:
+        """The server URLs a login signature may name: the configured public URLs,
+        or the address it listens on (with its loopback aliases)."""
+        port = bound_port or self.port
+        urls = {normalize_url(u) for u in self.public_urls}
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        hosts = [host]
+        if host in LOOPBACK_ALIASES or host in ("0.0.0.0", "[::]"):
+            hosts += LOOPBACK_ALIASES
+        urls.update(normalize_url(f"{self.scheme}://{h}:{port}") for h in hosts)
+        return frozenset(urls)

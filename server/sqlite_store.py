@@ -1,0 +1,334 @@
+"""The embedded default storage: SQLite in WAL mode, secure_delete on.
+
+One connection, owned by one worker thread, so every statement is serialised.
+Writes are group-committed: while one transaction commits, the writes that
+arrive queue up and then commit together in the next one, each in its own
+savepoint, and each caller is answered only after the COMMIT that holds its
+write. That keeps "acknowledged means durable" while sharing commits between
+concurrent senders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from protocol.prekeys import KemKind
+from server.storage import (
+    BundleParts,
+    IdentityInUse,
+    NoPrekeys,
+    QueueFull,
+    Storage,
+    StorageError,
+    StoredEnvelope,
+    TooManyPrekeys,
+    UnknownUser,
+    UsernameTaken,
+)
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+DB_FILENAME = "relay.sqlite3"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    username      TEXT PRIMARY KEY,
+    identity_key  BLOB NOT NULL UNIQUE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signed_prekeys (
+    username                TEXT PRIMARY KEY REFERENCES accounts(username),
+    signed_prekey           BLOB NOT NULL,
+    last_resort_kem_prekey  BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS one_time_prekeys (
+    username  TEXT NOT NULL REFERENCES accounts(username),
+    key_id    INTEGER NOT NULL,
+    record    BLOB NOT NULL,
+    PRIMARY KEY (username, key_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kem_one_time_prekeys (
+    username  TEXT NOT NULL REFERENCES accounts(username),
+    key_id    INTEGER NOT NULL,
+    record    BLOB NOT NULL,
+    PRIMARY KEY (username, key_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS envelopes (
+    seq          INTEGER PRIMARY KEY,
+    envelope_id  BLOB NOT NULL UNIQUE,
+    recipient    TEXT NOT NULL REFERENCES accounts(username),
+    body         BLOB NOT NULL,
+    received_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
+CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
+"""
+
+Op = Callable[[sqlite3.Connection], Any]
+
+
+class SqliteStorage(Storage):
+    def __init__(self, path: Path, synchronous_full: bool = False) -> None:
+        self.path = path
+        self.synchronous_full = synchronous_full
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="blindrelay-sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions committed, for the benchmark's report
+
+    @classmethod
+    async def open(cls, data_dir: Path, synchronous_full: bool = False) -> SqliteStorage:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = cls(data_dir / DB_FILENAME, synchronous_full)
+        await store._run(store._open_sync)
+        return store
+
+    def _open_sync(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if self.synchronous_full else 'NORMAL'}")
+        db.execute("PRAGMA secure_delete=ON")
+        db.execute("PRAGMA foreign_keys=ON")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise RuntimeError(f"database schema {version} is newer than this relay knows")
+        db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        os.chmod(self.path, 0o600)
+        self._db = db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("storage is closed")
+        return self._db
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(lambda: fn(self.db))
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((op, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._run(self._commit_batch, [op for op, _ in batch])
+                except Exception as exc:  # the COMMIT itself failed: nothing was stored
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), (ok, value) in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._flusher = None
+
+    def _commit_batch(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+        db = self.db
+        out: list[tuple[bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                db.execute("SAVEPOINT op")
+                try:
+                    value = op(db)
+                except (StorageError, sqlite3.IntegrityError) as exc:
+                    db.execute("ROLLBACK TO op")
+                    db.execute("RELEASE op")
+                    out.append((False, exc))
+                    continue
+                db.execute("RELEASE op")
+                out.append((True, value))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        return out
+
+    # -- accounts
+
+    async def register(self, username: str, identity: bytes) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM accounts WHERE username=?", (username,)).fetchone():
+                raise UsernameTaken(username)
+            if db.execute("SELECT 1 FROM accounts WHERE identity_key=?", (identity,)).fetchone():
+                raise IdentityInUse(username)
+            db.execute("INSERT INTO accounts (username, identity_key) VALUES (?, ?)",
+                       (username, identity))
+
+        await self._write(op)
+
+    async def identity(self, username: str) -> bytes | None:
+        def op(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute("SELECT identity_key FROM accounts WHERE username=?",
+                             (username,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._read(op)
+
+    # -- prekeys
+
+    async def set_signed_prekeys(self, username: str, signed_prekey: bytes,
+                                 last_resort_kem: bytes) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO signed_prekeys (username, signed_prekey, last_resort_kem_prekey)"
+                " VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET"
+                " signed_prekey=excluded.signed_prekey,"
+                " last_resort_kem_prekey=excluded.last_resort_kem_prekey",
+                (username, signed_prekey, last_resort_kem),
+            )
+
+        await self._write(op)
+
+    async def add_one_time_prekeys(
+        self,
+        username: str,
+        one_time: list[tuple[int, bytes]],
+        kem_one_time: list[tuple[int, bytes]],
+        max_each: int,
+    ) -> tuple[int, int]:
+        def op(db: sqlite3.Connection) -> tuple[int, int]:
+            for table, keys in (("one_time_prekeys", one_time),
+                                ("kem_one_time_prekeys", kem_one_time)):
+                db.executemany(
+                    f"INSERT OR REPLACE INTO {table} (username, key_id, record) VALUES (?, ?, ?)",
+                    [(username, key_id, record) for key_id, record in keys],
+                )
+            counts = _counts(db, username)
+            if max(counts) > max_each:
+                raise TooManyPrekeys(f"at most {max_each} one-time prekeys of each kind")
+            return counts
+
+        return await self._write(op)
+
+    async def prekey_counts(self, username: str) -> tuple[int, int]:
+        return await self._read(lambda db: _counts(db, username))
+
+    async def take_bundle(self, username: str) -> BundleParts:
+        def op(db: sqlite3.Connection) -> BundleParts:
+            row = db.execute("SELECT identity_key FROM accounts WHERE username=?",
+                             (username,)).fetchone()
+            if row is None:
+                raise UnknownUser(username)
+            identity = bytes(row[0])
+            signed = db.execute(
+                "SELECT signed_prekey, last_resort_kem_prekey FROM signed_prekeys"
+                " WHERE username=?", (username,)).fetchone()
+            if signed is None:
+                raise NoPrekeys(username)
+            opk = _pop(db, "one_time_prekeys", username)
+            kem = _pop(db, "kem_one_time_prekeys", username)
+            kind = KemKind.ONE_TIME if kem is not None else KemKind.LAST_RESORT
+            left = _counts(db, username)
+            return BundleParts(identity, bytes(signed[0]), kind,
+                               kem if kem is not None else bytes(signed[1]), opk, *left)
+
+        return await self._write(op)
+
+    # -- envelopes
+
+    async def store_envelopes(
+        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int
+    ) -> list[StoredEnvelope]:
+        def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
+            stored = []
+            for recipient, body in envelopes:
+                if db.execute("SELECT 1 FROM accounts WHERE username=?",
+                              (recipient,)).fetchone() is None:
+                    raise UnknownUser(recipient)
+                queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
+                                    (recipient,)).fetchone()[0]
+                if queued >= max_queue:
+                    raise QueueFull(recipient)
+                envelope_id = os.urandom(16)
+                cur = db.execute(
+                    "INSERT INTO envelopes (envelope_id, recipient, body, received_at)"
+                    " VALUES (?, ?, ?, ?)", (envelope_id, recipient, body, now))
+                assert cur.lastrowid is not None
+                stored.append(StoredEnvelope(cur.lastrowid, envelope_id, recipient, body, now))
+            return stored
+
+        return await self._write(op)
+
+    async def queued(self, recipient: str, after_seq: int, limit: int) -> list[StoredEnvelope]:
+        def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
+            rows = db.execute(
+                "SELECT seq, envelope_id, body, received_at FROM envelopes"
+                " WHERE recipient=? AND seq>? ORDER BY seq LIMIT ?",
+                (recipient, after_seq, limit)).fetchall()
+            return [StoredEnvelope(seq, bytes(eid), recipient, bytes(body), at)
+                    for seq, eid, body, at in rows]
+
+        return await self._read(op)
+
+    async def delete_envelopes(self, recipient: str, envelope_ids: list[bytes]) -> int:
+        def op(db: sqlite3.Connection) -> int:
+            before = db.total_changes
+            db.executemany("DELETE FROM envelopes WHERE recipient=? AND envelope_id=?",
+                           [(recipient, eid) for eid in envelope_ids])
+            return db.total_changes - before
+
+        return await self._write(op)
+
+    async def expire(self, before: int) -> int:
+        def op(db: sqlite3.Connection) -> int:
+            return db.execute("DELETE FROM envelopes WHERE received_at<?", (before,)).rowcount
+
+        return await self._write(op)
+
+    async def checkpoint(self) -> None:
+        """Copies the WAL into the database and truncates it, so deleted ciphertext
+        does not linger in the WAL file."""
+        await self._read(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+
+    async def close(self) -> None:
+        while self._flusher is not None:
+            await asyncio.sleep(0)
+            if self._flusher is not None:
+                await asyncio.wait([self._flusher])
+        if self._db is not None:
+            await self.checkpoint()
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+
+def _counts(db: sqlite3.Connection, username: str) -> tuple[int, int]:
+    one = db.execute("SELECT COUNT(*) FROM one_time_prekeys WHERE username=?",
+                     (username,)).fetchone()[0]
+    kem = db.execute("SELECT COUNT(*) FROM kem_one_time_prekeys WHERE username=?",
+                     (username,)).fetchone()[0]
+    return int(one), int(kem)
+
+
+def _pop(db: sqlite3.Connection, table: str, username: str) -> bytes | None:
+    row = db.execute(
+        f"DELETE FROM {table} WHERE username=? AND key_id="
+        f"(SELECT key_id FROM {table} WHERE username=? ORDER BY key_id LIMIT 1) RETURNING record",
+        (username, username)).fetchone()
+    return None if row is None else bytes(row[0])

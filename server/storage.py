@@ -1,0 +1,122 @@
+"""The relay's one small storage interface.
+
+Everything the relay keeps goes through these methods, so another backend can be
+added without touching the protocol code, and docs/DATA.md can list it all.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from protocol.prekeys import KemKind
+
+
+class StorageError(Exception):
+    """Base of the storage layer's refusals; the relay maps each to an error code."""
+
+
+class UsernameTaken(StorageError):
+    pass
+
+
+class IdentityInUse(StorageError):
+    pass
+
+
+class UnknownUser(StorageError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no user {username!r}")
+        self.username = username
+
+
+class NoPrekeys(StorageError):
+    pass
+
+
+class TooManyPrekeys(StorageError):
+    pass
+
+
+class QueueFull(StorageError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"the queue of {username!r} is full")
+        self.username = username
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEnvelope:
+    seq: int
+    envelope_id: bytes
+    recipient: str
+    body: bytes
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class BundleParts:
+    """The stored records a bundle is assembled from, and what is left afterwards."""
+
+    identity: bytes
+    signed_prekey: bytes
+    kem_kind: KemKind
+    kem_prekey: bytes
+    one_time_prekey: bytes | None
+    one_time_left: int
+    kem_one_time_left: int
+
+
+class Storage(abc.ABC):
+    """Async storage API. Every mutating call returns only after it is durably
+    committed."""
+
+    @abc.abstractmethod
+    async def register(self, username: str, identity: bytes) -> None:
+        """Raises UsernameTaken or IdentityInUse."""
+
+    @abc.abstractmethod
+    async def identity(self, username: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def set_signed_prekeys(self, username: str, signed_prekey: bytes,
+                                 last_resort_kem: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def add_one_time_prekeys(
+        self,
+        username: str,
+        one_time: list[tuple[int, bytes]],
+        kem_one_time: list[tuple[int, bytes]],
+        max_each: int,
+    ) -> tuple[int, int]:
+        """Adds (or replaces, by id) one-time prekeys; returns the new counts.
+        Raises TooManyPrekeys, adding nothing, if a kind would exceed max_each."""
+
+    @abc.abstractmethod
+    async def prekey_counts(self, username: str) -> tuple[int, int]: ...
+
+    @abc.abstractmethod
+    async def take_bundle(self, username: str) -> BundleParts:
+        """Atomically removes one one-time prekey of each kind, if any is left.
+        Raises UnknownUser or NoPrekeys."""
+
+    @abc.abstractmethod
+    async def store_envelopes(
+        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int
+    ) -> list[StoredEnvelope]:
+        """Stores all or none. Raises UnknownUser or QueueFull."""
+
+    @abc.abstractmethod
+    async def queued(self, recipient: str, after_seq: int, limit: int) -> list[StoredEnvelope]:
+        """The recipient's envelopes with seq > after_seq, oldest first."""
+
+    @abc.abstractmethod
+    async def delete_envelopes(self, recipient: str, envelope_ids: list[bytes]) -> int:
+        """Deletes those of the ids addressed to recipient; returns how many."""
+
+    @abc.abstractmethod
+    async def expire(self, before: int) -> int:
+        """Deletes envelopes received before `before`; returns how many."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
