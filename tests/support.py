@@ -1,0 +1,91 @@
+"""Shared helpers: a real relay on a loopback port, in-process or as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from server.app import run_server
+from server.config import ServerConfig, default_limits
+from server.relay import Relay
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunningRelay:
+    url: str
+    port: int
+    relay: Relay
+    config: ServerConfig
+
+
+@contextlib.asynccontextmanager
+async def running_relay(data_dir: Path, **limits: Any) -> AsyncIterator[RunningRelay]:
+    """Our relay in this event loop on a free loopback port."""
+    expiry = limits.pop("expiry_interval", 60.0)
+    config = ServerConfig(port=0, data_dir=data_dir, limits=replace(default_limits(), **limits),
+                          expiry_interval=expiry)
+    stop = asyncio.Event()
+    started: asyncio.Future[tuple[Relay, int]] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_server(config, stop=stop,
+                                          ready=lambda r, p: started.set_result((r, p))))
+    done, _ = await asyncio.wait([started, task], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    relay, port = started.result()
+    try:
+        yield RunningRelay(f"ws://127.0.0.1:{port}", port, relay, config)
+    finally:
+        stop.set()
+        await task
+
+
+LISTENING = re.compile(r"listening on (ws://\S+)")
+
+
+@dataclass
+class RelayProcess:
+    proc: subprocess.Popen[str]
+    url: str
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_relay_process(data_dir: Path, *args: str) -> RelayProcess:
+    """`blindrelay serve` as a real process on a free port; returns once it listens."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "serve", "--port", "0", "--data", str(data_dir),
+         *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        match = LISTENING.search(line)
+        if match:
+            return RelayProcess(proc, match.group(1))
+    proc.wait(5)
+    raise RuntimeError(f"relay did not start: {proc.stderr.read() if proc.stderr else ''}")
+
+
+@contextlib.contextmanager
+def relay_process(data_dir: Path, *args: str) -> Iterator[RelayProcess]:
+    rp = start_relay_process(data_dir, *args)
+    try:
+        yield rp
+    finally:
+        if rp.proc.poll() is None:
+            rp.proc.kill()
+            rp.proc.wait(5)
