@@ -50,7 +50,7 @@ async def running_relay(data_dir: Path, **limits: Any) -> AsyncIterator[RunningR
         await task
 
 
-LISTENING = re.compile(r"listening on (ws://\S+)")
+LISTENING = re.compile(r"listening on (wss?://\S+)")
 
 
 @dataclass

@@ -144,3 +144,45 @@ async def test_audit_shows_metadata_and_only_hashes_of_ciphertext(tmp_path: Path
     assert body.hex()[:16] not in report
     assert "oldest queued envelope" in report
     assert "NOT IN THE DATA INVENTORY" not in report
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_wss_with_tls_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    data = tmp_path / "data"
+    with relay_process(data, "--tls-cert", str(cert), "--tls-key", str(key)) as rp:
+        assert rp.url.startswith("wss://")
+        context = ssl.create_default_context(cafile=str(cert))
+        url = rp.url.replace("127.0.0.1", "localhost")
+        conn = await RelayConnection.open(url, ssl=context)
+        await conn.register("alice", IdentityKeyPair.generate())
+        assert isinstance(await conn.next_push(5), QueueDone)
+        await conn.close()
