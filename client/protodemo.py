@@ -6,13 +6,10 @@ from __future__ import annotations
 import hashlib
 
 from protocol.fingerprint import format_safety_number, safety_number
-from protocol.keys import IdentityKeyPair
+from protocol.keys import IdentityKeyPair, make_kem_prekey, make_one_time_prekey, make_signed_prekey
 from protocol.prekeys import (
     KemKind,
     PreKeyBundle,
-    make_kem_prekey,
-    make_one_time_prekey,
-    make_signed_prekey,
 )
 from protocol.sealed import SealedContent, seal, unseal
 from protocol.session import PrivatePrekeys, Session

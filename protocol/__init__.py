@@ -11,9 +11,12 @@ from protocol.errors import (
     DecodeError,
     DecryptionFailed,
     DuplicateMessage,
+    InvalidUsername,
     ProtocolError,
     SessionSetupError,
     TooManySkipped,
+    UnknownFrameType,
+    UnsupportedVersion,
 )
 
 __all__ = [
@@ -21,7 +24,10 @@ __all__ = [
     "DecodeError",
     "DecryptionFailed",
     "DuplicateMessage",
+    "InvalidUsername",
     "ProtocolError",
     "SessionSetupError",
     "TooManySkipped",
+    "UnknownFrameType",
+    "UnsupportedVersion",
 ]

@@ -17,14 +17,19 @@ from protocol.kdf import SHA256, message_keys
 MAC_LEN = 32
 BLOCK = 16
 
+_HMAC = hmac.HMAC
+_AES = algorithms.AES
+_CBC = modes.CBC
+_PKCS7 = [bytes((n,)) * n for n in range(BLOCK + 1)]
+
 
 def encrypt(message_key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
     """Returns AES-256-CBC(PKCS#7(plaintext)) || HMAC-SHA256(auth key, ad || ciphertext)."""
     enc_key, auth_key, iv = message_keys(message_key)
-    pad = BLOCK - len(plaintext) % BLOCK
-    encryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(plaintext + bytes((pad,)) * pad) + encryptor.finalize()
-    mac = hmac.HMAC(auth_key, SHA256)
+    encryptor = Cipher(_AES(enc_key), _CBC(iv)).encryptor()
+    padded = plaintext + _PKCS7[BLOCK - len(plaintext) % BLOCK]
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    mac = _HMAC(auth_key, SHA256)
     mac.update(associated_data)
     mac.update(ciphertext)
     return ciphertext + mac.finalize()
@@ -36,15 +41,15 @@ def decrypt(message_key: bytes, data: bytes, associated_data: bytes) -> bytes:
         raise DecryptionFailed("failed authentication")
     ciphertext, tag = data[:-MAC_LEN], data[-MAC_LEN:]
     enc_key, auth_key, iv = message_keys(message_key)
-    mac = hmac.HMAC(auth_key, SHA256)
+    mac = _HMAC(auth_key, SHA256)
     mac.update(associated_data)
     mac.update(ciphertext)
     if not bytes_eq(mac.finalize(), tag):
         raise DecryptionFailed("failed authentication")
-    decryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).decryptor()
+    decryptor = Cipher(_AES(enc_key), _CBC(iv)).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
     pad = padded[-1]
     # Authentic by now, so this check cannot leak anything an attacker controls.
-    if not 1 <= pad <= BLOCK or padded[-pad:] != bytes((pad,)) * pad:
+    if not 1 <= pad <= BLOCK or not padded.endswith(_PKCS7[pad]):
         raise DecryptionFailed("failed authentication")
     return padded[:-pad]

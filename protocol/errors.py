@@ -10,6 +10,18 @@ class DecodeError(ProtocolError):
     type, a value out of range, or trailing bytes."""
 
 
+class UnsupportedVersion(DecodeError):
+    """A version byte this implementation does not speak (frames)."""
+
+
+class UnknownFrameType(DecodeError):
+    """A frame type byte that names no frame valid in this direction."""
+
+
+class InvalidUsername(DecodeError):
+    """A username breaks the rule of protocol.usernames."""
+
+
 class BadSignature(ProtocolError):
     """An Ed25519 signature did not verify."""
 

@@ -18,7 +18,8 @@ QR_VERSION = 0
 QR_PREFIX = "blindrelay-safety:"
 
 
-def _half(identity_public: bytes, username: str) -> bytes:
+def fingerprint(identity_public: bytes, username: str) -> bytes:
+    """One party's 64-byte iterated digest (the first 30 bytes give its 30 digits)."""
     key = encode_key(TYPE_ED25519, identity_public)
     digest = FINGERPRINT_VERSION.to_bytes(2, "big") + key + username.encode("utf-8")
     for _ in range(ITERATIONS):
@@ -26,7 +27,8 @@ def _half(identity_public: bytes, username: str) -> bytes:
     return digest
 
 
-def _digits(half: bytes) -> str:
+def displayable(half: bytes) -> str:
+    """The 30 digits of one party's fingerprint."""
     return "".join(
         f"{int.from_bytes(half[i : i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5)
     )
@@ -36,8 +38,8 @@ def safety_number(
     identity_a: bytes, username_a: str, identity_b: bytes, username_b: str
 ) -> str:
     """The 60-digit safety number of a pair of users, independent of argument order."""
-    first, second = sorted((_digits(_half(identity_a, username_a)),
-                            _digits(_half(identity_b, username_b))))
+    first, second = sorted((displayable(fingerprint(identity_a, username_a)),
+                            displayable(fingerprint(identity_b, username_b))))
     return first + second
 
 
@@ -50,5 +52,6 @@ def format_safety_number(number: str) -> str:
 def qr_payload(identity_a: bytes, username_a: str, identity_b: bytes, username_b: str) -> str:
     """What the QR code carries: the version and both 32-byte fingerprint halves,
     sorted, in hex, so a scan compares everything the digits summarise."""
-    halves = sorted((_half(identity_a, username_a)[:32], _half(identity_b, username_b)[:32]))
+    halves = sorted((fingerprint(identity_a, username_a)[:32],
+                     fingerprint(identity_b, username_b)[:32]))
     return f"{QR_PREFIX}{QR_VERSION}:{halves[0].hex()}{halves[1].hex()}"

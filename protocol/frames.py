@@ -16,7 +16,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from protocol import codec
-from protocol.errors import DecodeError
+from protocol.errors import DecodeError, UnknownFrameType, UnsupportedVersion
 from protocol.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
 from protocol.publickeys import (
     ENCODED_ED25519_LEN,
@@ -34,14 +34,6 @@ ENVELOPE_ID_LEN = 16
 
 REGISTER_PURPOSE = b"blindrelay-register-v1\x00"
 LOGIN_PURPOSE = b"blindrelay-login-v1\x00"
-
-
-class UnsupportedVersion(DecodeError):
-    """The frame's version byte is not one this implementation speaks."""
-
-
-class UnknownFrameType(DecodeError):
-    """The frame's type byte names no frame (or one not valid in this direction)."""
 
 
 class ErrorCode(IntEnum):

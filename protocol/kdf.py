@@ -12,6 +12,7 @@ ROOT_INFO = b"blindrelay_DoubleRatchet_RootChain_v1"
 MESSAGE_KEYS_INFO = b"blindrelay_DoubleRatchet_MessageKeys_v1"
 PQXDH_INFO = b"blindrelay_PQXDH_CURVE25519_SHA-256_ML-KEM-768_v1"
 
+_HMAC = hmac.HMAC
 _MESSAGE_KEY_INPUT = b"\x01"
 _CHAIN_KEY_INPUT = b"\x02"
 
@@ -37,11 +38,11 @@ def kdf_rk(root_key: bytes, dh_out: bytes) -> tuple[bytes, bytes]:
 def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
     """KDF_CK (DR 5.2): returns (next chain key, message key), with
     message key = HMAC(ck, 0x01) and next chain key = HMAC(ck, 0x02)."""
-    mk = hmac.HMAC(chain_key, SHA256)
-    mk.update(_MESSAGE_KEY_INPUT)
-    ck = hmac.HMAC(chain_key, SHA256)
+    mac = _HMAC(chain_key, SHA256)
+    ck = mac.copy()  # the keyed state is reused rather than set up twice
+    mac.update(_MESSAGE_KEY_INPUT)
     ck.update(_CHAIN_KEY_INPUT)
-    return ck.finalize(), mk.finalize()
+    return ck.finalize(), mac.finalize()
 
 
 def message_keys(message_key: bytes) -> tuple[bytes, bytes, bytes]:

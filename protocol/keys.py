@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nacl.bindings as sodium
 from cryptography.hazmat.primitives.asymmetric import mlkem
@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from protocol.errors import DecodeError, SessionSetupError
+from protocol.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
 from protocol.publickeys import (
     ED25519_LEN,
     ENCODED_ED25519_LEN,
@@ -44,25 +45,31 @@ default_rng: Rng = os.urandom
 def x25519(private: bytes, public: bytes) -> bytes:
     """DH(private, public) on X25519 (RFC 7748). An all-zero output, which a
     low-order public key produces, is rejected as the RFC section 6.1 allows."""
+    return _exchange(X25519PrivateKey.from_private_bytes(private), public)
+
+
+def _exchange(key: X25519PrivateKey, public: bytes) -> bytes:
     try:
-        return X25519PrivateKey.from_private_bytes(private).exchange(
-            X25519PublicKey.from_public_bytes(public)
-        )
+        return key.exchange(X25519PublicKey.from_public_bytes(public))
     except ValueError as exc:
         raise SessionSetupError("X25519 produced an invalid shared secret") from exc
 
 
 @dataclass(frozen=True, slots=True)
 class X25519KeyPair:
+    """An X25519 key pair. The library key object is kept so that each DH costs one
+    scalar multiplication, not two."""
+
     private: bytes
     public: bytes
+    _key: X25519PrivateKey = field(repr=False, compare=False)
 
     @classmethod
     def from_private(cls, private: bytes) -> X25519KeyPair:
         if len(private) != X25519_LEN:
             raise DecodeError("X25519 private key must be 32 bytes")
-        pub = X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
-        return cls(private, pub)
+        key = X25519PrivateKey.from_private_bytes(private)
+        return cls(private, key.public_key().public_bytes_raw(), key)
 
     @classmethod
     def generate(cls, rng: Rng = default_rng) -> X25519KeyPair:
@@ -72,7 +79,7 @@ class X25519KeyPair:
         return encode_key(TYPE_X25519, self.public)
 
     def dh(self, peer_public: bytes) -> bytes:
-        return x25519(self.private, peer_public)
+        return _exchange(self._key, peer_public)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +88,20 @@ class IdentityKeyPair:
 
     seed: bytes
     public: bytes
+    _signer: Ed25519PrivateKey = field(repr=False, compare=False)
+    _dh: X25519KeyPair = field(repr=False, compare=False)
 
     @classmethod
     def from_seed(cls, seed: bytes) -> IdentityKeyPair:
         if len(seed) != ED25519_LEN:
             raise DecodeError("Ed25519 seed must be 32 bytes")
-        pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
-        return cls(seed, pub)
+        signer = Ed25519PrivateKey.from_private_bytes(seed)
+        pub = signer.public_key().public_bytes_raw()
+        # The X25519 form of the private key (crypto_sign_ed25519_sk_to_curve25519:
+        # the clamped first half of SHA-512(seed)).
+        dh = X25519KeyPair.from_private(
+            bytes(sodium.crypto_sign_ed25519_sk_to_curve25519(seed + pub)))
+        return cls(seed, pub, signer, dh)
 
     @classmethod
     def generate(cls, rng: Rng = default_rng) -> IdentityKeyPair:
@@ -98,18 +112,17 @@ class IdentityKeyPair:
 
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signatures are deterministic (RFC 8032), so vectors reproduce."""
-        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+        return self._signer.sign(message)
 
     def dh_private(self) -> bytes:
-        """The X25519 form of the private key (crypto_sign_ed25519_sk_to_curve25519:
-        the clamped first half of SHA-512(seed))."""
-        return bytes(sodium.crypto_sign_ed25519_sk_to_curve25519(self.seed + self.public))
+        return self._dh.private
 
     def dh_public(self) -> bytes:
-        return identity_dh_public(self.public)
+        """Equals identity_dh_public(self.public): both maps agree (tests check it)."""
+        return self._dh.public
 
     def dh(self, peer_public: bytes) -> bytes:
-        return x25519(self.dh_private(), peer_public)
+        return self._dh.dh(peer_public)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +131,14 @@ class KemKeyPair:
 
     seed: bytes
     public: bytes
+    _key: mlkem.MLKEM768PrivateKey = field(repr=False, compare=False)
 
     @classmethod
     def from_seed(cls, seed: bytes) -> KemKeyPair:
         if len(seed) != MLKEM768_SEED_LEN:
             raise DecodeError("ML-KEM-768 seed must be 64 bytes")
         key = mlkem.MLKEM768PrivateKey.from_seed_bytes(seed)
-        return cls(seed, key.public_key().public_bytes_raw())
+        return cls(seed, key.public_key().public_bytes_raw(), key)
 
     @classmethod
     def generate(cls, rng: Rng = default_rng) -> KemKeyPair:
@@ -136,7 +150,7 @@ class KemKeyPair:
     def decapsulate(self, ciphertext: bytes) -> bytes:
         if len(ciphertext) != MLKEM768_CT_LEN:
             raise DecodeError("ML-KEM-768 ciphertext must be 1088 bytes")
-        return mlkem.MLKEM768PrivateKey.from_seed_bytes(self.seed).decapsulate(ciphertext)
+        return self._key.decapsulate(ciphertext)
 
 
 def kem_encapsulate(public: bytes) -> tuple[bytes, bytes]:
@@ -149,6 +163,31 @@ def kem_encapsulate(public: bytes) -> tuple[bytes, bytes]:
         raise SessionSetupError("invalid ML-KEM-768 public key") from exc
     shared, ciphertext = key.encapsulate()
     return ciphertext, shared
+
+
+
+# -- making prekeys (PQXDH section 3.2): the private half stays with the caller
+
+
+def make_signed_prekey(
+    identity: IdentityKeyPair, key_id: int, rng: Rng = default_rng
+) -> tuple[X25519KeyPair, SignedPreKey]:
+    pair = X25519KeyPair.generate(rng)
+    return pair, SignedPreKey(key_id, pair.public, identity.sign(pair.encoded_public()))
+
+
+def make_kem_prekey(
+    identity: IdentityKeyPair, key_id: int, rng: Rng = default_rng
+) -> tuple[KemKeyPair, KemPreKey]:
+    pair = KemKeyPair.generate(rng)
+    return pair, KemPreKey(key_id, pair.public, identity.sign(pair.encoded_public()))
+
+
+def make_one_time_prekey(
+    key_id: int, rng: Rng = default_rng
+) -> tuple[X25519KeyPair, OneTimePreKey]:
+    pair = X25519KeyPair.generate(rng)
+    return pair, OneTimePreKey(key_id, pair.public)
 
 
 __all__ = [
@@ -173,6 +212,9 @@ __all__ = [
     "encode_key",
     "identity_dh_public",
     "kem_encapsulate",
+    "make_kem_prekey",
+    "make_one_time_prekey",
+    "make_signed_prekey",
     "verify_signature",
     "x25519",
 ]

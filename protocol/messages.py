@@ -8,20 +8,43 @@ from dataclasses import dataclass
 from protocol import codec
 from protocol.aead import BLOCK, MAC_LEN
 from protocol.errors import DecodeError
-from protocol.keys import (
+from protocol.prekeys import KemKind, read_kem_kind
+from protocol.publickeys import (
     ENCODED_ED25519_LEN,
     ENCODED_X25519_LEN,
     MLKEM768_CT_LEN,
     TYPE_ED25519,
     TYPE_X25519,
+    X25519_P,
     decode_key,
     encode_key,
 )
-from protocol.prekeys import KemKind, read_kem_kind
 
 MESSAGE_VERSION = 1
 HEADER_LEN = 1 + ENCODED_X25519_LEN + 4 + 4
 _HEADER = struct.Struct(">BB32sII")
+
+
+def encode_header(dh: bytes, pn: int, n: int) -> bytes:
+    return _HEADER.pack(MESSAGE_VERSION, TYPE_X25519, dh, pn, n)
+
+
+def parse_header(message: bytes) -> tuple[bytes, int, int]:
+    """(dh, pn, n) of an encoded RatchetMessage, checking its whole layout: the
+    ratchet's fast path, equivalent to RatchetMessage.decode."""
+    body_len = len(message) - HEADER_LEN
+    if body_len < BLOCK + MAC_LEN or (body_len - MAC_LEN) % BLOCK:
+        if body_len < 0:
+            raise DecodeError(f"header must be {HEADER_LEN} bytes")
+        raise DecodeError("ciphertext length is not a whole number of blocks plus a MAC")
+    version, key_type, dh, pn, n = _HEADER.unpack_from(message)
+    if version != MESSAGE_VERSION:
+        raise DecodeError(f"unknown message version {version}")
+    if key_type != TYPE_X25519:
+        raise DecodeError(f"ratchet key type {key_type:#04x}, expected 0x05")
+    if dh[31] & 0x80 and int.from_bytes(dh, "little") >= X25519_P:
+        raise DecodeError("non-canonical X25519 ratchet key")
+    return dh, pn, n
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +57,7 @@ class Header:
     n: int
 
     def encode(self) -> bytes:
-        return _HEADER.pack(MESSAGE_VERSION, TYPE_X25519, self.dh, self.pn, self.n)
+        return encode_header(self.dh, self.pn, self.n)
 
     @classmethod
     def decode(cls, data: bytes) -> Header:
@@ -45,6 +68,8 @@ class Header:
             raise DecodeError(f"unknown message version {version}")
         if key_type != TYPE_X25519:
             raise DecodeError(f"ratchet key type {key_type:#04x}, expected 0x05")
+        if int.from_bytes(dh, "little") >= X25519_P:
+            raise DecodeError("non-canonical X25519 ratchet key")
         return cls(dh, pn, n)
 
 

@@ -1,7 +1,8 @@
 """Prekey records and the bundle a server hands out (PQXDH section 3.2).
 
 Each signature is Sig(IK, Encode(PK)): over the exact encoded key and nothing
-else, as the specification defines it. Ids are chosen by the owner.
+else, as the specification defines it. Ids are chosen by the owner. Only public
+records live here (the relay imports this module); `protocol.keys` makes them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from enum import IntEnum
 
 from protocol import codec
 from protocol.errors import DecodeError
-from protocol.keys import (
+from protocol.publickeys import (
     ENCODED_ED25519_LEN,
     ENCODED_MLKEM768_LEN,
     ENCODED_X25519_LEN,
@@ -19,12 +20,7 @@ from protocol.keys import (
     TYPE_ED25519,
     TYPE_MLKEM768,
     TYPE_X25519,
-    IdentityKeyPair,
-    KemKeyPair,
-    Rng,
-    X25519KeyPair,
     decode_key,
-    default_rng,
     encode_key,
     verify_signature,
 )
@@ -177,24 +173,3 @@ def read_kem_kind(r: codec.Reader) -> KemKind:
         return KemKind(value)
     except ValueError:
         raise DecodeError(f"unknown KEM prekey kind {value}") from None
-
-
-def make_signed_prekey(
-    identity: IdentityKeyPair, key_id: int, rng: Rng = default_rng
-) -> tuple[X25519KeyPair, SignedPreKey]:
-    pair = X25519KeyPair.generate(rng)
-    return pair, SignedPreKey(key_id, pair.public, identity.sign(pair.encoded_public()))
-
-
-def make_kem_prekey(
-    identity: IdentityKeyPair, key_id: int, rng: Rng = default_rng
-) -> tuple[KemKeyPair, KemPreKey]:
-    pair = KemKeyPair.generate(rng)
-    return pair, KemPreKey(key_id, pair.public, identity.sign(pair.encoded_public()))
-
-
-def make_one_time_prekey(
-    key_id: int, rng: Rng = default_rng
-) -> tuple[X25519KeyPair, OneTimePreKey]:
-    pair = X25519KeyPair.generate(rng)
-    return pair, OneTimePreKey(key_id, pair.public)

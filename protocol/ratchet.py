@@ -8,7 +8,7 @@ state exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from protocol import aead, codec
 from protocol.errors import (
@@ -21,7 +21,7 @@ from protocol.errors import (
 )
 from protocol.kdf import kdf_ck, kdf_rk
 from protocol.keys import Rng, X25519KeyPair, default_rng
-from protocol.messages import HEADER_LEN, Header, RatchetMessage
+from protocol.messages import HEADER_LEN, encode_header, parse_header
 
 MAX_SKIP = 1000
 """Most message keys one header may make us skip in one chain (DR section 3.5)."""
@@ -33,6 +33,12 @@ MAX_RETIRED = 32
 """How many earlier peer ratchet keys are remembered to recognise replays."""
 
 STATE_VERSION = 1
+
+Accept = Callable[[bytes], bytes]
+
+
+def _accepted(plaintext: bytes, accept: Accept | None) -> bytes:
+    return plaintext if accept is None else accept(plaintext)
 
 
 class Ratchet:
@@ -97,57 +103,69 @@ class Ratchet:
         if self.ns >= 0xFFFFFFFF:
             raise ProtocolError("sending chain exhausted")
         self.cks, mk = kdf_ck(self.cks)
-        header = Header(self.dhs.public, self.pn, self.ns).encode()
+        header = encode_header(self.dhs.public, self.pn, self.ns)
         self.ns += 1
         return header + aead.encrypt(mk, plaintext, self.ad + header)
 
     # -- RatchetDecrypt (DR sections 3.5 and 3.6)
 
-    def decrypt(self, data: bytes) -> bytes:
+    def decrypt(self, data: bytes, accept: Accept | None = None) -> bytes:
         """Decrypts an encoded RatchetMessage. Raises DecodeError or DecryptionFailed
-        (DuplicateMessage, TooManySkipped) and then changes nothing."""
-        msg = RatchetMessage.decode(data)
-        header, body = msg.header, msg.body
+        (DuplicateMessage, TooManySkipped) and then changes nothing.
+
+        `accept`, if given, sees the authentic plaintext before anything is committed
+        and returns what decrypt returns; if it raises, the state is still unchanged
+        (the session layer unpads this way)."""
+        dh, pn, n = parse_header(data)
+        body = data[HEADER_LEN:]
         ad = self.ad + data[:HEADER_LEN]
-        key = (header.dh, header.n)
+        key = (dh, n)
 
         mk = self.skipped.get(key)
         if mk is not None:
-            plaintext = aead.decrypt(mk, body, ad)
+            plaintext = _accepted(aead.decrypt(mk, body, ad), accept)
             del self.skipped[key]
             return plaintext
 
-        if header.dh == self.dhr:
-            if header.n < self.nr:
+        if dh == self.dhr:
+            ckr = self.ckr
+            if n < self.nr:
                 raise DuplicateMessage("message already received")
-            if self.ckr is None:  # cannot happen for a state we built; guards restored ones
+            if ckr is None:  # cannot happen for a state we built; guards restored ones
                 raise DecryptionFailed("no receiving chain")
-            new_skipped, ckr = _skip(self.ckr, self.dhr, self.nr, header.n)
+            new_skipped: list[tuple[tuple[bytes, int], bytes]] = []
+            if n > self.nr:
+                new_skipped, ckr = _skip(ckr, dh, self.nr, n)
             ckr, mk = kdf_ck(ckr)
-            plaintext = aead.decrypt(mk, body, ad)
-            self._store_skipped(new_skipped)
+            plaintext = _accepted(aead.decrypt(mk, body, ad), accept)
+            if new_skipped:
+                self._store_skipped(new_skipped)
             self.ckr = ckr
-            self.nr = header.n + 1
+            self.nr = n + 1
             return plaintext
 
-        if header.dh in self.retired:
+        if dh in self.retired:
             raise DuplicateMessage("message from an earlier chain already received")
+        if n > MAX_SKIP:
+            raise TooManySkipped(f"header skips {n} messages (limit {MAX_SKIP})")
 
         # A new ratchet public key from the peer: skip the rest of the current
-        # receiving chain, then the DH ratchet step (section 3.5, DHRatchet).
+        # receiving chain, then the DH ratchet step (section 3.5, DHRatchet). The
+        # receiving half is done first so the message authenticates before the new
+        # sending key pair is drawn.
         old_skipped: list[tuple[tuple[bytes, int], bytes]] = []
         if self.ckr is not None and self.dhr is not None:
-            old_skipped, _ = _skip(self.ckr, self.dhr, self.nr, header.pn)
+            old_skipped, _ = _skip(self.ckr, self.dhr, self.nr, pn)
         try:
-            rk, ckr = kdf_rk(self.rk, self.dhs.dh(header.dh))
-            dhs = X25519KeyPair.generate(self.rng)
-            rk, cks = kdf_rk(rk, dhs.dh(header.dh))
+            rk, ckr = kdf_rk(self.rk, self.dhs.dh(dh))
         except SessionSetupError as exc:  # a low-order ratchet key
             raise DecryptionFailed("failed authentication") from exc
-        new_skipped, ckr = _skip(ckr, header.dh, 0, header.n)
+        new_skipped, ckr = _skip(ckr, dh, 0, n)
         ckr, mk = kdf_ck(ckr)
-        plaintext = aead.decrypt(mk, body, ad)
+        plaintext = _accepted(aead.decrypt(mk, body, ad), accept)
 
+        dhs = X25519KeyPair.generate(self.rng)
+        rk, cks = kdf_rk(rk, dhs.dh(dh))
         self._store_skipped(old_skipped)
         self._store_skipped(new_skipped)
         if self.dhr is not None:
@@ -155,13 +173,18 @@ class Ratchet:
             del self.retired[:-MAX_RETIRED]
         self.pn = self.ns
         self.ns = 0
-        self.nr = header.n + 1
-        self.dhr = header.dh
+        self.nr = n + 1
+        self.dhr = dh
         self.dhs = dhs
         self.rk = rk
         self.cks = cks
         self.ckr = ckr
         return plaintext
+
+    @property
+    def missing(self) -> int:
+        """How many messages were skipped and have not arrived yet (stored keys)."""
+        return len(self.skipped)
 
     def _store_skipped(self, entries: list[tuple[tuple[bytes, int], bytes]]) -> None:
         if not entries:
@@ -219,6 +242,8 @@ class Ratchet:
         for _ in range(count):
             dh = r.take(32)
             n = r.u32()
+            if (dh, n) in skipped:
+                raise DecodeError("duplicate skipped key in saved state")
             skipped[(dh, n)] = r.take(32)
         retired_count = r.u8()
         if retired_count > MAX_RETIRED:

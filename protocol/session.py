@@ -124,11 +124,12 @@ class Session:
         return plaintext
 
     def _open(self, message: bytes) -> bytes:
-        padded = self.ratchet.decrypt(message)
-        try:
-            return padding.unpad(padded)
-        except DecodeError as exc:
-            raise DecryptionFailed("bad padding") from exc
+        return self.ratchet.decrypt(message, _unpad)
+
+    @property
+    def missing(self) -> int:
+        """Messages the peer sent that have not arrived yet (the counters show a gap)."""
+        return self.ratchet.missing
 
     def serialize(self) -> bytes:
         return b"".join((
@@ -148,9 +149,18 @@ class Session:
         peer = decode_key(TYPE_ED25519, r.take(ENCODED_ED25519_LEN))
         has_prefix = r.flag()
         prefix = r.var16()
-        if not has_prefix and prefix:
-            raise DecodeError("prefix bytes without the prefix flag")
+        if has_prefix != bool(prefix):
+            raise DecodeError("prefix flag and prefix bytes disagree")
         base_key = r.take(32) if r.flag() else None
         ratchet = Ratchet.deserialize(r.var32(), rng)
         r.finish()
         return cls(peer, ratchet, prefix if has_prefix else None, base_key)
+
+
+def _unpad(padded: bytes) -> bytes:
+    """Runs inside Ratchet.decrypt before it commits, so an authentic message with bad
+    padding leaves the session unchanged too."""
+    try:
+        return padding.unpad(padded)
+    except DecodeError as exc:
+        raise DecryptionFailed("bad padding") from exc

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import re
 
-from protocol.errors import DecodeError
+from protocol.errors import InvalidUsername
 
 USERNAME_RE = re.compile(r"[a-z][a-z0-9_.-]{2,31}")
 USERNAME_RULE = "3 to 32 characters: a-z first, then a-z, 0-9, '_', '.' or '-'"
-
-
-class InvalidUsername(DecodeError):
-    """A username breaks the rule above."""
 
 
 def check_username(name: str) -> str:

@@ -2,8 +2,9 @@
 
 - protocol/ is sans-I/O: importing all of it pulls in no asyncio, websockets,
   textual, sqlite3 or socket.
-- server/ never loads the ratchet, the session code, PQXDH, sealing or the AEAD: the
-  relay has no code path that could decrypt.
+- server/ never loads the ratchet, the session code, PQXDH, sealing, the AEAD, the
+  KDFs or any private-key operation (protocol.keys): the relay has no code path that
+  could decrypt. It may load only the public encodings, frames and signature checks.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def test_protocol_imports_no_io() -> None:
 
 
 SERVER_MAY_NOT_LOAD = [
+    "protocol.keys",
     "protocol.ratchet",
     "protocol.session",
     "protocol.pqxdh",
@@ -57,3 +59,9 @@ def test_server_cannot_decrypt() -> None:
     loaded = _modules_after_import(["server"])
     leaked = [name for name in SERVER_MAY_NOT_LOAD if name in loaded]
     assert not leaked, f"server/ loads {leaked}"
+
+
+def test_the_import_walker_sees_what_it_checks() -> None:
+    """Guards the checks above against passing vacuously."""
+    loaded = _modules_after_import(["protocol"])
+    assert {"protocol.ratchet", "protocol.keys", "protocol.session"} <= loaded

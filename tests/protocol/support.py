@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from protocol.errors import SessionSetupError
-from protocol.keys import IdentityKeyPair, KemKeyPair, X25519KeyPair
+from protocol.keys import (
+    IdentityKeyPair,
+    KemKeyPair,
+    X25519KeyPair,
+    make_kem_prekey,
+    make_one_time_prekey,
+    make_signed_prekey,
+)
 from protocol.messages import PreKeyMessage
 from protocol.pqxdh import associated_data
 from protocol.prekeys import (
@@ -17,9 +24,6 @@ from protocol.prekeys import (
     OneTimePreKey,
     PreKeyBundle,
     SignedPreKey,
-    make_kem_prekey,
-    make_one_time_prekey,
-    make_signed_prekey,
 )
 from protocol.ratchet import Ratchet
 from protocol.session import Consumed, PrivatePrekeys

@@ -13,14 +13,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from protocol import pqxdh
 from protocol.errors import BadSignature, SessionSetupError
 from protocol.kdf import PQXDH_INFO
-from protocol.keys import IdentityKeyPair, kem_encapsulate
+from protocol.keys import IdentityKeyPair, kem_encapsulate, make_kem_prekey, make_signed_prekey
 from protocol.messages import PreKeyMessage
 from protocol.prekeys import (
     KemPreKey,
     PreKeyBundle,
     SignedPreKey,
-    make_kem_prekey,
-    make_signed_prekey,
 )
 from protocol.session import Session
 from tests.protocol.support import LOW_ORDER_X25519, DetRng, Device

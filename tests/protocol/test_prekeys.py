@@ -7,16 +7,21 @@ import dataclasses
 import pytest
 
 from protocol.errors import BadSignature
-from protocol.keys import TYPE_MLKEM768, TYPE_X25519, IdentityKeyPair, encode_key
+from protocol.keys import (
+    TYPE_MLKEM768,
+    TYPE_X25519,
+    IdentityKeyPair,
+    encode_key,
+    make_kem_prekey,
+    make_one_time_prekey,
+    make_signed_prekey,
+)
 from protocol.prekeys import (
     KemKind,
     KemPreKey,
     OneTimePreKey,
     PreKeyBundle,
     SignedPreKey,
-    make_kem_prekey,
-    make_one_time_prekey,
-    make_signed_prekey,
 )
 from tests.protocol.support import DetRng, Device
 

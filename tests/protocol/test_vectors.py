@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from protocol import aead, fingerprint, kdf, padding, pqxdh
+from protocol import aead, content, fingerprint, frames, kdf, padding, pqxdh
 from protocol.errors import ProtocolError
 from protocol.keys import (
     TYPE_ED25519,
@@ -29,6 +29,9 @@ from protocol.keys import (
     decode_key,
     encode_key,
     identity_dh_public,
+    make_kem_prekey,
+    make_one_time_prekey,
+    make_signed_prekey,
     verify_signature,
     x25519,
 )
@@ -39,9 +42,6 @@ from protocol.prekeys import (
     OneTimePreKey,
     PreKeyBundle,
     SignedPreKey,
-    make_kem_prekey,
-    make_one_time_prekey,
-    make_signed_prekey,
 )
 from protocol.ratchet import MAX_RETIRED, MAX_SKIP, MAX_SKIPPED_KEYS, Ratchet
 from protocol.sealed import MessageKind, SealedContent, unseal
@@ -699,8 +699,8 @@ def test_safety_number(entry: Json) -> None:
     for key, user, side in ((a, ua, "a"), (b_, ub, "b")):
         digest = digest_from_spec(key, user, data["iterations"])
         assert digest == b(entry[f"digest_{side}"])
-        assert fingerprint._half(key, user) == digest
-        assert fingerprint._digits(digest) == entry[f"digits_{side}"]
+        assert fingerprint.fingerprint(key, user) == digest
+        assert fingerprint.displayable(digest) == entry[f"digits_{side}"]
     number = entry["safety_number"]
     assert number == "".join(sorted((entry["digits_a"], entry["digits_b"])))
     assert fingerprint.safety_number(a, ua, b_, ub) == number
@@ -758,3 +758,72 @@ def test_username_invalid(entry: Json) -> None:
 @pytest.mark.parametrize("entry", cases("usernames", "invalid_raw"))
 def test_username_invalid_raw(entry: Json) -> None:
     raises(entry["error"], lambda: decode_username(b(entry["raw"])))
+
+
+# ----------------------------------------------------------------------- content.json
+
+
+@pytest.mark.parametrize("entry", cases("content", "valid"))
+def test_content(entry: Json) -> None:
+    encoded = b(entry["encoded"])
+    item = content.decode_content(encoded)
+    if entry["kind"] == "TEXT":
+        expected: content.Content = content.Text(
+            b(entry["message_id"]), entry["sent_at_ms"], entry["text"])
+    else:
+        expected = content.Receipt(content.ReceiptType[entry["receipt_type"]],
+                                   tuple(b(m) for m in entry["message_ids"]))
+    assert item == expected
+    assert expected.encode() == encoded
+    assert padding.pad(encoded) == b(entry["padded"])
+
+
+@pytest.mark.parametrize("entry", cases("content", "invalid"))
+def test_content_invalid(entry: Json) -> None:
+    raises(entry["error"], lambda: content.decode_content(b(entry["encoded"])))
+
+
+# ------------------------------------------------------------------------ frames.json
+
+
+def test_frame_statements() -> None:
+    data = load("frames")
+    identity = IdentityKeyPair.from_seed(b(data["identity_seed"]))
+    challenge = b(data["challenge"])
+    assert frames.login_statement(data["server_url"], challenge, "alice") == b(
+        data["login_statement"])
+    assert frames.register_statement(data["server_url"], challenge, "alice",
+                                     identity.public) == b(data["register_statement"])
+    for case in data["normalize_url"]:
+        assert frames.normalize_url(case["input"]) == case["normalized"]
+
+
+@pytest.mark.parametrize("entry", cases("frames", "client_frames"))
+def test_client_frame(entry: Json) -> None:
+    encoded = b(entry["encoded"])
+    request_id, frame = frames.decode_client_frame(encoded)
+    assert (request_id, frame.TYPE) == (entry["request_id"], entry["type"])
+    assert frames.encode_frame(frame, request_id) == encoded
+
+
+@pytest.mark.parametrize("entry", cases("frames", "server_frames"))
+def test_server_frame(entry: Json) -> None:
+    encoded = b(entry["encoded"])
+    request_id, frame = frames.decode_server_frame(encoded)
+    assert (request_id, frame.TYPE) == (entry["request_id"], entry["type"])
+    assert frames.encode_frame(frame, request_id) == encoded
+
+
+def test_frame_signatures_verify() -> None:
+    data = load("frames")
+    by_name = {e["name"]: e for e in data["client_frames"]}
+    _, register = frames.decode_client_frame(b(by_name["REGISTER"]["encoded"]))
+    _, login = frames.decode_client_frame(b(by_name["LOGIN"]["encoded"]))
+    assert isinstance(register, frames.Register) and isinstance(login, frames.Login)
+    verify_signature(register.identity, register.signature, b(data["register_statement"]))
+    verify_signature(register.identity, login.signature, b(data["login_statement"]))
+
+
+@pytest.mark.parametrize("entry", cases("frames", "client_invalid"))
+def test_client_frame_invalid(entry: Json) -> None:
+    raises(entry["error"], lambda: frames.decode_client_frame(b(entry["encoded"])))

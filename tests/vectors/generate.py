@@ -27,7 +27,8 @@ from typing import Any
 
 import nacl.bindings as sodium
 
-from protocol import fingerprint, kdf, padding, pqxdh, sealed
+from protocol import content as msg_content
+from protocol import fingerprint, frames, kdf, padding, pqxdh, sealed
 from protocol.aead import decrypt as aead_decrypt
 from protocol.aead import encrypt as aead_encrypt
 from protocol.codec import u32
@@ -43,15 +44,15 @@ from protocol.keys import (
     encode_key,
     identity_dh_public,
     kem_encapsulate,
+    make_kem_prekey,
+    make_one_time_prekey,
+    make_signed_prekey,
     x25519,
 )
 from protocol.messages import HEADER_LEN, Header, PreKeyMessage, RatchetMessage
 from protocol.prekeys import (
     KemKind,
     PreKeyBundle,
-    make_kem_prekey,
-    make_one_time_prekey,
-    make_signed_prekey,
 )
 from protocol.publickeys import X25519_P
 from protocol.ratchet import MAX_RETIRED, MAX_SKIP, MAX_SKIPPED_KEYS, Ratchet
@@ -1026,15 +1027,16 @@ def gen_safety() -> Json:
         ((alice, "alice"), (carol, "carol.c-d_e")),
         ((bob, "bob"), (bob, "bobby")),  # same key, different usernames
     ):
-        half_a = fingerprint._half(a.public, ua)
-        half_b = fingerprint._half(b.public, ub)
+        half_a = fingerprint.fingerprint(a.public, ua)
+        half_b = fingerprint.fingerprint(b.public, ub)
         number = fingerprint.safety_number(a.public, ua, b.public, ub)
         assert number == fingerprint.safety_number(b.public, ub, a.public, ua)
         cases.append({
             "identity_a": h(a.public), "username_a": ua,
             "identity_b": h(b.public), "username_b": ub,
             "digest_a": h(half_a), "digest_b": h(half_b),
-            "digits_a": fingerprint._digits(half_a), "digits_b": fingerprint._digits(half_b),
+            "digits_a": fingerprint.displayable(half_a),
+            "digits_b": fingerprint.displayable(half_b),
             "safety_number": number,
             "formatted": fingerprint.format_safety_number(number),
             "qr_payload": fingerprint.qr_payload(a.public, ua, b.public, ub),
@@ -1142,6 +1144,135 @@ def gen_usernames() -> Json:
     }
 
 
+# ------------------------------------------------------------------ content.json
+
+
+def gen_content() -> Json:
+    rng = Drbg("blindrelay/vectors/v1/content")
+    text_id, read_a, read_b = rng(16), rng(16), rng(16)
+    items = [
+        ("text", msg_content.Text(text_id, 1_780_000_000_123, "hello, Bob \u2603")),
+        ("empty text", msg_content.Text(rng(16), 0, "")),
+        ("delivered receipt", msg_content.Receipt(msg_content.ReceiptType.DELIVERED, (text_id,))),
+        ("read receipt", msg_content.Receipt(msg_content.ReceiptType.READ, (read_a, read_b))),
+    ]
+    valid = []
+    for name, item in items:
+        encoded = item.encode()
+        assert msg_content.decode_content(encoded) == item
+        entry: Json = {"description": name, "encoded": h(encoded),
+                       "padded": h(padding.pad(encoded))}
+        if isinstance(item, msg_content.Text):
+            entry |= {"kind": "TEXT", "message_id": h(item.message_id),
+                      "sent_at_ms": item.sent_at_ms, "text": item.text}
+        else:
+            entry |= {"kind": "RECEIPT", "receipt_type": item.receipt_type.name,
+                      "message_ids": [h(m) for m in item.message_ids]}
+        valid.append(entry)
+    good = items[0][1].encode()
+    bad = [
+        ("unknown version", b"\x02" + good[1:]),
+        ("unknown kind", good[:1] + b"\x03" + good[2:]),
+        ("trailing byte", good + b"\x00"),
+        ("truncated", good[:-1]),
+        ("text not UTF-8", msg_content.Text(text_id, 1, "a").encode()[:-1] + b"\xff"),
+        ("receipt with no ids", b"\x01\x02\x01\x00\x00"),
+        ("unknown receipt type", b"\x01\x02\x03\x00\x01" + text_id),
+    ]
+    invalid = [{"description": d, "encoded": h(e),
+                "error": error_name(msg_content.decode_content, e)} for d, e in bad]
+    return {
+        "description": "Message content inside the encryption (protocol/msg_content.py), before "
+                       "padding.",
+        "format": FORMAT,
+        "valid": valid,
+        "invalid": invalid,
+    }
+
+
+# ------------------------------------------------------------------- frames.json
+
+
+def gen_frames() -> Json:
+    rng = Drbg("blindrelay/vectors/v1/frames")
+    alice = IdentityKeyPair.generate(rng)
+    _, spk = make_signed_prekey(alice, 1, rng)
+    _, kem = make_kem_prekey(alice, 2, rng)
+    _, opk = make_one_time_prekey(3, rng)
+    challenge = rng(32)
+    envelope_id = rng(16)
+    url = frames.normalize_url("WS://LocalHost:8765/")
+    login = frames.login_statement(url, challenge, "alice")
+    register = frames.register_statement(url, challenge, "alice", alice.public)
+    limits = frames.Limits(262144, 65536, 64, 10000, 500, 200, 400, 2592000, 10)
+    bundle = PreKeyBundle(alice.public, spk, KemKind.LAST_RESORT, kem, opk)
+    client_frames: list[tuple[str, frames.Frame]] = [
+        ("REGISTER", frames.Register("alice", alice.public, alice.sign(register))),
+        ("LOGIN", frames.Login("alice", alice.sign(login))),
+        ("UPLOAD_SIGNED_PREKEYS", frames.UploadSignedPrekeys(spk, kem)),
+        ("UPLOAD_ONE_TIME_PREKEYS", frames.UploadOneTimePrekeys((opk,), (kem,))),
+        ("FETCH_BUNDLE", frames.FetchBundle("bob")),
+        ("PREKEY_COUNT", frames.PrekeyCount()),
+        ("SEND", frames.Send((frames.Outgoing("bob", b"\x01" * 3),
+                              frames.Outgoing("carol", b"\x02")))),
+        ("ACK", frames.Ack((envelope_id,))),
+    ]
+    server_frames: list[tuple[str, frames.Frame]] = [
+        ("HELLO", frames.Hello(challenge, limits)),
+        ("OK", frames.Ok()),
+        ("BUNDLE", frames.Bundle(bundle.encode())),
+        ("PREKEY_COUNTS", frames.PrekeyCounts(7, 3)),
+        ("SENT", frames.Sent((envelope_id,))),
+        ("DELIVER", frames.Deliver(envelope_id, 1_780_000_000, b"\x09" * 4)),
+        ("PREKEYS_LOW", frames.PrekeysLow(2, 0)),
+        ("QUEUE_DONE", frames.QueueDone(5)),
+        ("ERROR", frames.Error(frames.ErrorCode.QUEUE_FULL, "the queue of 'bob' is full")),
+    ]
+
+    def entries(items: list[tuple[str, frames.Frame]], decode: Callable[[bytes], Any],
+                first_id: int) -> list[Json]:
+        out = []
+        for i, (name, frame) in enumerate(items):
+            request_id = 0 if name in ("HELLO", "DELIVER", "PREKEYS_LOW", "QUEUE_DONE") \
+                else first_id + i
+            encoded = frames.encode_frame(frame, request_id)
+            assert decode(encoded) == (request_id, frame)
+            out.append({"name": name, "type": frame.TYPE, "request_id": request_id,
+                        "encoded": h(encoded)})
+        return out
+
+    good = frames.encode_frame(frames.FetchBundle("bob"), 9)
+    bad = [
+        ("too short", good[:5]),
+        ("unknown version", b"\x02" + good[1:]),
+        ("unknown type", good[:1] + b"\x7f" + good[2:]),
+        ("server frame sent by a client", frames.encode_frame(frames.Ok(), 9)),
+        ("trailing byte", good + b"\x00"),
+        ("truncated payload", good[:-1]),
+        ("invalid username", frames.encode_frame(frames.FetchBundle("bob"), 9)[:-3] + b"B0b"),
+        ("SEND with no envelope", good[:1] + b"\x20" + good[2:6] + b"\x00\x00"),
+    ]
+    invalid = [{"description": d, "encoded": h(e),
+                "error": error_name(frames.decode_client_frame, e)} for d, e in bad]
+    urls = [(u, frames.normalize_url(u)) for u in
+            ("ws://127.0.0.1:8765", "WS://LocalHost:8765/", "wss://relay.example",
+             "ws://relay.example", "ws://[::1]:9000/path")]
+    return {
+        "description": "Client-server frames (docs/PROTOCOL.md section 16): one of each, "
+                       "encoded with the request id given, plus login statements.",
+        "format": FORMAT,
+        "identity_seed": h(alice.seed),
+        "server_url": url,
+        "challenge": h(challenge),
+        "login_statement": h(login),
+        "register_statement": h(register),
+        "normalize_url": [{"input": i, "normalized": o} for i, o in urls],
+        "client_frames": entries(client_frames, frames.decode_client_frame, 1),
+        "server_frames": entries(server_frames, frames.decode_server_frame, 100),
+        "client_invalid": invalid,
+    }
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -1160,6 +1291,8 @@ def generate(rec: Recorded) -> dict[str, Json]:
     out["safety_numbers"] = gen_safety()
     out["sealed"] = gen_sealed(rec, conv)
     out["usernames"] = gen_usernames()
+    out["content"] = gen_content()
+    out["frames"] = gen_frames()
     return out
 
 
