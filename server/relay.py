@@ -17,7 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from protocol.errors import BadSignature, DecodeError
+from protocol.errors import (
+    BadSignature,
+    DecodeError,
+    InvalidUsername,
+    UnknownFrameType,
+    UnsupportedVersion,
+)
 from protocol.frames import (
     Ack,
     Bundle,
@@ -37,8 +43,6 @@ from protocol.frames import (
     Register,
     Send,
     Sent,
-    UnknownFrameType,
-    UnsupportedVersion,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     decode_client_frame,
@@ -48,7 +52,6 @@ from protocol.frames import (
 )
 from protocol.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from protocol.publickeys import verify_signature
-from protocol.usernames import InvalidUsername
 from server.ratelimit import TokenBucket
 from server.storage import (
     IdentityInUse,
