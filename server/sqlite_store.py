@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS kem_one_time_prekeys (
     PRIMARY KEY (username, key_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelopes (
-    seq          INTEGER PRIMARY KEY,
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     envelope_id  BLOB NOT NULL UNIQUE,
     recipient    TEXT NOT NULL REFERENCES accounts(username),
     body         BLOB NOT NULL,

@@ -50,6 +50,19 @@ def test_inventory_parser_sees_every_table() -> None:
     assert "sender" not in documented["envelopes"]
 
 
+async def test_sqlite_internal_tables_are_documented(tmp_path: Path) -> None:
+    store = await SqliteStorage.open(tmp_path)
+    await store.close()
+    db = sqlite3.connect(tmp_path / DB_FILENAME)
+    names = [r[0] for r in db.execute(
+        "SELECT name FROM sqlite_schema WHERE type='table' AND name LIKE 'sqlite_%'")]
+    db.close()
+    text = (ROOT / "docs" / "DATA.md").read_text()
+    assert names, "expected sqlite_sequence (envelopes.seq is AUTOINCREMENT)"
+    for name in names:
+        assert f"`{name}`" in text, f"SQLite table {name} not in docs/DATA.md"
+
+
 async def test_indexes_are_documented(tmp_path: Path) -> None:
     store = await SqliteStorage.open(tmp_path)
     await store.close()

@@ -186,3 +186,19 @@ async def test_wss_with_tls_certificate(tmp_path: Path) -> None:
         await conn.register("alice", IdentityKeyPair.generate())
         assert isinstance(await conn.next_push(5), QueueDone)
         await conn.close()
+
+
+async def test_pushes_continue_after_the_queue_empties(tmp_path: Path) -> None:
+    """Envelope seqs are never reused: once every envelope was acknowledged and deleted,
+    the next one must still reach a recipient who is online (a reused seq would look
+    already delivered to that connection)."""
+    async with running_relay(tmp_path) as relay:
+        alice, _ = await _user(relay.url, "alice")
+        bob, _ = await _user(relay.url, "bob")
+        for i in range(3):
+            await alice.send([("bob", bytes([i]) * 10)])
+            got = await _next_delivery(bob)
+            assert got.body == bytes([i]) * 10
+            await bob.ack([got.envelope_id])
+        await alice.close()
+        await bob.close()
