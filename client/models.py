@@ -1,0 +1,127 @@
+"""The client's records: contacts, messages and outbox entries, as stored (JSON inside
+the store's encryption) and as the CLI and the app show them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+    NOTICE = "notice"
+
+
+class State(StrEnum):
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    RECEIVED = "received"
+    FAILED = "failed"
+    UNDECRYPTABLE = "undecryptable"
+    NOTICE = "notice"
+
+
+STATE_ORDER = {State.SENDING: 0, State.SENT: 1, State.DELIVERED: 2, State.READ: 3}
+
+
+class Trust(StrEnum):
+    UNVERIFIED = "unverified"
+    VERIFIED = "verified"
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass
+class Contact:
+    name: str
+    identity: bytes
+    trust: Trust = Trust.UNVERIFIED
+    pending_identity: bytes | None = None
+    unread: int = 0
+    last_activity: float = 0.0
+    was_verified: bool = False
+
+    @property
+    def key_changed(self) -> bool:
+        """A new identity key was seen and not yet accepted: nothing is sent."""
+        return self.pending_identity is not None
+
+    def encode(self) -> bytes:
+        d = asdict(self)
+        d["identity"] = self.identity.hex()
+        d["pending_identity"] = None if self.pending_identity is None else \
+            self.pending_identity.hex()
+        return _dumps(d)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Contact:
+        d = json.loads(data)
+        d["identity"] = bytes.fromhex(d["identity"])
+        if d["pending_identity"] is not None:
+            d["pending_identity"] = bytes.fromhex(d["pending_identity"])
+        d["trust"] = Trust(d["trust"])
+        return cls(**d)
+
+
+@dataclass
+class Message:
+    contact: str
+    direction: Direction
+    text: str
+    state: State
+    message_id: bytes = b""
+    sent_at_ms: int = 0
+    stored_at: float = 0.0
+    error: str = ""
+    unread: bool = False
+    row_id: int = field(default=0, compare=False)
+
+    def encode(self) -> bytes:
+        d = asdict(self)
+        d.pop("row_id")
+        d["message_id"] = self.message_id.hex()
+        return _dumps(d)
+
+    @classmethod
+    def decode(cls, data: bytes, row_id: int = 0) -> Message:
+        d = json.loads(data)
+        d["message_id"] = bytes.fromhex(d["message_id"])
+        d["direction"] = Direction(d["direction"])
+        d["state"] = State(d["state"])
+        return cls(**d, row_id=row_id)
+
+    def to_json(self) -> dict[str, Any]:
+        """What `blindrelay recv --json` prints."""
+        return {
+            "from" if self.direction is Direction.IN else "to": self.contact,
+            "direction": self.direction.value,
+            "text": self.text,
+            "state": self.state.value,
+            "id": self.message_id.hex(),
+            "sent_at_ms": self.sent_at_ms,
+            "stored_at": self.stored_at,
+            **({"error": self.error} if self.error else {}),
+        }
+
+
+@dataclass
+class OutboxItem:
+    recipient: str
+    envelope: bytes
+    message_row: int | None = None
+
+    def encode(self) -> bytes:
+        return _dumps({"recipient": self.recipient, "envelope": self.envelope.hex(),
+                       "message_row": self.message_row})
+
+    @classmethod
+    def decode(cls, data: bytes) -> OutboxItem:
+        d = json.loads(data)
+        return cls(d["recipient"], bytes.fromhex(d["envelope"]), d["message_row"])

@@ -1,0 +1,327 @@
+"""The client's encrypted local store: one SQLite file per profile.
+
+Everything secret or personal (identity key, prekeys, sessions, contacts, history,
+outbox) is stored as XChaCha20-Poly1305 ciphertext under a key derived from the
+passphrase with Argon2id. Each row's associated data names its table and row key, so
+rows cannot be swapped. Rows are found by HMAC-SHA256 tags of their names, never by
+the names themselves: the file shows how many rows there are, not whom they concern.
+
+A wrong passphrase fails the key check before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+
+import nacl.bindings as sodium
+import nacl.exceptions
+import nacl.pwhash
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+STORE_FILENAME = "profile.sqlite3"
+SCHEMA_VERSION = 1
+CHECK_PLAINTEXT = b"blindrelay local store v1"
+NONCE_LEN = 24
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS prekeys (tag BLOB PRIMARY KEY, kind TEXT NOT NULL,
+                                    data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, contact BLOB NOT NULL,
+                                     mid BLOB, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_by_contact ON messages (contact, id);
+CREATE INDEX IF NOT EXISTS messages_by_mid ON messages (mid);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (tag BLOB PRIMARY KEY, at INTEGER NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """Base of the local store's errors."""
+
+
+class NoProfile(StoreError):
+    pass
+
+
+class ProfileExists(StoreError):
+    pass
+
+
+class WrongPassphrase(StoreError):
+    pass
+
+
+class CorruptStore(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    opslimit: int = 3
+    memlimit: int = 64 * 1024 * 1024
+
+    def encode(self) -> bytes:
+        return self.opslimit.to_bytes(4, "big") + self.memlimit.to_bytes(8, "big")
+
+    @classmethod
+    def decode(cls, data: bytes) -> KdfParams:
+        if len(data) != 12:
+            raise CorruptStore("bad KDF parameters")
+        return cls(int.from_bytes(data[:4], "big"), int.from_bytes(data[4:], "big"))
+
+
+def _subkeys(master: bytes) -> tuple[bytes, bytes]:
+    out = HKDF(hashes.SHA256(), 64, b"\x00" * 32, b"blindrelay local store keys v1").derive(
+        master)
+    return out[:32], out[32:]
+
+
+class Store:
+    """Encrypted rows over one SQLite connection. Use `transaction()` to group writes
+    that must land together (a received message and the ratchet state, say)."""
+
+    def __init__(self, db: sqlite3.Connection, master: bytes, protected: bool) -> None:
+        self.db = db
+        self._enc_key, self._index_key = _subkeys(master)
+        self.protected = protected
+        self._depth = 0
+
+    # -- opening
+
+    @staticmethod
+    def path_in(home: Path) -> Path:
+        return home / STORE_FILENAME
+
+    @classmethod
+    def create(cls, home: Path, passphrase: bytes | None,
+               params: KdfParams | None = None) -> Store:
+        """`passphrase=None` stores the key in the file itself: no protection at rest."""
+        path = cls.path_in(home)
+        if path.exists():
+            raise ProfileExists(f"a profile already exists in {home}")
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = _connect(path)
+        params = params or KdfParams()
+        salt = os.urandom(nacl.pwhash.argon2id.SALTBYTES)
+        if passphrase is None:
+            master = os.urandom(32)
+            meta = {"protection": b"none", "master": master}
+        else:
+            master = _derive(passphrase, salt, params)
+            meta = {"protection": b"argon2id", "salt": salt, "kdf": params.encode()}
+        store = cls(db, master, passphrase is not None)
+        with store.transaction():
+            for name, value in meta.items():
+                db.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
+            db.execute("INSERT INTO meta (name, value) VALUES ('check', ?)",
+                       (store._seal(b"meta", b"check", CHECK_PLAINTEXT),))
+        os.chmod(path, 0o600)
+        return store
+
+    @classmethod
+    def open(cls, home: Path, passphrase: bytes | None) -> Store:
+        path = cls.path_in(home)
+        if not path.exists():
+            raise NoProfile(f"no profile in {home}; create one with 'blindrelay init'")
+        db = _connect(path)
+        meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        protection = meta.get("protection")
+        if protection == b"none":
+            master = bytes(meta["master"])
+        elif protection == b"argon2id":
+            if passphrase is None:
+                db.close()
+                raise WrongPassphrase("this profile is protected by a passphrase")
+            master = _derive(passphrase, bytes(meta["salt"]), KdfParams.decode(meta["kdf"]))
+        else:
+            db.close()
+            raise CorruptStore("the profile's key metadata is missing or unknown")
+        store = cls(db, master, protection == b"argon2id")
+        try:
+            if store._open(b"meta", b"check", bytes(meta["check"])) != CHECK_PLAINTEXT:
+                raise CorruptStore("key check mismatch")
+        except CorruptStore:
+            db.close()
+            raise WrongPassphrase("wrong passphrase") from None
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- crypto
+
+    def tag(self, kind: bytes, name: bytes) -> bytes:
+        """The row key for a name: HMAC-SHA256(index key, kind || 0 || name), 16 bytes."""
+        return hmac.new(self._index_key, kind + b"\x00" + name, sha256).digest()[:16]
+
+    def _seal(self, table: bytes, row: bytes, plaintext: bytes) -> bytes:
+        nonce = os.urandom(NONCE_LEN)
+        return nonce + bytes(sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            plaintext, table + b"\x00" + row, nonce, self._enc_key))
+
+    def _open(self, table: bytes, row: bytes, data: bytes) -> bytes:
+        try:
+            return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                data[NONCE_LEN:], table + b"\x00" + row, data[:NONCE_LEN], self._enc_key))
+        except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
+            raise CorruptStore(f"a row of {table.decode()} does not decrypt") from exc
+
+    # -- transactions
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all; nests."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.db.execute("COMMIT")
+
+    # -- key/value rows (settings, contacts, sessions, prekeys)
+
+    def put(self, table: str, kind: bytes, name: bytes, value: bytes,
+            extra: dict[str, object] | None = None) -> None:
+        tag = self.tag(kind, name)
+        cols = {"tag": tag, "data": self._seal(table.encode(), tag, value), **(extra or {})}
+        names = ", ".join(cols)
+        marks = ", ".join("?" for _ in cols)
+        with self.transaction():
+            self.db.execute(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})",
+                            tuple(cols.values()))
+
+    def get(self, table: str, kind: bytes, name: bytes) -> bytes | None:
+        tag = self.tag(kind, name)
+        row = self.db.execute(f"SELECT data FROM {table} WHERE tag=?", (tag,)).fetchone()
+        return None if row is None else self._open(table.encode(), tag, bytes(row[0]))
+
+    def delete(self, table: str, kind: bytes, name: bytes) -> None:
+        with self.transaction():
+            self.db.execute(f"DELETE FROM {table} WHERE tag=?", (self.tag(kind, name),))
+
+    def all(self, table: str, where: str = "", args: tuple[object, ...] = ()) -> list[bytes]:
+        rows = self.db.execute(f"SELECT tag, data FROM {table} {where}", args).fetchall()
+        return [self._open(table.encode(), bytes(t), bytes(d)) for t, d in rows]
+
+    # -- messages (append-only log with in-place state updates)
+
+    def add_message(self, contact: str, mid: bytes | None, value: bytes) -> int:
+        ctag = self.tag(b"contact", contact.encode())
+        mtag = None if mid is None else self.tag(b"mid", mid)
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO messages (contact, mid, data) VALUES (?, ?, x'')",
+                                  (ctag, mtag))
+            row_id = cur.lastrowid
+            assert row_id is not None
+            self._write_message(row_id, value)
+        return row_id
+
+    def _write_message(self, row_id: int, value: bytes) -> None:
+        self.db.execute("UPDATE messages SET data=? WHERE id=?",
+                        (self._seal(b"messages", str(row_id).encode(), value), row_id))
+
+    def update_message(self, row_id: int, value: bytes) -> None:
+        with self.transaction():
+            self._write_message(row_id, value)
+
+    def message(self, row_id: int) -> bytes | None:
+        row = self.db.execute("SELECT data FROM messages WHERE id=?", (row_id,)).fetchone()
+        return None if row is None else self._open(b"messages", str(row_id).encode(),
+                                                   bytes(row[0]))
+
+    def messages(self, contact: str, limit: int, before: int | None = None
+                 ) -> list[tuple[int, bytes]]:
+        """The newest `limit` messages of a conversation (before row id `before`),
+        oldest first."""
+        ctag = self.tag(b"contact", contact.encode())
+        rows = self.db.execute(
+            "SELECT id, data FROM messages WHERE contact=? AND id<? ORDER BY id DESC LIMIT ?",
+            (ctag, before if before is not None else 2**62, limit)).fetchall()
+        return [(i, self._open(b"messages", str(i).encode(), bytes(d)))
+                for i, d in reversed(rows)]
+
+    def message_count(self, contact: str) -> int:
+        ctag = self.tag(b"contact", contact.encode())
+        return int(self.db.execute("SELECT COUNT(*) FROM messages WHERE contact=?",
+                                   (ctag,)).fetchone()[0])
+
+    def find_messages(self, mid: bytes) -> list[tuple[int, bytes]]:
+        rows = self.db.execute("SELECT id, data FROM messages WHERE mid=?",
+                               (self.tag(b"mid", mid),)).fetchall()
+        return [(i, self._open(b"messages", str(i).encode(), bytes(d))) for i, d in rows]
+
+    # -- outbox
+
+    def add_outbox(self, value: bytes) -> int:
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO outbox (data) VALUES (x'')")
+            row_id = cur.lastrowid
+            assert row_id is not None
+            self.db.execute("UPDATE outbox SET data=? WHERE id=?",
+                            (self._seal(b"outbox", str(row_id).encode(), value), row_id))
+        return row_id
+
+    def outbox(self) -> list[tuple[int, bytes]]:
+        rows = self.db.execute("SELECT id, data FROM outbox ORDER BY id").fetchall()
+        return [(i, self._open(b"outbox", str(i).encode(), bytes(d))) for i, d in rows]
+
+    def delete_outbox(self, row_id: int) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM outbox WHERE id=?", (row_id,))
+
+    # -- envelopes already processed (dedupe of redeliveries)
+
+    def seen(self, envelope_id: bytes) -> bool:
+        return self.db.execute("SELECT 1 FROM seen WHERE tag=?",
+                               (self.tag(b"envelope", envelope_id),)).fetchone() is not None
+
+    def mark_seen(self, envelope_id: bytes, now: int) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO seen (tag, at) VALUES (?, ?)",
+                            (self.tag(b"envelope", envelope_id), now))
+
+    def forget_seen(self, before: int) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM seen WHERE at<?", (before,))
+
+
+def _derive(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:
+    return bytes(nacl.pwhash.argon2id.kdf(32, passphrase, salt, opslimit=params.opslimit,
+                                          memlimit=params.memlimit))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA secure_delete=ON")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise CorruptStore(f"profile schema {version} is newer than this client")
+    db.executescript(SCHEMA)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return db
