@@ -15,7 +15,7 @@ from protocol.keys import TYPE_ED25519, encode_key
 FINGERPRINT_VERSION = 0
 ITERATIONS = 5200
 QR_VERSION = 0
-QR_PREFIX = "blindrelay-safety:"
+QR_PREFIX = "BLINDRELAY-SAFETY:"
 
 
 def fingerprint(identity_public: bytes, username: str) -> bytes:
@@ -51,7 +51,9 @@ def format_safety_number(number: str) -> str:
 
 def qr_payload(identity_a: bytes, username_a: str, identity_b: bytes, username_b: str) -> str:
     """What the QR code carries: the version and both 32-byte fingerprint halves,
-    sorted, in hex, so a scan compares everything the digits summarise."""
+    sorted, in upper-case hex, so a scan compares everything the digits summarise.
+    Upper case keeps it in QR's alphanumeric mode: a version-5 code that fits in an
+    80x24 terminal."""
     halves = sorted((fingerprint(identity_a, username_a)[:32],
                      fingerprint(identity_b, username_b)[:32]))
-    return f"{QR_PREFIX}{QR_VERSION}:{halves[0].hex()}{halves[1].hex()}"
+    return f"{QR_PREFIX}{QR_VERSION}:{halves[0].hex().upper()}{halves[1].hex().upper()}"
