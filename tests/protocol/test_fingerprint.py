@@ -55,7 +55,7 @@ def test_the_number_changes_when_any_key_or_username_changes() -> None:
 
 def test_the_qr_payload_changes_with_keys_and_usernames() -> None:
     base = qr_payload(A, "alice", B, "bob")
-    assert re.fullmatch(r"blindrelay-safety:0:[0-9a-f]{128}", base)
+    assert re.fullmatch(r"BLINDRELAY-SAFETY:0:[0-9A-F]{128}", base)
     assert base != qr_payload(C, "alice", B, "bob")
     assert base != qr_payload(A, "alice", B, "bobby")
 
