@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     conf = sub.add_parser("conformance", help="check a relay against the protocol's frames")
     conf.add_argument("url", help="ws:// or wss:// URL of the relay")
     conf.add_argument("-k", "--only", help="run only checks whose name contains this")
+    from client.commands import add_client_commands
+
+    add_client_commands(sub)
     return parser
 
 
@@ -105,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.audit import main as audit_main
 
         return audit_main(args.data)
+    if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
+                        "accept-key", "chat"):
+        from client.commands import run_client_command
+
+        return run_client_command(args)
     if args.command == "conformance":
         from client.conformance import main as conformance_main
 

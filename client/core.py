@@ -160,6 +160,7 @@ class Client:
         self.status = "offline"
         self.queue_done = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._prekey_lock = asyncio.Lock()
         self._pump_task: asyncio.Task[None] | None = None
         self._replenish_task: asyncio.Task[None] | None = None
         self._deferred: list[Event] = []
@@ -315,7 +316,9 @@ class Client:
     async def _replenish_quietly(self) -> None:
         try:
             await self.ensure_prekeys()
-        except (RelayError, ConnectionLost) as exc:
+        except (ConnectionLost, NotConnected):
+            pass  # done again at the next login
+        except RelayError as exc:
             log.warning("prekey upload failed: %s", exc)
 
     def _require_conn(self) -> RelayConnection:
@@ -326,6 +329,10 @@ class Client:
     # -- prekeys (PQXDH section 3.2): replenish one-time keys, rotate the signed one
 
     async def ensure_prekeys(self) -> None:
+        async with self._prekey_lock:
+            await self._ensure_prekeys()
+
+    async def _ensure_prekeys(self) -> None:
         conn = self._require_conn()
         now = self.clock()
         if (self.profile.signed_prekey_id == 0

@@ -99,8 +99,10 @@ class Message:
 
     def to_json(self) -> dict[str, Any]:
         """What `blindrelay recv --json` prints."""
+        party = {Direction.IN: "from", Direction.OUT: "to"}.get(self.direction)
         return {
-            "from" if self.direction is Direction.IN else "to": self.contact,
+            "contact": self.contact,
+            **({party: self.contact} if party else {}),
             "direction": self.direction.value,
             "text": self.text,
             "state": self.state.value,

@@ -131,6 +131,21 @@ class Store:
         return store
 
     @classmethod
+    def needs_passphrase(cls, home: Path) -> bool:
+        """Whether the profile in `home` is protected (False also if there is none)."""
+        path = cls.path_in(home)
+        if not path.exists():
+            return False
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE name='protection'").fetchone()
+        except sqlite3.DatabaseError:
+            return False
+        finally:
+            db.close()
+        return row is None or bytes(row[0]) != b"none"
+
+    @classmethod
     def open(cls, home: Path, passphrase: bytes | None) -> Store:
         path = cls.path_in(home)
         if not path.exists():

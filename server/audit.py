@@ -55,7 +55,7 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
     print("Files in the data directory:", file=out)
     for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
         print(f"  {path.relative_to(data_dir)}  {path.stat().st_size} bytes", file=out)
-    db = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+    db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         tables = [r[0] for r in db.execute(
             "SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name")]

@@ -12,15 +12,14 @@ from protocol.frames import Limits, normalize_url
 LOOPBACK_ALIASES = ("127.0.0.1", "localhost", "[::1]")
 
 
-def default_data_dir(app: str = "blindrelay", sub: str = "server") -> Path:
-    """The per-user data directory: XDG on Linux, the platform's own elsewhere."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
+def default_data_dir() -> Path:
+    """Under the per-user data directory: XDG's on Linux, the platform's elsewhere."""
+    if sys.platform in ("win32", "darwin"):
+        base = Path.home() / ("AppData/Roaming" if sys.platform == "win32"
+                              else "Library/Application Support")
     else:
         base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / app / sub
+    return base / "blindrelay" / "server"
 
 
 def default_limits() -> Limits:

@@ -1,0 +1,365 @@
+"""The client subcommands of `blindrelay`: scriptable, non-interactive when given a
+passphrase, with clear exit codes (docs/CLIENT.md lists them)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import getpass
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from client.connection import RelayError
+from client.core import (
+    Client,
+    ClientError,
+    Event,
+    KeyChangeBlocked,
+    MessageEvent,
+    NotConnected,
+    UnknownContact,
+)
+from client.models import Direction, Message, State
+from client.paths import PASSPHRASE_ENV, resolve_home
+from client.store import NoProfile, ProfileExists, Store, StoreError, WrongPassphrase
+from protocol.errors import ProtocolError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_PROFILE = 3
+EXIT_WRONG_PASSPHRASE = 4
+EXIT_UNREACHABLE = 5
+EXIT_UNKNOWN_CONTACT = 6
+EXIT_KEY_CHANGED = 7
+
+NO_PASSPHRASE_WARNING = (
+    "WARNING: --no-passphrase: this profile's encryption key is stored in the profile "
+    "itself. Anyone who can read {home} can read your messages and act as you. Use it "
+    "only for throw-away demos and tests.")
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", type=Path,
+                        help="profile directory (default $BLINDRELAY_HOME or the user data "
+                        "directory)")
+    common.add_argument("--passphrase-file", type=Path,
+                        help=f"read the passphrase from this file (else ${PASSPHRASE_ENV}, "
+                        "else a prompt)")
+
+    p = sub.add_parser("init", parents=[common], help="create a profile and register it",
+                       description="Create an identity, register NAME on the relay and "
+                       "upload prekeys.")
+    p.add_argument("name")
+    p.add_argument("--server", required=True, help="relay URL, e.g. ws://127.0.0.1:8765")
+    p.add_argument("--no-passphrase", action="store_true",
+                   help="store the profile key unprotected (says what that means)")
+
+    p = sub.add_parser("send", parents=[common], help="send a message",
+                       description="Send TEXT (or standard input) to NAME.")
+    p.add_argument("name")
+    p.add_argument("text", nargs="?", help="the message; '-' or nothing reads stdin")
+
+    p = sub.add_parser("recv", parents=[common], help="print new messages",
+                       description="Fetch queued messages, print every unread one, mark "
+                       "them read.")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="keep listening S seconds after the queue is empty")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("contacts", parents=[common], help="list contacts")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("safety-number", parents=[common],
+                       help="show the safety number shared with a contact")
+    p.add_argument("name")
+    p.add_argument("--no-qr", action="store_true", help="digits only")
+
+    p = sub.add_parser("verify", parents=[common],
+                       help="mark a contact verified after comparing safety numbers")
+    p.add_argument("name")
+
+    p = sub.add_parser("accept-key", parents=[common],
+                       help="accept a contact's changed identity key")
+    p.add_argument("name")
+
+    sub.add_parser("chat", parents=[common], help="the terminal chat app")
+
+
+def _passphrase(args: argparse.Namespace, confirm: bool = False) -> bytes:
+    if args.passphrase_file is not None:
+        try:
+            return args.passphrase_file.read_text().rstrip("\r\n").encode()
+        except OSError as exc:
+            raise CommandError(f"cannot read --passphrase-file: {exc}", EXIT_USAGE) from exc
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env is not None:
+        return env.encode()
+    if not sys.stdin.isatty():
+        raise CommandError(f"no passphrase: set {PASSPHRASE_ENV}, pass --passphrase-file, or "
+                           "create the profile with --no-passphrase", EXIT_USAGE)
+    first = getpass.getpass("Passphrase: ")
+    if confirm and getpass.getpass("Passphrase again: ") != first:
+        raise CommandError("the passphrases differ", EXIT_USAGE)
+    if confirm and not first:
+        raise CommandError("an empty passphrase protects nothing; use --no-passphrase to say "
+                           "so explicitly", EXIT_USAGE)
+    return first.encode()
+
+
+def _open(args: argparse.Namespace) -> Client:
+    home = resolve_home(args.home)
+    if not Store.path_in(home).exists():
+        raise CommandError(f"no profile in {home}; create one with "
+                           "'blindrelay init NAME --server URL'", EXIT_NO_PROFILE)
+    passphrase = _passphrase(args) if Store.needs_passphrase(home) else None
+    try:
+        return Client.open(home, passphrase)
+    except WrongPassphrase as exc:
+        raise CommandError("wrong passphrase", EXIT_WRONG_PASSPHRASE) from exc
+    except NoProfile as exc:
+        raise CommandError(str(exc), EXIT_NO_PROFILE) from exc
+    except StoreError as exc:
+        raise CommandError(f"cannot open the profile: {exc}") from exc
+
+
+async def _connect(client: Client) -> None:
+    try:
+        await client.connect()
+    except NotConnected as exc:
+        raise CommandError(str(exc), EXIT_UNREACHABLE) from exc
+    except RelayError as exc:
+        raise CommandError(f"the relay refused the login: {exc}", EXIT_ERROR) from exc
+    try:
+        await asyncio.wait_for(client.queue_done.wait(), 30)
+    except TimeoutError as exc:
+        raise CommandError("the relay did not finish delivering the queue",
+                           EXIT_UNREACHABLE) from exc
+
+
+def _stamp(message: Message) -> str:
+    when = message.sent_at_ms / 1000 if message.sent_at_ms else message.stored_at
+    return dt.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_message(message: Message) -> str:
+    if message.direction is Direction.NOTICE:
+        return f"[{_stamp(message)}] * {message.contact}: {message.text}"
+    if message.state is State.UNDECRYPTABLE:
+        return f"[{_stamp(message)}] {message.contact}: <{message.error}>"
+    return f"[{_stamp(message)}] {message.contact}: {message.text}"
+
+
+# -- commands
+
+
+async def cmd_init(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    passphrase = None if args.no_passphrase else _passphrase(args, confirm=True)
+    try:
+        client = Client.create(home, args.name, args.server, passphrase)
+    except ProfileExists as exc:
+        raise CommandError(str(exc)) from exc
+    except (ProtocolError, ValueError) as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    try:
+        await _connect(client)
+    except BaseException:
+        client.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(Store.path_in(home)) + suffix)
+        raise
+    await client.disconnect()
+    client.close()
+    if passphrase is None:
+        print(NO_PASSPHRASE_WARNING.format(home=home), file=sys.stderr)
+    print(f"Registered {args.name} on {client.profile.server}; profile in {home}")
+    return EXIT_OK
+
+
+async def cmd_send(args: argparse.Namespace) -> int:
+    text = args.text
+    if text is None or text == "-":
+        text = sys.stdin.read()
+        text = text[:-1] if text.endswith("\n") else text
+    if not text:
+        raise CommandError("nothing to send", EXIT_USAGE)
+    client = _open(args)
+    try:
+        await _connect(client)
+        message = await client.send_text(args.name, text)
+        await client.flush_outbox()
+        state = client.store.message(message.row_id)
+        final = Message.decode(state).state if state else message.state
+        if final is State.FAILED:
+            raise CommandError("the relay refused the message")
+        if final is State.SENDING:
+            print(f"queued for {args.name}; it will be sent at the next connection",
+                  file=sys.stderr)
+            return EXIT_UNREACHABLE
+        print(f"sent to {args.name}")
+        return EXIT_OK
+    finally:
+        await client.disconnect()
+        client.close()
+
+
+async def cmd_recv(args: argparse.Namespace) -> int:
+    client = _open(args)
+    printed: set[int] = set()
+
+    def show(message: Message) -> None:
+        if message.row_id in printed or message.direction is Direction.OUT:
+            return
+        printed.add(message.row_id)
+        if args.json:
+            print(json.dumps({"kind": message.direction.value, **message.to_json()}),
+                  flush=True)
+        else:
+            print(format_message(message), flush=True)
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, MessageEvent) and event.message.row_id not in printed \
+                and (event.message.unread or event.message.direction is Direction.NOTICE
+                     or event.message.state is State.UNDECRYPTABLE):
+            show(event.message)
+
+    try:
+        for message in client.unread():
+            show(message)
+        client.on_event(on_event)
+        await _connect(client)
+        if args.wait > 0:
+            await asyncio.sleep(args.wait)
+        for name in {c.name for c in client.contacts() if c.unread}:
+            await client.mark_read(name)
+        await client.flush_outbox()
+        return EXIT_OK
+    finally:
+        await client.disconnect()
+        client.close()
+
+
+def cmd_contacts(args: argparse.Namespace) -> int:
+    client = _open(args)
+    try:
+        contacts = client.contacts()
+        for c in contacts:
+            status = "KEY CHANGED" if c.key_changed else c.trust.value
+            if args.json:
+                print(json.dumps({"name": c.name, "trust": c.trust.value,
+                                  "key_changed": c.key_changed, "unread": c.unread,
+                                  "identity": c.identity.hex()}))
+            else:
+                unread = f"  {c.unread} unread" if c.unread else ""
+                print(f"{c.name:<32} {status}{unread}")
+        if not contacts and not args.json:
+            print("no contacts yet", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        client.close()
+
+
+def render_qr(payload: str) -> str:
+    import segno
+
+    out = io.StringIO()
+    segno.make(payload, micro=False).terminal(out=out, compact=True, border=1)
+    return out.getvalue()
+
+
+def cmd_safety_number(args: argparse.Namespace) -> int:
+    client = _open(args)
+    try:
+        digits, payload = client.safety_number(args.name)
+        contact = client.contact(args.name)
+        assert contact is not None
+        print(f"Safety number with {args.name} "
+              f"({'KEY CHANGED, not accepted' if contact.key_changed else contact.trust.value})"
+              f":\n\n{digits}\n")
+        if not args.no_qr:
+            print(render_qr(payload))
+        print("Compare these digits with what your contact sees (in person or over another "
+              "channel); if they match, run 'blindrelay verify " + args.name + "'.")
+        return EXIT_OK
+    finally:
+        client.close()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    client = _open(args)
+    try:
+        client.verify(args.name)
+        print(f"{args.name} is now verified")
+        return EXIT_OK
+    finally:
+        client.close()
+
+
+def cmd_accept_key(args: argparse.Namespace) -> int:
+    client = _open(args)
+    try:
+        client.accept_key(args.name)
+        print(f"accepted {args.name}'s new identity key; they are unverified until you "
+              "compare safety numbers again")
+        return EXIT_OK
+    finally:
+        client.close()
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    client = _open(args)
+    try:
+        from client.tui.app import run_chat
+
+        return run_chat(client)
+    finally:
+        client.close()
+
+
+ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "init": cmd_init, "send": cmd_send, "recv": cmd_recv,
+}
+SYNC: dict[str, Callable[[argparse.Namespace], int]] = {
+    "contacts": cmd_contacts, "safety-number": cmd_safety_number, "verify": cmd_verify,
+    "accept-key": cmd_accept_key, "chat": cmd_chat,
+}
+
+
+def run_client_command(args: argparse.Namespace) -> int:
+    try:
+        if args.command in ASYNC:
+            return asyncio.run(ASYNC[args.command](args))
+        return SYNC[args.command](args)
+    except CommandError as exc:
+        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyChangeBlocked as exc:
+        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        return EXIT_KEY_CHANGED
+    except UnknownContact as exc:
+        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN_CONTACT
+    except NotConnected as exc:
+        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except (ClientError, RelayError, ProtocolError) as exc:
+        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
