@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     conf = sub.add_parser("conformance", help="check a relay against the protocol's frames")
     conf.add_argument("url", help="ws:// or wss:// URL of the relay")
     conf.add_argument("-k", "--only", help="run only checks whose name contains this")
+    prove = sub.add_parser("prove", help="check that a real relay never holds plaintext",
+                           description="Run a relay and two clients, send random canaries, "
+                           "and search the relay's files, logs and memory for them.")
+    prove.add_argument("--keep", action="store_true", help="keep the work directory")
     from client.commands import add_client_commands
 
     add_client_commands(sub)
@@ -113,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from client.commands import run_client_command
 
         return run_client_command(args)
+    if args.command == "prove":
+        from client.prove import prove
+
+        return prove(keep=args.keep)
     if args.command == "conformance":
         from client.conformance import main as conformance_main
 
