@@ -47,6 +47,54 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--log-level", default="INFO")
 
 
+def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", type=Path,
+                        help="profile directory (default $BLINDRELAY_HOME or the user data "
+                        "directory)")
+    common.add_argument("--passphrase-file", type=Path,
+                        help="read the passphrase from this file (else $BLINDRELAY_PASSPHRASE, "
+                        "else a prompt)")
+
+    p = sub.add_parser("init", parents=[common], help="create a profile and register it",
+                       description="Create an identity, register NAME on the relay and "
+                       "upload prekeys.")
+    p.add_argument("name")
+    p.add_argument("--server", required=True, help="relay URL, e.g. ws://127.0.0.1:8765")
+    p.add_argument("--no-passphrase", action="store_true",
+                   help="store the profile key unprotected (says what that means)")
+
+    p = sub.add_parser("send", parents=[common], help="send a message",
+                       description="Send TEXT (or standard input) to NAME.")
+    p.add_argument("name")
+    p.add_argument("text", nargs="?", help="the message; '-' or nothing reads stdin")
+
+    p = sub.add_parser("recv", parents=[common], help="print new messages",
+                       description="Fetch queued messages, print every unread one, mark "
+                       "them read.")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help="keep listening S seconds after the queue is empty")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("contacts", parents=[common], help="list contacts")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("safety-number", parents=[common],
+                       help="show the safety number shared with a contact")
+    p.add_argument("name")
+    p.add_argument("--no-qr", action="store_true", help="digits only")
+
+    p = sub.add_parser("verify", parents=[common],
+                       help="mark a contact verified after comparing safety numbers")
+    p.add_argument("name")
+
+    p = sub.add_parser("accept-key", parents=[common],
+                       help="accept a contact's changed identity key")
+    p.add_argument("name")
+
+    sub.add_parser("chat", parents=[common], help="the terminal chat app")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blindrelay",
@@ -66,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run a relay and two clients, send random canaries, "
                            "and search the relay's files, logs and memory for them.")
     prove.add_argument("--keep", action="store_true", help="keep the work directory")
-    from client.commands import add_client_commands
-
     add_client_commands(sub)
     return parser
 

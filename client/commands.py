@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from client.connection import RelayError
@@ -50,54 +49,6 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
         super().__init__(message)
         self.code = code
-
-
-def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", type=Path,
-                        help="profile directory (default $BLINDRELAY_HOME or the user data "
-                        "directory)")
-    common.add_argument("--passphrase-file", type=Path,
-                        help=f"read the passphrase from this file (else ${PASSPHRASE_ENV}, "
-                        "else a prompt)")
-
-    p = sub.add_parser("init", parents=[common], help="create a profile and register it",
-                       description="Create an identity, register NAME on the relay and "
-                       "upload prekeys.")
-    p.add_argument("name")
-    p.add_argument("--server", required=True, help="relay URL, e.g. ws://127.0.0.1:8765")
-    p.add_argument("--no-passphrase", action="store_true",
-                   help="store the profile key unprotected (says what that means)")
-
-    p = sub.add_parser("send", parents=[common], help="send a message",
-                       description="Send TEXT (or standard input) to NAME.")
-    p.add_argument("name")
-    p.add_argument("text", nargs="?", help="the message; '-' or nothing reads stdin")
-
-    p = sub.add_parser("recv", parents=[common], help="print new messages",
-                       description="Fetch queued messages, print every unread one, mark "
-                       "them read.")
-    p.add_argument("--wait", type=float, default=0.0, metavar="S",
-                   help="keep listening S seconds after the queue is empty")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-
-    p = sub.add_parser("contacts", parents=[common], help="list contacts")
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("safety-number", parents=[common],
-                       help="show the safety number shared with a contact")
-    p.add_argument("name")
-    p.add_argument("--no-qr", action="store_true", help="digits only")
-
-    p = sub.add_parser("verify", parents=[common],
-                       help="mark a contact verified after comparing safety numbers")
-    p.add_argument("name")
-
-    p = sub.add_parser("accept-key", parents=[common],
-                       help="accept a contact's changed identity key")
-    p.add_argument("name")
-
-    sub.add_parser("chat", parents=[common], help="the terminal chat app")
 
 
 def _passphrase(args: argparse.Namespace, confirm: bool = False) -> bytes:

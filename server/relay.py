@@ -264,13 +264,14 @@ class Relay:
         if user is None:
             raise RequestError(ErrorCode.NOT_AUTHENTICATED, "log in first")
         if isinstance(frame, Send):
-            await self._reply(conn, request_id, await self._send(frame))
+            await self._reply(conn, request_id, await self._send(frame, user))
         elif isinstance(frame, Ack):
             count = await self.storage.delete_envelopes(user, list(frame.envelope_ids))
             self._emit("deleted", recipient=user, ids=frame.envelope_ids, count=count)
             await self._reply(conn, request_id, Ok())
         elif isinstance(frame, FetchBundle):
-            await self._reply(conn, request_id, await self._fetch_bundle(frame.username))
+            await self._reply(conn, request_id,
+                              await self._fetch_bundle(frame.username, user))
         elif isinstance(frame, UploadSignedPrekeys):
             identity = await self._identity(user)
             _verify(frame.signed_prekey, identity)
@@ -353,6 +354,7 @@ class Relay:
             if env.seq > conn.last_seq:
                 await conn.outbox.put(_deliver_frame(env))
                 conn.last_seq = env.seq
+                count += 1  # delivered before QUEUE_DONE, so counted by it
         await conn.outbox.put(encode_frame(QueueDone(count)))
         self._emit("login", user=user, delivered=count)
         one, kem = await self.storage.prekey_counts(user)
@@ -361,7 +363,7 @@ class Relay:
 
     # -- prekeys
 
-    async def _fetch_bundle(self, username: str) -> Bundle:
+    async def _fetch_bundle(self, username: str, requester: str) -> Bundle:
         parts = await self.storage.take_bundle(username)
         bundle = PreKeyBundle(
             parts.identity,
@@ -382,7 +384,13 @@ class Relay:
 
     # -- envelopes
 
-    async def _send(self, frame: Send) -> Sent:
+    async def _send(self, frame: Send, sender: str) -> Sent:
+        """`sender` is known from the login but never stored (docs/DATA.md)."""
+        self._check_send(frame)
+        stored = await self.store_and_push([(e.recipient, e.body) for e in frame.envelopes])
+        return Sent(tuple(env.envelope_id for env in stored))
+
+    def _check_send(self, frame: Send) -> None:
         if len(frame.envelopes) > self.limits.max_recipients:
             raise RequestError(ErrorCode.TOO_MANY_RECIPIENTS,
                                f"at most {self.limits.max_recipients} envelopes per SEND")
@@ -391,15 +399,17 @@ class Relay:
                 raise RequestError(ErrorCode.ENVELOPE_TOO_LARGE,
                                    f"envelope of {len(out.body)} bytes; the limit is "
                                    f"{self.limits.max_envelope}")
-        stored = await self.storage.store_envelopes(
-            [(e.recipient, e.body) for e in frame.envelopes], int(self.clock()),
-            self.limits.max_queue)
+
+    async def store_and_push(self, items: list[tuple[str, bytes]]) -> list[StoredEnvelope]:
+        """Stores envelopes (all or none), then pushes each to its online recipient."""
+        stored = await self.storage.store_envelopes(items, int(self.clock()),
+                                                    self.limits.max_queue)
         for env in stored:
             self._emit("stored", id=env.envelope_id, recipient=env.recipient,
                        size=len(env.body), received_at=env.received_at, body=env.body)
             for conn in self.online.get(env.recipient, ()):
                 conn.push(env)
-        return Sent(tuple(env.envelope_id for env in stored))
+        return stored
 
     async def expire_once(self) -> int:
         count = await self.storage.expire(int(self.clock()) - self.limits.envelope_ttl)

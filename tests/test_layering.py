@@ -20,13 +20,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _modules_after_import(packages: list[str]) -> set[str]:
+HOSTILE = "server.hostile"
+"""The attacker simulation for the teaching demo: it does cryptography on purpose, and
+is checked separately to be unreachable from `blindrelay serve`."""
+
+
+def _modules_after_import(packages: list[str], skip: tuple[str, ...] = ()) -> set[str]:
     code = (
         "import importlib, json, pkgutil, sys\n"
         f"for pkg in {packages!r}:\n"
         "    mod = importlib.import_module(pkg)\n"
         "    for info in pkgutil.walk_packages(mod.__path__, pkg + '.'):\n"
-        "        importlib.import_module(info.name)\n"
+        f"        if not info.name.startswith({skip!r}):\n"
+        "            importlib.import_module(info.name)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -56,9 +62,30 @@ SERVER_MAY_NOT_LOAD = [
     reason="server/ has no modules yet",
 )
 def test_server_cannot_decrypt() -> None:
-    loaded = _modules_after_import(["server"])
+    loaded = _modules_after_import(["server"], skip=(HOSTILE,))
     leaked = [name for name in SERVER_MAY_NOT_LOAD if name in loaded]
     assert not leaked, f"server/ loads {leaked}"
+    assert HOSTILE not in loaded, "an honest server module imports the hostile relay"
+
+
+def test_blindrelay_serve_never_loads_the_hostile_relay() -> None:
+    """What `blindrelay serve` imports: the CLI module and the server it starts."""
+    code = (
+        "import json, sys\n"
+        "import client.cli, server.app, server.audit\n"
+        "client.cli.build_parser()\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert HOSTILE not in loaded
+    assert "protocol.ratchet" not in loaded and "protocol.session" not in loaded
+
+
+def test_the_hostile_relay_is_what_the_check_would_catch() -> None:
+    loaded = _modules_after_import(["server"])
+    assert HOSTILE in loaded and "protocol.session" in loaded
 
 
 def test_the_import_walker_sees_what_it_checks() -> None:
