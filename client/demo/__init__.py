@@ -1,0 +1,1 @@
+"""The teaching demo: Alice, Bob and what the relay sees; hostile-relay scenarios."""
