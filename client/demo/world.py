@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from client.core import Client
 from client.store import KdfParams
@@ -60,7 +61,8 @@ async def demo_world(narrate: Callable[[str], None] = print,
         relay_factory=relay_factory))
     clients: list[Client] = []
     try:
-        done, _ = await asyncio.wait([started, server], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [started, server]
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if server in done:
             server.result()
         relay, port = started.result()
