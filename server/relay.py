@@ -372,9 +372,10 @@ class Relay:
             KemPreKey.decode(parts.kem_prekey),
             None if parts.one_time_prekey is None else OneTimePreKey.decode(parts.one_time_prekey),
         )
-        self._emit("bundle", user=username, one_time_prekey=bundle.one_time_prekey
-                   and bundle.one_time_prekey.key_id, kem_prekey=bundle.kem_prekey.key_id,
-                   kem_kind=parts.kem_kind.name)
+        opk = bundle.one_time_prekey
+        self._emit("bundle", user=username, requester=requester,
+                   one_time_prekey=None if opk is None else opk.key_id,
+                   kem_prekey=bundle.kem_prekey.key_id, kem_kind=parts.kem_kind.name)
         if min(parts.one_time_left, parts.kem_one_time_left) < self.limits.prekey_low:
             low = encode_frame(PrekeysLow(parts.one_time_left, parts.kem_one_time_left))
             for owner in self.online.get(username, ()):

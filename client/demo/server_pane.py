@@ -1,0 +1,208 @@
+"""The demo's third pane: everything the relay receives, stores and deletes, live.
+
+It is fed the relay's own observer events (server.relay.RelayEvent): the metadata the
+relay really has. A key toggles a detail view that sets, for the selected envelope,
+what the relay can read beside what it cannot, next to what the sender typed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from server.relay import RelayEvent
+
+MAX_ROWS = 400
+EXCERPT = 12
+
+
+@dataclass
+class EnvelopeView:
+    envelope_id: bytes
+    recipient: str
+    size: int
+    received_at: int
+    excerpt: str
+    sender_connection: str | None
+    typed: str | None = None
+    deleted: bool = False
+
+
+def _hms(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp).strftime("%H:%M:%S")
+
+
+def narrate_event(event: RelayEvent) -> str | None:
+    """One plain sentence for the status line, or None for events not worth one."""
+    f = event.fields
+    if event.kind == "registered":
+        return (f"{f['user'].capitalize()} registered: the relay stored a username and a "
+                "public identity key, nothing else.")
+    if event.kind == "bundle":
+        opk = f.get("one_time_prekey")
+        used = (f"used one-time prekey {opk}, which the relay deleted" if opk is not None
+                else "found no one-time prekey left, so the last-resort keys were used")
+        return (f"{str(f.get('requester', 'someone')).capitalize()} fetched "
+                f"{f['user'].capitalize()}'s key bundle and {used}.")
+    if event.kind == "stored":
+        return (f"Envelope {f['id'].hex()[:8]} stored for {f['recipient'].capitalize()}: "
+                f"{f['size']} bytes of ciphertext, waiting for "
+                f"{f['recipient'].capitalize()} to acknowledge.")
+    if event.kind == "deleted" and f.get("count"):
+        return (f"{f['recipient'].capitalize()} acknowledged: row deleted (and overwritten "
+                "on disk).")
+    if event.kind == "login":
+        return (f"{f['user'].capitalize()} logged in; the relay delivered "
+                f"{f['delivered']} queued envelopes.")
+    if event.kind == "expired":
+        return f"{f['count']} undelivered envelopes expired and were deleted."
+    return None
+
+
+class ServerPane(Vertical):
+    """Frames in, rows stored and deleted; detail of the selected envelope."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "toggle_detail", "What the relay can read"),
+    ]
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.envelopes: dict[bytes, EnvelopeView] = {}
+        self.row_keys: list[str] = []
+        self.last_sender: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Relay: what the server sees", classes="pane-title")
+        table: DataTable[str] = DataTable(id="relay-log", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="relay-detail")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("time", "event", "what")
+        self.query_one("#relay-detail").display = False
+
+    # -- events
+
+    def add_event(self, event: RelayEvent, now: float) -> None:
+        f = event.fields
+        table: DataTable[str] = self.query_one(DataTable)
+        key = None
+        if event.kind == "frame":
+            self.last_sender = f.get("user")
+            who = f.get("user") or "(not logged in)"
+            text = f"{f['type']} from {who}, {f['size']} B"
+            label = "frame in"
+        elif event.kind == "stored":
+            body: bytes = f["body"]
+            view = EnvelopeView(f["id"], f["recipient"], f["size"], f["received_at"],
+                                body[:EXCERPT].hex(), self.last_sender)
+            self.envelopes[f["id"]] = view
+            key = f["id"].hex()
+            text = (f"INSERT envelope {key[:8]} to={view.recipient} {view.size} B "
+                    f"{view.excerpt}...")
+            label = "row stored"
+        elif event.kind == "deleted":
+            ids: tuple[bytes, ...] = f["ids"]
+            for eid in ids:
+                if eid in self.envelopes:
+                    self.envelopes[eid].deleted = True
+            text = f"DELETE {len(ids)} envelope(s) of {f['recipient']}: " + ", ".join(
+                e.hex()[:8] for e in ids[:3])
+            label = "row deleted"
+        elif event.kind == "bundle":
+            opk = f.get("one_time_prekey")
+            text = (f"bundle of {f['user']} for {f.get('requester')}; DELETE one-time "
+                    f"prekey {opk}" if opk is not None else
+                    f"bundle of {f['user']} (last-resort keys)")
+            label = "keys out"
+        elif event.kind == "registered":
+            text = f"INSERT account {f['user']} (username, public identity key)"
+            label = "row stored"
+        elif event.kind == "login":
+            text = f"{f['user']} logged in, {f['delivered']} queued delivered"
+            label = "login"
+        else:
+            text = ", ".join(f"{k}={v}" for k, v in f.items() if k != "body")
+            label = event.kind
+        row_key = key or f"r{len(self.row_keys)}"
+        self.row_keys.append(row_key)
+        table.add_row(_hms(now), label, text, key=row_key)
+        if len(self.row_keys) > MAX_ROWS:
+            table.remove_row(self.row_keys.pop(0))
+        table.move_cursor(row=table.row_count - 1)
+
+    def note_typed(self, recipient: str, text: str) -> None:
+        """Attributes what a sender typed to the newest envelope stored for `recipient`
+        (the demo knows it; the relay never does)."""
+        for view in reversed(self.envelopes.values()):
+            if view.recipient == recipient:
+                if view.typed is None:
+                    view.typed = text
+                return
+
+    # -- the detail view
+
+    def selected(self) -> EnvelopeView | None:
+        table: DataTable[str] = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key is None:
+            return None
+        try:
+            return self.envelopes.get(bytes.fromhex(key))
+        except ValueError:
+            return None
+
+    def action_toggle_detail(self) -> None:
+        detail = self.query_one("#relay-detail", Static)
+        if detail.display:
+            detail.display = False
+            return
+        view = self.selected() or next(reversed(self.envelopes.values()), None)
+        if view is None:
+            self.notify("No envelope yet: send a message first.")
+            return
+        detail.update(self.render_detail(view))
+        detail.display = True
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        detail = self.query_one("#relay-detail", Static)
+        view = self.selected()
+        if detail.display and view is not None:
+            detail.update(self.render_detail(view))
+
+    @staticmethod
+    def render_detail(view: EnvelopeView) -> str:
+        when = dt.datetime.fromtimestamp(view.received_at).strftime("%H:%M:%S")
+        can = [
+            f"recipient: {view.recipient}",
+            f"size: {view.size} B (messages are padded to 160-byte buckets)",
+            f"arrival time: {when}",
+            f"envelope id: {view.envelope_id.hex()[:16]}...",
+            f"sent over {view.sender_connection}'s connection (seen, never stored)"
+            if view.sender_connection else "sending connection: unknown",
+            f"bytes: {view.excerpt}... (ciphertext)",
+            "state: " + ("acknowledged, deleted" if view.deleted else "queued"),
+        ]
+        cannot = [
+            "the sender's name (sealed inside)",
+            "whether it is a first message (PQXDH) or not",
+            "the ratchet header: key and counters",
+            "whether it is text or a receipt",
+            "the text itself",
+        ]
+        typed = escape(view.typed) if view.typed is not None else \
+            "(a receipt or notice, sent automatically)"
+        return ("[b]The relay CAN read[/b]\n  " + "\n  ".join(can)
+                + "\n[b]The relay CANNOT read[/b]\n  " + "\n  ".join(cannot)
+                + f"\n[b]What was typed[/b] (known only to the two clients)\n  {typed}")
