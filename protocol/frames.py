@@ -407,7 +407,9 @@ class Error(Frame):
     message: str = field(default="")
 
     def encode_payload(self) -> bytes:
-        return codec.u16(self.code) + codec.var16(self.message.encode("utf-8")[:1000])
+        # cut at 1000 bytes without splitting a character
+        text = self.message.encode("utf-8")[:1000].decode("utf-8", "ignore").encode("utf-8")
+        return codec.u16(self.code) + codec.var16(text)
 
     @classmethod
     def decode_payload(cls, r: codec.Reader) -> Error:

@@ -75,7 +75,10 @@ async def run_server(
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, stop.set)
                     installed.append(sig)
-            expiry = loop.create_task(_expire_forever(relay, storage, config.expiry_interval))
+            # sweep at least four times per TTL, so storage never holds an envelope long
+            # past its expiry (delivery already leaves expired ones out)
+            interval = min(config.expiry_interval, max(0.5, config.limits.envelope_ttl / 4))
+            expiry = loop.create_task(_expire_forever(relay, storage, interval))
             log.info("listening on %s://%s:%d, data in %s", config.scheme, config.host, port,
                      config.data_dir)
             if ready is not None:

@@ -342,7 +342,9 @@ class Relay:
         self.online.setdefault(user, set()).add(conn)
         count = 0
         try:
-            while batch := await self.storage.queued(user, conn.last_seq, DRAIN_PAGE):
+            not_before = int(self.clock()) - self.limits.envelope_ttl
+            while batch := await self.storage.queued(user, conn.last_seq, DRAIN_PAGE,
+                                                     not_before):
                 for env in batch:
                     await conn.outbox.put(_deliver_frame(env))
                     conn.last_seq = env.seq

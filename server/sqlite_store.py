@@ -275,12 +275,13 @@ class SqliteStorage(Storage):
 
         return await self._write(op)
 
-    async def queued(self, recipient: str, after_seq: int, limit: int) -> list[StoredEnvelope]:
+    async def queued(self, recipient: str, after_seq: int, limit: int,
+                     not_before: int = 0) -> list[StoredEnvelope]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
             rows = db.execute(
                 "SELECT seq, envelope_id, body, received_at FROM envelopes"
-                " WHERE recipient=? AND seq>? ORDER BY seq LIMIT ?",
-                (recipient, after_seq, limit)).fetchall()
+                " WHERE recipient=? AND seq>? AND received_at>=? ORDER BY seq LIMIT ?",
+                (recipient, after_seq, not_before, limit)).fetchall()
             return [StoredEnvelope(seq, bytes(eid), recipient, bytes(body), at)
                     for seq, eid, body, at in rows]
 

@@ -107,8 +107,10 @@ class Storage(abc.ABC):
         """Stores all or none. Raises UnknownUser or QueueFull."""
 
     @abc.abstractmethod
-    async def queued(self, recipient: str, after_seq: int, limit: int) -> list[StoredEnvelope]:
-        """The recipient's envelopes with seq > after_seq, oldest first."""
+    async def queued(self, recipient: str, after_seq: int, limit: int,
+                     not_before: int = 0) -> list[StoredEnvelope]:
+        """The recipient's envelopes with seq > after_seq, oldest first, leaving out
+        those received before `not_before` (expired, even if not yet swept)."""
 
     @abc.abstractmethod
     async def delete_envelopes(self, recipient: str, envelope_ids: list[bytes]) -> int:

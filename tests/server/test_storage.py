@@ -1,0 +1,50 @@
+"""The SQLite storage behind the relay, through its interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.sqlite_store import SqliteStorage
+from server.storage import QueueFull, UnknownUser
+
+
+async def test_expired_envelopes_are_never_handed_out(tmp_path: Path) -> None:
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        await store.store_envelopes([("bob", b"old")], now=1000, max_queue=10)
+        await store.store_envelopes([("bob", b"new")], now=2000, max_queue=10)
+        fresh = await store.queued("bob", 0, 10, not_before=1500)
+        assert [e.body for e in fresh] == [b"new"]
+        assert await store.expire(before=1500) == 1
+        assert [e.body for e in await store.queued("bob", 0, 10)] == [b"new"]
+    finally:
+        await store.close()
+
+
+async def test_send_is_all_or_nothing(tmp_path: Path) -> None:
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        with pytest.raises(UnknownUser):
+            await store.store_envelopes([("bob", b"a"), ("nobody", b"b")], 1, 10)
+        assert await store.queued("bob", 0, 10) == []
+        await store.store_envelopes([("bob", b"a")], 1, 1)
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"b")], 1, 1)
+    finally:
+        await store.close()
+
+
+async def test_seq_is_never_reused(tmp_path: Path) -> None:
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        (first,) = await store.store_envelopes([("bob", b"a")], 1, 10)
+        await store.delete_envelopes("bob", [first.envelope_id])
+        (second,) = await store.store_envelopes([("bob", b"b")], 1, 10)
+        assert second.seq > first.seq
+    finally:
+        await store.close()
