@@ -99,8 +99,8 @@ async def test_envelopes_stored_during_the_login_sequence_are_counted(
     queued = SqliteStorage.queued
 
     async def slow_queued(self: SqliteStorage, recipient: str, after_seq: int,
-                          limit: int) -> list[StoredEnvelope]:
-        page = await queued(self, recipient, after_seq, limit)
+                          limit: int, not_before: int = 0) -> list[StoredEnvelope]:
+        page = await queued(self, recipient, after_seq, limit, not_before)
         if not page:
             await asyncio.sleep(0.05)
         return page
