@@ -124,6 +124,7 @@ class Profile:
     last_resort_id: int = 0
     signed_prekey_created: float = 0.0
     registered: bool = False
+    signed_prekey_server: str = ""  # the relay that confirmed the current signed prekey
 
     def encode(self) -> bytes:
         d = dict(self.__dict__)
@@ -219,7 +220,10 @@ class Client:
 
     async def connect(self, **kwargs: Any) -> None:
         """Opens a connection, registers (first time) or logs in, and starts handling
-        what the relay pushes. Raises on failure."""
+        what the relay pushes. Raises on failure. A connection still held (say one the
+        relay closed) is closed and replaced, not leaked with its handler task."""
+        if self.conn is not None or self._pump_task is not None:
+            await self.disconnect()
         self._set_status("connecting")
         self.queue_done.clear()
         try:
@@ -336,7 +340,11 @@ class Client:
         conn = self._require_conn()
         now = self.clock()
         if (self.profile.signed_prekey_id == 0
-                or now - self.profile.signed_prekey_created > SIGNED_PREKEY_ROTATION):
+                or now - self.profile.signed_prekey_created > SIGNED_PREKEY_ROTATION
+                or self.profile.signed_prekey_server != self.profile.server):
+            # also when the last upload was never confirmed (the connection dropped
+            # after the local commit) or went to another relay: without a signed
+            # prekey on the relay nobody can start a conversation with this user
             await self._rotate_signed_prekey(conn, now)
         one, kem = await conn.prekey_counts()
         while one < PREKEY_LOW or kem < PREKEY_LOW:
@@ -375,8 +383,11 @@ class Client:
             self.profile.last_resort_id = lr_id
             self.profile.next_kem_id += 1
             self.profile.signed_prekey_created = now
+            self.profile.signed_prekey_server = ""
             self._save_profile()
         await conn.upload_signed_prekeys(spk, lr)
+        self.profile.signed_prekey_server = self.profile.server
+        self._save_profile()
 
     def _prune_old_signed_prekeys(self, now: float) -> None:
         """Old signed and last-resort prekeys are kept for a grace period so that
@@ -436,6 +447,21 @@ class Client:
         self.store.put("sessions", b"pending" if pending else b"session", name.encode(),
                        session.serialize())
 
+    def _previous_session(self, name: str) -> Session | None:
+        """The session a newer one from the same identity replaced: when both sides
+        start a conversation at once, each replaces its own session with the one the
+        other set up, and the peer may still be sending in the replaced one."""
+        data = self.store.get("sessions", b"previous", name.encode())
+        return None if data is None else Session.deserialize(data)
+
+    def _promote_previous(self, name: str, previous: Session) -> None:
+        """The peer is using the previous session: it becomes the current one (and
+        the current one is kept as the previous), so replies go where the peer is."""
+        current = self.store.get("sessions", b"session", name.encode())
+        if current is not None:
+            self.store.put("sessions", b"previous", name.encode(), current)
+        self._save_session(name, previous)
+
     def safety_number(self, name: str) -> tuple[str, str]:
         """(the 60 digits formatted in 12 groups, the QR payload) for a contact's
         current (or, after a key change, new) identity key."""
@@ -468,6 +494,7 @@ class Client:
             contact.pending_identity = None
             contact.trust = Trust.UNVERIFIED
             pending = self._session(name, pending=True)
+            self.store.delete("sessions", b"previous", name.encode())
             if pending is not None:
                 self._save_session(name, pending)
                 self.store.delete("sessions", b"pending", name.encode())
@@ -482,6 +509,8 @@ class Client:
 
     def _need_contact(self, name: str) -> Contact:
         contact = self.contact(name)
+        if name == UNKNOWN_SENDER:
+            raise ClientError("envelopes that could not be opened have no known sender")
         if contact is None:
             raise UnknownContact(f"no contact named {name!r}")
         return contact
@@ -720,8 +749,17 @@ class Client:
         try:
             sealed = unseal(self.identity, deliver.body)
         except ProtocolError:
+            # The sender's name is inside the seal, so the placeholder goes to a
+            # conversation of its own rather than vanishing.
             note(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE,
-                         error="the envelope could not be opened (not sealed to this key)"))
+                         error="could not be decrypted: failed authentication (the "
+                         "envelope was damaged or not sealed to this key; its sender is "
+                         "hidden inside it)", unread=True))
+            unknown = self.contact(UNKNOWN_SENDER) or Contact(UNKNOWN_SENDER, b"")
+            unknown.unread += 1
+            unknown.last_activity = self.clock()
+            self._save_contact(unknown)
+            self._defer(ContactEvent(unknown))
             return
         name = sealed.sender
         contact = self.contact(name)
@@ -781,10 +819,18 @@ class Client:
             for pending in (False, True):
                 existing = self._session(name, pending)
                 if existing is not None and existing.base_key == msg.ephemeral:
+                    gap_before = existing.missing
                     plaintext = existing.decrypt(sealed.kind, sealed.message)
                     self._save_session(name, existing, pending)
                     assert contact is not None
+                    self._note_gap(name, gap_before, existing.missing)
                     return plaintext, contact
+            previous = self._previous_session(name)
+            if (contact is not None and previous is not None
+                    and previous.base_key == msg.ephemeral):
+                plaintext = previous.decrypt(sealed.kind, sealed.message)
+                self._promote_previous(name, previous)
+                return plaintext, contact
             new, plaintext, consumed = Session.respond(self.identity, sealed.message,
                                                        self._lookup)
             if consumed.one_time_prekey_id is not None:
@@ -800,6 +846,9 @@ class Client:
                                  "with you. Compare safety numbers to verify their key.")
                 self._save_session(name, new)
             elif msg.identity == contact.identity:
+                if session is not None:  # kept: the peer may still use it
+                    self.store.put("sessions", b"previous", name.encode(),
+                                   session.serialize())
                 self._save_session(name, new)
             else:
                 if msg.identity != contact.pending_identity:
@@ -810,20 +859,32 @@ class Client:
             raise SessionSetupError("no session with this sender")
         try:
             plaintext = session.decrypt(sealed.kind, sealed.message)
-        except DecryptionFailed:
+        except DecryptionFailed as exc:
             pending_session = self._session(name, pending=True)
-            if pending_session is None:
-                raise
-            plaintext = pending_session.decrypt(sealed.kind, sealed.message)
-            self._save_session(name, pending_session, pending=True)
-            return plaintext, contact
+            if pending_session is not None:
+                with contextlib.suppress(DecryptionFailed):
+                    plaintext = pending_session.decrypt(sealed.kind, sealed.message)
+                    self._save_session(name, pending_session, pending=True)
+                    return plaintext, contact
+            previous = self._previous_session(name)
+            if previous is not None:
+                with contextlib.suppress(DecryptionFailed):
+                    plaintext = previous.decrypt(sealed.kind, sealed.message)
+                    self._promote_previous(name, previous)
+                    return plaintext, contact
+            raise exc
         self._save_session(name, session)
-        if session.missing > before:
-            gap = session.missing - before
+        self._note_gap(name, before, session.missing)
+        return plaintext, contact
+
+    def _note_gap(self, name: str, before: int, after: int) -> None:
+        """A message whose counter skips ahead stores keys for the ones in between:
+        those have not arrived (yet), and the user is told so."""
+        if after > before:
+            gap = after - before
             self._add_notice(name, f"{gap} earlier message{'s' if gap > 1 else ''} from "
                              f"{name} {'have' if gap > 1 else 'has'} not arrived (the message "
                              "counters show a gap).")
-        return plaintext, contact
 
 
 def passphrase_from_env(value: str | None) -> bytes | None:

@@ -337,6 +337,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     if version > SCHEMA_VERSION:
         db.close()
         raise CorruptStore(f"profile schema {version} is newer than this client")
-    db.executescript(SCHEMA)
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    if version < SCHEMA_VERSION:  # a new file: nothing is written to an existing one
+        db.executescript(SCHEMA)  # before the passphrase is checked
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return db
