@@ -247,11 +247,11 @@ class Client:
             raise
         self.conn = conn
         self._pump_task = asyncio.get_running_loop().create_task(self._pump(conn))
-        self._set_status("online")
         try:
-            await self.ensure_prekeys()
+            await self.ensure_prekeys()  # before "online": others can reach us from here on
         except (RelayError, ConnectionLost) as exc:
             log.warning("prekey upload failed: %s", exc)
+        self._set_status("online")
         await self.flush_outbox()
 
     async def disconnect(self) -> None:
@@ -767,7 +767,8 @@ class Client:
             plaintext, contact = self._decrypt(name, contact, sealed)
         except DuplicateMessage:
             note(Message(name, Direction.NOTICE, "A duplicate of a message already received "
-                         "was rejected (replayed envelope).", State.NOTICE))
+                         "was rejected and is not shown again (a replayed, or resent, "
+                         "envelope).", State.NOTICE))
             return
         except TooManySkipped:
             note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
