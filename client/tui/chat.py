@@ -1,0 +1,232 @@
+"""The main screen: status bar, conversation list, the open conversation, footer.
+
+It turns user intent into library calls (sending in a worker, marking read,
+verifying, accepting a key) and library events into widget updates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer
+
+from client.connection import ConnectionLost, RelayError
+from client.core import (
+    UNKNOWN_SENDER,
+    Client,
+    ClientError,
+    ContactEvent,
+    Event,
+    KeyChangeBlocked,
+    MessageEvent,
+    NotConnected,
+    StatusEvent,
+    UnknownContact,
+)
+from client.models import Message
+from client.tui.composer import Composer
+from client.tui.contacts import ContactList
+from client.tui.conversation import ConversationView, MessageLog
+from client.tui.screens import NewConversationScreen, SafetyNumberScreen
+from client.tui.status import StatusBar
+from protocol.errors import ProtocolError
+
+log = logging.getLogger("blindrelay.tui")
+
+READ_DELAY = 0.15
+"""Seconds to gather incoming messages in the open conversation before marking them
+read (one receipt for a burst)."""
+
+
+def send_error_text(name: str, exc: Exception) -> str:
+    """What the notification says when a message could not be sent."""
+    if isinstance(exc, KeyChangeBlocked):
+        return (f"Not sent: {name}'s identity key has changed. Press Ctrl+T to compare "
+                "safety numbers and accept the new key.")
+    if isinstance(exc, NotConnected):
+        return f"Not sent: not connected to the relay (needed to fetch {name}'s keys). {exc}"
+    if isinstance(exc, UnknownContact):
+        return f"Not sent: the relay has no user {name!r}."
+    if isinstance(exc, ConnectionLost):
+        return f"Not sent: the connection dropped while fetching {name}'s keys. Try again."
+    return f"Not sent: {exc}"
+
+
+class ChatScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "new_conversation", "New chat"),
+        Binding("ctrl+t", "safety_number", "Safety no."),
+        Binding("ctrl+up,alt+up", "switch(-1)", "Previous", show=False),
+        Binding("ctrl+down,alt+down", "switch(1)", "Next", show=False),
+        Binding("ctrl+o", "older", "Older", show=False),
+        Binding("ctrl+l", "latest", "Latest", show=False),
+        Binding("escape", "focus_contacts", "Contacts", show=False),
+    ]
+
+    def __init__(self, client: Client) -> None:
+        super().__init__()
+        self.client = client
+        self.current: str | None = None
+        self._send_lock = asyncio.Lock()
+        self._read_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.client.username, id="status")
+        with Horizontal(id="main"):
+            yield ContactList(id="contacts")
+            yield ConversationView(id="conversation")
+        yield Footer()
+
+    @property
+    def contact_list(self) -> ContactList:
+        return self.query_one(ContactList)
+
+    @property
+    def conversation(self) -> ConversationView:
+        return self.query_one(ConversationView)
+
+    def on_mount(self) -> None:
+        self.contact_list.set_contacts(self.client.contacts())
+        if self.client.history(UNKNOWN_SENDER, 1):
+            self.contact_list.note_conversation(UNKNOWN_SENDER)
+        self.query_one(StatusBar).set_status(self.client.status)
+        self.contact_list.focus()
+
+    # -- library events (the app forwards them here)
+
+    async def apply(self, event: Event) -> None:
+        if isinstance(event, StatusEvent):
+            self.query_one(StatusBar).set_status(event.status, event.detail)
+        elif isinstance(event, ContactEvent):
+            self.contact_list.put(event.contact)
+            if event.contact.name == self.current:
+                self.conversation.set_contact(event.contact)
+        elif isinstance(event, MessageEvent):
+            await self._apply_message(event.message)
+
+    async def _apply_message(self, message: Message) -> None:
+        self.contact_list.note_conversation(message.contact, message.stored_at)
+        await self.conversation.put(message)
+        if self.conversation.wants_read(message):
+            self._schedule_read()
+
+    # -- opening conversations
+
+    async def open_conversation(self, name: str) -> None:
+        self.current = name
+        self.contact_list.set_current(name)
+        client = self.client
+
+        def loader(before: int | None, limit: int) -> list[Message]:
+            return client.history(name, limit, before)
+
+        await self.conversation.open(name, client.contact(name), loader, lambda: client.clock())
+        if name != UNKNOWN_SENDER:
+            self.conversation.composer.focus()
+        if self.contact_list.unread(name):
+            self._mark_read_now()
+
+    def _schedule_read(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.stop()
+        self._read_timer = self.set_timer(READ_DELAY, self._mark_read_now)
+
+    def _mark_read_now(self) -> None:
+        if self.current is not None:
+            self.run_worker(self._mark_read(self.current), group="read")
+
+    async def _mark_read(self, name: str) -> None:
+        try:
+            await self.client.mark_read(name)
+        except (ClientError, RelayError, ConnectionLost, OSError) as exc:
+            log.info("marking %s read failed: %s", name, exc)
+
+    @on(ContactList.Opened)
+    async def contact_opened(self, event: ContactList.Opened) -> None:
+        await self.open_conversation(event.name)
+
+    # -- sending
+
+    @on(Composer.Submitted)
+    def submitted(self, event: Composer.Submitted) -> None:
+        event.stop()
+        if self.current is None:
+            self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
+            event.composer.restore(event.text)
+            return
+        self.run_worker(self._send(self.current, event.text.rstrip("\n")), group="send")
+
+    async def _send(self, name: str, text: str) -> None:
+        async with self._send_lock:
+            try:
+                await self.client.send_text(name, text)
+            except (ClientError, ProtocolError, RelayError, ConnectionLost, OSError) as exc:
+                self._send_failed(name, text, exc)
+            except Exception as exc:  # the app must outlive any library bug
+                log.exception("sending to %s failed", name)
+                self._send_failed(name, text, exc)
+
+    def _send_failed(self, name: str, text: str, exc: Exception) -> None:
+        self.notify(send_error_text(name, exc), title="Message not sent", severity="error",
+                    timeout=10)
+        if self.current == name:
+            self.conversation.composer.restore(text)
+
+    # -- actions
+
+    def action_new_conversation(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.run_worker(self.open_conversation(name), group="open")
+
+        self.app.push_screen(NewConversationScreen(self.client.username), chosen)
+
+    def action_safety_number(self) -> None:
+        name = self.current
+        contact = self.client.contact(name) if name and name != UNKNOWN_SENDER else None
+        if name is None or contact is None:
+            self.notify("Open a conversation with someone first: safety numbers exist once "
+                        "you have their key (after the first message).", severity="warning")
+            return
+        try:
+            digits, payload = self.client.safety_number(name)
+        except ClientError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def done(result: str | None) -> None:
+            try:
+                if result == "verify":
+                    self.client.verify(name)
+                    self.notify(f"{name} is now verified.", severity="information")
+                elif result == "accept":
+                    self.client.accept_key(name)
+                    self.notify(f"Accepted {name}'s new key. Compare safety numbers again to "
+                                "verify it.", severity="warning")
+            except ClientError as exc:
+                self.notify(str(exc), severity="error")
+
+        self.app.push_screen(SafetyNumberScreen(contact, digits, payload), done)
+
+    async def action_switch(self, step: int) -> None:
+        name = self.contact_list.move(step)
+        if name is not None and name != self.current:
+            await self.open_conversation(name)
+
+    async def action_older(self) -> None:
+        log_widget = self.query_one(MessageLog)
+        if not await log_widget.load_older(keep_position=False):
+            log_widget.scroll_home(animate=False)
+
+    async def action_latest(self) -> None:
+        await self.query_one(MessageLog).jump_to_latest()
+
+    def action_focus_contacts(self) -> None:
+        self.contact_list.focus()
