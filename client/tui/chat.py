@@ -1,18 +1,20 @@
-"""The main screen: status bar, conversation list, the open conversation, footer.
+"""The chat view: status bar, conversation list and the open conversation.
 
-It turns user intent into library calls (sending in a worker, marking read,
-verifying, accepting a key) and library events into widget updates."""
+`ChatPane` turns user intent into library calls (sending in a worker, marking read,
+verifying, accepting a key) and library events into widget updates. `ChatScreen` is
+the pane plus a footer, for `blindrelay chat`; the teaching demo shows two panes
+side by side."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
@@ -59,7 +61,7 @@ def send_error_text(name: str, exc: Exception) -> str:
     return f"Not sent: {exc}"
 
 
-class ChatScreen(Screen[None]):
+class ChatPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "new_conversation", "New chat"),
         Binding("ctrl+t", "safety_number", "Safety no."),
@@ -70,8 +72,8 @@ class ChatScreen(Screen[None]):
         Binding("escape", "focus_contacts", "Contacts", show=False),
     ]
 
-    def __init__(self, client: Client) -> None:
-        super().__init__()
+    def __init__(self, client: Client, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.client = client
         self.current: str | None = None
         self._send_lock = asyncio.Lock()
@@ -82,7 +84,6 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="main"):
             yield ContactList(id="contacts")
             yield ConversationView(id="conversation")
-        yield Footer()
 
     @property
     def contact_list(self) -> ContactList:
@@ -230,3 +231,26 @@ class ChatScreen(Screen[None]):
 
     def action_focus_contacts(self) -> None:
         self.contact_list.focus()
+
+
+class ChatScreen(Screen[None]):
+    """`blindrelay chat`'s one screen: a chat pane and the footer."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__()
+        self.client = client
+        self.pane = ChatPane(client, id="chat-pane")
+
+    def compose(self) -> ComposeResult:
+        yield self.pane
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.pane.contact_list.focus()
+
+    @property
+    def current(self) -> str | None:
+        return self.pane.current
+
+    async def apply(self, event: Event) -> None:
+        await self.pane.apply(event)

@@ -33,7 +33,7 @@ from client.core import UNKNOWN_SENDER, Client
 from client.models import Direction, Message, State, Trust
 from client.tui.app import ChatApp
 from client.tui.capture import screen_text
-from client.tui.chat import ChatScreen
+from client.tui.chat import ChatPane, ChatScreen
 from client.tui.composer import NEWLINE_KEYS, SEND_KEYS, Composer
 from client.tui.contacts import ContactList
 from client.tui.conversation import KeyChangeBanner, MessageItem, MessageLog
@@ -413,7 +413,7 @@ async def test_long_conversation_keeps_a_window_mounted(
 
 def test_help_lists_every_binding() -> None:
     documented = {key for _, keys, _ in HELP_KEYS for key in re.split(r"\s*/\s*|\s+", keys)}
-    classes: list[type[DOMNode]] = [ChatApp, ChatScreen, NewConversationScreen,
+    classes: list[type[DOMNode]] = [ChatApp, ChatPane, NewConversationScreen,
                                     SafetyNumberScreen, AcceptKeyScreen, HelpScreen]
     keys = {key for cls in classes for binding in cls.BINDINGS
             for key in (binding.key if isinstance(binding, Binding) else binding[0]).split(",")}
