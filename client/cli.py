@@ -95,15 +95,27 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     sub.add_parser("chat", parents=[common], help="the terminal chat app")
 
 
+SCENARIO_NAMES = ["mitm-first-contact", "key-swap", "tamper", "replay", "drop",
+                  "keep-everything"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blindrelay",
         description="End-to-end encrypted chat over a relay that only ever holds ciphertext.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="show a PQXDH + Double Ratchet conversation and what a "
-                          "relay would see of it")
-    demo.add_argument("--messages", type=int, default=6, help="how many messages to exchange")
+    demo = sub.add_parser("demo", help="Alice, Bob and what the relay sees, side by side",
+                          description="Start a throw-away relay and two clients and show "
+                          "both chats and the relay's view; with --scenario, the relay "
+                          "turns hostile.")
+    demo.add_argument("--scenario", choices=SCENARIO_NAMES,
+                      help="run a malicious-relay scenario (also in the demo's F3 menu)")
+    demo.add_argument("--pace", type=float, default=1.2,
+                      help="seconds between scenario steps (default 1.2)")
+    demo.add_argument("--text", action="store_true",
+                      help="no terminal UI: print a protocol walk-through instead")
+    demo.add_argument("--messages", type=int, default=6, help="with --text: how many")
     _add_serve(sub)
     audit = sub.add_parser("audit", help="print everything a relay's data directory holds")
     audit.add_argument("--data", type=Path, required=True)
@@ -149,9 +161,13 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from client.protodemo import run
+        if args.text:
+            from client.protodemo import run
 
-        return run(args.messages)
+            return run(args.messages)
+        from client.demo.app import run_demo
+
+        return run_demo(args.scenario, args.pace)
     if args.command == "serve":
         return _serve(args)
     if args.command == "audit":

@@ -130,7 +130,7 @@ def _wait_line(proc: subprocess.Popen[str], pattern: re.Pattern[str] | str,
             return line
         if time.monotonic() > deadline:
             break
-    raise RuntimeError(f"process {proc.args} did not report ready: "
+    raise RuntimeError(f"process {proc.args!r} did not report ready: "
                        f"{proc.stderr.read() if proc.stderr else ''}")
 
 

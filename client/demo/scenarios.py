@@ -6,6 +6,7 @@ would notice, so the tests can assert it and the demo can show it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ async def say(world: World, sender: str, recipient: str, text: str,
     if wait:
         await wait_until(lambda: text in texts(clients[recipient], sender))
         world.narrate(f"{recipient.capitalize()} decrypted it.")
+    if world.pace:
+        await asyncio.sleep(world.pace)
     return message
 
 

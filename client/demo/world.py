@@ -33,6 +33,8 @@ class World:
     bob: Client
     workdir: Path
     narrate: Callable[[str], None]
+    pace: float = 0.0
+    """Seconds a scenario pauses after each step, so a class can follow it."""
 
     def clients(self) -> dict[str, Client]:
         return {"alice": self.alice, "bob": self.bob}

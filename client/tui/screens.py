@@ -158,12 +158,16 @@ class SafetyNumberScreen(ModalScreen[str | None]):
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q", "close", "Close")]
 
+    def __init__(self, extra: list[tuple[str, str, str]] | None = None) -> None:
+        super().__init__()
+        self.keys = [*(extra or []), *HELP_KEYS]
+
     def compose(self) -> ComposeResult:
         with Vertical(id="help-dialog", classes="dialog"):
             yield Static("Keys", classes="dialog-title")
             with VerticalScroll(id="help-body"):
                 where = ""
-                for place, keys, what in HELP_KEYS:
+                for place, keys, what in self.keys:
                     if place != where:
                         yield Static(place, classes="help-place")
                         where = place
