@@ -74,6 +74,12 @@ next login."""
 
 DRAIN_PAGE = 128
 
+MAX_PIPELINED_SENDS = 32
+"""SENDs one connection may have committing at once; reading waits beyond that."""
+
+SEND_GRACE = 5.0
+"""Seconds a closing connection waits for its SENDs in flight to commit."""
+
 _STORAGE_CODES: dict[type[StorageError], ErrorCode] = {
     UsernameTaken: ErrorCode.USERNAME_TAKEN,
     IdentityInUse: ErrorCode.IDENTITY_IN_USE,
@@ -111,8 +117,8 @@ class RequestError(Exception):
 
 
 class Connection:
-    __slots__ = ("challenge", "draining", "last_seq", "outbox", "pending", "rate", "username",
-                 "ws")
+    __slots__ = ("challenge", "draining", "last_seq", "outbox", "pending", "rate",
+                 "send_slots", "sends", "username", "ws")
 
     def __init__(self, ws: Transport, challenge: bytes, rate: TokenBucket) -> None:
         self.ws = ws
@@ -123,6 +129,12 @@ class Connection:
         self.draining = False
         self.pending: list[StoredEnvelope] = []
         self.last_seq = 0
+        self.send_slots = asyncio.Semaphore(MAX_PIPELINED_SENDS)
+        self.sends: set[asyncio.Task[None]] = set()
+
+    def send_done(self, task: asyncio.Task[None]) -> None:
+        self.sends.discard(task)
+        self.send_slots.release()
 
     async def writer(self) -> None:
         try:
@@ -198,6 +210,10 @@ class Relay:
                     peers.discard(conn)
                     if not peers:
                         del self.online[conn.username]
+            if conn.sends:  # stores in flight commit; their answers go out if they can
+                _, late = await asyncio.wait(set(conn.sends), timeout=SEND_GRACE)
+                for task in late:
+                    task.cancel()
             # put_nowait can fail on a full outbox; cancelling the writer is enough then
             try:
                 conn.outbox.put_nowait(None)
@@ -230,8 +246,24 @@ class Relay:
                 raise RequestError(ErrorCode.USERNAME_INVALID, str(exc)) from None
             except DecodeError as exc:
                 raise RequestError(ErrorCode.MALFORMED_FRAME, str(exc)) from None
-            self._emit("frame", type=type(frame).__name__, size=len(message),
-                       user=conn.username)
+        except RequestError as exc:
+            await self._reply(conn, request_id, Error(exc.code, exc.message))
+            return
+        self._emit("frame", type=type(frame).__name__, size=len(message), user=conn.username)
+        if isinstance(frame, Send) and conn.username is not None:
+            # Pipelined: the next frames are read while this SEND commits. Stores join
+            # the group commit in arrival order (tasks start in the order created), and
+            # their SENTs go out in that order too.
+            await conn.send_slots.acquire()
+            task = asyncio.get_running_loop().create_task(
+                self._answer(conn, request_id, frame))
+            conn.sends.add(task)
+            task.add_done_callback(conn.send_done)
+            return
+        await self._answer(conn, request_id, frame)
+
+    async def _answer(self, conn: Connection, request_id: int, frame: Frame) -> None:
+        try:
             await self._dispatch(conn, request_id, frame)
         except RequestError as exc:
             await self._reply(conn, request_id, Error(exc.code, exc.message))
