@@ -117,8 +117,8 @@ class RequestError(Exception):
 
 
 class Connection:
-    __slots__ = ("challenge", "draining", "last_seq", "outbox", "pending", "rate",
-                 "send_slots", "sends", "username", "ws")
+    __slots__ = ("challenge", "close_task", "closing", "draining", "last_seq", "outbox",
+                 "pending", "rate", "send_slots", "sends", "username", "ws")
 
     def __init__(self, ws: Transport, challenge: bytes, rate: TokenBucket) -> None:
         self.ws = ws
@@ -131,6 +131,8 @@ class Connection:
         self.last_seq = 0
         self.send_slots = asyncio.Semaphore(MAX_PIPELINED_SENDS)
         self.sends: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self.close_task: asyncio.Task[None] | None = None
 
     def send_done(self, task: asyncio.Task[None]) -> None:
         self.sends.discard(task)
@@ -140,11 +142,22 @@ class Connection:
         try:
             while (data := await self.outbox.get()) is not None:
                 await self.ws.send(data)
-        except Exception:  # connection gone: the reader side ends the handler
+            return
+        except Exception:
             pass
+        # The connection is gone. Keep taking frames off the outbox (dropping them)
+        # so nothing waiting to put one blocks forever, and make sure the reader sees
+        # the close; the handler's cleanup then ends this loop with None.
+        self.closing = True
+        closer = asyncio.get_running_loop().create_task(self.ws.close(1011, "write failed"))
+        while await self.outbox.get() is not None:
+            pass
+        await asyncio.gather(closer, return_exceptions=True)
 
     def push(self, env: StoredEnvelope) -> None:
         """Live delivery of a freshly stored envelope, in seq order, at most once."""
+        if self.closing:
+            return
         if self.draining:
             self.pending.append(env)
             return
@@ -153,7 +166,9 @@ class Connection:
         try:
             self.outbox.put_nowait(_deliver_frame(env))
         except asyncio.QueueFull:
-            asyncio.get_running_loop().create_task(
+            # too far behind: the envelopes stay queued for its next login
+            self.closing = True
+            self.close_task = asyncio.get_running_loop().create_task(
                 self.ws.close(1013, "too far behind; log in again to fetch the queue"))
             return
         self.last_seq = env.seq
@@ -381,14 +396,17 @@ class Relay:
                     await conn.outbox.put(_deliver_frame(env))
                     conn.last_seq = env.seq
                     count += 1
+            # pushes that arrived meanwhile, still under `draining` so that none can
+            # overtake them
+            while conn.pending:
+                env = conn.pending.pop(0)
+                if env.seq > conn.last_seq:
+                    await conn.outbox.put(_deliver_frame(env))
+                    conn.last_seq = env.seq
+                    count += 1  # delivered before QUEUE_DONE, so counted by it
         finally:
             conn.draining = False
-            pending, conn.pending = conn.pending, []
-        for env in pending:
-            if env.seq > conn.last_seq:
-                await conn.outbox.put(_deliver_frame(env))
-                conn.last_seq = env.seq
-                count += 1  # delivered before QUEUE_DONE, so counted by it
+            conn.pending = []
         await conn.outbox.put(encode_frame(QueueDone(count)))
         self._emit("login", user=user, delivered=count)
         one, kem = await self.storage.prekey_counts(user)
