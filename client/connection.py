@@ -74,8 +74,9 @@ class RelayConnection:
         self.pushes: asyncio.Queue[Frame] = asyncio.Queue()
         self._waiting: dict[int, asyncio.Future[Frame]] = {}
         self._ids = itertools.count(1)
-        self._reader = asyncio.get_running_loop().create_task(self._read())
         self.closed = asyncio.Event()
+        self.error: Exception | None = None
+        self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
     async def open(cls, url: str, **kwargs: Any) -> RelayConnection:
@@ -106,6 +107,10 @@ class RelayConnection:
                     self.pushes.put_nowait(frame)
         except ConnectionClosed:
             pass
+        except Exception as exc:  # a relay that breaks the protocol: drop the connection
+            self.error = exc
+            with contextlib.suppress(Exception):
+                await self.ws.close(1002, "protocol error")
         finally:
             self.closed.set()
             for waiter in self._waiting.values():
@@ -119,6 +124,8 @@ class RelayConnection:
     async def request_raw(self, data: bytes) -> Frame:
         """Sends pre-encoded bytes and waits for the answer to their request id."""
         request_id = int.from_bytes(data[2:6], "big")
+        if self.closed.is_set():
+            raise ConnectionLost("connection closed")
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         try:
@@ -179,6 +186,7 @@ class RelayConnection:
         return await asyncio.wait_for(self.pushes.get(), timeout)
 
     async def close(self) -> None:
-        await self.ws.close()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._reader

@@ -246,6 +246,8 @@ class Client:
             self._set_status("offline", "login failed")
             raise
         self.conn = conn
+        # envelope ids older than any the relay could still redeliver (its TTL is shorter)
+        self.store.forget_seen(int(self.clock()) - SEEN_RETENTION)
         self._pump_task = asyncio.get_running_loop().create_task(self._pump(conn))
         try:
             await self.ensure_prekeys()  # before "online": others can reach us from here on
@@ -601,7 +603,14 @@ class Client:
                 if exc.code == ErrorCode.NO_PREKEYS:
                     raise ClientError(f"{name} has not published keys yet") from exc
                 raise
-            session = self._start_session(name, contact, bundle)
+            # The pump may have handled this peer's own first message while we waited
+            # for the bundle: use what is stored now, not what was read before.
+            contact = self.contact(name)
+            if contact is not None and contact.key_changed:
+                raise KeyChangeBlocked(name)
+            current = self._session(name)
+            session = current if current is not None and contact is not None else \
+                self._start_session(name, contact, bundle)
             contact = self._need_contact(name)
         message = Message(name, Direction.OUT, text, State.SENDING,
                           message_id=os.urandom(16), sent_at_ms=int(self.clock() * 1000))
@@ -721,7 +730,10 @@ class Client:
         conn = self.conn
         if self.store.seen(deliver.envelope_id):
             if conn is not None:
-                await conn.ack([deliver.envelope_id])
+                try:
+                    await conn.ack([deliver.envelope_id])
+                except (ConnectionLost, RelayError) as exc:
+                    log.info("ack failed, the relay will redeliver: %s", exc)
             return result
         try:
             with self.store.transaction():

@@ -328,7 +328,18 @@ def _derive(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:
                                           memlimit=params.memlimit))
 
 
+def private_files(path: Path) -> None:
+    """Creates (or re-modes) the database and its WAL and shared-memory files as 0600
+    before SQLite opens them, whatever the umask: the WAL holds recent rows."""
+    path.parent.chmod(0o700)
+    for suffix in ("", "-wal", "-shm"):
+        name = f"{path}{suffix}"
+        os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(name, 0o600)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
+    private_files(path)
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")

@@ -94,6 +94,13 @@ class SqliteStorage(Storage):
         return store
 
     def _open_sync(self) -> None:
+        # the database, WAL and shared-memory files are 0600 whatever the umask, and
+        # the directory 0700 (docs/DATA.md)
+        self.path.parent.chmod(0o700)
+        for suffix in ("", "-wal", "-shm"):
+            name = f"{self.path}{suffix}"
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(name, 0o600)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={'FULL' if self.synchronous_full else 'NORMAL'}")

@@ -48,3 +48,18 @@ async def test_seq_is_never_reused(tmp_path: Path) -> None:
         assert second.seq > first.seq
     finally:
         await store.close()
+
+
+async def test_database_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        store = await SqliteStorage.open(tmp_path / "data")
+        await store.register("bob", b"\x01" * 32)
+        for path in (tmp_path / "data").iterdir():
+            assert path.stat().st_mode & 0o077 == 0, path.name
+        assert (tmp_path / "data").stat().st_mode & 0o077 == 0
+        await store.close()
+    finally:
+        os.umask(old)

@@ -1,0 +1,46 @@
+"""A hostile or broken relay, and a careless umask, must not hurt the client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from websockets.asyncio.server import ServerConnection, serve
+
+from client.connection import ConnectionLost, RelayConnection
+from client.store import Store
+from protocol.frames import Hello, encode_frame
+from server.config import default_limits
+
+
+def test_profile_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = Store.create(tmp_path / "home", b"pw")
+        store.put("settings", b"setting", b"x", b"secret")
+        for path in (tmp_path / "home").iterdir():
+            assert path.stat().st_mode & 0o077 == 0, path.name
+        store.close()
+    finally:
+        os.umask(old)
+
+
+async def test_a_malformed_frame_from_the_relay_drops_the_connection_cleanly() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(encode_frame(Hello(b"\x00" * 32, default_limits())))
+        await ws.send(b"\x01\xee\x00\x00\x00\x00garbage")  # a frame type that does not exist
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        conn = await RelayConnection.open(f"ws://127.0.0.1:{port}")
+        await asyncio.wait_for(conn.closed.wait(), 5)
+        assert conn.error is not None
+        try:
+            await conn.prekey_counts()
+        except ConnectionLost:
+            pass
+        else:
+            raise AssertionError("a request on a dead connection must fail, not hang")
+        await conn.close()  # does not raise
