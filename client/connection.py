@@ -24,8 +24,10 @@ from protocol.frames import (
     FetchBundle,
     Frame,
     Hello,
+    Identity,
     Limits,
     Login,
+    LookupIdentity,
     Ok,
     Outgoing,
     PrekeyCount,
@@ -170,6 +172,10 @@ class RelayConnection:
     async def fetch_bundle(self, username: str) -> PreKeyBundle:
         answer = await self.request(FetchBundle(username), Bundle)
         return PreKeyBundle.decode(answer.bundle)
+
+    async def lookup_identity(self, username: str) -> bytes:
+        """The identity key the relay has for `username` (raw Ed25519 public key)."""
+        return (await self.request(LookupIdentity(username), Identity)).identity
 
     async def prekey_counts(self) -> tuple[int, int]:
         answer = await self.request(PrekeyCount(), PrekeyCounts)

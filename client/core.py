@@ -736,8 +736,12 @@ class Client:
                     log.info("ack failed, the relay will redeliver: %s", exc)
             return result
         try:
+            impostor = await self._check_claim(deliver.body)
+        except (ConnectionLost, NotConnected):
+            return result  # not acknowledged: the relay delivers it again
+        try:
             with self.store.transaction():
-                self._process(deliver, result)
+                self._process(deliver, result, impostor)
                 self.store.mark_seen(deliver.envelope_id, int(self.clock()))
         except BaseException:
             self._deferred.clear()
@@ -753,10 +757,47 @@ class Client:
         await self._flush_quietly()
         return result
 
-    def _process(self, deliver: Deliver, result: ReceiveResult) -> None:
+    async def _check_claim(self, body: bytes) -> str | None:
+        """A sealed envelope names its sender, but only the sender says so. An initial
+        message from an identity key this profile has not pinned for that name is
+        checked against the key the relay has for the name; returns the name when
+        they differ (someone is impersonating it), else None."""
+        try:
+            sealed = unseal(self.identity, body)
+            if sealed.kind is not MessageKind.PREKEY:
+                return None
+            claimed = PreKeyMessage.decode(sealed.message).identity
+        except ProtocolError:
+            return None  # _process shows why it cannot be read
+        contact = self.contact(sealed.sender)
+        if contact is not None and claimed in (contact.identity, contact.pending_identity):
+            return None
+        conn = self._require_conn()
+        try:
+            registered = await conn.lookup_identity(sealed.sender)
+        except RelayError as exc:
+            if exc.code != ErrorCode.UNKNOWN_USER:
+                raise ConnectionLost(f"identity lookup failed: {exc}") from exc
+            registered = None
+        return None if registered == claimed else sealed.sender
+
+    def _process(self, deliver: Deliver, result: ReceiveResult,
+                 impostor: str | None = None) -> None:
         def note(message: Message) -> None:
             self._add_message(message)
             result.messages.append(message)
+
+        if impostor is not None:
+            note(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE,
+                         error=f"rejected: a message claiming to come from {impostor} was "
+                         f"made with an identity key that is not {impostor}'s (someone "
+                         "is impersonating them)", unread=True))
+            unknown = self.contact(UNKNOWN_SENDER) or Contact(UNKNOWN_SENDER, b"")
+            unknown.unread += 1
+            unknown.last_activity = self.clock()
+            self._save_contact(unknown)
+            self._defer(ContactEvent(unknown))
+            return
 
         try:
             sealed = unseal(self.identity, deliver.body)

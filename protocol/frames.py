@@ -186,6 +186,22 @@ class FetchBundle(Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class LookupIdentity(Frame):
+    """0x14: var8 username. Answered by IDENTITY, without touching any prekey: how a
+    client checks the identity key that a sealed envelope's sender claims."""
+
+    TYPE: ClassVar[int] = 0x14
+    username: str
+
+    def encode_payload(self) -> bytes:
+        return codec.var8(self.username.encode("ascii"))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> LookupIdentity:
+        return cls(decode_username(r.var8()))
+
+
+@dataclass(frozen=True, slots=True)
 class PrekeyCount(Frame):
     """0x13: empty. Answered by PREKEY_COUNTS."""
 
@@ -320,6 +336,21 @@ class Bundle(Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class Identity(Frame):
+    """0x94: Encode(IK) (33 bytes), answering LOOKUP_IDENTITY."""
+
+    TYPE: ClassVar[int] = 0x94
+    identity: bytes
+
+    def encode_payload(self) -> bytes:
+        return encode_key(TYPE_ED25519, self.identity)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Identity:
+        return cls(decode_key(TYPE_ED25519, r.take(ENCODED_ED25519_LEN)))
+
+
+@dataclass(frozen=True, slots=True)
 class PrekeyCounts(Frame):
     """0x93: u32 one-time X25519 prekeys left || u32 one-time KEM prekeys left."""
 
@@ -424,11 +455,12 @@ class Error(Frame):
 CLIENT_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
     for cls in (Register, Login, UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
-                PrekeyCount, Send, Ack)
+                LookupIdentity, PrekeyCount, Send, Ack)
 }
 SERVER_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
-    for cls in (Hello, Ok, Bundle, PrekeyCounts, Sent, Deliver, PrekeysLow, QueueDone, Error)
+    for cls in (Hello, Ok, Bundle, Identity, PrekeyCounts, Sent, Deliver, PrekeysLow,
+                QueueDone, Error)
 }
 
 

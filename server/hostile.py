@@ -102,13 +102,27 @@ class HostileRelay(Relay):
         self.victims: tuple[str, str] | None = None
         self.fakes: dict[str, FakeIdentity] = {}
         self.sessions: dict[str, Session] = {}
+        # (who asks, about whom) -> the identity key the relay lies with
+        self.lies: dict[tuple[str, str], bytes] = {}
 
     # -- hooks on the honest relay's behaviour
+
+    async def _lookup_identity(self, username: str, requester: str) -> bytes:
+        lie = self.lies.get((requester, username))
+        if lie is None:
+            return await super()._lookup_identity(username, requester)
+        self.narrate(f"{requester.capitalize()}'s client asked the relay for "
+                     f"{username.capitalize()}'s identity key; the relay answered with "
+                     "its own fake key.")
+        return lie
 
     async def _fetch_bundle(self, username: str, requester: str) -> Bundle:
         if self.behaviour is Behaviour.MITM_FIRST_CONTACT and self.victims == (requester,
                                                                                username):
             fake = self.fakes.setdefault(username, FakeIdentity())
+            self.lies[(requester, username)] = fake.identity.public
+            self.lies[(username, requester)] = self.fakes.setdefault(
+                requester, FakeIdentity()).identity.public
             self.narrate(f"The relay answered {requester}'s request for {username}'s key "
                          f"bundle with a bundle of its OWN identity key.")
             return Bundle(fake.bundle().encode())
@@ -162,6 +176,7 @@ class HostileRelay(Relay):
         """key-swap: starts a session with `victim` as if from `impersonated`, under an
         identity key the relay made up, and sends one message."""
         fake = self.fakes.setdefault(impersonated, FakeIdentity())
+        self.lies[(victim, impersonated)] = fake.identity.public
         parts = await self.storage.take_bundle(victim)
         bundle = _bundle(parts.identity, parts.signed_prekey, parts.kem_kind,
                          parts.kem_prekey, parts.one_time_prekey)

@@ -33,8 +33,10 @@ from protocol.frames import (
     FetchBundle,
     Frame,
     Hello,
+    Identity,
     Limits,
     Login,
+    LookupIdentity,
     Ok,
     PrekeyCount,
     PrekeyCounts,
@@ -337,6 +339,9 @@ class Relay:
                 self.limits.max_prekeys,
             )
             await self._reply(conn, request_id, Ok())
+        elif isinstance(frame, LookupIdentity):
+            await self._reply(conn, request_id,
+                              Identity(await self._lookup_identity(frame.username, user)))
         elif isinstance(frame, PrekeyCount):
             one, kem = await self.storage.prekey_counts(user)
             await self._reply(conn, request_id, PrekeyCounts(one, kem))
@@ -373,6 +378,12 @@ class Relay:
         self._check_statement(identity, frame.signature,
                               lambda url: login_statement(url, challenge, frame.username))
         conn.username = frame.username
+
+    async def _lookup_identity(self, username: str, requester: str) -> bytes:
+        identity = await self.storage.identity(username)
+        if identity is None:
+            raise RequestError(ErrorCode.UNKNOWN_USER, f"no user {username!r}")
+        return identity
 
     async def _identity(self, user: str) -> bytes:
         identity = await self.storage.identity(user)

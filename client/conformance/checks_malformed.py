@@ -27,6 +27,7 @@ from protocol.frames import (
     Frame,
     Hello,
     Login,
+    LookupIdentity,
     Ok,
     Outgoing,
     PrekeyCount,
@@ -71,6 +72,7 @@ async def _valid_frames(ctx: Context) -> tuple[Probe, Probe, Probe, list[tuple[s
         ("UPLOAD_SIGNED_PREKEYS", UploadSignedPrekeys(keys.signed, keys.last_resort)),
         ("UPLOAD_ONE_TIME_PREKEYS", UploadOneTimePrekeys(tuple(keys.one_time), tuple(keys.kem))),
         ("FETCH_BUNDLE", FetchBundle(user.name)),
+        ("LOOKUP_IDENTITY", LookupIdentity(user.name)),
         ("PREKEY_COUNT", PrekeyCount()),
         ("SEND", Send((Outgoing(account.name, body("malformed")),))),
         ("ACK", Ack((os.urandom(16),))),
@@ -127,7 +129,7 @@ async def unknown_type(ctx: Context) -> None:
     UNKNOWN_FRAME_TYPE, logged in or not, and the connection goes on."""
     _, authed = await ctx.register()
     logged_out = await ctx.connect()
-    unknown = [0x00, 0x01, 0x04, 0x14, 0x22, 0x7F, Hello.TYPE, Ok.TYPE, Deliver.TYPE, 0xFF]
+    unknown = [0x00, 0x01, 0x04, 0x15, 0x22, 0x7F, Hello.TYPE, Ok.TYPE, Deliver.TYPE, 0xFF]
     assert not set(unknown) & set(CLIENT_FRAMES)
     for probe in (logged_out, authed):
         for frame_type in unknown:

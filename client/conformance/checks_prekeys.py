@@ -19,6 +19,8 @@ from protocol.errors import BadSignature
 from protocol.frames import (
     ErrorCode,
     FetchBundle,
+    Identity,
+    LookupIdentity,
     PrekeysLow,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
@@ -326,6 +328,21 @@ async def unknown_user(ctx: Context) -> None:
     _, probe = await ctx.register()
     await probe.expect_error(FetchBundle(fresh_username()), ErrorCode.UNKNOWN_USER,
                              "FETCH_BUNDLE of an unknown user")
+
+
+@check("prekeys.identity_lookup")
+async def identity_lookup(ctx: Context) -> None:
+    """LOOKUP_IDENTITY answers with the identity key a username registered, uses up no
+    prekey, and gets UNKNOWN_USER for a name nobody registered."""
+    owner, owner_probe, _ = await _owner(ctx, one_time=1, kem=1)
+    _, asker = await ctx.register()
+    answer = await asker.request(LookupIdentity(owner.name), Identity)
+    if answer.identity != owner.identity.public:
+        raise CheckFailed("LOOKUP_IDENTITY answered with a key the user did not register")
+    if (counts := await owner_probe.counts()) != (1, 1):
+        raise CheckFailed(f"LOOKUP_IDENTITY used up prekeys: PREKEY_COUNTS says {counts}")
+    await asker.expect_error(LookupIdentity(fresh_username()), ErrorCode.UNKNOWN_USER,
+                             "LOOKUP_IDENTITY of an unknown user")
 
 
 @check("prekeys.too_many_kem")

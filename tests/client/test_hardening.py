@@ -44,3 +44,40 @@ async def test_a_malformed_frame_from_the_relay_drops_the_connection_cleanly() -
         else:
             raise AssertionError("a request on a dead connection must fail, not hang")
         await conn.close()  # does not raise
+
+
+async def test_a_user_cannot_pose_as_another_on_first_contact(tmp_path: Path) -> None:
+    """mallory seals an initial message to bob claiming to be alice: bob's client checks
+    the key with the relay and rejects it, and alice is not pinned to mallory's key."""
+    from protocol.keys import IdentityKeyPair
+    from protocol.sealed import SealedContent, seal
+    from protocol.session import Session
+    from tests.client.helpers import make_client, wait_for
+    from tests.support import running_relay
+
+    async with running_relay(tmp_path / "relay") as relay:
+        bob = await make_client(tmp_path, "bob", relay.url)
+        alice = await make_client(tmp_path, "alice", relay.url)
+        mallory_id = IdentityKeyPair.generate()
+        mallory = await RelayConnection.open(relay.url)
+        await mallory.register("mallory", mallory_id)
+        bundle = await mallory.fetch_bundle("bob")
+        session = Session.initiate(mallory_id, bundle)
+        kind, message = session.encrypt(b"\x01\x01" + b"\x00" * 16 + b"\x00" * 8
+                                        + b"\x00\x00\x00\x05hello")
+        await mallory.send([("bob", seal(bundle.identity,
+                                          SealedContent("alice", kind, message)))])
+        await wait_for(lambda: bool(bob.history("?unknown")))
+        [placeholder] = bob.history("?unknown")
+        assert "impersonating" in placeholder.error
+        assert bob.contact("alice") is None
+        # the real alice is then accepted as alice
+        await alice.send_text("bob", "it's really me")
+        await wait_for(lambda: any(m.text == "it's really me" for m in bob.history("alice")))
+        contact = bob.contact("alice")
+        assert contact is not None and not contact.key_changed
+        assert contact.identity == alice.identity.public
+        await mallory.close()
+        for c in (alice, bob):
+            await c.disconnect()
+            c.close()

@@ -134,11 +134,11 @@ async def test_replayed_initial_message_is_not_shown_twice(tmp_path: Path) -> No
         bob = await make_client(tmp_path, "bob", relay.url)
         await bob.disconnect()
         [first] = await _sent_while_away(relay, alice, bob, "first contact")
+        await online(bob)  # a first contact's claimed key is checked with the relay
         assert [m.text for m in (await bob.receive(first)).messages] == ["first contact"]
         [notice] = (await bob.receive(_new_id(first))).messages
         assert "duplicate" in notice.text
         assert received(bob, "alice") == ["first contact"]
-        await online(bob)
         await bob.send_text("alice", "hello alice")
         await wait_for(lambda: received(alice, "bob") == ["hello alice"])
         await shut(alice, bob)
