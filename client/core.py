@@ -63,6 +63,8 @@ PREKEY_UPLOAD_BATCH = 50
 SIGNED_PREKEY_ROTATION = 7 * 24 * 3600
 SIGNED_PREKEY_GRACE = 30 * 24 * 3600
 SEEN_RETENTION = 60 * 24 * 3600
+MAX_BASE_KEYS = 2000
+"""How many accepted initial messages (by their EK_A) are remembered to refuse replays."""
 UNKNOWN_SENDER = "?unknown"
 MAX_TEXT = 60_000
 
@@ -885,8 +887,16 @@ class Client:
                 plaintext = previous.decrypt(sealed.kind, sealed.message)
                 self._promote_previous(name, previous)
                 return plaintext, contact
+            used = self._used_base_keys()
+            if msg.ephemeral.hex() in used:
+                # an initial message that set up a session before (now replaced): a
+                # replay, possible when the relay withheld one-time prekeys (PQXDH 4.2)
+                raise DuplicateMessage("initial message already used")
             new, plaintext, consumed = Session.respond(self.identity, sealed.message,
                                                        self._lookup)
+            used.append(msg.ephemeral.hex())
+            self.store.put("settings", b"setting", b"base_keys",
+                           json.dumps(used[-MAX_BASE_KEYS:]).encode())
             if consumed.one_time_prekey_id is not None:
                 self.store.delete("prekeys", *self._prekey_name("opk",
                                                                  consumed.one_time_prekey_id))
@@ -930,6 +940,10 @@ class Client:
         self._save_session(name, session)
         self._note_gap(name, before, session.missing)
         return plaintext, contact
+
+    def _used_base_keys(self) -> list[str]:
+        data = self.store.get("settings", b"setting", b"base_keys")
+        return [] if data is None else list(json.loads(data))
 
     def _note_gap(self, name: str, before: int, after: int) -> None:
         """A message whose counter skips ahead stores keys for the ones in between:

@@ -164,3 +164,24 @@ async def test_withheld_message_shows_a_gap_notice(tmp_path: Path) -> None:
         await bob.send_text("alice", "all three")
         await wait_for(lambda: received(alice, "bob")[-1:] == ["all three"])
         await shut(alice, bob)
+
+
+async def test_an_old_initial_message_cannot_set_a_session_up_again(tmp_path: Path) -> None:
+    """Once the session an initial message set up has been replaced (twice: neither the
+    current nor the previous one), replaying that message is a duplicate, not a new
+    session and not the old text shown again."""
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        await bob.disconnect()
+        [first] = await _sent_while_away(relay, alice, bob, "first contact")
+        await online(bob)
+        await bob.receive(first)
+        for restart in ("second start", "third start"):
+            alice.store.delete("sessions", b"session", b"bob")  # alice starts over
+            await alice.send_text("bob", restart)
+            await wait_for(lambda restart=restart: restart in received(bob, "alice"))
+        [notice] = (await bob.receive(_new_id(first))).messages
+        assert "duplicate" in notice.text
+        assert received(bob, "alice").count("first contact") == 1
+        await shut(alice, bob)
