@@ -14,7 +14,7 @@ from typing import ClassVar
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from server.relay import RelayEvent
@@ -83,7 +83,10 @@ class ServerPane(Vertical):
         yield Static("Relay: what the server sees", classes="pane-title")
         table: DataTable[str] = DataTable(id="relay-log", cursor_type="row", zebra_stripes=True)
         yield table
-        yield Static("", id="relay-detail")
+        with Horizontal(id="relay-detail"):
+            yield Static("", id="detail-can")
+            yield Static("", id="detail-cannot")
+            yield Static("", id="detail-typed")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -164,45 +167,54 @@ class ServerPane(Vertical):
             return None
 
     def action_toggle_detail(self) -> None:
-        detail = self.query_one("#relay-detail", Static)
+        detail = self.query_one("#relay-detail")
         if detail.display:
             detail.display = False
             return
-        view = self.selected() or next(reversed(self.envelopes.values()), None)
+        view = self.selected()
+        if view is None or view.typed is None:  # default to the newest typed message
+            view = next((v for v in reversed(self.envelopes.values()) if v.typed), view)
         if view is None:
             self.notify("No envelope yet: send a message first.")
             return
-        detail.update(self.render_detail(view))
+        self._show(view)
         detail.display = True
 
+    def _show(self, view: EnvelopeView) -> None:
+        can, cannot, typed = self.render_detail(view)
+        self.query_one("#detail-can", Static).update(can)
+        self.query_one("#detail-cannot", Static).update(cannot)
+        self.query_one("#detail-typed", Static).update(typed)
+
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
-        detail = self.query_one("#relay-detail", Static)
         view = self.selected()
-        if detail.display and view is not None:
-            detail.update(self.render_detail(view))
+        if self.query_one("#relay-detail").display and view is not None:
+            self._show(view)
 
     @staticmethod
-    def render_detail(view: EnvelopeView) -> str:
+    def render_detail(view: EnvelopeView) -> tuple[str, str, str]:
+        """Three columns, side by side: what the relay can read, what it cannot, and
+        what the sender typed."""
         when = dt.datetime.fromtimestamp(view.received_at).strftime("%H:%M:%S")
         can = [
-            f"recipient: {view.recipient}",
-            f"size: {view.size} B (messages are padded to 160-byte buckets)",
-            f"arrival time: {when}",
-            f"envelope id: {view.envelope_id.hex()[:16]}...",
-            f"sent over {view.sender_connection}'s connection (seen, never stored)"
-            if view.sender_connection else "sending connection: unknown",
-            f"bytes: {view.excerpt}... (ciphertext)",
-            "state: " + ("acknowledged, deleted" if view.deleted else "queued"),
+            f"to: {view.recipient}",
+            f"size: {view.size} B (in 160 B buckets)",
+            f"time: {when}",
+            f"id: {view.envelope_id.hex()[:8]}...",
+            f"via {view.sender_connection}'s connection (not stored)"
+            if view.sender_connection else "via: unknown connection",
+            f"bytes: {view.excerpt[:12]}...",
+            "acknowledged, deleted" if view.deleted else "queued",
         ]
         cannot = [
-            "the sender's name (sealed inside)",
-            "whether it is a first message (PQXDH) or not",
-            "the ratchet header: key and counters",
-            "whether it is text or a receipt",
-            "the text itself",
+            "who sent it (sealed inside)",
+            "first message or not",
+            "ratchet key and counters",
+            "text or receipt",
+            "the text",
         ]
         typed = escape(view.typed) if view.typed is not None else \
             "(a receipt or notice, sent automatically)"
-        return ("[b]The relay CAN read[/b]\n  " + "\n  ".join(can)
-                + "\n[b]The relay CANNOT read[/b]\n  " + "\n  ".join(cannot)
-                + f"\n[b]What was typed[/b] (known only to the two clients)\n  {typed}")
+        return ("[b]The relay CAN read[/b]\n" + "\n".join(can),
+                "[b]It CANNOT read[/b]\n" + "\n".join(cannot),
+                f"[b]What was typed[/b] (only the two clients know): {typed}")
