@@ -789,32 +789,29 @@ class Client:
             self._add_message(message)
             result.messages.append(message)
 
-        if impostor is not None:
-            note(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE,
-                         error=f"rejected: a message claiming to come from {impostor} was "
-                         f"made with an identity key that is not {impostor}'s (someone "
-                         "is impersonating them)", unread=True))
+        def unattributed(error: str) -> None:
+            """A placeholder in the 'unknown sender' conversation, never dropped."""
+            note(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE, error=error,
+                         unread=True))
             unknown = self.contact(UNKNOWN_SENDER) or Contact(UNKNOWN_SENDER, b"")
             unknown.unread += 1
             unknown.last_activity = self.clock()
             self._save_contact(unknown)
             self._defer(ContactEvent(unknown))
+
+        if impostor is not None:
+            unattributed(f"rejected: a message claiming to come from {impostor} was made "
+                         f"with an identity key that is not {impostor}'s (someone is "
+                         "impersonating them)")
             return
 
         try:
             sealed = unseal(self.identity, deliver.body)
         except ProtocolError:
-            # The sender's name is inside the seal, so the placeholder goes to a
-            # conversation of its own rather than vanishing.
-            note(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE,
-                         error="could not be decrypted: failed authentication (the "
-                         "envelope was damaged or not sealed to this key; its sender is "
-                         "hidden inside it)", unread=True))
-            unknown = self.contact(UNKNOWN_SENDER) or Contact(UNKNOWN_SENDER, b"")
-            unknown.unread += 1
-            unknown.last_activity = self.clock()
-            self._save_contact(unknown)
-            self._defer(ContactEvent(unknown))
+            # the sender's name is inside the seal
+            unattributed("could not be decrypted: failed authentication (the envelope was "
+                         "damaged or not sealed to this key; its sender is hidden inside "
+                         "it)")
             return
         name = sealed.sender
         contact = self.contact(name)
