@@ -829,12 +829,15 @@ class Client:
         except (DecryptionFailed, SessionSetupError, DecodeError) as exc:
             reason = ("failed authentication" if isinstance(exc, DecryptionFailed)
                       else str(exc))
+            if contact is None:  # no conversation to show it in: keep it findable
+                unattributed(f"could not be decrypted: {reason} (it claims to come from "
+                             f"{name}, with whom there is no conversation)")
+                return
             note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
                          error=f"could not be decrypted: {reason}", unread=True))
-            if contact is not None:
-                contact.unread += 1
-                self._save_contact(contact)
-                self._defer(ContactEvent(contact))
+            contact.unread += 1
+            self._save_contact(contact)
+            self._defer(ContactEvent(contact))
             return
         try:
             item = decode_content(plaintext)
