@@ -56,7 +56,7 @@ from bench._support import (
     script_role,
 )
 from client.connection import RelayConnection
-from protocol.keys import IdentityKeyPair
+from protocol.e2e.keys import IdentityKeyPair
 
 SCRIPT = Path(__file__).resolve()
 AIM_KIB = 24.0

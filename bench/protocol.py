@@ -39,22 +39,19 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.constant_time import bytes_eq
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from protocol import padding
-from protocol.kdf import MESSAGE_KEYS_INFO, SHA256, ZERO_SALT
-from protocol.keys import (
+from protocol.e2e import padding
+from protocol.e2e.kdf import MESSAGE_KEYS_INFO, SHA256, ZERO_SALT
+from protocol.e2e.keys import (
     IdentityKeyPair,
     make_kem_prekey,
     make_one_time_prekey,
     make_signed_prekey,
 )
-from protocol.messages import HEADER_LEN, PreKeyMessage
-from protocol.prekeys import (
-    KemKind,
-    PreKeyBundle,
-)
-from protocol.ratchet import Ratchet
-from protocol.sealed import MessageKind
-from protocol.session import PrivatePrekeys, Session
+from protocol.e2e.messages import HEADER_LEN, PreKeyMessage
+from protocol.e2e.ratchet import Ratchet
+from protocol.e2e.sealed import MessageKind
+from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.wire.prekeys import KemKind, PreKeyBundle
 
 BODY_LEN = 100
 """Plaintext size before padding; padding.pad makes it 159 bytes, PKCS#7 160."""

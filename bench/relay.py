@@ -76,7 +76,8 @@ from bench._support import (
     relay_server,
     script_role,
 )
-from protocol.frames import (
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire.frames import (
     Ack,
     Deliver,
     Error,
@@ -92,7 +93,6 @@ from protocol.frames import (
     normalize_url,
     register_statement,
 )
-from protocol.keys import IdentityKeyPair
 
 SCRIPT = Path(__file__).resolve()
 AIM = 0.5

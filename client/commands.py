@@ -28,7 +28,7 @@ from client.core import (
 from client.models import Direction, Message, State
 from client.paths import PASSPHRASE_ENV, resolve_home
 from client.store import NoProfile, ProfileExists, Store, StoreError, WrongPassphrase
-from protocol.errors import ProtocolError
+from protocol.wire.errors import ProtocolError
 
 EXIT_OK = 0
 EXIT_ERROR = 1

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from protocol.frames import (
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire.frames import (
     Ack,
     Bundle,
     Error,
@@ -43,8 +44,7 @@ from protocol.frames import (
     normalize_url,
     register_statement,
 )
-from protocol.keys import IdentityKeyPair
-from protocol.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
+from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
 F = TypeVar("F", bound=Frame)
 

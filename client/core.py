@@ -29,19 +29,15 @@ from typing import Any
 from client.connection import ConnectionLost, RelayConnection, RelayError
 from client.models import STATE_ORDER, Contact, Direction, Message, OutboxItem, State, Trust
 from client.store import KdfParams, Store
-from protocol.content import Receipt as ReceiptContent
-from protocol.content import ReceiptType, Text, decode_content
-from protocol.errors import (
-    DecodeError,
+from protocol.e2e.content import Receipt as ReceiptContent
+from protocol.e2e.content import ReceiptType, Text, decode_content
+from protocol.e2e.errors import (
     DecryptionFailed,
     DuplicateMessage,
-    ProtocolError,
     SessionSetupError,
     TooManySkipped,
 )
-from protocol.fingerprint import format_safety_number, qr_payload, safety_number
-from protocol.frames import Deliver, ErrorCode, PrekeysLow, QueueDone, normalize_url
-from protocol.keys import (
+from protocol.e2e.keys import (
     IdentityKeyPair,
     KemKeyPair,
     X25519KeyPair,
@@ -49,11 +45,14 @@ from protocol.keys import (
     make_one_time_prekey,
     make_signed_prekey,
 )
-from protocol.messages import PreKeyMessage
-from protocol.prekeys import KemKind, PreKeyBundle
-from protocol.sealed import MessageKind, SealedContent, seal, unseal
-from protocol.session import PrivatePrekeys, Session
-from protocol.usernames import check_username
+from protocol.e2e.messages import PreKeyMessage
+from protocol.e2e.safety_numbers import format_safety_number, qr_payload, safety_number
+from protocol.e2e.sealed import MessageKind, SealedContent, seal, unseal
+from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.wire.errors import DecodeError, ProtocolError
+from protocol.wire.frames import Deliver, ErrorCode, PrekeysLow, QueueDone, normalize_url
+from protocol.wire.prekeys import KemKind, PreKeyBundle
+from protocol.wire.usernames import check_username
 
 log = logging.getLogger("blindrelay.client")
 

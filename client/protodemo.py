@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 
-from protocol.fingerprint import format_safety_number, safety_number
-from protocol.keys import IdentityKeyPair, make_kem_prekey, make_one_time_prekey, make_signed_prekey
-from protocol.prekeys import (
-    KemKind,
-    PreKeyBundle,
+from protocol.e2e.keys import (
+    IdentityKeyPair,
+    make_kem_prekey,
+    make_one_time_prekey,
+    make_signed_prekey,
 )
-from protocol.sealed import SealedContent, seal, unseal
-from protocol.session import PrivatePrekeys, Session
+from protocol.e2e.safety_numbers import format_safety_number, safety_number
+from protocol.e2e.sealed import SealedContent, seal, unseal
+from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.wire.prekeys import KemKind, PreKeyBundle
 
 
 def run(count: int) -> int:

@@ -1,33 +1,14 @@
-"""blindrelay's protocol core: PQXDH, the Double Ratchet, encodings and frames.
+"""blindrelay's protocol, sans-I/O, in two layers that state the project's claim.
 
-This package contains no networking, no file access and no clock: every
-function takes bytes (and, where needed, a random source or the current time)
-and returns bytes or plain values. The server and the client are I/O shells
-around it. See docs/PROTOCOL.md, which is the byte-exact source of truth.
+- `protocol.wire`: what crosses the network and all the relay may import: the codec,
+  public-key encodings and signature checks, prekey records and bundles, usernames,
+  frames, and the client<->relay conversation as a state machine.
+- `protocol.e2e`: what only endpoints run: private keys, PQXDH, the Double Ratchet,
+  padding, sealed sender, message content, safety numbers and the session record.
+
+Neither layer opens a socket or a file or reads a clock it is not given: every
+function takes bytes (and, where needed, a random source or the current time) and
+returns bytes, plain values or typed events. The relay imports `protocol.wire` and
+never `protocol.e2e` (tests/test_layering.py), so "the relay cannot decrypt" is a
+rule about one folder. docs/PROTOCOL.md is the byte-exact source of truth.
 """
-
-from protocol.errors import (
-    BadSignature,
-    DecodeError,
-    DecryptionFailed,
-    DuplicateMessage,
-    InvalidUsername,
-    ProtocolError,
-    SessionSetupError,
-    TooManySkipped,
-    UnknownFrameType,
-    UnsupportedVersion,
-)
-
-__all__ = [
-    "BadSignature",
-    "DecodeError",
-    "DecryptionFailed",
-    "DuplicateMessage",
-    "InvalidUsername",
-    "ProtocolError",
-    "SessionSetupError",
-    "TooManySkipped",
-    "UnknownFrameType",
-    "UnsupportedVersion",
-]

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocol.frames import Limits, normalize_url
+from protocol.wire.frames import Limits, normalize_url
 
 LOOPBACK_ALIASES = ("127.0.0.1", "localhost", "[::1]")
 

@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from protocol.errors import ProtocolError
-from protocol.frames import Bundle, Send, Sent
-from protocol.keys import (
+from protocol.e2e.keys import (
     IdentityKeyPair,
     KemKeyPair,
     X25519KeyPair,
@@ -37,10 +35,12 @@ from protocol.keys import (
     make_one_time_prekey,
     make_signed_prekey,
 )
-from protocol.messages import PreKeyMessage
-from protocol.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
-from protocol.sealed import MessageKind, SealedContent, seal, unseal
-from protocol.session import PrivatePrekeys, Session
+from protocol.e2e.messages import PreKeyMessage
+from protocol.e2e.sealed import MessageKind, SealedContent, seal, unseal
+from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.wire.errors import ProtocolError
+from protocol.wire.frames import Bundle, Send, Sent
+from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from server.relay import Relay
 from server.storage import StoredEnvelope
 
@@ -234,7 +234,7 @@ class HostileRelay(Relay):
 
     def _seal_text(self, session: Session, sender: str, recipient_identity: bytes,
                    text: str) -> bytes:
-        from protocol.content import Text
+        from protocol.e2e.content import Text
 
         plaintext = Text(os.urandom(16), int(self.clock() * 1000), text).encode()
         kind, message = session.encrypt(plaintext)

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from protocol.errors import (
+from protocol.wire.errors import (
     BadSignature,
     DecodeError,
     InvalidUsername,
     UnknownFrameType,
     UnsupportedVersion,
 )
-from protocol.frames import (
+from protocol.wire.frames import (
     Ack,
     Bundle,
     Deliver,
@@ -52,8 +52,8 @@ from protocol.frames import (
     login_statement,
     register_statement,
 )
-from protocol.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
-from protocol.publickeys import verify_signature
+from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
+from protocol.wire.publickeys import verify_signature
 from server.ratelimit import TokenBucket
 from server.storage import (
     IdentityInUse,

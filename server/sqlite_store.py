@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from protocol.prekeys import KemKind
+from protocol.wire.prekeys import KemKind
 from server.storage import (
     BundleParts,
     IdentityInUse,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from protocol.prekeys import KemKind
+from protocol.wire.prekeys import KemKind
 
 
 class StorageError(Exception):

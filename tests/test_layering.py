@@ -3,7 +3,7 @@
 - protocol/ is sans-I/O: importing all of it pulls in no asyncio, websockets,
   textual, sqlite3 or socket.
 - server/ never loads the ratchet, the session code, PQXDH, sealing, the AEAD, the
-  KDFs or any private-key operation (protocol.keys): the relay has no code path that
+  KDFs or any private-key operation (protocol.e2e.keys): the relay has no code path that
   could decrypt. It may load only the public encodings, frames and signature checks.
 """
 
@@ -47,13 +47,13 @@ def test_protocol_imports_no_io() -> None:
 
 
 SERVER_MAY_NOT_LOAD = [
-    "protocol.keys",
-    "protocol.ratchet",
-    "protocol.session",
-    "protocol.pqxdh",
-    "protocol.sealed",
-    "protocol.aead",
-    "protocol.kdf",
+    "protocol.e2e.keys",
+    "protocol.e2e.ratchet",
+    "protocol.e2e.session",
+    "protocol.e2e.pqxdh",
+    "protocol.e2e.sealed",
+    "protocol.e2e.aead",
+    "protocol.e2e.kdf",
 ]
 
 
@@ -80,15 +80,15 @@ def test_blindrelay_serve_never_loads_the_hostile_relay() -> None:
                          text=True, check=True)
     loaded = set(json.loads(out.stdout))
     assert HOSTILE not in loaded
-    assert "protocol.ratchet" not in loaded and "protocol.session" not in loaded
+    assert "protocol.e2e.ratchet" not in loaded and "protocol.e2e.session" not in loaded
 
 
 def test_the_hostile_relay_is_what_the_check_would_catch() -> None:
     loaded = _modules_after_import(["server"])
-    assert HOSTILE in loaded and "protocol.session" in loaded
+    assert HOSTILE in loaded and "protocol.e2e.session" in loaded
 
 
 def test_the_import_walker_sees_what_it_checks() -> None:
     """Guards the checks above against passing vacuously."""
     loaded = _modules_after_import(["protocol"])
-    assert {"protocol.ratchet", "protocol.keys", "protocol.session"} <= loaded
+    assert {"protocol.e2e.ratchet", "protocol.e2e.keys", "protocol.e2e.session"} <= loaded

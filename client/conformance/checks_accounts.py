@@ -23,8 +23,9 @@ from client.conformance.registry import (
     fresh_username,
     make_prekeys,
 )
-from protocol import codec
-from protocol.frames import (
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire import codec
+from protocol.wire.frames import (
     REGISTER_PURPOSE,
     Ack,
     Deliver,
@@ -46,8 +47,7 @@ from protocol.frames import (
     login_statement,
     register_statement,
 )
-from protocol.keys import IdentityKeyPair
-from protocol.publickeys import TYPE_ED25519, encode_key
+from protocol.wire.publickeys import TYPE_ED25519, encode_key
 
 UPLOAD_SIGNED_LEN = 6 + 101 + KEM_RECORD_LEN
 

@@ -13,8 +13,8 @@ from client.conformance.probe import (
     describe_answer,
 )
 from client.conformance.registry import Context, body, check, make_prekeys
-from protocol import codec
-from protocol.frames import (
+from protocol.wire import codec
+from protocol.wire.frames import (
     FRAME_HEADER_LEN,
     Deliver,
     Error,

@@ -16,8 +16,9 @@ from client.conformance.registry import (
     fresh_username,
     make_prekeys,
 )
-from protocol import codec
-from protocol.frames import (
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire import codec
+from protocol.wire.frames import (
     CLIENT_FRAMES,
     FRAME_HEADER_LEN,
     Ack,
@@ -37,9 +38,8 @@ from protocol.frames import (
     UploadSignedPrekeys,
     encode_frame,
 )
-from protocol.keys import IdentityKeyPair
-from protocol.prekeys import KemKind
-from protocol.publickeys import TYPE_MLKEM768, TYPE_X25519, X25519_P
+from protocol.wire.prekeys import KemKind
+from protocol.wire.publickeys import TYPE_MLKEM768, TYPE_X25519, X25519_P
 
 FUZZ_SEED = 0xB1D5EED
 FUZZ_LANES = 3

@@ -15,7 +15,7 @@ from client.conformance.probe import (
     describe_answer,
 )
 from client.conformance.registry import Context, body, check, fresh_username
-from protocol.frames import Ack, Deliver, ErrorCode, Ok, Outgoing, Send, encode_frame
+from protocol.wire.frames import Ack, Deliver, ErrorCode, Ok, Outgoing, Send, encode_frame
 
 CLOCK_SLACK = 3600
 """How far DELIVER's received-at may be from this machine's clock (seconds)."""

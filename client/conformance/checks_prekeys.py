@@ -15,8 +15,9 @@ from client.conformance.registry import (
     fresh_username,
     make_prekeys,
 )
-from protocol.errors import BadSignature
-from protocol.frames import (
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire.errors import BadSignature
+from protocol.wire.frames import (
     ErrorCode,
     FetchBundle,
     Identity,
@@ -25,8 +26,7 @@ from protocol.frames import (
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
 )
-from protocol.keys import IdentityKeyPair
-from protocol.prekeys import KemKind, KemPreKey, PreKeyBundle, SignedPreKey
+from protocol.wire.prekeys import KemKind, KemPreKey, PreKeyBundle, SignedPreKey
 
 
 def _forged(record: SignedPreKey | KemPreKey) -> SignedPreKey | KemPreKey:

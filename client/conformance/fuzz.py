@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 
 from client.conformance.probe import Received, frame_name
-from protocol.errors import BadSignature, DecodeError
-from protocol.frames import (
+from protocol.wire.errors import BadSignature, DecodeError
+from protocol.wire.frames import (
     CLIENT_FRAMES,
     FRAME_HEADER_LEN,
     Ack,
@@ -34,7 +34,7 @@ from protocol.frames import (
     UploadSignedPrekeys,
     decode_client_frame,
 )
-from protocol.prekeys import PreKeyBundle
+from protocol.wire.prekeys import PreKeyBundle
 
 ANSWERS: dict[type[Frame], type[Frame]] = {
     Register: Ok,

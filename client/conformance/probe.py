@@ -22,9 +22,10 @@ from typing import TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from protocol import codec
-from protocol.errors import DecodeError
-from protocol.frames import (
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError
+from protocol.wire.frames import (
     FRAME_HEADER_LEN,
     Ack,
     Bundle,
@@ -53,8 +54,7 @@ from protocol.frames import (
     normalize_url,
     register_statement,
 )
-from protocol.keys import IdentityKeyPair
-from protocol.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
+from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
 F = TypeVar("F", bound=Frame)
 

@@ -10,14 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from client.conformance.probe import CheckFailed, Probe, Received
-from protocol.frames import Deliver, Limits
-from protocol.keys import IdentityKeyPair, make_kem_prekey, make_one_time_prekey, make_signed_prekey
-from protocol.prekeys import (
-    KemPreKey,
-    OneTimePreKey,
-    SignedPreKey,
+from protocol.e2e.keys import (
+    IdentityKeyPair,
+    make_kem_prekey,
+    make_one_time_prekey,
+    make_signed_prekey,
 )
-from protocol.usernames import check_username
+from protocol.wire.frames import Deliver, Limits
+from protocol.wire.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
+from protocol.wire.usernames import check_username
 
 CheckFunc = Callable[["Context"], Awaitable[None]]
 Timeout = float | Callable[[Limits], float]

@@ -17,7 +17,7 @@ from client.conformance.registry import (
     Context,
     ordered,
 )
-from protocol.frames import Limits, normalize_url
+from protocol.wire.frames import Limits, normalize_url
 
 DEFAULT_REQUEST_TIMEOUT = 5.0
 

@@ -15,9 +15,9 @@ from typing import Any
 from client.core import UNKNOWN_SENDER, Client, KeyChangeBlocked
 from client.demo.world import World, wait_until
 from client.models import Direction, Message, State
-from protocol.errors import ProtocolError
-from protocol.sealed import unseal
-from protocol.session import Session
+from protocol.e2e.sealed import unseal
+from protocol.e2e.session import Session
+from protocol.wire.errors import ProtocolError
 from server.hostile import Behaviour, HostileRelay
 
 

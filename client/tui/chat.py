@@ -38,7 +38,7 @@ from client.tui.contacts import ContactList
 from client.tui.conversation import ConversationView, MessageLog
 from client.tui.screens import NewConversationScreen, SafetyNumberScreen
 from client.tui.status import StatusBar
-from protocol.errors import ProtocolError
+from protocol.wire.errors import ProtocolError
 
 log = logging.getLogger("blindrelay.tui")
 

@@ -16,8 +16,8 @@ from textual.widgets import Button, Footer, Input, Static
 from client.models import Contact
 from client.tui.keys import HELP_KEYS
 from client.tui.render import qr_text, trust_text
-from protocol.errors import InvalidUsername
-from protocol.usernames import USERNAME_RULE, check_username
+from protocol.wire.errors import InvalidUsername
+from protocol.wire.usernames import USERNAME_RULE, check_username
 
 
 class NewConversationScreen(ModalScreen[str | None]):

@@ -10,7 +10,7 @@ from client.connection import RelayConnection
 from client.core import Client, Event, MessageEvent
 from client.models import Direction, Message, State
 from client.store import KdfParams
-from protocol.frames import Deliver, QueueDone
+from protocol.wire.frames import Deliver, QueueDone
 
 FAST_KDF = KdfParams(opslimit=1, memlimit=8 * 1024 * 1024)
 """Tests derive store keys with a cheap Argon2id; profiles record their own

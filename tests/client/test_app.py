@@ -46,7 +46,7 @@ from client.tui.screens import (
     SafetyNumberScreen,
 )
 from client.tui.status import StatusBar
-from protocol.keys import IdentityKeyPair
+from protocol.e2e.keys import IdentityKeyPair
 from tests.client.helpers import make_client, texts, wait_for
 from tests.support import running_relay
 

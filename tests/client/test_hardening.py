@@ -10,7 +10,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from client.connection import ConnectionLost, RelayConnection
 from client.store import Store
-from protocol.frames import Hello, encode_frame
+from protocol.wire.frames import Hello, encode_frame
 from server.config import default_limits
 
 
@@ -49,9 +49,9 @@ async def test_a_malformed_frame_from_the_relay_drops_the_connection_cleanly() -
 async def test_a_user_cannot_pose_as_another_on_first_contact(tmp_path: Path) -> None:
     """mallory seals an initial message to bob claiming to be alice: bob's client checks
     the key with the relay and rejects it, and alice is not pinned to mallory's key."""
-    from protocol.keys import IdentityKeyPair
-    from protocol.sealed import SealedContent, seal
-    from protocol.session import Session
+    from protocol.e2e.keys import IdentityKeyPair
+    from protocol.e2e.sealed import SealedContent, seal
+    from protocol.e2e.session import Session
     from tests.client.helpers import make_client, wait_for
     from tests.support import running_relay
 

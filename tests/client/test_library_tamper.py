@@ -14,8 +14,8 @@ from pathlib import Path
 
 from client.core import UNKNOWN_SENDER, Client
 from client.models import Direction, State
-from protocol.frames import Deliver
-from protocol.sealed import SealedContent, seal, unseal
+from protocol.e2e.sealed import SealedContent, seal, unseal
+from protocol.wire.frames import Deliver
 from tests.client.helpers import (
     intercept,
     make_client,

@@ -7,8 +7,8 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from protocol.errors import SessionSetupError
-from protocol.keys import (
+from protocol.e2e.errors import SessionSetupError
+from protocol.e2e.keys import (
     IdentityKeyPair,
     KemKeyPair,
     X25519KeyPair,
@@ -16,17 +16,11 @@ from protocol.keys import (
     make_one_time_prekey,
     make_signed_prekey,
 )
-from protocol.messages import PreKeyMessage
-from protocol.pqxdh import associated_data
-from protocol.prekeys import (
-    KemKind,
-    KemPreKey,
-    OneTimePreKey,
-    PreKeyBundle,
-    SignedPreKey,
-)
-from protocol.ratchet import Ratchet
-from protocol.session import Consumed, PrivatePrekeys
+from protocol.e2e.messages import PreKeyMessage
+from protocol.e2e.pqxdh import associated_data
+from protocol.e2e.ratchet import Ratchet
+from protocol.e2e.session import Consumed, PrivatePrekeys
+from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
 # Bytes 0..31 are little-endian u-coordinates of X25519 points of order 1, 2, 4 or 8
 # (and their non-canonical forms u + p): every DH with them gives all zeros.

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from protocol import aead, content, fingerprint, frames, kdf, padding, pqxdh
-from protocol.errors import ProtocolError
-from protocol.keys import (
+from protocol.e2e import aead, content, kdf, padding, pqxdh
+from protocol.e2e import safety_numbers as fingerprint
+from protocol.e2e.keys import (
     TYPE_ED25519,
     TYPE_MLKEM768,
     TYPE_X25519,
@@ -35,18 +35,14 @@ from protocol.keys import (
     verify_signature,
     x25519,
 )
-from protocol.messages import HEADER_LEN, Header, PreKeyMessage, RatchetMessage
-from protocol.prekeys import (
-    KemKind,
-    KemPreKey,
-    OneTimePreKey,
-    PreKeyBundle,
-    SignedPreKey,
-)
-from protocol.ratchet import MAX_RETIRED, MAX_SKIP, MAX_SKIPPED_KEYS, Ratchet
-from protocol.sealed import MessageKind, SealedContent, unseal
-from protocol.session import PrivatePrekeys, Session
-from protocol.usernames import check_username, decode_username
+from protocol.e2e.messages import HEADER_LEN, Header, PreKeyMessage, RatchetMessage
+from protocol.e2e.ratchet import MAX_RETIRED, MAX_SKIP, MAX_SKIPPED_KEYS, Ratchet
+from protocol.e2e.sealed import MessageKind, SealedContent, unseal
+from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.wire import frames
+from protocol.wire.errors import ProtocolError
+from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
+from protocol.wire.usernames import check_username, decode_username
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 FORMAT = 1

@@ -23,8 +23,9 @@ from client.conformance import CHECKS, Probe, main, ordered, run_checks
 from client.conformance.fuzz import answer_expected_by_id, judge, nonzero_request_id
 from client.conformance.registry import fresh_username, make_prekeys
 from client.connection import RelayConnection
-from protocol import codec
-from protocol.frames import (
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire import codec
+from protocol.wire.frames import (
     Ack,
     Deliver,
     FetchBundle,
@@ -37,7 +38,6 @@ from protocol.frames import (
     UploadSignedPrekeys,
     encode_frame,
 )
-from protocol.keys import IdentityKeyPair
 from server.app import run_server
 from server.config import ServerConfig, default_limits
 from server.relay import Relay

@@ -11,8 +11,8 @@ import sqlite3
 from pathlib import Path
 
 from client.connection import ConnectionLost, RelayConnection, RelayError
-from protocol.frames import Deliver, QueueDone
-from protocol.keys import IdentityKeyPair
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire.frames import Deliver, QueueDone
 from server.sqlite_store import DB_FILENAME
 from tests.support import relay_process
 

@@ -14,8 +14,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from client.connection import RelayConnection
-from protocol.frames import Deliver, QueueDone
-from protocol.keys import IdentityKeyPair
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire.frames import Deliver, QueueDone
 from server.audit import audit
 from server.sqlite_store import DB_FILENAME
 from tests.support import relay_process, running_relay

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from protocol.frames import PrekeyCount, encode_frame
+from protocol.wire.frames import PrekeyCount, encode_frame
 from server.config import default_limits
 from server.relay import OUTBOX_SIZE, Relay
 from server.sqlite_store import SqliteStorage

@@ -27,13 +27,12 @@ from typing import Any
 
 import nacl.bindings as sodium
 
-from protocol import content as msg_content
-from protocol import fingerprint, frames, kdf, padding, pqxdh, sealed
-from protocol.aead import decrypt as aead_decrypt
-from protocol.aead import encrypt as aead_encrypt
-from protocol.codec import u32
-from protocol.errors import ProtocolError
-from protocol.keys import (
+from protocol.e2e import content as msg_content
+from protocol.e2e import kdf, padding, pqxdh, sealed
+from protocol.e2e import safety_numbers as fingerprint
+from protocol.e2e.aead import decrypt as aead_decrypt
+from protocol.e2e.aead import encrypt as aead_encrypt
+from protocol.e2e.keys import (
     TYPE_ED25519,
     TYPE_MLKEM768,
     TYPE_X25519,
@@ -49,16 +48,16 @@ from protocol.keys import (
     make_signed_prekey,
     x25519,
 )
-from protocol.messages import HEADER_LEN, Header, PreKeyMessage, RatchetMessage
-from protocol.prekeys import (
-    KemKind,
-    PreKeyBundle,
-)
-from protocol.publickeys import X25519_P
-from protocol.ratchet import MAX_RETIRED, MAX_SKIP, MAX_SKIPPED_KEYS, Ratchet
-from protocol.sealed import MessageKind, SealedContent
-from protocol.session import PrivatePrekeys, Session
-from protocol.usernames import check_username, decode_username
+from protocol.e2e.messages import HEADER_LEN, Header, PreKeyMessage, RatchetMessage
+from protocol.e2e.ratchet import MAX_RETIRED, MAX_SKIP, MAX_SKIPPED_KEYS, Ratchet
+from protocol.e2e.sealed import MessageKind, SealedContent
+from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.wire import frames
+from protocol.wire.codec import u32
+from protocol.wire.errors import ProtocolError
+from protocol.wire.prekeys import KemKind, PreKeyBundle
+from protocol.wire.publickeys import X25519_P
+from protocol.wire.usernames import check_username, decode_username
 
 HERE = Path(__file__).resolve().parent
 FORMAT = 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from protocol import codec
-from protocol.aead import BLOCK, MAC_LEN
-from protocol.errors import DecodeError
-from protocol.prekeys import KemKind, read_kem_kind
-from protocol.publickeys import (
+from protocol.e2e.aead import BLOCK, MAC_LEN
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError
+from protocol.wire.prekeys import KemKind, read_kem_kind
+from protocol.wire.publickeys import (
     ENCODED_ED25519_LEN,
     ENCODED_X25519_LEN,
     MLKEM768_CT_LEN,

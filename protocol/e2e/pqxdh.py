@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol.errors import SessionSetupError
-from protocol.kdf import pqxdh_kdf
-from protocol.keys import (
+from protocol.e2e.errors import SessionSetupError
+from protocol.e2e.kdf import pqxdh_kdf
+from protocol.e2e.keys import (
     TYPE_ED25519,
     IdentityKeyPair,
     KemKeyPair,
@@ -23,8 +23,8 @@ from protocol.keys import (
     kem_encapsulate,
     x25519,
 )
-from protocol.messages import PreKeyMessage, encode_prekey_prefix
-from protocol.prekeys import PreKeyBundle
+from protocol.e2e.messages import PreKeyMessage, encode_prekey_prefix
+from protocol.wire.prekeys import PreKeyBundle
 
 Encapsulate = Callable[[bytes], tuple[bytes, bytes]]
 """(KEM public key) -> (ciphertext, shared secret)."""

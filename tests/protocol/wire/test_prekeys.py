@@ -6,8 +6,7 @@ import dataclasses
 
 import pytest
 
-from protocol.errors import BadSignature
-from protocol.keys import (
+from protocol.e2e.keys import (
     TYPE_MLKEM768,
     TYPE_X25519,
     IdentityKeyPair,
@@ -16,13 +15,8 @@ from protocol.keys import (
     make_one_time_prekey,
     make_signed_prekey,
 )
-from protocol.prekeys import (
-    KemKind,
-    KemPreKey,
-    OneTimePreKey,
-    PreKeyBundle,
-    SignedPreKey,
-)
+from protocol.wire.errors import BadSignature
+from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from tests.protocol.support import DetRng, Device
 
 RNG = DetRng(b"test_prekeys")

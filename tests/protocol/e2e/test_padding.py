@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import DecodeError
-from protocol.padding import BUCKET, pad, unpad
+from protocol.e2e.padding import BUCKET, pad, unpad
+from protocol.wire.errors import DecodeError
 
 
 @pytest.mark.parametrize(

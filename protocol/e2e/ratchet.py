@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from protocol import aead, codec
-from protocol.errors import (
-    DecodeError,
+from protocol.e2e import aead
+from protocol.e2e.errors import (
     DecryptionFailed,
     DuplicateMessage,
-    ProtocolError,
     SessionSetupError,
     TooManySkipped,
 )
-from protocol.kdf import kdf_ck, kdf_rk
-from protocol.keys import Rng, X25519KeyPair, default_rng
-from protocol.messages import HEADER_LEN, encode_header, parse_header
+from protocol.e2e.kdf import kdf_ck, kdf_rk
+from protocol.e2e.keys import Rng, X25519KeyPair, default_rng
+from protocol.e2e.messages import HEADER_LEN, encode_header, parse_header
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError, LocalProtocolError
 
 MAX_SKIP = 1000
 """Most message keys one header may make us skip in one chain (DR section 3.5)."""
@@ -99,9 +99,9 @@ class Ratchet:
     def encrypt(self, plaintext: bytes) -> bytes:
         """Returns an encoded RatchetMessage."""
         if self.cks is None:
-            raise ProtocolError("cannot send before the peer's first message has arrived")
+            raise LocalProtocolError("cannot send before the peer's first message has arrived")
         if self.ns >= 0xFFFFFFFF:
-            raise ProtocolError("sending chain exhausted")
+            raise LocalProtocolError("sending chain exhausted")
         self.cks, mk = kdf_ck(self.cks)
         header = encode_header(self.dhs.public, self.pn, self.ns)
         self.ns += 1

@@ -6,10 +6,11 @@ from __future__ import annotations
 import nacl.bindings as sodium
 import pytest
 
-from protocol.errors import DecodeError, DecryptionFailed
-from protocol.keys import IdentityKeyPair
-from protocol.sealed import SEAL_OVERHEAD, MessageKind, SealedContent, seal, unseal
-from protocol.session import Session
+from protocol.e2e.errors import DecryptionFailed
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.e2e.sealed import SEAL_OVERHEAD, MessageKind, SealedContent, seal, unseal
+from protocol.e2e.session import Session
+from protocol.wire.errors import DecodeError
 from tests.protocol.support import DetRng, Device, every_bit, flip
 
 ALICE = IdentityKeyPair.generate(DetRng(b"sealed-alice"))

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.constant_time import bytes_eq
 
-from protocol.errors import DecryptionFailed
-from protocol.kdf import SHA256, message_keys
+from protocol.e2e.errors import DecryptionFailed
+from protocol.e2e.kdf import SHA256, message_keys
 
 MAC_LEN = 32
 BLOCK = 16

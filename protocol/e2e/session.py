@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from protocol import codec, padding, pqxdh
-from protocol.errors import DecodeError, DecryptionFailed, SessionSetupError
-from protocol.keys import (
+from protocol.e2e import padding, pqxdh
+from protocol.e2e.errors import DecryptionFailed, SessionSetupError
+from protocol.e2e.keys import (
     ENCODED_ED25519_LEN,
     TYPE_ED25519,
     IdentityKeyPair,
@@ -24,10 +24,12 @@ from protocol.keys import (
     encode_key,
     kem_encapsulate,
 )
-from protocol.messages import PreKeyMessage
-from protocol.prekeys import KemKind, PreKeyBundle
-from protocol.ratchet import Ratchet
-from protocol.sealed import MessageKind
+from protocol.e2e.messages import PreKeyMessage
+from protocol.e2e.ratchet import Ratchet
+from protocol.e2e.sealed import MessageKind
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError
+from protocol.wire.prekeys import KemKind, PreKeyBundle
 
 SESSION_VERSION = 1
 

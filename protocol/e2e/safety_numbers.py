@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from protocol.keys import TYPE_ED25519, encode_key
+from protocol.e2e.keys import TYPE_ED25519, encode_key
 
 FINGERPRINT_VERSION = 0
 ITERATIONS = 5200

@@ -7,7 +7,7 @@ bytes: a message's length leaks only its 160-byte bucket.
 
 from __future__ import annotations
 
-from protocol.errors import DecodeError
+from protocol.wire.errors import DecodeError
 
 BUCKET = 160
 

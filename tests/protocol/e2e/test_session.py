@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.errors import (
-    DecodeError,
-    DecryptionFailed,
-    DuplicateMessage,
-    ProtocolError,
-    SessionSetupError,
-)
-from protocol.keys import IdentityKeyPair
-from protocol.messages import HEADER_LEN, PreKeyMessage
-from protocol.sealed import MessageKind
-from protocol.session import Consumed, Session
+from protocol.e2e.errors import DecryptionFailed, DuplicateMessage, SessionSetupError
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.e2e.messages import HEADER_LEN, PreKeyMessage
+from protocol.e2e.sealed import MessageKind
+from protocol.e2e.session import Consumed, Session
+from protocol.wire.errors import DecodeError, ProtocolError
 from tests.protocol.support import EPHEMERAL, DetRng, Device, every_bit, flip
 
 ALICE = IdentityKeyPair.generate(DetRng(b"session-alice"))

@@ -15,17 +15,17 @@ from enum import IntEnum
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from protocol import codec
-from protocol.errors import DecodeError, UnknownFrameType, UnsupportedVersion
-from protocol.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
-from protocol.publickeys import (
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError, UnknownFrameType, UnsupportedVersion
+from protocol.wire.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
+from protocol.wire.publickeys import (
     ENCODED_ED25519_LEN,
     SIGNATURE_LEN,
     TYPE_ED25519,
     decode_key,
     encode_key,
 )
-from protocol.usernames import decode_username
+from protocol.wire.usernames import decode_username
 
 FRAME_VERSION = 1
 FRAME_HEADER_LEN = 6

@@ -18,10 +18,11 @@ from enum import IntEnum
 import nacl.bindings as sodium
 import nacl.exceptions
 
-from protocol import codec
-from protocol.errors import DecodeError, DecryptionFailed
-from protocol.keys import IdentityKeyPair, identity_dh_public
-from protocol.usernames import decode_username
+from protocol.e2e.errors import DecryptionFailed
+from protocol.e2e.keys import IdentityKeyPair, identity_dh_public
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError
+from protocol.wire.usernames import decode_username
 
 SEALED_VERSION = 1
 SEAL_OVERHEAD = 48  # ephemeral public key 32 + Poly1305 tag 16

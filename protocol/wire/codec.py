@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 
-from protocol.errors import DecodeError
+from protocol.wire.errors import DecodeError
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")

@@ -8,8 +8,8 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from protocol.errors import BadSignature, DecodeError, SessionSetupError
-from protocol.keys import (
+from protocol.e2e.errors import SessionSetupError
+from protocol.e2e.keys import (
     ENCODED_ED25519_LEN,
     ENCODED_MLKEM768_LEN,
     ENCODED_X25519_LEN,
@@ -27,6 +27,7 @@ from protocol.keys import (
     verify_signature,
     x25519,
 )
+from protocol.wire.errors import BadSignature, DecodeError
 from tests.protocol.support import LOW_ORDER_X25519, P25519, DetRng
 
 RNG = DetRng(b"test_keys")

@@ -23,12 +23,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from protocol.errors import DecodeError, DecryptionFailed, DuplicateMessage, ProtocolError
-from protocol.keys import IdentityKeyPair
-from protocol.messages import PreKeyMessage
-from protocol.ratchet import MAX_RETIRED, Ratchet
-from protocol.sealed import MessageKind
-from protocol.session import Session
+from protocol.e2e.errors import DecryptionFailed, DuplicateMessage
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.e2e.messages import PreKeyMessage
+from protocol.e2e.ratchet import MAX_RETIRED, Ratchet
+from protocol.e2e.sealed import MessageKind
+from protocol.e2e.session import Session
+from protocol.wire.errors import DecodeError, ProtocolError
 from tests.protocol.support import EPHEMERAL, DetRng, Device, flip, ratchet_pair
 
 PARTIES = ("alice", "bob")

@@ -1,6 +1,6 @@
 """Key pairs and private-key operations: X25519, Ed25519 identities, ML-KEM-768.
 
-The public encodings live in `protocol.publickeys` (re-exported here) so that the
+The public encodings live in `protocol.wire.publickeys` (re-exported here) so that the
 relay can import them without importing any private-key operation.
 """
 
@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import mlkem
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from protocol.errors import DecodeError, SessionSetupError
-from protocol.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
-from protocol.publickeys import (
+from protocol.e2e.errors import SessionSetupError
+from protocol.wire.errors import DecodeError
+from protocol.wire.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
+from protocol.wire.publickeys import (
     ED25519_LEN,
     ENCODED_ED25519_LEN,
     ENCODED_MLKEM768_LEN,
@@ -32,7 +33,6 @@ from protocol.publickeys import (
     X25519_LEN,
     decode_key,
     encode_key,
-    identity_dh_public,
     verify_signature,
 )
 
@@ -41,6 +41,15 @@ Rng = Callable[[int], bytes]
 tests and vectors inject a deterministic one."""
 
 default_rng: Rng = os.urandom
+
+def identity_dh_public(identity_public: bytes) -> bytes:
+    """The X25519 form of an Ed25519 public key (libsodium's
+    crypto_sign_ed25519_pk_to_curve25519: u = (1 + y) / (1 - y))."""
+    try:
+        return bytes(sodium.crypto_sign_ed25519_pk_to_curve25519(identity_public))
+    except Exception as exc:  # libsodium rejects small-order and non-canonical points
+        raise SessionSetupError("identity key has no valid X25519 form") from exc
+
 
 def x25519(private: bytes, public: bytes) -> bytes:
     """DH(private, public) on X25519 (RFC 7748). An all-zero output, which a

@@ -10,17 +10,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from protocol import pqxdh
-from protocol.errors import BadSignature, SessionSetupError
-from protocol.kdf import PQXDH_INFO
-from protocol.keys import IdentityKeyPair, kem_encapsulate, make_kem_prekey, make_signed_prekey
-from protocol.messages import PreKeyMessage
-from protocol.prekeys import (
-    KemPreKey,
-    PreKeyBundle,
-    SignedPreKey,
+from protocol.e2e import pqxdh
+from protocol.e2e.errors import SessionSetupError
+from protocol.e2e.kdf import PQXDH_INFO
+from protocol.e2e.keys import (
+    IdentityKeyPair,
+    kem_encapsulate,
+    make_kem_prekey,
+    make_signed_prekey,
 )
-from protocol.session import Session
+from protocol.e2e.messages import PreKeyMessage
+from protocol.e2e.session import Session
+from protocol.wire.errors import BadSignature
+from protocol.wire.prekeys import KemPreKey, PreKeyBundle, SignedPreKey
 from tests.protocol.support import LOW_ORDER_X25519, DetRng, Device
 
 R = TypeVar("R", SignedPreKey, KemPreKey)

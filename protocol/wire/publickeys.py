@@ -3,16 +3,15 @@
 Encode(PK) is one type byte followed by the raw public key. The three key types
 have distinct type bytes *and* distinct lengths, so no encoding of one type can
 be read as another (PQXDH section 2.3 requires pairwise-disjoint encodings).
-This module holds no private-key operation; `protocol.keys` has those.
+This module holds no private-key operation; `protocol.e2e.keys` has those.
 """
 
 from __future__ import annotations
 
-import nacl.bindings as sodium
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocol.errors import BadSignature, DecodeError, SessionSetupError
+from protocol.wire.errors import BadSignature, DecodeError
 
 TYPE_ED25519 = 0x01
 TYPE_X25519 = 0x05
@@ -72,12 +71,3 @@ def verify_signature(identity_public: bytes, signature: bytes, message: bytes) -
         Ed25519PublicKey.from_public_bytes(identity_public).verify(signature, message)
     except (InvalidSignature, ValueError) as exc:
         raise BadSignature("signature does not verify") from exc
-
-
-def identity_dh_public(identity_public: bytes) -> bytes:
-    """The X25519 form of an Ed25519 public key (libsodium's
-    crypto_sign_ed25519_pk_to_curve25519: u = (1 + y) / (1 - y))."""
-    try:
-        return bytes(sodium.crypto_sign_ed25519_pk_to_curve25519(identity_public))
-    except Exception as exc:  # libsodium rejects small-order and non-canonical points
-        raise SessionSetupError("identity key has no valid X25519 form") from exc

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from protocol.fingerprint import format_safety_number, qr_payload, safety_number
-from protocol.keys import IdentityKeyPair
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.e2e.safety_numbers import format_safety_number, qr_payload, safety_number
 from tests.protocol.support import DetRng
 
 RNG = DetRng(b"fingerprints")

@@ -2,7 +2,7 @@
 
 Each signature is Sig(IK, Encode(PK)): over the exact encoded key and nothing
 else, as the specification defines it. Ids are chosen by the owner. Only public
-records live here (the relay imports this module); `protocol.keys` makes them.
+records live here (the relay imports this module); `protocol.e2e.keys` makes them.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from protocol import codec
-from protocol.errors import DecodeError
-from protocol.publickeys import (
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError
+from protocol.wire.publickeys import (
     ENCODED_ED25519_LEN,
     ENCODED_MLKEM768_LEN,
     ENCODED_X25519_LEN,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from protocol import codec
-from protocol.errors import DecodeError
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError
 
 CONTENT_VERSION = 1
 MESSAGE_ID_LEN = 16

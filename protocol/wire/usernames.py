@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from protocol.errors import InvalidUsername
+from protocol.wire.errors import InvalidUsername
 
 USERNAME_RE = re.compile(r"[a-z][a-z0-9_.-]{2,31}")
 USERNAME_RULE = "3 to 32 characters: a-z first, then a-z, 0-9, '_', '.' or '-'"

@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import codec
-from protocol.errors import DecodeError, ProtocolError
-from protocol.keys import IdentityKeyPair, decode_key
-from protocol.messages import HEADER_LEN, Header, PreKeyMessage, RatchetMessage
-from protocol.padding import unpad
-from protocol.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
-from protocol.ratchet import MAX_RETIRED, MAX_SKIPPED_KEYS, Ratchet
-from protocol.sealed import MessageKind, SealedContent, seal, unseal
-from protocol.session import Session
-from protocol.usernames import decode_username
+from protocol.e2e.keys import IdentityKeyPair, decode_key
+from protocol.e2e.messages import HEADER_LEN, Header, PreKeyMessage, RatchetMessage
+from protocol.e2e.padding import unpad
+from protocol.e2e.ratchet import MAX_RETIRED, MAX_SKIPPED_KEYS, Ratchet
+from protocol.e2e.sealed import MessageKind, SealedContent, seal, unseal
+from protocol.e2e.session import Session
+from protocol.wire import codec
+from protocol.wire.errors import DecodeError, ProtocolError
+from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
+from protocol.wire.usernames import decode_username
 from tests.protocol.support import DetRng, Device, ratchet_pair, talking_pair
 
 # -- sample encodings of every structure

@@ -11,17 +11,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from protocol.errors import (
-    DecodeError,
-    DecryptionFailed,
-    DuplicateMessage,
-    ProtocolError,
-    TooManySkipped,
-)
-from protocol.kdf import MESSAGE_KEYS_INFO, ROOT_INFO
-from protocol.keys import X25519KeyPair
-from protocol.messages import HEADER_LEN, Header
-from protocol.ratchet import MAX_RETIRED, MAX_SKIP, MAX_SKIPPED_KEYS, Ratchet
+from protocol.e2e.errors import DecryptionFailed, DuplicateMessage, TooManySkipped
+from protocol.e2e.kdf import MESSAGE_KEYS_INFO, ROOT_INFO
+from protocol.e2e.keys import X25519KeyPair
+from protocol.e2e.messages import HEADER_LEN, Header
+from protocol.e2e.ratchet import MAX_RETIRED, MAX_SKIP, MAX_SKIPPED_KEYS, Ratchet
+from protocol.wire.errors import DecodeError, ProtocolError
 from tests.protocol.support import (
     LOW_ORDER_X25519,
     DetRng,
