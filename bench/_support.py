@@ -146,7 +146,7 @@ def child(name: str, argv: Sequence[str], log: Path | None = None,
 @contextlib.contextmanager
 def relay_server(data_dir: Path, *args: str, log: Path) -> Iterator[tuple[Child, str]]:
     """`blindrelay serve` as its own process on a free loopback port, with its URL."""
-    argv = [sys.executable, "-m", "client.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+    argv = [sys.executable, "-m", "blindrelay", "serve", "--host", "127.0.0.1", "--port", "0",
             "--data", str(data_dir), "--log-level", "WARNING", *args]
     with child("relay", argv, log) as proc:
         line = proc.expect("blindrelay relay listening on ", 60)

@@ -54,7 +54,7 @@ from protocol.wire.frames import (
 )
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from protocol.wire.publickeys import verify_signature
-from server.ratelimit import TokenBucket
+from server.limits import TokenBucket
 from server.storage import (
     IdentityInUse,
     NoPrekeys,

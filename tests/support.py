@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from server.app import run_server
 from server.config import ServerConfig, default_limits
 from server.relay import Relay
+from server.serve import run_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +68,7 @@ def start_relay_process(data_dir: Path, *args: str) -> RelayProcess:
     """`blindrelay serve` as a real process on a free port; returns once it listens."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "serve", "--port", "0", "--data", str(data_dir),
+        [sys.executable, "-m", "blindrelay", "serve", "--port", "0", "--data", str(data_dir),
          *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None

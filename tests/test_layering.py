@@ -1,16 +1,19 @@
-"""Import hygiene, checked in fresh interpreters so nothing else has loaded modules.
+"""The import contracts of docs/ARCHITECTURE.md, checked two ways.
 
-- protocol/ is sans-I/O: importing all of it pulls in no asyncio, websockets,
-  textual, sqlite3 or socket.
-- server/ never loads the ratchet, the session code, PQXDH, sealing, the AEAD, the
-  KDFs or any private-key operation (protocol.e2e.keys): the relay has no code path that
-  could decrypt. It may load only the public encodings, frames and signature checks.
+1. In fresh interpreters: import every module of a package and look at `sys.modules`,
+   so a lazy or indirect import is caught as surely as a direct one.
+2. With import-linter (the contracts in pyproject.toml, where a reader finds them in
+   one place), which also catches imports inside functions that no test runs.
+
+The rule that states the project's claim is one folder rule with no exceptions: the
+relay (`server`) never loads anything under `protocol.e2e`, so it has no code path that
+could decrypt.
 """
 
 from __future__ import annotations
 
 import json
-import pkgutil
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,20 +22,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-HOSTILE = "server.hostile"
-"""The attacker simulation for the teaching demo: it does cryptography on purpose, and
-is checked separately to be unreachable from `blindrelay serve`."""
+IO = ("asyncio", "socket", "sqlite3", "websockets", "textual")
+"""What the sans-I/O protocol layers may never load."""
 
 
-def _modules_after_import(packages: list[str], skip: tuple[str, ...] = ()) -> set[str]:
+def _modules_after_import(packages: list[str], skip: tuple[str, ...] = (),
+                          then: str = "") -> set[str]:
+    """Every module loaded after importing each module of `packages` (but those whose
+    name starts with one of `skip`) in a fresh interpreter, then running `then`."""
     code = (
         "import importlib, json, pkgutil, sys\n"
         f"for pkg in {packages!r}:\n"
         "    mod = importlib.import_module(pkg)\n"
-        "    for info in pkgutil.walk_packages(mod.__path__, pkg + '.'):\n"
+        "    for info in pkgutil.walk_packages(getattr(mod, '__path__', []), pkg + '.'):\n"
         f"        if not info.name.startswith({skip!r}):\n"
         "            importlib.import_module(info.name)\n"
+        f"{then}\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -40,55 +45,69 @@ def _modules_after_import(packages: list[str], skip: tuple[str, ...] = ()) -> se
     return set(json.loads(out.stdout))
 
 
-def test_protocol_imports_no_io() -> None:
-    loaded = _modules_after_import(["protocol"])
-    for banned in ("asyncio", "websockets", "textual", "sqlite3", "socket"):
-        assert banned not in loaded, f"protocol/ pulls in {banned}"
+def _under(loaded: set[str], *packages: str) -> list[str]:
+    return sorted(m for m in loaded
+                  if any(m == p or m.startswith(p + ".") for p in packages))
 
 
-SERVER_MAY_NOT_LOAD = [
-    "protocol.e2e.keys",
-    "protocol.e2e.ratchet",
-    "protocol.e2e.session",
-    "protocol.e2e.pqxdh",
-    "protocol.e2e.sealed",
-    "protocol.e2e.aead",
-    "protocol.e2e.kdf",
-]
+@pytest.mark.parametrize("layer", ["protocol.wire", "protocol.e2e"])
+def test_protocol_layers_are_sans_io(layer: str) -> None:
+    loaded = _modules_after_import([layer])
+    assert not _under(loaded, *IO), f"{layer} pulls in I/O"
+    assert not _under(loaded, "client", "server", "conformance", "teaching", "blindrelay")
 
 
-@pytest.mark.skipif(
-    not any(pkgutil.iter_modules([str(ROOT / "server")])),
-    reason="server/ has no modules yet",
-)
-def test_server_cannot_decrypt() -> None:
-    loaded = _modules_after_import(["server"], skip=(HOSTILE,))
-    leaked = [name for name in SERVER_MAY_NOT_LOAD if name in loaded]
-    assert not leaked, f"server/ loads {leaked}"
-    assert HOSTILE not in loaded, "an honest server module imports the hostile relay"
+def test_the_wire_layer_never_reaches_end_to_end_code() -> None:
+    assert not _under(_modules_after_import(["protocol.wire"]), "protocol.e2e")
 
 
-def test_blindrelay_serve_never_loads_the_hostile_relay() -> None:
-    """What `blindrelay serve` imports: the CLI module and the server it starts."""
-    code = (
-        "import json, sys\n"
-        "import client.cli, server.app, server.audit\n"
-        "client.cli.build_parser()\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    loaded = set(json.loads(out.stdout))
-    assert HOSTILE not in loaded
-    assert "protocol.e2e.ratchet" not in loaded and "protocol.e2e.session" not in loaded
-
-
-def test_the_hostile_relay_is_what_the_check_would_catch() -> None:
+def test_the_relay_cannot_decrypt() -> None:
+    """server/ may load protocol.wire and nothing under protocol.e2e: no private key,
+    no KDF, no cipher, no session. No exceptions."""
     loaded = _modules_after_import(["server"])
-    assert HOSTILE in loaded and "protocol.e2e.session" in loaded
+    assert not _under(loaded, "protocol.e2e"), "server/ loads end-to-end code"
+    assert not _under(loaded, "client", "teaching", "conformance", "blindrelay")
+
+
+def test_blindrelay_serve_loads_no_end_to_end_code() -> None:
+    """What `blindrelay serve` and `blindrelay audit` load: the command line (parser
+    built) and the relay they start."""
+    loaded = _modules_after_import(
+        ["blindrelay.cli", "server"],
+        then="import blindrelay.cli; blindrelay.cli.build_parser()")
+    assert not _under(loaded, "protocol.e2e", "client", "teaching", "conformance")
+
+
+def test_the_client_core_has_no_ui_and_no_relay() -> None:
+    loaded = _modules_after_import(["client"], skip=("client.tui",))
+    assert not _under(loaded, "server", "teaching", "conformance", "textual")
+
+
+def test_conformance_is_a_black_box() -> None:
+    assert not _under(_modules_after_import(["conformance"]), "client", "server", "teaching")
+
+
+def test_the_relay_suite_uses_the_wire_and_key_pairs_only() -> None:
+    """The relay checks sign what a client signs (so they need key pairs) and nothing
+    more of the end-to-end layer."""
+    loaded = _modules_after_import(["conformance.relay"])
+    assert _under(loaded, "protocol.e2e") == ["protocol.e2e", "protocol.e2e.errors",
+                                              "protocol.e2e.keys"]
 
 
 def test_the_import_walker_sees_what_it_checks() -> None:
-    """Guards the checks above against passing vacuously."""
-    loaded = _modules_after_import(["protocol"])
-    assert {"protocol.e2e.ratchet", "protocol.e2e.keys", "protocol.e2e.session"} <= loaded
+    """Guards the checks above against passing vacuously: the walker does load the
+    modules the rules forbid when something imports them (the teaching demo's
+    hostile relay decrypts on purpose)."""
+    loaded = _modules_after_import(["teaching"])
+    assert {"protocol.e2e.ratchet", "protocol.e2e.session", "server.relay",
+            "teaching.hostile"} <= loaded
+
+
+def test_import_linter_contracts_hold() -> None:
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint is not None, "import-linter is a test dependency (pip install -e '.[test]')"
+    result = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout

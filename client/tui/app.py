@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App
@@ -26,6 +27,10 @@ from client.tui.screens import HelpScreen
 
 QUIT_GRACE = 2.0
 """Seconds the app waits on quit for the client to close its connection."""
+
+
+CHAT_CSS = Path(__file__).with_name("app.tcss")
+"""The chat's stylesheet; the teaching demo loads it too."""
 
 
 class ChatApp(App[int]):

@@ -3,10 +3,10 @@ with a prekey store (Bob's side of PQXDH), ready-made ratchet pairs, and bit fli
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from conformance.drbg import Drbg
 from protocol.e2e.errors import SessionSetupError
 from protocol.e2e.keys import (
     IdentityKeyPair,
@@ -40,19 +40,13 @@ LOW_ORDER_X25519 = [
 EPHEMERAL = slice(34, 67)
 
 
-class DetRng:
-    """A deterministic random source (SHAKE-256 of a seed and a counter), so that a
-    failing hypothesis example replays identically. Counts the bytes it handed out."""
+class DetRng(Drbg):
+    """The deterministic random source of the vectors (conformance.drbg), seeded per
+    test, so that a failing hypothesis example replays identically."""
 
     def __init__(self, seed: int | bytes = 0) -> None:
-        self.seed = seed if isinstance(seed, bytes) else seed.to_bytes(16, "big", signed=True)
-        self.calls = 0
-        self.handed_out = 0
-
-    def __call__(self, n: int) -> bytes:
-        self.calls += 1
-        self.handed_out += n
-        return hashlib.shake_256(self.seed + self.calls.to_bytes(8, "big")).digest(n)
+        super().__init__(seed if isinstance(seed, bytes)
+                         else seed.to_bytes(16, "big", signed=True))
 
 
 def flip(data: bytes, bit: int) -> bytes:

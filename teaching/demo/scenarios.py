@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client.core import UNKNOWN_SENDER, Client, KeyChangeBlocked
-from client.demo.world import World, wait_until
 from client.models import Direction, Message, State
 from protocol.e2e.sealed import unseal
 from protocol.e2e.session import Session
 from protocol.wire.errors import ProtocolError
-from server.hostile import Behaviour, HostileRelay
+from teaching.demo.world import World, wait_until
+from teaching.hostile import Behaviour, HostileRelay
 
 
 @dataclass

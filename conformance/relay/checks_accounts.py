@@ -6,7 +6,7 @@ import asyncio
 import os
 import secrets
 
-from client.conformance.probe import (
+from conformance.relay.probe import (
     KEM_RECORD_LEN,
     CheckFailed,
     Probe,
@@ -15,14 +15,7 @@ from client.conformance.probe import (
     describe_answer,
     frame_name,
 )
-from client.conformance.registry import (
-    Context,
-    User,
-    body,
-    check,
-    fresh_username,
-    make_prekeys,
-)
+from conformance.relay.registry import Context, User, body, check, fresh_username, make_prekeys
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire import codec
 from protocol.wire.frames import (

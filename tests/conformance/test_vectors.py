@@ -1,22 +1,21 @@
-"""The implementation reproduces every value in tests/vectors/*.json, from both sides.
+"""The implementation reproduces every value in conformance/vectors/*.json, from both sides.
 
 The vectors are data (format: docs/PROTOCOL.md, "Test vectors"); this file only loads
-them and feeds them to protocol/. The deterministic random source is re-implemented
-here from its definition rather than imported from the generator, so a vector, the
-generator and the implementation have to agree with each other and with the spec.
+them and feeds them to protocol/. The deterministic random source is
+`conformance.drbg.Drbg`, itself pinned by drbg.json, so a vector, the generator and
+the implementation have to agree with each other and with the spec.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance.drbg import Drbg
+from conformance.vectors import load
 from protocol.e2e import aead, content, kdf, padding, pqxdh
 from protocol.e2e import safety_numbers as fingerprint
 from protocol.e2e.keys import (
@@ -44,20 +43,10 @@ from protocol.wire.errors import ProtocolError
 from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from protocol.wire.usernames import check_username, decode_username
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"
-FORMAT = 1
-
 Json = dict[str, Any]
 
 
 # ------------------------------------------------------------------------ the loader
-
-
-@cache
-def load(name: str) -> Json:
-    data: Json = json.loads((VECTORS / f"{name}.json").read_text())
-    assert data["format"] == FORMAT, f"{name}.json has vector format {data['format']}"
-    return data
 
 
 def cases(name: str, *path: str) -> list[Any]:
@@ -77,19 +66,6 @@ def cases(name: str, *path: str) -> list[Any]:
 
 def b(value: str) -> bytes:
     return bytes.fromhex(value)
-
-
-class Drbg:
-    """rng(n) = the next n bytes of SHAKE-256(ASCII label) (docs/PROTOCOL.md)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label.encode("ascii")
-        self.used = 0
-
-    def __call__(self, n: int) -> bytes:
-        out = hashlib.shake_256(self.label).digest(self.used + n)[self.used :]
-        self.used += n
-        return out
 
 
 def raises(name: str, call: Callable[[], object]) -> None:

@@ -16,7 +16,7 @@ def blindrelay(*args: str, stdin: str | None = None, passphrase: str | None = "p
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLINDRELAY_")}
     if passphrase is not None:
         env["BLINDRELAY_PASSPHRASE"] = passphrase
-    return subprocess.run([sys.executable, "-m", "client.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "blindrelay", *args], cwd=ROOT, env=env,
                           input=stdin if stdin is not None else "", capture_output=True,
                           text=True, timeout=timeout, check=False)
 

@@ -1,8 +1,8 @@
-"""Regenerate the JSON test vectors in tests/vectors/ from the implementation in protocol/.
+"""Regenerate the JSON test vectors in conformance/vectors/ from the implementation.
 
-    .venv/bin/python tests/vectors/generate.py            # rewrite the files
-    .venv/bin/python tests/vectors/generate.py --check    # exit 1 if a file would change
-    .venv/bin/python tests/vectors/generate.py --refresh  # also redo the recorded values
+    .venv/bin/python -m conformance.vectors.generate            # rewrite the files
+    .venv/bin/python -m conformance.vectors.generate --check    # exit 1 if a file would change
+    .venv/bin/python -m conformance.vectors.generate --refresh  # also redo recorded values
 
 All randomness is injected from the deterministic generator `Drbg` (docs/PROTOCOL.md,
 "Test vectors": rng(n) returns the next n bytes of SHAKE-256(label)), so a run reproduces
@@ -18,7 +18,6 @@ sealed box still opens to the regenerated content) and makes a fresh one otherwi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from typing import Any
 
 import nacl.bindings as sodium
 
+from conformance.drbg import Drbg
 from protocol.e2e import content as msg_content
 from protocol.e2e import kdf, padding, pqxdh, sealed
 from protocol.e2e import safety_numbers as fingerprint
@@ -67,20 +67,6 @@ Json = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class Drbg:
-    """The vectors' random source: rng(n) returns the next n bytes of the
-    SHAKE-256 output stream over the ASCII label (FIPS 202)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.used = 0
-
-    def __call__(self, n: int) -> bytes:
-        out = hashlib.shake_256(self.label.encode("ascii")).digest(self.used + n)[self.used :]
-        self.used += n
-        return out
 
 
 def h(data: bytes) -> str:

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from client.conformance.probe import CheckFailed, Probe, Received
+from conformance.relay.probe import CheckFailed, Probe, Received
 from protocol.e2e.keys import (
     IdentityKeyPair,
     make_kem_prekey,

@@ -24,13 +24,14 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from client.core import UNKNOWN_SENDER, Event, MessageEvent
-from client.demo import scenarios
-from client.demo.server_pane import ServerPane, narrate_event
-from client.demo.world import World, demo_world, hostile_factory
 from client.models import Direction, State
+from client.tui.app import CHAT_CSS
 from client.tui.chat import ChatPane
 from client.tui.screens import HelpScreen
 from server.relay import Relay, RelayEvent
+from teaching.demo import scenarios
+from teaching.demo.server_pane import ServerPane, narrate_event
+from teaching.demo.world import World, demo_world, hostile_factory
 
 HONEST = "honest"
 DESCRIPTIONS = {
@@ -92,7 +93,7 @@ class StoryScreen(ModalScreen[None]):
 
 
 class DemoApp(App[int]):
-    CSS_PATH = ["../tui/app.tcss", "demo.tcss"]  # noqa: RUF012
+    CSS_PATH = [str(CHAT_CSS), "demo.tcss"]  # noqa: RUF012
     TITLE = "blindrelay demo"
     ENABLE_COMMAND_PALETTE = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012

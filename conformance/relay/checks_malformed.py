@@ -6,16 +6,9 @@ import asyncio
 import os
 import random
 
-from client.conformance.fuzz import answer_expected_by_id, judge, mutate
-from client.conformance.probe import CheckFailed, Probe, describe, describe_answer
-from client.conformance.registry import (
-    Context,
-    User,
-    body,
-    check,
-    fresh_username,
-    make_prekeys,
-)
+from conformance.relay.fuzz import answer_expected_by_id, judge, mutate
+from conformance.relay.probe import CheckFailed, Probe, describe, describe_answer
+from conformance.relay.registry import Context, User, body, check, fresh_username, make_prekeys
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire import codec
 from protocol.wire.frames import (

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from client.conformance.probe import (
+from conformance.relay.probe import (
     ONE_TIME_RECORD_LEN,
     CheckFailed,
     Probe,
     SkipCheck,
     describe_answer,
 )
-from client.conformance.registry import Context, body, check, make_prekeys
+from conformance.relay.registry import Context, body, check, make_prekeys
 from protocol.wire import codec
 from protocol.wire.frames import (
     FRAME_HEADER_LEN,

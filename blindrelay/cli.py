@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.app import run_server
     from server.config import ServerConfig, default_limits
+    from server.serve import run_server
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -162,10 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         if args.text:
-            from client.protodemo import run
+            from teaching.walkthrough import run
 
             return run(args.messages)
-        from client.demo.app import run_demo
+        from teaching.demo.app import run_demo
 
         return run_demo(args.scenario, args.pace)
     if args.command == "serve":
@@ -180,11 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_client_command(args)
     if args.command == "prove":
-        from client.prove import prove
+        from teaching.prove import prove
 
         return prove(keep=args.keep)
     if args.command == "conformance":
-        from client.conformance import main as conformance_main
+        from conformance.relay import main as conformance_main
 
         return conformance_main(args.url, args.only)
     return 2  # pragma: no cover - argparse rejects unknown commands

@@ -183,7 +183,7 @@ def prove(keep: bool = False) -> int:
     canaries = make_canaries()
     patterns = {str(i + 1): encodings(c) for i, c in enumerate(canaries)}
     data_dir = work / "relay"
-    server = _spawn(["client.cli", "serve", "--port", "0", "--data", str(data_dir),
+    server = _spawn(["blindrelay", "serve", "--port", "0", "--data", str(data_dir),
                      "--log-level", "DEBUG"], env)
     receiver: subprocess.Popen[str] | None = None
     places = [Place("relay data directory"), Place("relay log output"),
@@ -191,7 +191,7 @@ def prove(keep: bool = False) -> int:
     try:
         url = LISTENING.search(_wait_line(server, LISTENING)).group(1)  # type: ignore[union-attr]
         print(f"relay started (pid {server.pid}) at {url}, data in {data_dir}")
-        receiver = _spawn(["client.prove", str(work / "bob"), url, str(len(canaries))], env)
+        receiver = _spawn(["teaching.prove", str(work / "bob"), url, str(len(canaries))], env)
         _wait_line(receiver, "REGISTERED")
         asyncio.run(_send_all(work / "alice", url, canaries))
         print(f"alice sent {len(canaries)} messages carrying fresh canaries of "

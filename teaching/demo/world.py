@@ -16,9 +16,9 @@ from typing import Any
 
 from client.core import Client
 from client.store import KdfParams
-from server.app import run_server
 from server.config import ServerConfig
 from server.relay import Relay
+from server.serve import run_server
 
 DEMO_KDF = KdfParams(opslimit=2, memlimit=16 * 1024 * 1024)
 """Demo profiles are real encrypted profiles, with a lighter Argon2id so the demo starts
@@ -91,6 +91,6 @@ async def demo_world(narrate: Callable[[str], None] = print,
 
 
 def hostile_factory(behaviour: str, narrate: Callable[[str], None]) -> Callable[..., Relay]:
-    from server.hostile import Behaviour, HostileRelay
+    from teaching.hostile import Behaviour, HostileRelay
 
     return functools.partial(HostileRelay, behaviour=Behaviour(behaviour), narrate=narrate)

@@ -7,14 +7,14 @@ import asyncio
 import os
 import time
 
-from client.conformance.probe import (
+from conformance.relay.probe import (
     CheckFailed,
     Received,
     SkipCheck,
     deliver_payload,
     describe_answer,
 )
-from client.conformance.registry import Context, body, check, fresh_username
+from conformance.relay.registry import Context, body, check, fresh_username
 from protocol.wire.frames import Ack, Deliver, ErrorCode, Ok, Outgoing, Send, encode_frame
 
 CLOCK_SLACK = 3600

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from client.demo.scenarios import SCENARIOS, Outcome
-from client.demo.world import demo_world, hostile_factory
-from server.hostile import HostileRelay
+from teaching.demo.scenarios import SCENARIOS, Outcome
+from teaching.demo.world import demo_world, hostile_factory
+from teaching.hostile import HostileRelay
 
 
 async def run(name: str, tmp_path: Path) -> tuple[Outcome, list[str]]:

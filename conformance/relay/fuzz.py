@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from client.conformance.probe import Received, frame_name
+from conformance.relay.probe import Received, frame_name
 from protocol.wire.errors import BadSignature, DecodeError
 from protocol.wire.frames import (
     CLIENT_FRAMES,

@@ -7,16 +7,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from client.conformance.probe import CheckFailed, Probe, SkipCheck
-from client.conformance.registry import (
-    FAIL,
-    PASS,
-    SKIP,
-    Check,
-    CheckResult,
-    Context,
-    ordered,
-)
+from conformance.relay.probe import CheckFailed, Probe, SkipCheck
+from conformance.relay.registry import FAIL, PASS, SKIP, Check, CheckResult, Context, ordered
 from protocol.wire.frames import Limits, normalize_url
 
 DEFAULT_REQUEST_TIMEOUT = 5.0

@@ -15,16 +15,16 @@ are reported as SKIP.
 """
 
 # importing the check modules registers their checks
-from client.conformance import (  # noqa: F401
+from conformance.relay import (  # noqa: F401
     checks_accounts,
     checks_limits,
     checks_malformed,
     checks_messages,
     checks_prekeys,
 )
-from client.conformance.probe import CheckFailed, Probe, Received, SkipCheck
-from client.conformance.registry import CHECKS, Check, CheckResult, Context, check, ordered
-from client.conformance.runner import main, run_checks, run_one, select, summary
+from conformance.relay.probe import CheckFailed, Probe, Received, SkipCheck
+from conformance.relay.registry import CHECKS, Check, CheckResult, Context, check, ordered
+from conformance.relay.runner import main, run_checks, run_one, select, summary
 
 __all__ = [
     "CHECKS",

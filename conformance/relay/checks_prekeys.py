@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from client.conformance.probe import CheckFailed, Probe, SkipCheck
-from client.conformance.registry import (
+from conformance.relay.probe import CheckFailed, Probe, SkipCheck
+from conformance.relay.registry import (
     Context,
     PrekeySet,
     User,

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection, serve
 
-from client.conformance import CHECKS, Probe, main, ordered, run_checks
-from client.conformance.fuzz import answer_expected_by_id, judge, nonzero_request_id
-from client.conformance.registry import fresh_username, make_prekeys
 from client.connection import RelayConnection
+from conformance.relay import CHECKS, Probe, main, ordered, run_checks
+from conformance.relay.fuzz import answer_expected_by_id, judge, nonzero_request_id
+from conformance.relay.registry import fresh_username, make_prekeys
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire import codec
 from protocol.wire.frames import (
@@ -38,9 +38,9 @@ from protocol.wire.frames import (
     UploadSignedPrekeys,
     encode_frame,
 )
-from server.app import run_server
 from server.config import ServerConfig, default_limits
 from server.relay import Relay
+from server.serve import run_server
 from server.sqlite_store import SqliteStorage
 from server.storage import StoredEnvelope
 from tests.support import ROOT, relay_process, running_relay
@@ -232,7 +232,7 @@ async def test_hypothesis_frames_get_errors_or_answers_and_others_are_served(
 def test_blindrelay_conformance_against_blindrelay_serve(tmp_path: Path) -> None:
     with relay_process(tmp_path / "data", *SERVE_ARGS) as rp:
         result = subprocess.run(
-            [sys.executable, "-m", "client.cli", "conformance", rp.url],
+            [sys.executable, "-m", "blindrelay", "conformance", rp.url],
             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
         lines = result.stdout.splitlines()

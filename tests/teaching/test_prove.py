@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from client.prove import Place, encodings, make_canaries, scan_bytes, scan_process
+from teaching.prove import Place, encodings, make_canaries, scan_bytes, scan_process
 from tests.support import ROOT
 
 
@@ -54,7 +54,7 @@ def test_process_memory_scan_finds_a_live_string() -> None:
 
 
 def test_prove_passes_against_our_relay() -> None:
-    result = subprocess.run([sys.executable, "-m", "client.cli", "prove"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "blindrelay", "prove"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout

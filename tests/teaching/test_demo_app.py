@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from client.demo.app import DemoApp, StoryScreen
-from client.demo.server_pane import ServerPane
 from client.tui.capture import screen_text
 from client.tui.chat import ChatPane
 from client.tui.conversation import MessageItem
 from client.tui.screens import NewConversationScreen
+from teaching.demo.app import DemoApp, StoryScreen
+from teaching.demo.server_pane import ServerPane
 from tests.client.helpers import wait_for
 
 

@@ -1,0 +1,35 @@
+"""blindrelay's deterministic test vectors, shipped as package data.
+
+Each `NAME.json` follows the format of docs/PROTOCOL.md section 17 (`"format": 1`,
+hex byte strings, randomness injected from `conformance.drbg.Drbg`, private keys
+included). `load(name)` reads one; `NAMES` lists them. `conformance.vectors.generate`
+makes them from this implementation; tests/conformance/test_vectors.py checks the
+implementation against them, from both sides.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+FORMAT = 1
+
+Json = dict[str, Any]
+
+NAMES = ("bundle", "content", "conversation", "drbg", "frames", "kdf", "keys", "messages",
+         "padding", "pqxdh", "safety_numbers", "sealed", "state", "usernames")
+
+
+@cache
+def load(name: str) -> Json:
+    """The parsed vector file `name` (without `.json`); checks its format number."""
+    if name not in NAMES:
+        raise KeyError(f"no vector file {name!r}")
+    text = resources.files(__package__).joinpath(f"{name}.json").read_text("utf-8")
+    data: Json = json.loads(text)
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{name}.json has vector format {data.get('format')}, "
+                         f"this reader knows {FORMAT}")
+    return data
