@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from teaching.names import Scenario
+
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from server.config import default_data_dir, default_limits
@@ -95,8 +97,6 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     sub.add_parser("chat", parents=[common], help="the terminal chat app")
 
 
-SCENARIO_NAMES = ["mitm-first-contact", "key-swap", "tamper", "replay", "drop",
-                  "keep-everything"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Start a throw-away relay and two clients and show "
                           "both chats and the relay's view; with --scenario, the relay "
                           "turns hostile.")
-    demo.add_argument("--scenario", choices=SCENARIO_NAMES,
+    demo.add_argument("--scenario", choices=[s.value for s in Scenario],
                       help="run a malicious-relay scenario (also in the demo's F3 menu)")
     demo.add_argument("--pace", type=float, default=1.2,
                       help="seconds between scenario steps (default 1.2)")

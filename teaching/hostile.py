@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from protocol.e2e.keys import (
@@ -43,15 +42,7 @@ from protocol.wire.frames import Bundle, Send, Sent
 from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from server.relay import Relay
 from server.storage import StoredEnvelope
-
-
-class Behaviour(StrEnum):
-    MITM_FIRST_CONTACT = "mitm-first-contact"
-    KEY_SWAP = "key-swap"
-    TAMPER = "tamper"
-    REPLAY = "replay"
-    DROP = "drop"
-    KEEP_EVERYTHING = "keep-everything"
+from teaching.names import Scenario
 
 
 @dataclass
@@ -89,7 +80,7 @@ class HostileRelay(Relay):
     """A Relay with one hostile behaviour switched on. `narrate` receives one plain
     sentence per thing it does, for the demo's status line."""
 
-    def __init__(self, *args: Any, behaviour: Behaviour,
+    def __init__(self, *args: Any, behaviour: Scenario,
                  narrate: Callable[[str], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.behaviour = behaviour
@@ -117,7 +108,7 @@ class HostileRelay(Relay):
         return lie
 
     async def _fetch_bundle(self, username: str, requester: str) -> Bundle:
-        if self.behaviour is Behaviour.MITM_FIRST_CONTACT and self.victims == (requester,
+        if self.behaviour is Scenario.MITM_FIRST_CONTACT and self.victims == (requester,
                                                                                username):
             fake = self.fakes.setdefault(username, FakeIdentity())
             self.lies[(requester, username)] = fake.identity.public
@@ -133,7 +124,7 @@ class HostileRelay(Relay):
         ids: list[bytes] = []
         for out in frame.envelopes:
             body = out.body
-            if self.behaviour is Behaviour.KEEP_EVERYTHING:
+            if self.behaviour is Scenario.KEEP_EVERYTHING:
                 self.kept.append(Kept(out.recipient, body, int(self.clock())))
                 self.narrate(f"The relay secretly kept a copy of an envelope for "
                              f"{out.recipient} ({len(body)} bytes); {len(self.kept)} kept.")
@@ -149,7 +140,7 @@ class HostileRelay(Relay):
                 body = body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1:]
                 self.narrate(f"The relay flipped one bit in byte {index} of the envelope "
                              f"for {out.recipient}.")
-            if self.behaviour is Behaviour.MITM_FIRST_CONTACT and self.victims is not None \
+            if self.behaviour is Scenario.MITM_FIRST_CONTACT and self.victims is not None \
                     and out.recipient in self.fakes_for(sender):
                 body = await self._relay_through(sender, out.recipient, body)
             self.delivered.setdefault(out.recipient, []).append(body)

@@ -32,16 +32,12 @@ from server.relay import Relay, RelayEvent
 from teaching.demo import scenarios
 from teaching.demo.server_pane import ServerPane, narrate_event
 from teaching.demo.world import World, demo_world, hostile_factory
+from teaching.names import Scenario
 
 HONEST = "honest"
 DESCRIPTIONS = {
     HONEST: "An honest relay: chat as Alice and Bob and watch what the relay sees.",
-    "mitm-first-contact": "The relay hands Alice its own key in place of Bob's.",
-    "key-swap": "The relay claims Bob has a new identity key.",
-    "tamper": "The relay flips bits in a ciphertext.",
-    "replay": "The relay delivers an old envelope again.",
-    "drop": "The relay silently drops one envelope.",
-    "keep-everything": "The relay keeps every ciphertext, then seizes Bob's device.",
+    **{s.value: s.blurb for s in Scenario},
 }
 DEMO_KEYS: list[tuple[str, str, str]] = [
     ("Demo", "F2", "switch between Alice, Bob and the relay"),

@@ -18,7 +18,8 @@ from protocol.e2e.sealed import unseal
 from protocol.e2e.session import Session
 from protocol.wire.errors import ProtocolError
 from teaching.demo.world import World, wait_until
-from teaching.hostile import Behaviour, HostileRelay
+from teaching.hostile import HostileRelay
+from teaching.names import Scenario
 
 
 @dataclass
@@ -190,11 +191,11 @@ async def keep_everything(world: World) -> Outcome:
         {"kept": len(kept), "opened": opened, "decrypted": decrypted})
 
 
-SCENARIOS: dict[str, Callable[[World], Awaitable[Outcome]]] = {
-    Behaviour.MITM_FIRST_CONTACT.value: mitm_first_contact,
-    Behaviour.KEY_SWAP.value: key_swap,
-    Behaviour.TAMPER.value: tamper,
-    Behaviour.REPLAY.value: replay,
-    Behaviour.DROP.value: drop,
-    Behaviour.KEEP_EVERYTHING.value: keep_everything,
+SCENARIOS: dict[Scenario, Callable[[World], Awaitable[Outcome]]] = {
+    Scenario.MITM_FIRST_CONTACT: mitm_first_contact,
+    Scenario.KEY_SWAP: key_swap,
+    Scenario.TAMPER: tamper,
+    Scenario.REPLAY: replay,
+    Scenario.DROP: drop,
+    Scenario.KEEP_EVERYTHING: keep_everything,
 }

@@ -91,6 +91,7 @@ async def demo_world(narrate: Callable[[str], None] = print,
 
 
 def hostile_factory(behaviour: str, narrate: Callable[[str], None]) -> Callable[..., Relay]:
-    from teaching.hostile import Behaviour, HostileRelay
+    from teaching.hostile import HostileRelay
+    from teaching.names import Scenario
 
-    return functools.partial(HostileRelay, behaviour=Behaviour(behaviour), narrate=narrate)
+    return functools.partial(HostileRelay, behaviour=Scenario(behaviour), narrate=narrate)

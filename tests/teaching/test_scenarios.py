@@ -10,6 +10,7 @@ import pytest
 from teaching.demo.scenarios import SCENARIOS, Outcome
 from teaching.demo.world import demo_world, hostile_factory
 from teaching.hostile import HostileRelay
+from teaching.names import Scenario
 
 
 async def run(name: str, tmp_path: Path) -> tuple[Outcome, list[str]]:
@@ -64,7 +65,7 @@ async def test_keep_everything_cannot_decrypt_the_past(tmp_path: Path) -> None:
 
 def test_every_scenario_has_a_test() -> None:
     tested = {"mitm-first-contact", "key-swap", "tamper", "replay", "drop", "keep-everything"}
-    assert set(SCENARIOS) == tested
+    assert set(SCENARIOS) == tested == set(Scenario)
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
