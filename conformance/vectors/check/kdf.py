@@ -70,8 +70,7 @@ def check_aead_failure(at: At, e: Any) -> None:
 
 
 def check_inputs(at: At, data: Any) -> None:
-    """The inputs are consecutive draws from DRBG(rng), in the order section 17.3 gives
-    (a check the vectors did not have before the checker was split out)."""
+    """The inputs are consecutive draws from DRBG(rng), in the order section 17.3 gives."""
     rng = Drbg(data["rng"])
     at.eq("kdf_rk[0].root_key", b(data["kdf_rk"][0]["root_key"]), rng(32))
     at.eq("kdf_rk[0].dh_output", b(data["kdf_rk"][0]["dh_output"]), rng(32))
