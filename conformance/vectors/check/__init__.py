@@ -34,7 +34,13 @@ class Checker:
 
 
 def _checker(name: str) -> Checker:
-    module = importlib.import_module(f"{__name__}.{name}")
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise ImportError(f"vector file {name!r} is in NAMES but has no checker: add "
+                          f"conformance/vectors/check/{name}.py (docs/PROTOCOL.md 17.5)") from exc
     entries, check = getattr(module, "entries", None), getattr(module, "check", None)
     if not callable(entries) or not callable(check):
         raise TypeError(f"{module.__name__} must define entries() and check(entry)")
