@@ -2,9 +2,10 @@
 
 Each `NAME.json` follows the format of docs/PROTOCOL.md section 17 (`"format": 1`,
 hex byte strings, randomness injected from `conformance.drbg.Drbg`, private keys
-included). `load(name)` reads one; `NAMES` lists them. `conformance.vectors.generate`
-makes them from this implementation; tests/conformance/test_vectors.py checks the
-implementation against them, from both sides.
+included). `load(name)` reads one; `NAMES` lists them (one `gen_<name>` module makes
+each file, one `check.<name>` module checks it). `python -m conformance.vectors.generate`
+makes them from this implementation; `python -m conformance.vectors.check` checks an
+implementation against them, from both sides (tests/conformance/test_vectors.py runs it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 FORMAT = 1
@@ -27,7 +29,17 @@ def load(name: str) -> Json:
     """The parsed vector file `name` (without `.json`); checks its format number."""
     if name not in NAMES:
         raise KeyError(f"no vector file {name!r}")
-    text = resources.files(__package__).joinpath(f"{name}.json").read_text("utf-8")
+    return parse(name, resources.files(__package__).joinpath(f"{name}.json").read_text("utf-8"))
+
+
+def load_from(directory: Path, name: str) -> Json:
+    """Vector file `name` from another directory (e.g. a tester's own generator output)."""
+    if name not in NAMES:
+        raise KeyError(f"no vector file {name!r}")
+    return parse(name, (directory / f"{name}.json").read_text("utf-8"))
+
+
+def parse(name: str, text: str) -> Json:
     data: Json = json.loads(text)
     if data.get("format") != FORMAT:
         raise ValueError(f"{name}.json has vector format {data.get('format')}, "

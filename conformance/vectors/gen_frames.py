@@ -1,0 +1,101 @@
+"""frames.json: one client-server frame of each type, statements, URL normalisation and
+invalid client frames (docs/PROTOCOL.md section 16)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from conformance.drbg import Drbg
+from conformance.vectors import FORMAT, Json
+from conformance.vectors.common import error_name, h
+from protocol.e2e.keys import (
+    IdentityKeyPair,
+    make_kem_prekey,
+    make_one_time_prekey,
+    make_signed_prekey,
+)
+from protocol.wire import frames
+from protocol.wire.prekeys import KemKind, PreKeyBundle
+
+
+def build() -> Json:
+    rng = Drbg("blindrelay/vectors/v1/frames")
+    alice = IdentityKeyPair.generate(rng)
+    _, spk = make_signed_prekey(alice, 1, rng)
+    _, kem = make_kem_prekey(alice, 2, rng)
+    _, opk = make_one_time_prekey(3, rng)
+    challenge = rng(32)
+    envelope_id = rng(16)
+    url = frames.normalize_url("WS://LocalHost:8765/")
+    login = frames.login_statement(url, challenge, "alice")
+    register = frames.register_statement(url, challenge, "alice", alice.public)
+    limits = frames.Limits(262144, 65536, 64, 10000, 500, 200, 400, 2592000, 10)
+    bundle = PreKeyBundle(alice.public, spk, KemKind.LAST_RESORT, kem, opk)
+    client_frames: list[tuple[str, frames.Frame]] = [
+        ("REGISTER", frames.Register("alice", alice.public, alice.sign(register))),
+        ("LOGIN", frames.Login("alice", alice.sign(login))),
+        ("UPLOAD_SIGNED_PREKEYS", frames.UploadSignedPrekeys(spk, kem)),
+        ("UPLOAD_ONE_TIME_PREKEYS", frames.UploadOneTimePrekeys((opk,), (kem,))),
+        ("FETCH_BUNDLE", frames.FetchBundle("bob")),
+        ("LOOKUP_IDENTITY", frames.LookupIdentity("bob")),
+        ("PREKEY_COUNT", frames.PrekeyCount()),
+        ("SEND", frames.Send((frames.Outgoing("bob", b"\x01" * 3),
+                              frames.Outgoing("carol", b"\x02")))),
+        ("ACK", frames.Ack((envelope_id,))),
+    ]
+    server_frames: list[tuple[str, frames.Frame]] = [
+        ("HELLO", frames.Hello(challenge, limits)),
+        ("OK", frames.Ok()),
+        ("BUNDLE", frames.Bundle(bundle.encode())),
+        ("IDENTITY", frames.Identity(alice.public)),
+        ("PREKEY_COUNTS", frames.PrekeyCounts(7, 3)),
+        ("SENT", frames.Sent((envelope_id,))),
+        ("DELIVER", frames.Deliver(envelope_id, 1_780_000_000, b"\x09" * 4)),
+        ("PREKEYS_LOW", frames.PrekeysLow(2, 0)),
+        ("QUEUE_DONE", frames.QueueDone(5)),
+        ("ERROR", frames.Error(frames.ErrorCode.QUEUE_FULL, "the queue of 'bob' is full")),
+    ]
+
+    def entries(items: list[tuple[str, frames.Frame]], decode: Callable[[bytes], Any],
+                first_id: int) -> list[Json]:
+        out = []
+        for i, (name, frame) in enumerate(items):
+            request_id = 0 if name in ("HELLO", "DELIVER", "PREKEYS_LOW", "QUEUE_DONE") \
+                else first_id + i
+            encoded = frames.encode_frame(frame, request_id)
+            assert decode(encoded) == (request_id, frame)
+            out.append({"name": name, "type": frame.TYPE, "request_id": request_id,
+                        "encoded": h(encoded)})
+        return out
+
+    good = frames.encode_frame(frames.FetchBundle("bob"), 9)
+    bad = [
+        ("too short", good[:5]),
+        ("unknown version", b"\x02" + good[1:]),
+        ("unknown type", good[:1] + b"\x7f" + good[2:]),
+        ("server frame sent by a client", frames.encode_frame(frames.Ok(), 9)),
+        ("trailing byte", good + b"\x00"),
+        ("truncated payload", good[:-1]),
+        ("invalid username", frames.encode_frame(frames.FetchBundle("bob"), 9)[:-3] + b"B0b"),
+        ("SEND with no envelope", good[:1] + b"\x20" + good[2:6] + b"\x00\x00"),
+    ]
+    invalid = [{"description": d, "encoded": h(e),
+                "error": error_name(frames.decode_client_frame, e)} for d, e in bad]
+    urls = [(u, frames.normalize_url(u)) for u in
+            ("ws://127.0.0.1:8765", "WS://LocalHost:8765/", "wss://relay.example",
+             "ws://relay.example", "ws://[::1]:9000/path")]
+    return {
+        "description": "Client-server frames (docs/PROTOCOL.md section 16): one of each, "
+                       "encoded with the request id given, plus login statements.",
+        "format": FORMAT,
+        "identity_seed": h(alice.seed),
+        "server_url": url,
+        "challenge": h(challenge),
+        "login_statement": h(login),
+        "register_statement": h(register),
+        "normalize_url": [{"input": i, "normalized": o} for i, o in urls],
+        "client_frames": entries(client_frames, frames.decode_client_frame, 1),
+        "server_frames": entries(server_frames, frames.decode_server_frame, 100),
+        "client_invalid": invalid,
+    }
