@@ -25,6 +25,7 @@ from conformance.relay.fuzz import answer_expected_by_id, judge, nonzero_request
 from conformance.relay.registry import fresh_username, make_prekeys
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire import codec
+from protocol.wire.connection import ServerConnection as ServerCore
 from protocol.wire.frames import (
     Ack,
     Deliver,
@@ -271,11 +272,15 @@ def unused_port() -> int:
 # ---- the suite has teeth ------------------------------------------------------------
 
 
-class AnySignatureRelay(Relay):
+class AnySignatureConnection(ServerCore):
     """Broken on purpose: accepts any REGISTER or LOGIN signature."""
 
-    def _check_statement(self, *args: Any) -> None:
+    def check_statement(self, *args: Any) -> None:
         return None
+
+
+class AnySignatureRelay(Relay):
+    connection_class = AnySignatureConnection
 
 
 async def test_a_relay_accepting_any_signature_fails_the_signature_checks(
