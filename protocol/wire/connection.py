@@ -17,6 +17,7 @@ The rules, stated once (docs/PROTOCOL.md 16.2-16.5, "Connection states"):
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable
 from enum import Enum
 
@@ -137,6 +138,12 @@ class RequestRefused(RemoteProtocolError):
         self.message = message
 
 
+def frame_name(frame: Frame | type[Frame]) -> str:
+    """REGISTER, UPLOAD_SIGNED_PREKEYS, ...: the names docs/PROTOCOL.md uses."""
+    cls = frame if isinstance(frame, type) else type(frame)
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).upper()
+
+
 def request_id_of(data: bytes) -> int:
     """The request id in a frame's header, or 0 if it is too short to have one."""
     return int.from_bytes(data[2:6], "big") if len(data) >= FRAME_HEADER_LEN else 0
@@ -193,7 +200,7 @@ class ClientConnection:
         """The bytes of a request the current state allows, with a fresh request id."""
         allowed = CLIENT_MAY_SEND[self.state]
         if type(frame) not in allowed:
-            raise LocalProtocolError(f"{type(frame).__name__} may not be sent while "
+            raise LocalProtocolError(f"{frame_name(frame)} may not be sent while "
                                      f"{self.state.value}")
         request_id = self.next_request_id()
         self._track(request_id, frame)
@@ -201,15 +208,16 @@ class ClientConnection:
 
     def expect(self, data: bytes) -> int:
         """Records bytes a shell sends without `send` (the conformance suite's
-        deliberately wrong frames): their answer is then expected like any other.
-        Returns the request id to expect it under, or 0 if they carry none."""
+        deliberately wrong frames), whatever the state: their answer is then expected
+        like any other. Returns the request id to expect it under, or 0 if they carry
+        none (the relay answers those with ERROR and request id 0)."""
         request_id = request_id_of(data)
         if not request_id:
             return 0
         try:
             _, frame = decode_client_frame(data)
         except DecodeError:
-            self.outstanding[request_id] = None
+            self._track(request_id, None)
         else:
             self._track(request_id, frame)
         return request_id
@@ -217,16 +225,23 @@ class ClientConnection:
     def forget(self, request_id: int) -> None:
         """Gives up on a request: an answer arriving later is a Violation."""
         self.outstanding.pop(request_id, None)
-        self._logins.pop(request_id, None)
+        if self._logins.pop(request_id, None) is not None:
+            self._login_settled()
 
-    def _track(self, request_id: int, frame: Frame) -> None:
+    def _track(self, request_id: int, frame: Frame | None) -> None:
         if request_id in self.outstanding:
             raise LocalProtocolError(f"request id {request_id} is already in flight")
-        self.outstanding[request_id] = type(frame)
+        self.outstanding[request_id] = None if frame is None else type(frame)
         if isinstance(frame, Register | Login):
             self._logins[request_id] = frame.username
             if self.state is State.ANONYMOUS:
                 self.state = State.LOGGING_IN
+
+    def _login_settled(self) -> None:
+        """A REGISTER or LOGIN was refused or given up: not logging in any more, unless
+        another one is still in flight."""
+        if self.state is State.LOGGING_IN and not self._logins:
+            self.state = State.ANONYMOUS
 
     def register_frame(self, username: str, identity: bytes,
                        sign: Callable[[bytes], bytes]) -> Register:
@@ -253,7 +268,7 @@ class ClientConnection:
         return [self._event(request_id, frame)]
 
     def _event(self, request_id: int, frame: Frame) -> ServerEvent:
-        name = type(frame).__name__
+        name = frame_name(frame)
         if self.state is State.AWAITING_HELLO:
             if not isinstance(frame, Hello):
                 return Violation(f"{name} before HELLO", request_id, frame)
@@ -284,7 +299,7 @@ class ClientConnection:
         return PrekeysRunningLow(frame)
 
     def _answer(self, request_id: int, frame: Frame) -> ServerEvent:
-        name = type(frame).__name__
+        name = frame_name(frame)
         if type(frame) in PUSHES:
             return Violation(f"{name} carries request id {request_id}; pushes carry 0",
                              request_id, frame)
@@ -294,14 +309,13 @@ class ClientConnection:
         request = self.outstanding.pop(request_id)
         username = self._logins.pop(request_id, None)
         if isinstance(frame, Error):
-            if username is not None and self.state is State.LOGGING_IN \
-                    and not self._logins:
-                self.state = State.ANONYMOUS
+            if username is not None:
+                self._login_settled()
             return Refused(request_id, frame)
         want = None if request is None else ANSWERS[request]
         if want is None or not isinstance(frame, want):
-            asked = "bytes that do not decode" if request is None else request.__name__
-            expected = "ERROR" if want is None else f"{want.__name__} or ERROR"
+            asked = "bytes that do not decode" if request is None else frame_name(request)
+            expected = "ERROR" if want is None else f"{frame_name(want)} or ERROR"
             return Violation(f"{name} answering {asked}, expected {expected}",
                              request_id, frame)
         if username is not None:
@@ -370,8 +384,8 @@ class ServerConnection:
         """The bytes of the answer ANSWERS gives for this request."""
         want = ANSWERS[type(request.frame)]
         if not isinstance(frame, want):
-            raise LocalProtocolError(f"{type(request.frame).__name__} is answered by "
-                                     f"{want.__name__}, not {type(frame).__name__}")
+            raise LocalProtocolError(f"{frame_name(request.frame)} is answered by "
+                                     f"{frame_name(want)}, not {frame_name(frame)}")
         return encode_frame(frame, request.request_id)
 
     @staticmethod
