@@ -6,7 +6,7 @@ and turn frames into bytes to send; they never touch a socket, a task or a clock
 relay passes the time in for its token bucket). The asyncio shells (client/connection.py,
 server/relay.py, the conformance probe) move bytes and act on the events.
 
-The rules, stated once (docs/PROTOCOL.md 16.2-16.5, "Connection states"):
+The rules, stated once (docs/PROTOCOL.md 16.9, "Connection states"):
 
 - `CLIENT_MAY_SEND`: which requests each state allows. A relay refuses the others with
   `REFUSED_IN_STATE`'s code; a client never sends them.

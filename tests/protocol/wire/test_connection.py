@@ -1,5 +1,5 @@
 """The sans-I/O conversation cores: bytes in, typed events out, for both sides
-(docs/PROTOCOL.md 16.2-16.5 and "Connection states")."""
+(docs/PROTOCOL.md 16.9, "Connection states")."""
 
 from __future__ import annotations
 
