@@ -19,7 +19,7 @@ import itertools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -141,8 +141,9 @@ class Pacer:
             await asyncio.sleep((1.0 - self.tokens) / self.rate)
 
 
-class Probe:
-    """One connection to the server under test. Create with `await Probe.open(url)`."""
+class ProbeShell:
+    """The asyncio shell of a probe: one WebSocket, its reader, request/answer matching
+    with bounded waits. What the frames mean comes from the core (`self.core`)."""
 
     def __init__(self, ws: ClientConnection, url: str, hello: Received, timeout: float,
                  core: ClientCore | None = None) -> None:
@@ -173,7 +174,7 @@ class Probe:
         return self.core.username
 
     @classmethod
-    async def open(cls, url: str, timeout: float = 5.0) -> Probe:
+    async def open(cls, url: str, timeout: float = 5.0) -> Self:
         """Connects and reads HELLO, which must be the first frame."""
         core = ClientCore(url)
         try:
@@ -326,6 +327,19 @@ class Probe:
                 if not waiter.done():
                     waiter.cancel()
 
+    async def close(self) -> None:
+        await _close_ws(self.ws)
+        if not self._reader.done():
+            self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader
+
+
+class Probe(ProbeShell):
+    """One connection to the server under test, with the suite's vocabulary: requests
+    that must succeed, errors that must come, pushes to wait for. Create with
+    `await Probe.open(url)`."""
+
     async def request(self, frame: Frame, expect: type[F], what: str | None = None) -> F:
         """Sends a frame that should succeed; returns the typed answer."""
         what = what or frame_name(frame)
@@ -460,13 +474,6 @@ class Probe:
         for start in range(0, len(envelope_ids), per_frame):
             chunk = tuple(envelope_ids[start:start + per_frame])
             await self.request(Ack(chunk), Ok, f"ACK of {len(chunk)} envelope(s)")
-
-    async def close(self) -> None:
-        await _close_ws(self.ws)
-        if not self._reader.done():
-            self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader
 
 
 async def _close_ws(ws: ClientConnection) -> None:
