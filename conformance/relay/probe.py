@@ -199,9 +199,10 @@ class ProbeShell:
                 (event,) = core.receive_data(first)
             except DecodeError as exc:
                 raise CheckFailed(f"server's first frame does not decode: {exc}") from None
-            if not isinstance(event, HelloReceived):
-                reason = event.reason if isinstance(event, Violation) else frame_name(event.frame)
-                raise CheckFailed(f"server's first frame is not a HELLO: {reason}")
+            if isinstance(event, Violation):
+                raise CheckFailed(f"server's first frame breaks the protocol: {event.reason}")
+            if not isinstance(event, HelloReceived):  # pragma: no cover - the core says so
+                raise CheckFailed(f"server's first frame is {frame_name(event.frame)}")
         except BaseException:
             await _close_ws(ws)
             raise
