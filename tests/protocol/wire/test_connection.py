@@ -36,6 +36,7 @@ from protocol.wire.events import (
 )
 from protocol.wire.frames import (
     CLIENT_FRAMES,
+    SERVER_FRAMES,
     Ack,
     Bundle,
     Deliver,
@@ -279,8 +280,19 @@ def test_raw_bytes_bypass_the_state_but_their_answers_are_matched() -> None:
     assert isinstance(drained, QueueDrained)
 
 
-@settings(max_examples=300)
-@given(data=st.binary(max_size=64), logged_in=st.booleans())
+def framed(types: list[int]) -> st.SearchStrategy[bytes]:
+    """Mostly a version-1 header of a known type, an id and a random payload, so that
+    the payload parsers are reached, not just the header check."""
+    header = st.tuples(st.sampled_from(types), st.sampled_from([0, 1, 2, 7, 2**32 - 1]))
+    return st.one_of(
+        st.binary(max_size=64),
+        st.builds(lambda h, p: bytes((1, h[0])) + h[1].to_bytes(4, "big") + p,
+                  header, st.binary(max_size=120)),
+    )
+
+
+@settings(max_examples=400)
+@given(data=framed(sorted(SERVER_FRAMES)), logged_in=st.booleans())
 def test_any_bytes_give_an_event_or_a_remote_protocol_error(data: bytes,
                                                             logged_in: bool) -> None:
     client = logged_in_client() if logged_in else ClientConnection(URL)
@@ -466,8 +478,8 @@ def test_prekeys_low_below_the_threshold_only() -> None:
     assert _frames([conn.prekeys_low(10, 9)]) == [PrekeysLow(10, 9)]
 
 
-@settings(max_examples=300)
-@given(data=st.one_of(st.binary(max_size=80), st.text(max_size=8)),
+@settings(max_examples=400)
+@given(data=st.one_of(framed(sorted(CLIENT_FRAMES)), st.text(max_size=8)),
        logged_in=st.booleans())
 def test_the_server_core_answers_any_message_with_a_request_or_a_refusal(
         data: bytes | str, logged_in: bool) -> None:
