@@ -1,15 +1,18 @@
 """An authenticated connection to a relay, speaking only the documented frames.
 
-Used by the client library, the conformance suite and the benchmarks. Requests
+Used by the client library and the tests. The conversation's rules (what may be sent
+when, which answer each request gets, which pushes may arrive) live in the sans-I/O
+core protocol.wire.connection.ClientConnection; this is its asyncio shell. Requests
 are matched to answers by request id; frames the server pushes (DELIVER,
-PREKEYS_LOW, QUEUE_DONE) land in `pushes`.
+PREKEYS_LOW, QUEUE_DONE) land in `pushes`. A relay that breaks the conversation
+(a frame that does not decode, or one the core reports as a Violation) gets the
+connection closed with 1002 and `error` set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +20,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol.e2e.keys import IdentityKeyPair
+from protocol.wire.connection import ClientConnection as ClientCore
+from protocol.wire.connection import request_id_of
+from protocol.wire.errors import RemoteProtocolError
+from protocol.wire.events import Answered, HelloReceived, ServerEvent, Violation
 from protocol.wire.frames import (
     Ack,
     Bundle,
@@ -27,22 +34,16 @@ from protocol.wire.frames import (
     Hello,
     Identity,
     Limits,
-    Login,
     LookupIdentity,
     Ok,
     Outgoing,
     PrekeyCount,
     PrekeyCounts,
-    Register,
     Send,
     Sent,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
-    decode_server_frame,
     encode_frame,
-    login_statement,
-    normalize_url,
-    register_statement,
 )
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
@@ -67,46 +68,54 @@ class ConnectionLost(Exception):
 
 
 class RelayConnection:
-    def __init__(self, ws: ClientConnection, url: str, hello: Hello) -> None:
+    """An asyncio/websockets shell over protocol.wire.connection.ClientConnection: the
+    core says what each frame from the relay means; this class waits for answers and
+    queues pushes."""
+
+    def __init__(self, ws: ClientConnection, url: str, hello: Hello,
+                 core: ClientCore | None = None) -> None:
+        if core is None:
+            core = ClientCore(url)
+            core.receive_data(encode_frame(hello))
         self.ws = ws
-        self.url = url
+        self.core = core
+        self.url = core.url
         self.challenge = hello.challenge
         self.limits: Limits = hello.limits
-        self.username: str | None = None
         self.pushes: asyncio.Queue[Frame] = asyncio.Queue()
         self._waiting: dict[int, asyncio.Future[Frame]] = {}
-        self._ids = itertools.count(1)
         self.closed = asyncio.Event()
         self.error: Exception | None = None
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
+    @property
+    def username(self) -> str | None:
+        """Who this connection is logged in as (set once REGISTER or LOGIN succeeded)."""
+        return self.core.username
+
     @classmethod
     async def open(cls, url: str, **kwargs: Any) -> RelayConnection:
         ws = await connect(url, compression=None, max_size=None, **kwargs)
+        core = ClientCore(url)
         try:
             first = await ws.recv()
             if not isinstance(first, bytes):
                 raise ConnectionLost("server sent text instead of HELLO")
-            _, hello = decode_server_frame(first)
-            if not isinstance(hello, Hello):
+            (event,) = core.receive_data(first)
+            if not isinstance(event, HelloReceived):
                 raise ConnectionLost("server did not start with HELLO")
         except BaseException:
             await ws.close()
             raise
-        return cls(ws, normalize_url(url), hello)
+        return cls(ws, url, event.frame, core)
 
     async def _read(self) -> None:
         try:
             async for message in self.ws:
                 if not isinstance(message, bytes):
                     continue
-                request_id, frame = decode_server_frame(message)
-                waiter = self._waiting.pop(request_id, None) if request_id else None
-                if waiter is not None:
-                    if not waiter.done():
-                        waiter.set_result(frame)
-                else:
-                    self.pushes.put_nowait(frame)
+                for event in self.core.receive_data(message):
+                    self._on_event(event)
         except ConnectionClosed:
             pass
         except Exception as exc:  # a relay that breaks the protocol: drop the connection
@@ -120,14 +129,30 @@ class RelayConnection:
                     waiter.set_exception(ConnectionLost("connection closed"))
             self._waiting.clear()
 
+    def _on_event(self, event: ServerEvent) -> None:
+        if isinstance(event, Violation):
+            raise RemoteProtocolError(event.reason)
+        waiter = self._waiting.pop(event.request_id, None) if event.request_id else None
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(event.frame)
+        elif not isinstance(event, Answered | HelloReceived):
+            # DELIVER, PREKEYS_LOW, QUEUE_DONE, and ERROR for a request no one waits for
+            self.pushes.put_nowait(event.frame)
+
     async def send_raw(self, data: bytes | str) -> None:
+        if isinstance(data, bytes):
+            self.core.expect(data)
         await self.ws.send(data)
 
     async def request_raw(self, data: bytes) -> Frame:
         """Sends pre-encoded bytes and waits for the answer to their request id."""
-        request_id = int.from_bytes(data[2:6], "big")
         if self.closed.is_set():
             raise ConnectionLost("connection closed")
+        request_id = self.core.expect(data)
+        return await self._roundtrip(request_id, data)
+
+    async def _roundtrip(self, request_id: int, data: bytes) -> Frame:
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         try:
@@ -138,10 +163,15 @@ class RelayConnection:
         return await future
 
     def next_id(self) -> int:
-        return next(self._ids)
+        return self.core.next_request_id()
 
     async def request(self, frame: Frame, expect: type[F]) -> F:
-        answer = await self.request_raw(encode_frame(frame, self.next_id()))
+        """Sends a request the connection's state allows (LocalProtocolError if not)
+        and returns its answer; ERROR raises RelayError."""
+        if self.closed.is_set():
+            raise ConnectionLost("connection closed")
+        data = self.core.send(frame)
+        answer = await self._roundtrip(request_id_of(data), data)
         if isinstance(answer, Error):
             raise RelayError(answer.code, answer.message)
         if not isinstance(answer, expect):
@@ -151,15 +181,11 @@ class RelayConnection:
     # -- the requests
 
     async def register(self, username: str, identity: IdentityKeyPair) -> None:
-        sig = identity.sign(register_statement(self.url, self.challenge, username,
-                                               identity.public))
-        await self.request(Register(username, identity.public, sig), Ok)
-        self.username = username
+        await self.request(self.core.register_frame(username, identity.public, identity.sign),
+                           Ok)
 
     async def login(self, username: str, identity: IdentityKeyPair) -> None:
-        sig = identity.sign(login_statement(self.url, self.challenge, username))
-        await self.request(Login(username, sig), Ok)
-        self.username = username
+        await self.request(self.core.login_frame(username, identity.sign), Ok)
 
     async def upload_signed_prekeys(self, spk: SignedPreKey, last_resort: KemPreKey) -> None:
         await self.request(UploadSignedPrekeys(spk, last_resort), Ok)

@@ -1,9 +1,11 @@
-"""The relay's behaviour, one connection at a time, independent of the transport.
+"""The relay: an asyncio and storage shell over protocol.wire.connection.ServerConnection.
 
 A `Relay` owns the storage and the map of who is online. `Relay.handle` runs one
-WebSocket connection: it sends HELLO with a fresh challenge, then answers each
-frame in order. Every bad frame gets an ERROR frame with a stable code; none
-closes the connection or touches another one.
+WebSocket connection: it sends HELLO with a fresh challenge, then answers each frame
+in order. What a frame means, whether the connection's state allows it, which answer
+it gets and in which order envelopes go out are decided by the sans-I/O core; this
+module only stores, looks up and moves bytes. Every bad frame gets an ERROR frame with
+a stable code; none closes the connection or touches another one (PROTOCOL.md 16.8).
 """
 
 from __future__ import annotations
@@ -14,25 +16,18 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from protocol.wire.errors import (
-    BadSignature,
-    DecodeError,
-    InvalidUsername,
-    UnknownFrameType,
-    UnsupportedVersion,
-)
+from protocol.wire.connection import RequestRefused, ServerConnection, check_prekeys, check_send
+from protocol.wire.errors import LocalProtocolError
+from protocol.wire.events import Refusal, Request
 from protocol.wire.frames import (
     Ack,
     Bundle,
     Deliver,
-    Error,
     ErrorCode,
     FetchBundle,
     Frame,
-    Hello,
     Identity,
     Limits,
     Login,
@@ -40,21 +35,23 @@ from protocol.wire.frames import (
     Ok,
     PrekeyCount,
     PrekeyCounts,
-    PrekeysLow,
-    QueueDone,
     Register,
     Send,
     Sent,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
-    decode_client_frame,
-    encode_frame,
-    login_statement,
-    register_statement,
 )
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
-from protocol.wire.publickeys import verify_signature
-from server.limits import TokenBucket
+from server.events import (
+    Acked,
+    BundleTaken,
+    Expired,
+    FrameIn,
+    LoggedIn,
+    Registered,
+    RelayEvent,
+    Stored,
+)
 from server.storage import (
     IdentityInUse,
     NoPrekeys,
@@ -91,6 +88,8 @@ _STORAGE_CODES: dict[type[StorageError], ErrorCode] = {
     QueueFull: ErrorCode.QUEUE_FULL,
 }
 
+__all__ = ["OUTBOX_SIZE", "Connection", "Relay", "RelayEvent", "Transport"]
+
 
 class Transport(Protocol):
     """What the relay needs of a WebSocket connection."""
@@ -102,39 +101,28 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class RelayEvent:
-    """What an observer (the teaching demo) is told: metadata only, the same the relay
-    could log, plus the ciphertext only where the demo shows an excerpt of it."""
-
-    kind: str
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-class RequestError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+def _deliver(env: StoredEnvelope) -> Deliver:
+    return Deliver(env.envelope_id, env.received_at, env.body)
 
 
 class Connection:
-    __slots__ = ("challenge", "close_task", "closing", "draining", "last_seq", "outbox",
-                 "pending", "rate", "send_slots", "sends", "username", "ws")
+    """One WebSocket: the core that decides, the outbox that a writer task empties, and
+    the SENDs committing on its behalf."""
 
-    def __init__(self, ws: Transport, challenge: bytes, rate: TokenBucket) -> None:
+    __slots__ = ("close_task", "closing", "core", "outbox", "send_slots", "sends", "ws")
+
+    def __init__(self, ws: Transport, core: ServerConnection) -> None:
         self.ws = ws
-        self.challenge = challenge
-        self.rate = rate
-        self.username: str | None = None
+        self.core = core
         self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOX_SIZE)
-        self.draining = False
-        self.pending: list[StoredEnvelope] = []
-        self.last_seq = 0
         self.send_slots = asyncio.Semaphore(MAX_PIPELINED_SENDS)
         self.sends: set[asyncio.Task[None]] = set()
         self.closing = False
         self.close_task: asyncio.Task[None] | None = None
+
+    @property
+    def username(self) -> str | None:
+        return self.core.username
 
     def send_done(self, task: asyncio.Task[None]) -> None:
         self.sends.discard(task)
@@ -157,30 +145,26 @@ class Connection:
         await asyncio.gather(closer, return_exceptions=True)
 
     def push(self, env: StoredEnvelope) -> None:
-        """Live delivery of a freshly stored envelope, in seq order, at most once."""
+        """Live delivery of a freshly stored envelope; the core holds it back during the
+        login sequence and drops it if this connection already delivered it."""
         if self.closing:
             return
-        if self.draining:
-            self.pending.append(env)
-            return
-        if env.seq <= self.last_seq:
+        data = self.core.push(env.seq, _deliver(env))
+        if data is None:
             return
         try:
-            self.outbox.put_nowait(_deliver_frame(env))
+            self.outbox.put_nowait(data)
         except asyncio.QueueFull:
             # too far behind: the envelopes stay queued for its next login
             self.closing = True
             self.close_task = asyncio.get_running_loop().create_task(
                 self.ws.close(1013, "too far behind; log in again to fetch the queue"))
-            return
-        self.last_seq = env.seq
-
-
-def _deliver_frame(env: StoredEnvelope) -> bytes:
-    return encode_frame(Deliver(env.envelope_id, env.received_at, env.body))
 
 
 class Relay:
+    connection_class: type[ServerConnection] = ServerConnection
+    """The core each connection gets (a test swaps in a deliberately broken one)."""
+
     def __init__(
         self,
         storage: Storage,
@@ -198,22 +182,20 @@ class Relay:
         self.observers: list[Callable[[RelayEvent], None]] = []
         self.connections = 0
 
-    def _emit(self, kind: str, **fields: Any) -> None:
-        if self.observers:
-            event = RelayEvent(kind, fields)
-            for observer in self.observers:
-                observer(event)
+    def _emit(self, event: RelayEvent) -> None:
+        for observer in self.observers:
+            observer(event)
 
     # -- one connection
 
     async def handle(self, ws: Transport) -> None:
-        conn = Connection(ws, os.urandom(32),
-                          TokenBucket(self.limits.rate_per_second, self.limits.rate_burst,
-                                      self.monotonic()))
+        core = self.connection_class(os.urandom(32), self.limits, self.accepted_urls,
+                                     self.monotonic())
+        conn = Connection(ws, core)
         writer = asyncio.get_running_loop().create_task(conn.writer())
         self.connections += 1
         try:
-            await conn.outbox.put(encode_frame(Hello(conn.challenge, self.limits)))
+            await conn.outbox.put(core.hello())
             async for message in ws:
                 await self._on_message(conn, message)
         except Exception as exc:
@@ -239,190 +221,126 @@ class Relay:
             await asyncio.gather(writer, return_exceptions=True)
 
     async def _on_message(self, conn: Connection, message: bytes | str) -> None:
-        request_id = 0
-        try:
-            if isinstance(message, str):
-                raise RequestError(ErrorCode.MALFORMED_FRAME,
-                                   "text messages are not part of the protocol; send binary")
-            if len(message) >= 6:
-                request_id = int.from_bytes(message[2:6], "big")
-            if len(message) > self.limits.max_frame:
-                raise RequestError(ErrorCode.FRAME_TOO_LARGE,
-                                   f"frame of {len(message)} bytes; the limit is "
-                                   f"{self.limits.max_frame}")
-            if not conn.rate.take(self.monotonic()):
-                raise RequestError(ErrorCode.RATE_LIMITED,
-                                   f"more than {self.limits.rate_per_second} frames per second")
-            try:
-                request_id, frame = decode_client_frame(message)
-            except UnsupportedVersion as exc:
-                raise RequestError(ErrorCode.UNSUPPORTED_VERSION, str(exc)) from None
-            except UnknownFrameType as exc:
-                raise RequestError(ErrorCode.UNKNOWN_FRAME_TYPE, str(exc)) from None
-            except InvalidUsername as exc:
-                raise RequestError(ErrorCode.USERNAME_INVALID, str(exc)) from None
-            except DecodeError as exc:
-                raise RequestError(ErrorCode.MALFORMED_FRAME, str(exc)) from None
-        except RequestError as exc:
-            await self._reply(conn, request_id, Error(exc.code, exc.message))
+        event = conn.core.receive_data(message, self.monotonic())
+        if event.frame is not None and self.observers:
+            self._emit(FrameIn(type(event.frame).__name__, len(message), conn.username))
+        if isinstance(event, Refusal):
+            await conn.outbox.put(conn.core.refuse(event.request_id, event.code,
+                                                   event.message))
             return
-        self._emit("frame", type=type(frame).__name__, size=len(message), user=conn.username)
-        if isinstance(frame, Send) and conn.username is not None:
+        if isinstance(event.frame, Send):
             # Pipelined: the next frames are read while this SEND commits. Stores join
             # the group commit in arrival order (tasks start in the order created), and
             # their SENTs go out in that order too.
             await conn.send_slots.acquire()
-            task = asyncio.get_running_loop().create_task(
-                self._answer(conn, request_id, frame))
+            task = asyncio.get_running_loop().create_task(self._answer(conn, event))
             conn.sends.add(task)
             task.add_done_callback(conn.send_done)
             return
-        await self._answer(conn, request_id, frame)
+        await self._answer(conn, event)
 
-    async def _answer(self, conn: Connection, request_id: int, frame: Frame) -> None:
+    async def _answer(self, conn: Connection, request: Request) -> None:
+        core = conn.core
         try:
-            await self._dispatch(conn, request_id, frame)
-        except RequestError as exc:
-            await self._reply(conn, request_id, Error(exc.code, exc.message))
+            data = core.answer(request, await self._carry_out(conn, request.frame))
+        except RequestRefused as exc:
+            data = core.refuse(request.request_id, exc.code, exc.message)
         except StorageError as exc:
             code = _STORAGE_CODES.get(type(exc), ErrorCode.INTERNAL_ERROR)
-            await self._reply(conn, request_id, Error(code, str(exc)))
+            data = core.refuse(request.request_id, code, str(exc))
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
         except Exception:
             log.exception("internal error handling a frame")
-            await self._reply(conn, request_id,
-                              Error(ErrorCode.INTERNAL_ERROR, "internal error"))
+            data = core.refuse(request.request_id, ErrorCode.INTERNAL_ERROR, "internal error")
+        await conn.outbox.put(data)
+        if isinstance(request.frame, Register | Login) and core.username is not None:
+            try:
+                await self._drain(conn, core.username)
+            except Exception:
+                log.exception("delivering the queue failed")
 
-    async def _reply(self, conn: Connection, request_id: int, frame: Frame) -> None:
-        await conn.outbox.put(encode_frame(frame, request_id))
-
-    async def _dispatch(self, conn: Connection, request_id: int, frame: Frame) -> None:
-        if isinstance(frame, Register | Login):
-            if conn.username is not None:
-                raise RequestError(ErrorCode.ALREADY_AUTHENTICATED,
-                                   f"already logged in as {conn.username}")
-            if isinstance(frame, Register):
-                await self._register(conn, frame)
-            else:
-                await self._login(conn, frame)
-            await self._reply(conn, request_id, Ok())
-            await self._drain(conn)
-            return
-        user = conn.username
-        if user is None:
-            raise RequestError(ErrorCode.NOT_AUTHENTICATED, "log in first")
+    async def _carry_out(self, conn: Connection, frame: Frame) -> Frame:
+        """Does what a request the core accepted asks, and returns its answer."""
+        core = conn.core
+        if isinstance(frame, Register):
+            core.check_register(frame)
+            await self.storage.register(frame.username, frame.identity)
+            self._emit(Registered(frame.username))
+            core.log_in(frame.username)
+            return Ok()
+        if isinstance(frame, Login):
+            core.check_login(frame, await self.storage.identity(frame.username))
+            core.log_in(frame.username)
+            return Ok()
+        user = core.username
+        if user is None:  # pragma: no cover - the core refuses this before login
+            raise LocalProtocolError("request before login")
         if isinstance(frame, Send):
-            await self._reply(conn, request_id, await self._send(frame, user))
-        elif isinstance(frame, Ack):
+            return await self._send(frame, user)
+        if isinstance(frame, Ack):
             count = await self.storage.delete_envelopes(user, list(frame.envelope_ids))
-            self._emit("deleted", recipient=user, ids=frame.envelope_ids, count=count)
-            await self._reply(conn, request_id, Ok())
-        elif isinstance(frame, FetchBundle):
-            await self._reply(conn, request_id,
-                              await self._fetch_bundle(frame.username, user))
-        elif isinstance(frame, UploadSignedPrekeys):
-            identity = await self._identity(user)
-            _verify(frame.signed_prekey, identity)
-            _verify(frame.last_resort_kem, identity)
+            self._emit(Acked(user, frame.envelope_ids, count))
+            return Ok()
+        if isinstance(frame, FetchBundle):
+            return await self._fetch_bundle(frame.username, user)
+        if isinstance(frame, UploadSignedPrekeys):
+            check_prekeys((frame.signed_prekey, frame.last_resort_kem),
+                          await self._identity(user))
             await self.storage.set_signed_prekeys(user, frame.signed_prekey.encode(),
                                                   frame.last_resort_kem.encode())
-            await self._reply(conn, request_id, Ok())
-        elif isinstance(frame, UploadOneTimePrekeys):
-            identity = await self._identity(user)
-            for record in frame.kem_one_time:
-                _verify(record, identity)
+            return Ok()
+        if isinstance(frame, UploadOneTimePrekeys):
+            check_prekeys(frame.kem_one_time, await self._identity(user))
             await self.storage.add_one_time_prekeys(
                 user,
                 [(k.key_id, k.encode()) for k in frame.one_time],
                 [(k.key_id, k.encode()) for k in frame.kem_one_time],
                 self.limits.max_prekeys,
             )
-            await self._reply(conn, request_id, Ok())
-        elif isinstance(frame, LookupIdentity):
-            await self._reply(conn, request_id,
-                              Identity(await self._lookup_identity(frame.username, user)))
-        elif isinstance(frame, PrekeyCount):
-            one, kem = await self.storage.prekey_counts(user)
-            await self._reply(conn, request_id, PrekeyCounts(one, kem))
-        else:  # pragma: no cover - decode_client_frame only yields the types above
-            raise RequestError(ErrorCode.UNKNOWN_FRAME_TYPE, "unexpected frame")
+            return Ok()
+        if isinstance(frame, LookupIdentity):
+            return Identity(await self._lookup_identity(frame.username, user))
+        if isinstance(frame, PrekeyCount):
+            return PrekeyCounts(*await self.storage.prekey_counts(user))
+        raise LocalProtocolError(f"no handler for {type(frame).__name__}")  # pragma: no cover
 
-    # -- accounts and login
-
-    def _check_statement(self, identity: bytes, signature: bytes,
-                         statement: Callable[[str], bytes]) -> None:
-        for url in self.accepted_urls:
-            try:
-                verify_signature(identity, signature, statement(url))
-                return
-            except BadSignature:
-                continue
-        raise RequestError(ErrorCode.BAD_SIGNATURE,
-                           "signature does not verify for this server and challenge")
-
-    async def _register(self, conn: Connection, frame: Register) -> None:
-        challenge = conn.challenge
-        self._check_statement(
-            frame.identity, frame.signature,
-            lambda url: register_statement(url, challenge, frame.username, frame.identity))
-        await self.storage.register(frame.username, frame.identity)
-        self._emit("registered", user=frame.username)
-        conn.username = frame.username
-
-    async def _login(self, conn: Connection, frame: Login) -> None:
-        identity = await self.storage.identity(frame.username)
-        if identity is None:
-            raise RequestError(ErrorCode.UNKNOWN_USER, f"no user {frame.username!r}")
-        challenge = conn.challenge
-        self._check_statement(identity, frame.signature,
-                              lambda url: login_statement(url, challenge, frame.username))
-        conn.username = frame.username
+    # -- accounts
 
     async def _lookup_identity(self, username: str, requester: str) -> bytes:
         identity = await self.storage.identity(username)
         if identity is None:
-            raise RequestError(ErrorCode.UNKNOWN_USER, f"no user {username!r}")
+            raise RequestRefused(ErrorCode.UNKNOWN_USER, f"no user {username!r}")
         return identity
 
     async def _identity(self, user: str) -> bytes:
         identity = await self.storage.identity(user)
         if identity is None:  # pragma: no cover - accounts are never deleted
-            raise RequestError(ErrorCode.UNKNOWN_USER, "account vanished")
+            raise RequestRefused(ErrorCode.UNKNOWN_USER, "account vanished")
         return identity
 
-    async def _drain(self, conn: Connection) -> None:
+    async def _drain(self, conn: Connection, user: str) -> None:
         """After login: the queue in order, then live pushes; QUEUE_DONE in between."""
-        user = conn.username
-        assert user is not None
-        conn.challenge = b""  # used up: a second login on this connection is refused anyway
-        conn.draining = True
+        core = conn.core
+        core.start_drain()
         self.online.setdefault(user, set()).add(conn)
-        count = 0
         try:
             not_before = int(self.clock()) - self.limits.envelope_ttl
-            while batch := await self.storage.queued(user, conn.last_seq, DRAIN_PAGE,
+            while batch := await self.storage.queued(user, core.last_seq, DRAIN_PAGE,
                                                      not_before):
                 for env in batch:
-                    await conn.outbox.put(_deliver_frame(env))
-                    conn.last_seq = env.seq
-                    count += 1
-            # pushes that arrived meanwhile, still under `draining` so that none can
-            # overtake them
-            while conn.pending:
-                env = conn.pending.pop(0)
-                if env.seq > conn.last_seq:
-                    await conn.outbox.put(_deliver_frame(env))
-                    conn.last_seq = env.seq
-                    count += 1  # delivered before QUEUE_DONE, so counted by it
+                    if (data := core.deliver(env.seq, _deliver(env))) is not None:
+                        await conn.outbox.put(data)
+            # pushes that arrived meanwhile, still held so that none can overtake them
+            while (data := core.next_held()) is not None:
+                await conn.outbox.put(data)
         finally:
-            conn.draining = False
-            conn.pending = []
-        await conn.outbox.put(encode_frame(QueueDone(count)))
-        self._emit("login", user=user, delivered=count)
-        one, kem = await self.storage.prekey_counts(user)
-        if min(one, kem) < self.limits.prekey_low:
-            await conn.outbox.put(encode_frame(PrekeysLow(one, kem)))
+            done = core.end_drain()
+        await conn.outbox.put(done)
+        self._emit(LoggedIn(user, core.drained))
+        low = core.prekeys_low(*await self.storage.prekey_counts(user))
+        if low is not None:
+            await conn.outbox.put(low)
 
     # -- prekeys
 
@@ -436,12 +354,11 @@ class Relay:
             None if parts.one_time_prekey is None else OneTimePreKey.decode(parts.one_time_prekey),
         )
         opk = bundle.one_time_prekey
-        self._emit("bundle", user=username, requester=requester,
-                   one_time_prekey=None if opk is None else opk.key_id,
-                   kem_prekey=bundle.kem_prekey.key_id, kem_kind=parts.kem_kind.name)
-        if min(parts.one_time_left, parts.kem_one_time_left) < self.limits.prekey_low:
-            low = encode_frame(PrekeysLow(parts.one_time_left, parts.kem_one_time_left))
-            for owner in self.online.get(username, ()):
+        self._emit(BundleTaken(username, requester, None if opk is None else opk.key_id,
+                               bundle.kem_prekey.key_id, parts.kem_kind.name))
+        for owner in self.online.get(username, ()):
+            low = owner.core.prekeys_low(parts.one_time_left, parts.kem_one_time_left)
+            if low is not None:
                 with contextlib.suppress(asyncio.QueueFull):  # told again at next login
                     owner.outbox.put_nowait(low)
         return Bundle(bundle.encode())
@@ -455,22 +372,15 @@ class Relay:
         return Sent(tuple(env.envelope_id for env in stored))
 
     def _check_send(self, frame: Send) -> None:
-        if len(frame.envelopes) > self.limits.max_recipients:
-            raise RequestError(ErrorCode.TOO_MANY_RECIPIENTS,
-                               f"at most {self.limits.max_recipients} envelopes per SEND")
-        for out in frame.envelopes:
-            if len(out.body) > self.limits.max_envelope:
-                raise RequestError(ErrorCode.ENVELOPE_TOO_LARGE,
-                                   f"envelope of {len(out.body)} bytes; the limit is "
-                                   f"{self.limits.max_envelope}")
+        check_send(frame, self.limits)
 
     async def store_and_push(self, items: list[tuple[str, bytes]]) -> list[StoredEnvelope]:
         """Stores envelopes (all or none), then pushes each to its online recipient."""
         stored = await self.storage.store_envelopes(items, int(self.clock()),
                                                     self.limits.max_queue)
         for env in stored:
-            self._emit("stored", id=env.envelope_id, recipient=env.recipient,
-                       size=len(env.body), received_at=env.received_at, body=env.body)
+            self._emit(Stored(env.envelope_id, env.recipient, len(env.body), env.received_at,
+                              env.body))
             for conn in self.online.get(env.recipient, ()):
                 conn.push(env)
         return stored
@@ -478,14 +388,5 @@ class Relay:
     async def expire_once(self) -> int:
         count = await self.storage.expire(int(self.clock()) - self.limits.envelope_ttl)
         if count:
-            self._emit("expired", count=count)
+            self._emit(Expired(count))
         return count
-
-
-def _verify(record: SignedPreKey | KemPreKey, identity: bytes) -> None:
-    try:
-        record.verify(identity)
-    except BadSignature:
-        raise RequestError(ErrorCode.BAD_SIGNATURE,
-                           f"prekey {record.key_id}: signature does not verify against the "
-                           "account's identity key") from None

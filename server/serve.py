@@ -8,9 +8,12 @@ import http
 import logging
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from websockets.asyncio.server import Request, Response, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from server.config import ServerConfig
 from server.relay import Relay
@@ -94,6 +97,46 @@ async def run_server(
             loop.remove_signal_handler(sig)
         await storage.close()
         log.info("stopped")
+
+
+@dataclass(frozen=True, slots=True)
+class RunningRelay:
+    """A relay started by `running_relay`: the Relay object, the port it bound and the
+    URL clients dial."""
+
+    relay: Relay
+    port: int
+    url: str
+
+
+@contextlib.asynccontextmanager
+async def running_relay(config: ServerConfig,
+                        relay_factory: Callable[..., Relay] = Relay
+                        ) -> AsyncIterator[RunningRelay]:
+    """`run_server` in this event loop for the length of an `async with` block (tests,
+    the teaching demo). Port 0 in `config` picks a free port. Raises what made the
+    server fail to start; on exit stops it as SIGTERM would."""
+    stop = asyncio.Event()
+    started: asyncio.Future[tuple[Relay, int]] = asyncio.get_running_loop().create_future()
+
+    def ready(relay: Relay, port: int) -> None:
+        if not started.done():
+            started.set_result((relay, port))
+
+    task = asyncio.create_task(run_server(config, stop=stop, ready=ready,
+                                          relay_factory=relay_factory))
+    try:
+        waiting: list[asyncio.Future[Any]] = [started, task]
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+            raise RuntimeError("the relay stopped before it was ready")
+        relay, port = started.result()
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        yield RunningRelay(relay, port, f"{config.scheme}://{host}:{port}")
+    finally:
+        stop.set()
+        await task
 
 
 async def _expire_forever(relay: Relay, storage: SqliteStorage, interval: float) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -14,9 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from server import serve
 from server.config import ServerConfig, default_limits
 from server.relay import Relay
-from server.serve import run_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,19 +34,8 @@ async def running_relay(data_dir: Path, **limits: Any) -> AsyncIterator[RunningR
     expiry = limits.pop("expiry_interval", 60.0)
     config = ServerConfig(port=0, data_dir=data_dir, limits=replace(default_limits(), **limits),
                           expiry_interval=expiry)
-    stop = asyncio.Event()
-    started: asyncio.Future[tuple[Relay, int]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_server(config, stop=stop,
-                                          ready=lambda r, p: started.set_result((r, p))))
-    done, _ = await asyncio.wait([started, task], return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    relay, port = started.result()
-    try:
-        yield RunningRelay(f"ws://127.0.0.1:{port}", port, relay, config)
-    finally:
-        stop.set()
-        await task
+    async with serve.running_relay(config) as running:
+        yield RunningRelay(running.url, running.port, running.relay, config)
 
 
 LISTENING = re.compile(r"listening on (wss?://\S+)")

@@ -11,43 +11,20 @@ from __future__ import annotations
 import random
 
 from conformance.relay.probe import Received, frame_name
+from protocol.wire.connection import ANSWERS
 from protocol.wire.errors import BadSignature, DecodeError
 from protocol.wire.frames import (
     CLIENT_FRAMES,
     FRAME_HEADER_LEN,
-    Ack,
     Bundle,
     Error,
     ErrorCode,
-    FetchBundle,
     Frame,
-    Identity,
-    Login,
-    LookupIdentity,
-    Ok,
-    PrekeyCount,
-    PrekeyCounts,
-    Register,
     Send,
     Sent,
-    UploadOneTimePrekeys,
-    UploadSignedPrekeys,
     decode_client_frame,
 )
 from protocol.wire.prekeys import PreKeyBundle
-
-ANSWERS: dict[type[Frame], type[Frame]] = {
-    Register: Ok,
-    Login: Ok,
-    UploadSignedPrekeys: Ok,
-    UploadOneTimePrekeys: Ok,
-    FetchBundle: Bundle,
-    LookupIdentity: Identity,
-    PrekeyCount: PrekeyCounts,
-    Send: Sent,
-    Ack: Ok,
-}
-"""The answer each client frame calls for when it succeeds."""
 
 DECODE_CODES = frozenset({
     ErrorCode.MALFORMED_FRAME,

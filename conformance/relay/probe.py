@@ -1,11 +1,14 @@
 """The conformance suite's client: one WebSocket connection, spoken frame by frame.
 
 `client.connection.RelayConnection` is the client library's connection; a probe is
-its suspicious sibling. It keeps each received frame's raw bytes and request id,
-records what a conformant server must never do (frames that do not decode, answers
-to no request, text messages), can send bytes that are not a frame at all, paces
-its own frames below the server's announced rate, and bounds every wait, so that a
-server that hangs makes a check fail instead of hang.
+its suspicious sibling, another asyncio shell over the same sans-I/O core
+(protocol.wire.connection.ClientConnection), which decides what the server may send
+when. The probe keeps each received frame's raw bytes and request id, records what a
+conformant server must never do (frames that do not decode, the core's Violations,
+text messages, overlong error messages), can send bytes that are not a frame at all
+(they bypass the core's state checks on purpose, but their answers are still
+matched), paces its own frames below the server's announced rate, and bounds every
+wait, so that a server that hangs makes a check fail instead of hang.
 """
 
 from __future__ import annotations
@@ -13,18 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire import codec
+from protocol.wire.connection import PUSHES
+from protocol.wire.connection import ClientConnection as ClientCore
+from protocol.wire.connection import frame_name as frame_name
 from protocol.wire.errors import DecodeError
+from protocol.wire.events import HelloReceived, Refused, ServerEvent, Violation
 from protocol.wire.frames import (
     FRAME_HEADER_LEN,
     Ack,
@@ -48,18 +54,14 @@ from protocol.wire.frames import (
     Sent,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
-    decode_server_frame,
     encode_frame,
-    login_statement,
-    normalize_url,
-    register_statement,
 )
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
 F = TypeVar("F", bound=Frame)
 
-PUSH_TYPES: tuple[type[Frame], ...] = (Deliver, PrekeysLow, QueueDone)
-"""Frames a server pushes unasked, with request id 0."""
+PUSH_TYPES: tuple[type[Frame], ...] = tuple(PUSHES)
+"""Frames a server sends unasked, with request id 0."""
 
 MAX_ERROR_MESSAGE = 1000
 ONE_TIME_RECORD_LEN = OneTimePreKey.SIZE
@@ -91,12 +93,6 @@ def error_name(code: int) -> str:
         return ErrorCode(code).name
     except ValueError:
         return f"unknown error code {code}"
-
-
-def frame_name(frame: Frame | type[Frame]) -> str:
-    """REGISTER, UPLOAD_SIGNED_PREKEYS, ...: the names docs/PROTOCOL.md uses."""
-    cls = frame if isinstance(frame, type) else type(frame)
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).upper()
 
 
 def describe_answer(rec: Received) -> str:
@@ -145,18 +141,23 @@ class Pacer:
             await asyncio.sleep((1.0 - self.tokens) / self.rate)
 
 
-class Probe:
-    """One connection to the server under test. Create with `await Probe.open(url)`."""
+class ProbeShell:
+    """The asyncio shell of a probe: one WebSocket, its reader, request/answer matching
+    with bounded waits. What the frames mean comes from the core (`self.core`)."""
 
-    def __init__(self, ws: ClientConnection, url: str, hello: Received, timeout: float) -> None:
+    def __init__(self, ws: ClientConnection, url: str, hello: Received, timeout: float,
+                 core: ClientCore | None = None) -> None:
         assert isinstance(hello.frame, Hello)
+        if core is None:
+            core = ClientCore(url)
+            core.receive_data(hello.raw)
         self.ws = ws
-        self.url = url
+        self.core = core
+        self.url = core.url
         self.hello = hello
         self.challenge = hello.frame.challenge
         self.limits = hello.frame.limits
         self.timeout = timeout
-        self.username: str | None = None
         self.pushes: asyncio.Queue[Received] = asyncio.Queue()
         self.skipped: list[Received] = []
         self.violations: list[str] = []
@@ -164,14 +165,18 @@ class Probe:
         self.closed = asyncio.Event()
         self._waiting: dict[int, asyncio.Future[Received]] = {}
         self._zero_waiters: list[asyncio.Future[Received]] = []
-        self._ids = itertools.count(1)
         self._arrivals = itertools.count(1)
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
+    @property
+    def username(self) -> str | None:
+        """Who the server logged this connection in as (after an OK to REGISTER or LOGIN)."""
+        return self.core.username
+
     @classmethod
-    async def open(cls, url: str, timeout: float = 5.0) -> Probe:
+    async def open(cls, url: str, timeout: float = 5.0) -> Self:
         """Connects and reads HELLO, which must be the first frame."""
-        signed_url = normalize_url(url)
+        core = ClientCore(url)
         try:
             ws = await asyncio.wait_for(
                 connect(url, compression=None, max_size=None, open_timeout=timeout,
@@ -191,17 +196,17 @@ class Probe:
             if not isinstance(first, bytes):
                 raise CheckFailed("server's first message is text, not a HELLO frame")
             try:
-                request_id, frame = decode_server_frame(first)
+                (event,) = core.receive_data(first)
             except DecodeError as exc:
                 raise CheckFailed(f"server's first frame does not decode: {exc}") from None
-            if not isinstance(frame, Hello):
-                raise CheckFailed(f"server's first frame is {frame_name(frame)}, not HELLO")
-            if request_id != 0:
-                raise CheckFailed(f"HELLO carries request id {request_id}, not 0")
+            if isinstance(event, Violation):
+                raise CheckFailed(f"server's first frame breaks the protocol: {event.reason}")
+            if not isinstance(event, HelloReceived):  # pragma: no cover - the core says so
+                raise CheckFailed(f"server's first frame is {frame_name(event.frame)}")
         except BaseException:
             await _close_ws(ws)
             raise
-        return cls(ws, signed_url, Received(request_id, frame, first), timeout)
+        return cls(ws, url, Received(0, event.frame, first), timeout, core)
 
     # -- reading
 
@@ -212,34 +217,13 @@ class Probe:
                     self.violations.append(f"server sent a text message {message[:40]!r}")
                     continue
                 try:
-                    request_id, frame = decode_server_frame(message)
+                    events = self.core.receive_data(message)
                 except DecodeError as exc:
                     self.violations.append(
                         f"server sent a frame that does not decode ({exc}): {describe(message)}")
                     continue
-                rec = Received(request_id, frame, message, next(self._arrivals))
-                if isinstance(frame, Error) and len(frame.message.encode()) > MAX_ERROR_MESSAGE:
-                    self.violations.append(f"ERROR message of {len(frame.message.encode())} "
-                                           f"bytes (at most {MAX_ERROR_MESSAGE})")
-                if request_id:
-                    waiter = self._waiting.pop(request_id, None)
-                    if waiter is None:
-                        self.violations.append(
-                            f"server sent {describe_answer(rec)} with request id {request_id}, "
-                            "which answers no request in flight")
-                    elif not waiter.done():
-                        waiter.set_result(rec)
-                    continue
-                if isinstance(frame, Error) and self._zero_waiters:
-                    waiter = self._zero_waiters.pop(0)
-                    if not waiter.done():
-                        waiter.set_result(rec)
-                    continue
-                if not isinstance(frame, (*PUSH_TYPES, Error)):
-                    self.violations.append(
-                        f"server sent {frame_name(frame)} with request id 0, which only "
-                        "pushes and errors may carry")
-                self.pushes.put_nowait(rec)
+                for event in events:
+                    self._on_event(event, message)
         except ConnectionClosed:
             pass
         finally:
@@ -249,6 +233,26 @@ class Probe:
                     waiter.set_exception(_Lost())
             self._waiting.clear()
             self._zero_waiters.clear()
+
+    def _on_event(self, event: ServerEvent, raw: bytes) -> None:
+        rec = Received(event.request_id, event.frame, raw, next(self._arrivals))
+        frame = event.frame
+        if isinstance(frame, Error) and len(frame.message.encode()) > MAX_ERROR_MESSAGE:
+            self.violations.append(f"ERROR message of {len(frame.message.encode())} "
+                                   f"bytes (at most {MAX_ERROR_MESSAGE})")
+        if isinstance(event, Violation):
+            self.violations.append(f"server sent {event.reason}")
+        if rec.request_id:
+            waiter = self._waiting.pop(rec.request_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(rec)  # a wrong answer too: the check says what it wanted
+            return
+        if isinstance(event, Refused) and self._zero_waiters:
+            waiter = self._zero_waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(rec)
+            return
+        self.pushes.put_nowait(rec)
 
     def close_description(self) -> str:
         code = self.ws.close_code
@@ -260,7 +264,7 @@ class Probe:
     # -- sending
 
     def next_id(self) -> int:
-        return next(self._ids)
+        return self.core.next_request_id()
 
     def encode(self, frame: Frame) -> bytes:
         """The frame's bytes with a fresh request id."""
@@ -290,6 +294,8 @@ class Probe:
         if request_id:
             if request_id in self._waiting:
                 raise RuntimeError(f"request id {request_id} is already in flight")
+            assert isinstance(data, bytes)
+            self.core.expect(data)  # its answer is matched like any other
             by_id = loop.create_future()
             self._waiting[request_id] = by_id
             waiters.append(by_id)
@@ -315,11 +321,25 @@ class Probe:
         finally:
             if by_id is not None and self._waiting.get(request_id) is by_id:
                 del self._waiting[request_id]
+                self.core.forget(request_id)  # an answer arriving later is a violation
             if zero is not None and zero in self._zero_waiters:
                 self._zero_waiters.remove(zero)
             for waiter in waiters:
                 if not waiter.done():
                     waiter.cancel()
+
+    async def close(self) -> None:
+        await _close_ws(self.ws)
+        if not self._reader.done():
+            self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader
+
+
+class Probe(ProbeShell):
+    """One connection to the server under test, with the suite's vocabulary: requests
+    that must succeed, errors that must come, pushes to wait for. Create with
+    `await Probe.open(url)`."""
 
     async def request(self, frame: Frame, expect: type[F], what: str | None = None) -> F:
         """Sends a frame that should succeed; returns the typed answer."""
@@ -406,21 +426,17 @@ class Probe:
     # -- the requests
 
     def register_frame(self, username: str, identity: IdentityKeyPair) -> Register:
-        sig = identity.sign(register_statement(self.url, self.challenge, username,
-                                               identity.public))
-        return Register(username, identity.public, sig)
+        return self.core.register_frame(username, identity.public, identity.sign)
 
     def login_frame(self, username: str, identity: IdentityKeyPair) -> Login:
-        return Login(username, identity.sign(login_statement(self.url, self.challenge, username)))
+        return self.core.login_frame(username, identity.sign)
 
     async def register(self, username: str, identity: IdentityKeyPair) -> None:
         await self.request(self.register_frame(username, identity), Ok,
                            f"REGISTER {username}")
-        self.username = username
 
     async def login(self, username: str, identity: IdentityKeyPair) -> None:
         await self.request(self.login_frame(username, identity), Ok, f"LOGIN {username}")
-        self.username = username
 
     async def upload_signed(self, spk: SignedPreKey, last_resort: KemPreKey) -> None:
         await self.request(UploadSignedPrekeys(spk, last_resort), Ok, "UPLOAD_SIGNED_PREKEYS")
@@ -459,13 +475,6 @@ class Probe:
         for start in range(0, len(envelope_ids), per_frame):
             chunk = tuple(envelope_ids[start:start + per_frame])
             await self.request(Ack(chunk), Ok, f"ACK of {len(chunk)} envelope(s)")
-
-    async def close(self) -> None:
-        await _close_ws(self.ws)
-        if not self._reader.done():
-            self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader
 
 
 async def _close_ws(ws: ClientConnection) -> None:

@@ -28,7 +28,8 @@ from client.models import Direction, State
 from client.tui.app import CHAT_CSS
 from client.tui.chat import ChatPane
 from client.tui.screens import HelpScreen
-from server.relay import Relay, RelayEvent
+from server.events import RelayEvent
+from server.relay import Relay
 from teaching.demo import scenarios
 from teaching.demo.server_pane import ServerPane, narrate_event
 from teaching.demo.world import World, demo_world, hostile_factory

@@ -1,6 +1,6 @@
 """The demo's third pane: everything the relay receives, stores and deletes, live.
 
-It is fed the relay's own observer events (server.relay.RelayEvent): the metadata the
+It is fed the relay's own observer events (server.events): the metadata the
 relay really has. A key toggles a detail view that sets, for the selected envelope,
 what the relay can read beside what it cannot, next to what the sender typed.
 """
@@ -17,7 +17,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from server.relay import RelayEvent
+from server.events import (
+    Acked,
+    BundleTaken,
+    Expired,
+    FrameIn,
+    LoggedIn,
+    Registered,
+    RelayEvent,
+    Stored,
+)
 
 MAX_ROWS = 400
 EXCERPT = 12
@@ -41,28 +50,27 @@ def _hms(stamp: float) -> str:
 
 def narrate_event(event: RelayEvent) -> str | None:
     """One plain sentence for the status line, or None for events not worth one."""
-    f = event.fields
-    if event.kind == "registered":
-        return (f"{f['user'].capitalize()} registered: the relay stored a username and a "
+    if isinstance(event, Registered):
+        return (f"{event.user.capitalize()} registered: the relay stored a username and a "
                 "public identity key, nothing else.")
-    if event.kind == "bundle":
-        opk = f.get("one_time_prekey")
+    if isinstance(event, BundleTaken):
+        opk = event.one_time_prekey
         used = (f"used one-time prekey {opk}, which the relay deleted" if opk is not None
                 else "found no one-time prekey left, so the last-resort keys were used")
-        return (f"{str(f.get('requester', 'someone')).capitalize()} fetched "
-                f"{f['user'].capitalize()}'s key bundle and {used}.")
-    if event.kind == "stored":
-        return (f"Envelope {f['id'].hex()[:8]} stored for {f['recipient'].capitalize()}: "
-                f"{f['size']} bytes of ciphertext, waiting for "
-                f"{f['recipient'].capitalize()} to acknowledge.")
-    if event.kind == "deleted" and f.get("count"):
-        return (f"{f['recipient'].capitalize()} acknowledged: row deleted (and overwritten "
+        return (f"{event.requester.capitalize()} fetched "
+                f"{event.user.capitalize()}'s key bundle and {used}.")
+    if isinstance(event, Stored):
+        return (f"Envelope {event.envelope_id.hex()[:8]} stored for "
+                f"{event.recipient.capitalize()}: {event.size} bytes of ciphertext, waiting "
+                f"for {event.recipient.capitalize()} to acknowledge.")
+    if isinstance(event, Acked) and event.count:
+        return (f"{event.recipient.capitalize()} acknowledged: row deleted (and overwritten "
                 "on disk).")
-    if event.kind == "login":
-        return (f"{f['user'].capitalize()} logged in; the relay delivered "
-                f"{f['delivered']} queued envelopes.")
-    if event.kind == "expired":
-        return f"{f['count']} undelivered envelopes expired and were deleted."
+    if isinstance(event, LoggedIn):
+        return (f"{event.user.capitalize()} logged in; the relay delivered "
+                f"{event.delivered} queued envelopes.")
+    if isinstance(event, Expired):
+        return f"{event.count} undelivered envelopes expired and were deleted."
     return None
 
 
@@ -96,46 +104,45 @@ class ServerPane(Vertical):
     # -- events
 
     def add_event(self, event: RelayEvent, now: float) -> None:
-        f = event.fields
         table: DataTable[str] = self.query_one(DataTable)
         key = None
-        if event.kind == "frame":
-            self.last_sender = f.get("user")
-            who = f.get("user") or "(not logged in)"
-            text = f"{f['type']} from {who}, {f['size']} B"
+        if isinstance(event, FrameIn):
+            self.last_sender = event.user
+            who = event.user or "(not logged in)"
+            text = f"{event.frame_type} from {who}, {event.size} B"
             label = "frame in"
-        elif event.kind == "stored":
-            body: bytes = f["body"]
-            view = EnvelopeView(f["id"], f["recipient"], f["size"], f["received_at"],
-                                body[:EXCERPT].hex(), self.last_sender)
-            self.envelopes[f["id"]] = view
-            key = f["id"].hex()
+        elif isinstance(event, Stored):
+            view = EnvelopeView(event.envelope_id, event.recipient, event.size,
+                                event.received_at, event.body[:EXCERPT].hex(),
+                                self.last_sender)
+            self.envelopes[event.envelope_id] = view
+            key = event.envelope_id.hex()
             text = (f"INSERT envelope {key[:8]} to={view.recipient} {view.size} B "
                     f"{view.excerpt}...")
             label = "row stored"
-        elif event.kind == "deleted":
-            ids: tuple[bytes, ...] = f["ids"]
+        elif isinstance(event, Acked):
+            ids = event.envelope_ids
             for eid in ids:
                 if eid in self.envelopes:
                     self.envelopes[eid].deleted = True
-            text = f"DELETE {len(ids)} envelope(s) of {f['recipient']}: " + ", ".join(
+            text = f"DELETE {len(ids)} envelope(s) of {event.recipient}: " + ", ".join(
                 e.hex()[:8] for e in ids[:3])
             label = "row deleted"
-        elif event.kind == "bundle":
-            opk = f.get("one_time_prekey")
-            text = (f"bundle of {f['user']} for {f.get('requester')}; DELETE one-time "
+        elif isinstance(event, BundleTaken):
+            opk = event.one_time_prekey
+            text = (f"bundle of {event.user} for {event.requester}; DELETE one-time "
                     f"prekey {opk}" if opk is not None else
-                    f"bundle of {f['user']} (last-resort keys)")
+                    f"bundle of {event.user} (last-resort keys)")
             label = "keys out"
-        elif event.kind == "registered":
-            text = f"INSERT account {f['user']} (username, public identity key)"
+        elif isinstance(event, Registered):
+            text = f"INSERT account {event.user} (username, public identity key)"
             label = "row stored"
-        elif event.kind == "login":
-            text = f"{f['user']} logged in, {f['delivered']} queued delivered"
+        elif isinstance(event, LoggedIn):
+            text = f"{event.user} logged in, {event.delivered} queued delivered"
             label = "login"
         else:
-            text = ", ".join(f"{k}={v}" for k, v in f.items() if k != "body")
-            label = event.kind
+            text = f"DELETE {event.count} expired envelope(s)"
+            label = "expired"
         row_key = key or f"r{len(self.row_keys)}"
         self.row_keys.append(row_key)
         table.add_row(_hms(now), label, text, key=row_key)

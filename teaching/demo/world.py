@@ -12,13 +12,12 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from client.core import Client
 from client.store import KdfParams
 from server.config import ServerConfig
 from server.relay import Relay
-from server.serve import run_server
+from server.serve import running_relay
 
 DEMO_KDF = KdfParams(opslimit=2, memlimit=16 * 1024 * 1024)
 """Demo profiles are real encrypted profiles, with a lighter Argon2id so the demo starts
@@ -55,37 +54,27 @@ async def demo_world(narrate: Callable[[str], None] = print,
     """Starts everything; on exit stops it and deletes every file it made."""
     own_dir = workdir is None
     base = Path(tempfile.mkdtemp(prefix="blindrelay-demo-")) if workdir is None else workdir
-    stop = asyncio.Event()
-    started: asyncio.Future[tuple[Relay, int]] = asyncio.get_running_loop().create_future()
     config = ServerConfig(port=0, data_dir=base / "relay")
-    server = asyncio.create_task(run_server(
-        config, stop=stop, ready=lambda r, p: started.set_result((r, p)),
-        relay_factory=relay_factory))
     clients: list[Client] = []
     try:
-        waiting: list[asyncio.Future[Any]] = [started, server]
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if server in done:
-            server.result()
-        relay, port = started.result()
-        url = f"ws://127.0.0.1:{port}"
-        narrate(f"A relay is running at {url}, with a throw-away data directory.")
-        for name in ("alice", "bob"):
-            client = Client.create(base / name, name, url, secrets.token_bytes(16), DEMO_KDF)
-            clients.append(client)
-            await client.connect()
-            await asyncio.wait_for(client.queue_done.wait(), 10)
-            narrate(f"{name.capitalize()} created an identity key, registered and uploaded "
-                    "her prekeys." if name == "alice" else
-                    f"{name.capitalize()} created an identity key, registered and uploaded "
-                    "his prekeys.")
-        yield World(url, relay, clients[0], clients[1], base, narrate)
+        async with running_relay(config, relay_factory) as running:
+            url = running.url
+            narrate(f"A relay is running at {url}, with a throw-away data directory.")
+            try:
+                for name in ("alice", "bob"):
+                    client = Client.create(base / name, name, url, secrets.token_bytes(16),
+                                           DEMO_KDF)
+                    clients.append(client)
+                    await client.connect()
+                    await asyncio.wait_for(client.queue_done.wait(), 10)
+                    narrate(f"{name.capitalize()} created an identity key, registered and "
+                            f"uploaded {'her' if name == 'alice' else 'his'} prekeys.")
+                yield World(url, running.relay, clients[0], clients[1], base, narrate)
+            finally:
+                for client in clients:
+                    await client.disconnect()
+                    client.close()
     finally:
-        for client in clients:
-            await client.disconnect()
-            client.close()
-        stop.set()
-        await asyncio.gather(server, return_exceptions=True)
         if own_dir:
             shutil.rmtree(base, ignore_errors=True)
 

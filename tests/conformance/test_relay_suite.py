@@ -25,6 +25,7 @@ from conformance.relay.fuzz import answer_expected_by_id, judge, nonzero_request
 from conformance.relay.registry import fresh_username, make_prekeys
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire import codec
+from protocol.wire.connection import ServerConnection as ServerCore
 from protocol.wire.frames import (
     Ack,
     Deliver,
@@ -40,7 +41,7 @@ from protocol.wire.frames import (
 )
 from server.config import ServerConfig, default_limits
 from server.relay import Relay
-from server.serve import run_server
+from server.serve import running_relay as serve_relay
 from server.sqlite_store import SqliteStorage
 from server.storage import StoredEnvelope
 from tests.support import ROOT, relay_process, running_relay
@@ -271,30 +272,26 @@ def unused_port() -> int:
 # ---- the suite has teeth ------------------------------------------------------------
 
 
-class AnySignatureRelay(Relay):
+class AnySignatureConnection(ServerCore):
     """Broken on purpose: accepts any REGISTER or LOGIN signature."""
 
-    def _check_statement(self, *args: Any) -> None:
+    def check_statement(self, *args: Any) -> None:
         return None
+
+
+class AnySignatureRelay(Relay):
+    connection_class = AnySignatureConnection
 
 
 async def test_a_relay_accepting_any_signature_fails_the_signature_checks(
         tmp_path: Path) -> None:
     config = ServerConfig(port=0, data_dir=tmp_path)
-    stop = asyncio.Event()
-    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_server(config, stop, lambda _r, port: started.set_result(port),
-                                          relay_factory=AnySignatureRelay))
-    try:
-        url = f"ws://127.0.0.1:{await started}"
-        results = {r.name: r for r in await run_checks(url, "signature")}
+    async with serve_relay(config, AnySignatureRelay) as running:
+        results = {r.name: r for r in await run_checks(running.url, "signature")}
         assert results["register.bad_signature"].failed
         assert results["login.bad_signature"].failed
         assert "expected ERROR BAD_SIGNATURE, got OK" in results["login.bad_signature"].reason
         assert results["prekeys.bad_signed_prekey_signature"].passed
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.fixture

@@ -1,9 +1,15 @@
-"""A token bucket per connection; the clock is passed in."""
+"""The relay's token bucket (docs/PROTOCOL.md 16.3, rate_per_second and rate_burst).
+
+Sans-I/O: the caller passes the time in, so tests and the connection core can drive it
+with any clock.
+"""
 
 from __future__ import annotations
 
 
 class TokenBucket:
+    """Every frame costs one token; tokens refill at `rate` per second up to `burst`."""
+
     __slots__ = ("burst", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float, burst: int, now: float) -> None:
