@@ -175,7 +175,7 @@ class DemoApp(App[int]):
         world.pace = self.pace
         await asyncio.sleep(self.pace)
         try:
-            self.outcome = await scenarios.SCENARIOS[name](world)
+            self.outcome = await scenarios.SCENARIOS[Scenario(name)](world)
             await asyncio.sleep(self.pace)
             self.lesson = self.outcome.lesson
             self.narrate("The scenario is over; the panes stay live.")
