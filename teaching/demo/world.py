@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client.core import Client
+from client.client import Client
 from client.store import KdfParams
 from server.config import ServerConfig
 from server.relay import Relay
