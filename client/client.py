@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,9 +37,10 @@ from client.errors import (
     UnknownContact,
     relay_errors,
 )
-from client.events import Event, Events, Listener, Status, StatusEvent
+from client.events import Event, Events, Listener, Status
 from client.history import UNKNOWN_SENDER, History
 from client.inbox import BeforeAck, Inbox, ReceiveResult
+from client.link import RelayLink
 from client.outbox import Outbox
 from client.prekeys import PrekeyKeeper
 from client.records import Contact, Direction, Message, Profile, State
@@ -59,7 +59,7 @@ from protocol.e2e.content import ReceiptType, Text
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.session import Session
 from protocol.wire.errors import ProtocolError
-from protocol.wire.frames import Deliver, ErrorCode, PrekeysLow, QueueDone, normalize_url
+from protocol.wire.frames import Deliver, ErrorCode, normalize_url
 from protocol.wire.prekeys import PreKeyBundle
 from protocol.wire.usernames import check_username
 
@@ -97,11 +97,7 @@ class Client:
                              lambda: self.username)
         self.inbox = Inbox(store, self.sessions, self.trust, self.prekeys, self.messages,
                            self.outbox, self.events, identity, clock)
-        self.conn: RelayConnection | None = None
-        self.status = Status.OFFLINE
-        self.queue_done = asyncio.Event()
-        self._pump_task: asyncio.Task[None] | None = None
-        self._replenish_task: asyncio.Task[None] | None = None
+        self.link = RelayLink(self.events, self)
 
     @property
     def username(self) -> str:
@@ -152,123 +148,55 @@ class Client:
     def on_event(self, listener: Listener) -> None:
         self.events.listeners.append(listener)
 
-    def _set_status(self, status: Status, detail: str = "") -> None:
-        self.status = status
-        self.events.emit(StatusEvent(status, detail))
+    # -- the relay link (link.py) and what logging in means here
 
-    # -- connection
+    @property
+    def conn(self) -> RelayConnection | None:
+        return self.link.conn
+
+    @property
+    def status(self) -> Status:
+        return self.link.status
+
+    @property
+    def queue_done(self) -> asyncio.Event:
+        return self.link.queue_done
 
     async def connect(self, **kwargs: Any) -> None:
         """Opens a connection, registers (first time) or logs in, and starts handling
-        what the relay pushes. Raises NotConnected or RelayRefused on failure. A
-        connection still held is closed and replaced, not leaked with its task."""
-        if self.conn is not None or self._pump_task is not None:
-            await self.disconnect()
-        self._set_status(Status.CONNECTING)
-        self.queue_done.clear()
-        try:
-            conn = await RelayConnection.open(self.profile.server, **kwargs)
-        except Exception as exc:
-            self._set_status(Status.OFFLINE, str(exc))
-            raise NotConnected(f"cannot reach {self.profile.server}: {exc}") from exc
-        try:
-            with relay_errors():
-                if not self.profile.registered:
-                    await conn.register(self.username, self.identity)
-                    self.profile.registered = True
-                    self._save_profile()
-                else:
-                    await conn.login(self.username, self.identity)
-        except BaseException:
-            await conn.close()
-            self._set_status(Status.OFFLINE, "login failed")
-            raise
-        self.conn = conn
+        what the relay pushes. Raises NotConnected or RelayRefused on failure."""
+        await self.link.connect(self.profile.server, **kwargs)
+
+    async def disconnect(self) -> None:
+        await self.link.disconnect()
+
+    async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
+        """Stays connected until `stop` is set (reconnecting with backoff); raises
+        RelayRefused when the relay refuses this profile for good."""
+        await self.link.run(self.profile.server, stop, max_backoff)
+
+    async def login(self, conn: RelayConnection) -> None:
+        with relay_errors():
+            if not self.profile.registered:
+                await conn.register(self.username, self.identity)
+                self.profile.registered = True
+                self._save_profile()
+            else:
+                await conn.login(self.username, self.identity)
+
+    async def ready(self) -> None:
         # envelope ids older than any the relay could still redeliver (its TTL is shorter)
         self.store.forget_seen(int(self.clock()) - SEEN_RETENTION)
-        self._pump_task = asyncio.get_running_loop().create_task(self._pump(conn))
         try:
             await self.ensure_prekeys()  # before "online": others can reach us from here on
         except (RelayRefused, NotConnected) as exc:
             log.warning("prekey upload failed: %s", exc)
-        self._set_status(Status.ONLINE)
+
+    async def online(self) -> None:
         await self.flush_outbox()
 
-    async def disconnect(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            await conn.close()
-        for task in (self._pump_task, self._replenish_task):
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        self._pump_task = None
-        self._replenish_task = None
-        self._set_status(Status.OFFLINE)
-
-    async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
-        """Stays connected until `stop` is set: reconnects with exponential backoff and
-        full jitter, and resumes from the relay's queue each time. Raises RelayRefused
-        when the relay refuses this profile for good."""
-        attempt = 0
-        while not stop.is_set():
-            try:
-                await self.connect()
-                attempt = 0
-                assert self.conn is not None
-                closed = asyncio.create_task(self.conn.closed.wait())
-                stopped = asyncio.create_task(stop.wait())
-                await asyncio.wait([closed, stopped], return_when=asyncio.FIRST_COMPLETED)
-                closed.cancel()
-                stopped.cancel()
-            except (NotConnected, OSError) as exc:
-                log.info("connection failed: %s", exc)
-            except RelayRefused as exc:
-                self._set_status(Status.OFFLINE, str(exc))
-                if exc.fatal:
-                    raise
-            await self.disconnect()
-            if stop.is_set():
-                break
-            delay = random.uniform(0, min(max_backoff, 0.5 * 2 ** attempt))
-            attempt += 1
-            self._set_status(Status.OFFLINE, f"reconnecting in {delay:.1f} s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-
-    async def _pump(self, conn: RelayConnection) -> None:
-        try:
-            while True:
-                frame = await conn.pushes.get()
-                if isinstance(frame, Deliver):
-                    await self.receive(frame)
-                elif isinstance(frame, QueueDone):
-                    self.queue_done.set()
-                elif isinstance(frame, PrekeysLow):
-                    self._schedule_replenish()
-        except (NotConnected, asyncio.CancelledError):
-            pass
-        except Exception:
-            log.exception("handling a pushed frame failed")
-            await conn.close()
-
-    def _schedule_replenish(self) -> None:
-        if self._replenish_task is None or self._replenish_task.done():
-            self._replenish_task = asyncio.get_running_loop().create_task(
-                self._replenish_quietly())
-
-    async def _replenish_quietly(self) -> None:
-        try:
-            await self.ensure_prekeys()
-        except NotConnected:
-            pass  # done again at the next login
-        except RelayRefused as exc:
-            log.warning("prekey upload failed: %s", exc)
-
     def _require_conn(self) -> RelayConnection:
-        if self.conn is None or self.conn.closed.is_set():
-            raise NotConnected("not connected to the relay")
-        return self.conn
+        return self.link.require()
 
     async def ensure_prekeys(self) -> None:
         await self.prekeys.ensure(self._require_conn())
