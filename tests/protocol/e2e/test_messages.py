@@ -5,6 +5,8 @@ including the 19 non-canonical X25519 encodings 2^255-19 .. 2^255-1."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.e2e.messages import (
     HEADER_LEN,
@@ -68,3 +70,25 @@ def test_malformed_layouts_are_refused_by_both(message: bytes) -> None:
         parse_header(message)
     with pytest.raises(DecodeError):
         RatchetMessage.decode(message)
+
+
+def _outcome(parse: object, data: bytes) -> object:
+    try:
+        return parse(data)  # type: ignore[operator]
+    except DecodeError:
+        return DecodeError
+
+
+@given(st.binary(min_size=0, max_size=120),
+       st.sampled_from([None, *NON_CANONICAL, *TOP_BIT_SET]))
+def test_the_fast_path_and_the_decoder_agree_on_any_bytes(data: bytes, dh: bytes | None
+                                                          ) -> None:
+    if dh is not None and len(data) >= 2:
+        data = b"\x01\x05" + dh + data[2:]
+    fast = _outcome(parse_header, data)
+    full = _outcome(RatchetMessage.decode, data)
+    if fast is DecodeError or full is DecodeError:
+        assert fast is full
+    else:
+        assert isinstance(full, RatchetMessage)
+        assert fast == (full.header.dh, full.header.pn, full.header.n)
