@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from client.client import Client
+from client.client import MAX_TEXT, Client
 from client.errors import ClientError, NotConnected, Refused, RelayRefused, UnknownContact
 from client.records import Direction, Message, State
 from protocol.e2e.keys import IdentityKeyPair
@@ -73,6 +73,25 @@ async def test_batches_respect_max_recipients(tmp_path: Path) -> None:
         await online(alice)
         await wait_last(bob, "alice", "offline 4")
         assert sends_by(frames, "alice") == 3  # 2 + 2 + 1
+        await shut(alice, bob)
+
+
+async def test_batches_respect_max_frame(tmp_path: Path) -> None:
+    """Six messages of the largest size: four fit one 256 KiB SEND, then two."""
+    async with running_relay(tmp_path / "relay") as relay:
+        alice, bob = await _talking(tmp_path, relay.url)
+        await alice.disconnect()
+        big = [f"{i}" + "x" * (MAX_TEXT - 1) for i in range(6)]
+        for text in big:
+            await alice.send_text("bob", text)
+        frames: list[RelayEvent] = []
+        relay.relay.observers.append(frames.append)
+        await online(alice)
+        await wait_last(bob, "alice", big[-1])
+        assert received(bob, "alice")[-6:] == big
+        assert sends_by(frames, "alice") == 2
+        assert all(e.fields["size"] <= relay.config.limits.max_frame
+                   for e in frames if e.kind == "frame")
         await shut(alice, bob)
 
 
