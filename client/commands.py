@@ -15,18 +15,11 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from client.connection import RelayError
-from client.core import (
-    Client,
-    ClientError,
-    Event,
-    KeyChangeBlocked,
-    MessageEvent,
-    NotConnected,
-    UnknownContact,
-)
-from client.models import Direction, Message, State
+from client.client import Client
+from client.errors import ClientError, KeyChangeBlocked, NotConnected, RelayRefused, UnknownContact
+from client.events import Event, MessageEvent
 from client.paths import PASSPHRASE_ENV, resolve_home
+from client.records import Direction, Message, State
 from client.store import NoProfile, ProfileExists, Store, StoreError, WrongPassphrase
 from protocol.wire.errors import ProtocolError
 
@@ -54,7 +47,8 @@ class CommandError(Exception):
 def _passphrase(args: argparse.Namespace, confirm: bool = False) -> bytes:
     if args.passphrase_file is not None:
         try:
-            return args.passphrase_file.read_text().rstrip("\r\n").encode()
+            text: str = args.passphrase_file.read_text()
+            return text.rstrip("\r\n").encode()
         except OSError as exc:
             raise CommandError(f"cannot read --passphrase-file: {exc}", EXIT_USAGE) from exc
     env = os.environ.get(PASSPHRASE_ENV)
@@ -93,7 +87,7 @@ async def _connect(client: Client) -> None:
         await client.connect()
     except NotConnected as exc:
         raise CommandError(str(exc), EXIT_UNREACHABLE) from exc
-    except RelayError as exc:
+    except RelayRefused as exc:
         raise CommandError(f"the relay refused the login: {exc}", EXIT_ERROR) from exc
     try:
         await asyncio.wait_for(client.queue_done.wait(), 30)
@@ -155,8 +149,8 @@ async def cmd_send(args: argparse.Namespace) -> int:
         await _connect(client)
         message = await client.send_text(args.name, text)
         await client.flush_outbox()
-        state = client.store.message(message.row_id)
-        final = Message.decode(state).state if state else message.state
+        stored = client.message(message.row_id)
+        final = stored.state if stored else message.state
         if final is State.FAILED:
             raise CommandError("the relay refused the message")
         if final is State.SENDING:
@@ -309,7 +303,7 @@ def run_client_command(args: argparse.Namespace) -> int:
     except NotConnected as exc:
         print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    except (ClientError, RelayError, ProtocolError) as exc:
+    except ClientError as exc:
         print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

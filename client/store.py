@@ -7,12 +7,16 @@ rows cannot be swapped. Rows are found by HMAC-SHA256 tags of their names, never
 the names themselves: the file shows how many rows there are, not whom they concern.
 
 A wrong passphrase fails the key check before anything is read or written.
+
+`Store` is the encrypted row engine; the typed repositories below (profile, prekeys,
+contacts, session records, messages, outbox) are the only code that names its tables.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -25,6 +29,10 @@ import nacl.exceptions
 import nacl.pwhash
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from client.records import Contact, Message, OutboxItem, PrekeyKind, Profile
+from protocol.e2e.session import Session
+from protocol.e2e.session_record import MAX_ACCEPTED, SessionRecord
 
 STORE_FILENAME = "profile.sqlite3"
 SCHEMA_VERSION = 1
@@ -321,6 +329,148 @@ class Store:
     def forget_seen(self, before: int) -> None:
         with self.transaction():
             self.db.execute("DELETE FROM seen WHERE at<?", (before,))
+
+
+# -- typed repositories: the only code that names the tables
+
+
+class ProfileRepo:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load(self) -> Profile | None:
+        data = self.store.get("settings", b"setting", b"profile")
+        return None if data is None else Profile.decode(data)
+
+    def save(self, profile: Profile) -> None:
+        self.store.put("settings", b"setting", b"profile", profile.encode())
+
+    def legacy_base_keys(self) -> list[bytes]:
+        """The one list of accepted initial messages (EK_A) that profiles kept before
+        session records held their own (read only to migrate them)."""
+        data = self.store.get("settings", b"setting", b"base_keys")
+        return [] if data is None else [bytes.fromhex(k) for k in json.loads(data)]
+
+
+class PrekeyRepo:
+    """Private prekeys by (kind, id), with their creation time."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @staticmethod
+    def _name(kind: PrekeyKind, key_id: int) -> tuple[bytes, bytes]:
+        return b"prekey:" + kind.value.encode(), key_id.to_bytes(4, "big")
+
+    def put(self, kind: PrekeyKind, key_id: int, private: bytes, now: float) -> None:
+        self.store.put("prekeys", *self._name(kind, key_id), json.dumps(
+            {"id": key_id, "private": private.hex(), "created": now}).encode(),
+            extra={"kind": kind.value})
+
+    def get(self, kind: PrekeyKind, key_id: int) -> bytes | None:
+        data = self.store.get("prekeys", *self._name(kind, key_id))
+        return None if data is None else bytes.fromhex(json.loads(data)["private"])
+
+    def delete(self, kind: PrekeyKind, key_id: int) -> None:
+        self.store.delete("prekeys", *self._name(kind, key_id))
+
+    def prune(self, kind: PrekeyKind, keep_id: int, created_before: float) -> None:
+        """Deletes the prekeys of `kind` other than `keep_id` made before the time."""
+        rows = self.store.db.execute("SELECT tag, data FROM prekeys WHERE kind=?",
+                                     (kind.value,)).fetchall()
+        for tag, data in rows:
+            entry = json.loads(self.store._open(b"prekeys", bytes(tag), bytes(data)))
+            if entry["id"] != keep_id and entry["created"] < created_before:
+                self.store.db.execute("DELETE FROM prekeys WHERE tag=?", (tag,))
+
+
+class ContactRepo:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, name: str) -> Contact | None:
+        data = self.store.get("contacts", b"contact", name.encode())
+        return None if data is None else Contact.decode(data)
+
+    def all(self) -> list[Contact]:
+        return [Contact.decode(d) for d in self.store.all("contacts")]
+
+    def save(self, contact: Contact) -> None:
+        self.store.put("contacts", b"contact", contact.name.encode(), contact.encode())
+
+
+class SessionRepo:
+    """One SessionRecord per peer (PROTOCOL.md 13.3). Profiles made before records
+    kept up to three session rows per peer and one list of accepted initial messages;
+    `load` assembles a record from them and `save` replaces them."""
+
+    LEGACY = (b"session", b"pending", b"previous")
+
+    def __init__(self, store: Store, profiles: ProfileRepo) -> None:
+        self.store = store
+        self.profiles = profiles
+
+    def load(self, name: str) -> SessionRecord:
+        data = self.store.get("sessions", b"record", name.encode())
+        if data is not None:
+            return SessionRecord.deserialize(data)
+        current, pending, previous = (
+            None if (row := self.store.get("sessions", kind, name.encode())) is None
+            else Session.deserialize(row) for kind in self.LEGACY)
+        if current is None and pending is None and previous is None:
+            return SessionRecord()
+        accepted = list(dict.fromkeys(self.profiles.legacy_base_keys()))[-MAX_ACCEPTED:]
+        return SessionRecord(current, pending, previous, accepted)
+
+    def save(self, name: str, record: SessionRecord) -> None:
+        with self.store.transaction():
+            self.store.put("sessions", b"record", name.encode(), record.serialize())
+            for kind in self.LEGACY:
+                self.store.delete("sessions", kind, name.encode())
+
+    def forget(self, name: str) -> None:
+        """Drops every session with the peer (the next message starts a new one)."""
+        with self.store.transaction():
+            for kind in (b"record", *self.LEGACY):
+                self.store.delete("sessions", kind, name.encode())
+
+
+class MessageRepo:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add(self, message: Message) -> int:
+        message.row_id = self.store.add_message(message.contact, message.message_id or None,
+                                                message.encode())
+        return message.row_id
+
+    def update(self, message: Message) -> None:
+        self.store.update_message(message.row_id, message.encode())
+
+    def get(self, row_id: int) -> Message | None:
+        data = self.store.message(row_id)
+        return None if data is None else Message.decode(data, row_id)
+
+    def conversation(self, name: str, limit: int, before: int | None = None
+                     ) -> list[Message]:
+        return [Message.decode(d, row) for row, d in self.store.messages(name, limit, before)]
+
+    def by_message_id(self, message_id: bytes) -> list[Message]:
+        return [Message.decode(d, row) for row, d in self.store.find_messages(message_id)]
+
+
+class OutboxRepo:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add(self, item: OutboxItem) -> int:
+        return self.store.add_outbox(item.encode())
+
+    def items(self) -> list[tuple[int, OutboxItem]]:
+        return [(row, OutboxItem.decode(d)) for row, d in self.store.outbox()]
+
+    def delete(self, row_id: int) -> None:
+        self.store.delete_outbox(row_id)
 
 
 def _derive(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:

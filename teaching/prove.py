@@ -135,7 +135,7 @@ def _wait_line(proc: subprocess.Popen[str], pattern: re.Pattern[str] | str,
 
 
 async def _send_all(home: Path, url: str, canaries: list[str]) -> None:
-    from client.core import Client
+    from client.client import Client
     from client.store import KdfParams
 
     fast = KdfParams(opslimit=1, memlimit=8 * 1024 * 1024)
@@ -153,7 +153,7 @@ async def _send_all(home: Path, url: str, canaries: list[str]) -> None:
 def receiver_main(home: str, url: str, count: int) -> None:
     """The control process: registers bob, receives `count` messages, keeps their text
     in memory, prints READY and waits for its standard input to close."""
-    from client.core import Client
+    from client.client import Client
     from client.store import KdfParams
 
     async def run() -> list[str]:

@@ -1,4 +1,4 @@
-"""The Textual chat app: a thin view over `client.core.Client`.
+"""The Textual chat app: a thin view over `client.client.Client`.
 
 Nothing in here touches keys, sessions or the store directly; every action goes
 through the library, and every change the library makes reaches the view as an

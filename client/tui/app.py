@@ -20,8 +20,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker
 
-from client.connection import RelayError
-from client.core import Client, Event
+from client.client import Client
+from client.errors import RelayRefused
+from client.events import Event
 from client.tui.chat import ChatScreen
 from client.tui.screens import HelpScreen
 
@@ -79,7 +80,7 @@ class ChatApp(App[int]):
     async def _run_client(self) -> None:
         try:
             await self.client.run(self.stop)
-        except RelayError as exc:
+        except RelayRefused as exc:
             self.notify(f"The relay refused this profile: {exc}", title="Offline",
                         severity="error", timeout=30)
 

@@ -19,26 +19,22 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
-from client.connection import ConnectionLost, RelayError
-from client.core import (
-    UNKNOWN_SENDER,
-    Client,
+from client.client import Client
+from client.errors import (
     ClientError,
-    ContactEvent,
-    Event,
+    ConnectionDropped,
     KeyChangeBlocked,
-    MessageEvent,
     NotConnected,
-    StatusEvent,
     UnknownContact,
 )
-from client.models import Message
+from client.events import ContactEvent, Event, MessageEvent, StatusEvent
+from client.history import UNKNOWN_SENDER
+from client.records import Message
 from client.tui.composer import Composer
 from client.tui.contacts import ContactList
 from client.tui.conversation import ConversationView, MessageLog
 from client.tui.screens import NewConversationScreen, SafetyNumberScreen
 from client.tui.status import StatusBar
-from protocol.wire.errors import ProtocolError
 
 log = logging.getLogger("blindrelay.tui")
 
@@ -52,12 +48,12 @@ def send_error_text(name: str, exc: Exception) -> str:
     if isinstance(exc, KeyChangeBlocked):
         return (f"Not sent: {name}'s identity key has changed. Press Ctrl+T to compare "
                 "safety numbers and accept the new key.")
+    if isinstance(exc, ConnectionDropped):
+        return f"Not sent: the connection dropped while fetching {name}'s keys. Try again."
     if isinstance(exc, NotConnected):
         return f"Not sent: not connected to the relay (needed to fetch {name}'s keys). {exc}"
     if isinstance(exc, UnknownContact):
         return f"Not sent: the relay has no user {name!r}."
-    if isinstance(exc, ConnectionLost):
-        return f"Not sent: the connection dropped while fetching {name}'s keys. Try again."
     return f"Not sent: {exc}"
 
 
@@ -146,7 +142,7 @@ class ChatPane(Vertical):
     async def _mark_read(self, name: str) -> None:
         try:
             await self.client.mark_read(name)
-        except (ClientError, RelayError, ConnectionLost, OSError) as exc:
+        except ClientError as exc:
             log.info("marking %s read failed: %s", name, exc)
 
     @on(ContactList.Opened)
@@ -168,7 +164,7 @@ class ChatPane(Vertical):
         async with self._send_lock:
             try:
                 await self.client.send_text(name, text)
-            except (ClientError, ProtocolError, RelayError, ConnectionLost, OSError) as exc:
+            except ClientError as exc:
                 self._send_failed(name, text, exc)
             except Exception as exc:  # the app must outlive any library bug
                 log.exception("sending to %s failed", name)

@@ -7,7 +7,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from client.models import Contact
+from client.records import Contact
 from client.tui.render import contact_row
 
 EMPTY_ID = "-empty-"

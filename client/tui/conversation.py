@@ -17,8 +17,8 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from client.core import UNKNOWN_SENDER
-from client.models import Contact, Direction, Message
+from client.history import UNKNOWN_SENDER
+from client.records import Contact, Direction, Message
 from client.tui.composer import Composer
 from client.tui.render import message_content, message_kind, trust_text
 

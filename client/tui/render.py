@@ -9,8 +9,8 @@ import time
 import segno
 from textual.content import Content
 
-from client.core import UNKNOWN_SENDER
-from client.models import Contact, Direction, Message, State, Trust
+from client.history import UNKNOWN_SENDER
+from client.records import Contact, Direction, Message, State, Trust
 
 STATE_LABELS: dict[State, tuple[str, str]] = {
     State.SENDING: ("◷ sending", "$warning"),

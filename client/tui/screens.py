@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Static
 
-from client.models import Contact
+from client.records import Contact
 from client.tui.keys import HELP_KEYS
 from client.tui.render import qr_text, trust_text
 from protocol.wire.errors import InvalidUsername

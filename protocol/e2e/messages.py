@@ -30,19 +30,28 @@ def encode_header(dh: bytes, pn: int, n: int) -> bytes:
 
 
 def parse_header(message: bytes) -> tuple[bytes, int, int]:
-    """(dh, pn, n) of an encoded RatchetMessage, checking its whole layout: the
-    ratchet's fast path, equivalent to RatchetMessage.decode."""
+    """(dh, pn, n) of an encoded RatchetMessage, checking its whole layout (the
+    ratchet's fast path): the same checks as RatchetMessage.decode, through the one
+    header parser `_read_header`."""
     body_len = len(message) - HEADER_LEN
     if body_len < BLOCK + MAC_LEN or (body_len - MAC_LEN) % BLOCK:
         if body_len < 0:
             raise DecodeError(f"header must be {HEADER_LEN} bytes")
         raise DecodeError("ciphertext length is not a whole number of blocks plus a MAC")
-    version, key_type, dh, pn, n = _HEADER.unpack_from(message)
+    return _read_header(message)
+
+
+def _read_header(data: bytes) -> tuple[bytes, int, int]:
+    """The one parser of the 42 header bytes at the start of `data` (PROTOCOL.md 7.2):
+    version, key type and a canonical X25519 ratchet key (u < 2^255 - 19; the 19
+    encodings 2^255 - 19 .. 2^255 - 1 and any with the top bit set are refused)."""
+    version, key_type, dh, pn, n = _HEADER.unpack_from(data)
     if version != MESSAGE_VERSION:
         raise DecodeError(f"unknown message version {version}")
     if key_type != TYPE_X25519:
         raise DecodeError(f"ratchet key type {key_type:#04x}, expected 0x05")
-    if dh[31] & 0x80 and int.from_bytes(dh, "little") >= X25519_P:
+    # only keys whose last byte is 0x7f or more can reach p; the rest skip the bignum
+    if dh[31] >= 0x7F and int.from_bytes(dh, "little") >= X25519_P:
         raise DecodeError("non-canonical X25519 ratchet key")
     return dh, pn, n
 
@@ -63,13 +72,7 @@ class Header:
     def decode(cls, data: bytes) -> Header:
         if len(data) != HEADER_LEN:
             raise DecodeError(f"header must be {HEADER_LEN} bytes")
-        version, key_type, dh, pn, n = _HEADER.unpack(data)
-        if version != MESSAGE_VERSION:
-            raise DecodeError(f"unknown message version {version}")
-        if key_type != TYPE_X25519:
-            raise DecodeError(f"ratchet key type {key_type:#04x}, expected 0x05")
-        if int.from_bytes(dh, "little") >= X25519_P:
-            raise DecodeError("non-canonical X25519 ratchet key")
+        dh, pn, n = _read_header(data)
         return cls(dh, pn, n)
 
 
@@ -86,11 +89,8 @@ class RatchetMessage:
 
     @classmethod
     def decode(cls, data: bytes) -> RatchetMessage:
-        header = Header.decode(data[:HEADER_LEN])
-        body = data[HEADER_LEN:]
-        if len(body) < BLOCK + MAC_LEN or (len(body) - MAC_LEN) % BLOCK:
-            raise DecodeError("ciphertext length is not a whole number of blocks plus a MAC")
-        return cls(header, body)
+        dh, pn, n = parse_header(data)
+        return cls(Header(dh, pn, n), data[HEADER_LEN:])
 
 
 @dataclass(frozen=True, slots=True)

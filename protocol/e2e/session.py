@@ -87,13 +87,14 @@ class Session:
     def respond(
         cls,
         identity: IdentityKeyPair,
-        message: bytes,
+        message: bytes | PreKeyMessage,
         lookup: PrekeyLookup,
         rng: Rng = default_rng,
     ) -> tuple[Session, bytes, Consumed]:
-        """Sets up Bob's side from an initial message and decrypts its first ratchet
-        message. Returns the session, the plaintext and the one-time prekeys to delete."""
-        msg = PreKeyMessage.decode(message)
+        """Sets up Bob's side from an initial message (encoded, or already decoded by
+        the caller so it is parsed once) and decrypts its first ratchet message.
+        Returns the session, the plaintext and the one-time prekeys to delete."""
+        msg = message if isinstance(message, PreKeyMessage) else PreKeyMessage.decode(message)
         keys = lookup(msg)
         agreement = pqxdh.respond(identity, msg, keys.signed_prekey, keys.kem_prekey,
                                   keys.one_time_prekey)
@@ -117,13 +118,17 @@ class Session:
         """Decrypts a message for this existing session. An initial message must
         repeat the one that set the session up; a fresh one needs `respond`."""
         if kind is MessageKind.PREKEY:
-            msg = PreKeyMessage.decode(message)
-            if self.base_key is None or msg.ephemeral != self.base_key:
-                raise SessionSetupError("initial message for a different session")
-            return self._open(msg.message.encode())
+            return self.decrypt_initial(PreKeyMessage.decode(message))
         plaintext = self._open(message)
         self.pending_prefix = None  # the peer has our session: stop repeating PQXDH data
         return plaintext
+
+    def decrypt_initial(self, msg: PreKeyMessage) -> bytes:
+        """Decrypts a repeated initial message (already decoded) for this session: it
+        must carry the base key EK_A that set the session up (section 9)."""
+        if self.base_key is None or msg.ephemeral != self.base_key:
+            raise SessionSetupError("initial message for a different session")
+        return self._open(msg.message.encode())
 
     def _open(self, message: bytes) -> bytes:
         return self.ratchet.decrypt(message, _unpad)

@@ -23,8 +23,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from client.core import UNKNOWN_SENDER, Event, MessageEvent
-from client.models import Direction, State
+from client.events import Event, MessageEvent
+from client.history import UNKNOWN_SENDER
+from client.records import Direction, State
 from client.tui.app import CHAT_CSS
 from client.tui.chat import ChatPane
 from client.tui.screens import HelpScreen

@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.core import UNKNOWN_SENDER, Client, KeyChangeBlocked
-from client.models import Direction, Message, State
+from client.client import Client
+from client.errors import KeyChangeBlocked
+from client.history import UNKNOWN_SENDER
+from client.records import Direction, Message, State
 from protocol.e2e.sealed import unseal
 from protocol.e2e.session import Session
 from protocol.wire.errors import ProtocolError
@@ -167,7 +169,7 @@ async def keep_everything(world: World) -> Outcome:
     world.narrate("Now the relay 'seizes' Bob's device: his identity key and his current "
                   "session state.")
     identity = world.bob.identity
-    seized = world.bob._session("alice")
+    seized = world.bob.sessions.load("alice").current
     assert seized is not None
     opened = decrypted = 0
     for k in kept:

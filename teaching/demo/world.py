@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from client.core import Client
+from client.client import Client
 from client.store import KdfParams
 from server.config import ServerConfig
 from server.relay import Relay

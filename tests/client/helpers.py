@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from client.client import Client
 from client.connection import RelayConnection
-from client.core import Client, Event, MessageEvent
-from client.models import Direction, Message, State
+from client.events import Event, MessageEvent
+from client.records import Direction, Message, State
 from client.store import KdfParams
 from protocol.wire.frames import Deliver, QueueDone
 

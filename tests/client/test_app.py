@@ -29,8 +29,9 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 from textual.widgets._toast import Toast
 
-from client.core import UNKNOWN_SENDER, Client
-from client.models import Direction, Message, State, Trust
+from client.client import Client
+from client.history import UNKNOWN_SENDER
+from client.records import Direction, Message, State, Trust
 from client.tui.app import ChatApp
 from client.tui.capture import screen_text
 from client.tui.chat import ChatPane, ChatScreen
@@ -552,7 +553,7 @@ async def test_message_log_at_full_scale() -> None:
 def test_the_library_never_imports_the_ui() -> None:
     """The app is a view over the library, never the other way round."""
     code = ("import json, sys\n"
-            "import client.core, client.models, client.store, client.connection\n"
+            "import client.client, client.records, client.store, client.connection\n"
             "print(json.dumps(sorted(sys.modules)))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2],
                          capture_output=True, text=True, check=True)

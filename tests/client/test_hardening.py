@@ -18,7 +18,7 @@ def test_profile_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
         store = Store.create(tmp_path / "home", b"pw")
-        store.put("settings", b"setting", b"x", b"secret")
+        store.add_message("someone", None, b"secret")
         for path in (tmp_path / "home").iterdir():
             assert path.stat().st_mode & 0o077 == 0, path.name
         store.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from client.models import Direction, State
+from client.records import Direction, State
 from tests.client.helpers import make_client, texts, wait_for
 from tests.support import running_relay
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from client.models import Direction, Message, State
+from client.records import Direction, Message, State
 from tests.client.helpers import (
     StateLog,
     intercept,

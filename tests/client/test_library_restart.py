@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from client.core import FAULT_ENV, Client, MessageEvent, StatusEvent
-from client.models import Direction, OutboxItem, State
+from client.client import Client
+from client.events import MessageEvent, StatusEvent
+from client.records import Direction, OutboxItem, State
 from tests.client.helpers import (
     PASSPHRASE,
     StateLog,
@@ -200,7 +200,7 @@ async def _run_receiver_until_crash(home: Path) -> int:
     """Runs a receiving client as a process that dies between commit and ACK."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.client.receiver_process", str(home), PASSPHRASE.decode(),
-        cwd=ROOT, env=dict(os.environ, **{FAULT_ENV: "exit-before-ack"}),
+        "exit-before-ack", cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         _, err = await asyncio.wait_for(proc.communicate(), 30)

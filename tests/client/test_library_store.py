@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from client.core import Client
+from client.client import Client
 from client.store import (
     STORE_FILENAME,
     CorruptStore,

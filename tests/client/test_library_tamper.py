@@ -12,8 +12,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-from client.core import UNKNOWN_SENDER, Client
-from client.models import Direction, State
+from client.client import Client
+from client.history import UNKNOWN_SENDER
+from client.records import Direction, State
 from protocol.e2e.sealed import SealedContent, seal, unseal
 from protocol.wire.frames import Deliver
 from tests.client.helpers import (
@@ -178,7 +179,7 @@ async def test_an_old_initial_message_cannot_set_a_session_up_again(tmp_path: Pa
         await online(bob)
         await bob.receive(first)
         for restart in ("second start", "third start"):
-            alice.store.delete("sessions", b"session", b"bob")  # alice starts over
+            alice.sessions.forget("bob")  # alice starts over
             await alice.send_text("bob", restart)
             await wait_for(lambda restart=restart: restart in received(bob, "alice"))
         [notice] = (await bob.receive(_new_id(first))).messages

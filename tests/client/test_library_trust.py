@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from client.core import Client, ClientError, KeyChangeBlocked
-from client.models import Direction, State, Trust
+from client.client import Client
+from client.errors import ClientError, KeyChangeBlocked
+from client.records import Direction, State, Trust
 from tests.client.helpers import (
     make_client,
     notices,
@@ -91,7 +92,7 @@ async def test_key_change_found_in_a_fetched_bundle_blocks_sending(tmp_path: Pat
         new_bob = await make_client(tmp_path / "new", "bob", relay_b.url)
         # alice has bob's key pinned but no session any more (as after a reset), so
         # her next message starts one from the bundle relay B hands out
-        alice.store.delete("sessions", b"session", b"bob")
+        alice.sessions.forget("bob")
 
         with pytest.raises(KeyChangeBlocked):
             await alice.send_text("bob", "are you there?")

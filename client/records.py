@@ -1,5 +1,6 @@
-"""The client's records: contacts, messages and outbox entries, as stored (JSON inside
-the store's encryption) and as the CLI and the app show them."""
+"""The client's records: the profile, contacts, messages and outbox entries, as stored
+(JSON inside the store's encryption, client/store.py) and as the CLI and the app show
+them."""
 
 from __future__ import annotations
 
@@ -27,6 +28,15 @@ class State(StrEnum):
 
 
 STATE_ORDER = {State.SENDING: 0, State.SENT: 1, State.DELIVERED: 2, State.READ: 3}
+
+
+class PrekeyKind(StrEnum):
+    """Which private prekey a stored one is (PROTOCOL.md section 4)."""
+
+    ONE_TIME = "opk"
+    KEM_ONE_TIME = "kem_ot"
+    SIGNED = "spk"
+    KEM_LAST_RESORT = "kem_lr"
 
 
 class Trust(StrEnum):
@@ -127,3 +137,30 @@ class OutboxItem:
     def decode(cls, data: bytes) -> OutboxItem:
         d = json.loads(data)
         return cls(d["recipient"], bytes.fromhex(d["envelope"]), d["message_row"])
+
+
+@dataclass
+class Profile:
+    """Who this profile is and where its prekey upkeep stands."""
+
+    username: str
+    server: str
+    identity_seed: bytes
+    next_one_time_id: int = 1
+    next_kem_id: int = 1
+    signed_prekey_id: int = 0
+    last_resort_id: int = 0
+    signed_prekey_created: float = 0.0
+    registered: bool = False
+    signed_prekey_server: str = ""  # the relay that confirmed the current signed prekey
+
+    def encode(self) -> bytes:
+        d = dict(self.__dict__)
+        d["identity_seed"] = self.identity_seed.hex()
+        return json.dumps(d).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Profile:
+        d = json.loads(data)
+        d["identity_seed"] = bytes.fromhex(d["identity_seed"])
+        return cls(**d)

@@ -1,0 +1,360 @@
+"""The client library: where the secrets live. The CLI and the chat app are thin
+views over `Client`, which composes the parts (docs/CLIENT.md):
+
+- inbox.py: receiving (unseal once, one session record load and save per message);
+- outbox.py: sending, in order, several envelopes per SEND;
+- prekeys.py: prekey upkeep; trust.py: contacts, verification, key changes;
+- history.py: the chat history; events.py: what views are told; store.py: the
+  encrypted store's typed repositories; errors.py: the one ClientError tree.
+
+Guarantees:
+- a received message, the new ratchet state, consumed prekeys and the receipts it
+  triggers commit in one transaction *before* the envelope is acknowledged;
+- an outgoing message is encrypted, stored and queued in one transaction, and leaves
+  the outbox only when the relay acknowledged it;
+- identity keys are pinned on first contact; a changed key blocks sending to that
+  contact until the user accepts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from client.connection import RelayConnection
+from client.errors import (
+    ClientError,
+    KeyChangeBlocked,
+    NotConnected,
+    Refused,
+    RelayRefused,
+    UnknownContact,
+    relay_errors,
+)
+from client.events import Event, Events, Listener, Status
+from client.history import UNKNOWN_SENDER, History
+from client.inbox import BeforeAck, Inbox, ReceiveResult
+from client.link import RelayLink
+from client.outbox import Outbox
+from client.prekeys import PrekeyKeeper
+from client.records import Contact, Direction, Message, Profile, State
+from client.store import (
+    ContactRepo,
+    KdfParams,
+    MessageRepo,
+    OutboxRepo,
+    PrekeyRepo,
+    ProfileRepo,
+    SessionRepo,
+    Store,
+)
+from client.trust import TrustBook
+from protocol.e2e.content import ReceiptType, Text
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.e2e.session import Session
+from protocol.wire.errors import ProtocolError
+from protocol.wire.frames import Deliver, ErrorCode, normalize_url
+from protocol.wire.prekeys import PreKeyBundle
+from protocol.wire.usernames import check_username
+
+log = logging.getLogger("blindrelay.client")
+
+SEEN_RETENTION = 60 * 24 * 3600
+MAX_TEXT = 60_000
+
+__all__ = ["MAX_TEXT", "UNKNOWN_SENDER", "Client", "ClientError", "Event", "KeyChangeBlocked",
+           "NotConnected", "ReceiveResult", "Refused", "RelayRefused", "UnknownContact"]
+
+
+class Client:
+    def __init__(self, store: Store, home: Path, clock: Callable[[], float] = time.time,
+                 before_ack: BeforeAck | None = None) -> None:
+        self.store = store
+        self.home = home
+        self.clock = clock
+        self.before_ack = before_ack
+        self.profiles = ProfileRepo(store)
+        profile = self.profiles.load()
+        if profile is None:
+            raise ClientError("the profile holds no identity; run 'blindrelay init' again")
+        self.profile = profile
+        identity = IdentityKeyPair.from_seed(profile.identity_seed)
+        clock = self._now  # the parts read the time through the client: tests replace it
+        self.events = Events()
+        self.sessions = SessionRepo(store, self.profiles)
+        self.messages = History(MessageRepo(store), self.events, clock)
+        self.trust = TrustBook(store, ContactRepo(store), self.sessions, self.messages,
+                               self.events, identity, lambda: self.username, clock)
+        self.prekeys = PrekeyKeeper(store, PrekeyRepo(store), self.profiles, profile,
+                                    identity, clock)
+        self.outbox = Outbox(store, OutboxRepo(store), self.messages, self.events,
+                             lambda: self.username)
+        self.inbox = Inbox(store, self.sessions, self.trust, self.prekeys, self.messages,
+                           self.outbox, self.events, identity, clock)
+        self.link = RelayLink(self.events, self)
+
+    @property
+    def username(self) -> str:
+        return self.profile.username
+
+    @property
+    def identity(self) -> IdentityKeyPair:
+        return self.inbox.identity
+
+    @identity.setter
+    def identity(self, identity: IdentityKeyPair) -> None:
+        """Replacing the identity (tests pin one before it is registered) reaches
+        every part that signs or decrypts with it."""
+        self.inbox.identity = self.trust.identity = self.prekeys.identity = identity
+
+    def _now(self) -> float:
+        return self.clock()
+
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.events.listeners
+
+    # -- creating and opening a profile
+
+    @classmethod
+    def create(cls, home: Path, username: str, server: str, passphrase: bytes | None,
+               params: KdfParams | None = None) -> Client:
+        """A new local profile with a fresh identity (not yet registered)."""
+        check_username(username)
+        store = Store.create(home, passphrase, params)
+        identity = IdentityKeyPair.generate()
+        ProfileRepo(store).save(Profile(username, normalize_url(server), identity.seed))
+        return cls(store, home)
+
+    @classmethod
+    def open(cls, home: Path, passphrase: bytes | None,
+             before_ack: BeforeAck | None = None) -> Client:
+        """`before_ack` runs after each received envelope committed and before it is
+        acknowledged: the crash tests end the process there."""
+        return cls(Store.open(home, passphrase), home, before_ack=before_ack)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _save_profile(self) -> None:
+        self.profiles.save(self.profile)
+
+    def on_event(self, listener: Listener) -> None:
+        self.events.listeners.append(listener)
+
+    # -- the relay link (link.py) and what logging in means here
+
+    @property
+    def conn(self) -> RelayConnection | None:
+        return self.link.conn
+
+    @property
+    def status(self) -> Status:
+        return self.link.status
+
+    @property
+    def queue_done(self) -> asyncio.Event:
+        return self.link.queue_done
+
+    async def connect(self, **kwargs: Any) -> None:
+        """Opens a connection, registers (first time) or logs in, and starts handling
+        what the relay pushes. Raises NotConnected or RelayRefused on failure."""
+        await self.link.connect(self.profile.server, **kwargs)
+
+    async def disconnect(self) -> None:
+        await self.link.disconnect()
+
+    async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
+        """Stays connected until `stop` is set (reconnecting with backoff); raises
+        RelayRefused when the relay refuses this profile for good."""
+        await self.link.run(self.profile.server, stop, max_backoff)
+
+    async def login(self, conn: RelayConnection) -> None:
+        with relay_errors():
+            if not self.profile.registered:
+                await conn.register(self.username, self.identity)
+                self.profile.registered = True
+                self._save_profile()
+            else:
+                await conn.login(self.username, self.identity)
+
+    async def ready(self) -> None:
+        # envelope ids older than any the relay could still redeliver (its TTL is shorter)
+        self.store.forget_seen(int(self.clock()) - SEEN_RETENTION)
+        try:
+            await self.ensure_prekeys()  # before "online": others can reach us from here on
+        except (RelayRefused, NotConnected) as exc:
+            log.warning("prekey upload failed: %s", exc)
+
+    async def online(self) -> None:
+        await self.flush_outbox()
+
+    def _require_conn(self) -> RelayConnection:
+        return self.link.require()
+
+    async def ensure_prekeys(self) -> None:
+        await self.prekeys.ensure(self._require_conn())
+
+    # -- receiving
+
+    async def receive(self, deliver: Deliver) -> ReceiveResult:
+        """Handles one delivered envelope: decrypt, store, commit, then acknowledge."""
+        result = await self.inbox.receive(deliver, self.conn, self.before_ack)
+        if result is None:
+            return ReceiveResult()  # not acknowledged: the relay delivers it again
+        await self._flush_quietly()
+        return result
+
+    # -- contacts and trust (trust.py)
+
+    def contact(self, name: str) -> Contact | None:
+        return self.trust.contact(name)
+
+    def contacts(self) -> list[Contact]:
+        return self.trust.contacts()
+
+    def safety_number(self, name: str) -> tuple[str, str]:
+        return self.trust.safety_number(name)
+
+    def verify(self, name: str) -> Contact:
+        return self.trust.verify(name)
+
+    def accept_key(self, name: str) -> Contact:
+        return self.trust.accept_key(name)
+
+    # -- history
+
+    def history(self, name: str, limit: int = 200, before: int | None = None) -> list[Message]:
+        return self.messages.conversation(name, limit, before)
+
+    def message(self, row_id: int) -> Message | None:
+        return self.messages.messages.get(row_id)
+
+    def unread(self) -> list[Message]:
+        """Every incoming message not yet marked read, oldest first."""
+        out: list[Message] = []
+        for contact in self.contacts():
+            if contact.unread:
+                out += [m for m in self.history(contact.name, max(200, contact.unread * 2))
+                        if m.unread]
+        return sorted(out, key=lambda m: m.row_id)
+
+    async def mark_read(self, name: str) -> int:
+        """Marks a conversation read and sends a READ receipt for what was unread."""
+        contact = self.contact(name)
+        if contact is None:
+            return 0
+        ids: list[bytes] = []
+        with self.store.transaction():
+            for message in self.history(name, max(200, contact.unread * 2)):
+                if message.unread:
+                    message.unread = False
+                    self.messages.update(message)
+                    if message.direction is Direction.IN and message.message_id:
+                        ids.append(message.message_id)
+            contact.unread = 0
+            self.trust.save(contact)
+            if ids and not contact.key_changed:
+                record = self.sessions.load(name)
+                self.outbox.queue_receipt(contact, record, ReceiptType.READ, ids)
+                self.sessions.save(name, record)
+        self.events.flush()
+        if ids:
+            await self._flush_quietly()
+        return len(ids)
+
+    # -- sending (outbox.py)
+
+    async def send_text(self, name: str, text: str) -> Message:
+        try:
+            check_username(name)
+        except ProtocolError as exc:
+            raise Refused(str(exc)) from exc
+        if name == self.username:
+            raise Refused("you cannot send messages to yourself")
+        if len(text.encode("utf-8")) > MAX_TEXT:
+            raise Refused(f"message too long (at most {MAX_TEXT} bytes)")
+        contact = self.contact(name)
+        if contact is not None and contact.key_changed:
+            raise KeyChangeBlocked(name)
+        if contact is None or self.sessions.load(name).current is None:
+            await self._start_session(name)
+        message = Message(name, Direction.OUT, text, State.SENDING,
+                          message_id=os.urandom(16), sent_at_ms=int(self.clock() * 1000))
+        plaintext = Text(message.message_id, message.sent_at_ms, text).encode()
+        with self.store.transaction():
+            contact = self.trust.need(name)
+            record = self.sessions.load(name)
+            assert record.current is not None
+            envelope = self.outbox.seal(contact, record.current, plaintext)
+            self.sessions.save(name, record)
+            self.messages.add(message)
+            self.outbox.queue(name, envelope, message.row_id)
+            contact.last_activity = self.clock()
+            self.trust.save(contact)
+        self.events.flush()
+        await self._flush_quietly()
+        return message
+
+    async def _start_session(self, name: str) -> None:
+        """Fetches the bundle and sets a session up (PQXDH), pinning a new contact."""
+        conn = self._require_conn()
+        try:
+            with relay_errors():
+                bundle = await conn.fetch_bundle(name)
+        except RelayRefused as exc:
+            if exc.code == ErrorCode.UNKNOWN_USER:
+                raise UnknownContact(f"the relay has no user {name!r}") from exc
+            if exc.code == ErrorCode.NO_PREKEYS:
+                raise Refused(f"{name} has not published keys yet") from exc
+            raise
+        # The pump may have handled this peer's own first message while we waited
+        # for the bundle: use what is stored now, not what was read before.
+        contact = self.contact(name)
+        if contact is not None and contact.key_changed:
+            raise KeyChangeBlocked(name)
+        if contact is not None and self.sessions.load(name).current is not None:
+            return
+        self._new_session(name, contact, bundle)
+
+    def _new_session(self, name: str, contact: Contact | None, bundle: PreKeyBundle) -> None:
+        if contact is not None and contact.identity != bundle.identity:
+            with self.store.transaction():
+                self.trust.key_changed(contact, bundle.identity)
+            self.events.flush()
+            raise KeyChangeBlocked(name)
+        try:
+            session = Session.initiate(self.identity, bundle)  # verifies every signature
+        except ProtocolError as exc:
+            raise Refused(f"{name}'s key bundle is invalid ({exc}); nothing was sent") from exc
+        with self.store.transaction():
+            if contact is None:
+                self.trust.first_contact(name, bundle.identity, "Started an end-to-end "
+                                         f"encrypted conversation with {name}. Compare "
+                                         "safety numbers to verify their key.")
+            record = self.sessions.load(name)
+            record.current = session
+            self.sessions.save(name, record)
+        self.events.flush()
+
+    async def _flush_quietly(self) -> None:
+        if self.conn is None:
+            return
+        with contextlib.suppress(NotConnected):
+            await self.flush_outbox()
+
+    async def flush_outbox(self) -> int:
+        """Sends the outbox in order; each item leaves it only after SENT."""
+        if self.conn is None:
+            return 0
+        return await self.outbox.flush(self._require_conn)
+
+
+def passphrase_from_env(value: str | None) -> bytes | None:
+    return None if value is None else value.encode("utf-8")

@@ -1,0 +1,72 @@
+"""Typed events for views (the CLI and the app subscribe with `Client.on_event`).
+
+Events raised while a transaction is open are deferred and reach views only once it
+committed, so a view never shows what a rollback undid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from client.records import Contact, Message
+
+log = logging.getLogger("blindrelay.client")
+
+
+class Status(StrEnum):
+    """The connection to the relay, as the status bar shows it."""
+
+    OFFLINE = "offline"
+    CONNECTING = "connecting"
+    ONLINE = "online"
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    message: Message
+
+
+@dataclass(frozen=True)
+class ContactEvent:
+    contact: Contact
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    status: Status
+    detail: str = ""
+
+
+Event = MessageEvent | ContactEvent | StatusEvent
+Listener = Callable[[Event], None]
+
+
+class Events:
+    """The listeners, and the events waiting for their transaction to commit."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Listener] = []
+        self._deferred: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed")
+
+    def defer(self, event: Event) -> None:
+        self._deferred.append(event)
+
+    def flush(self) -> None:
+        """The transaction committed: deliver what it raised."""
+        events, self._deferred = self._deferred, []
+        for event in events:
+            self.emit(event)
+
+    def discard(self) -> None:
+        """The transaction rolled back: what it raised never happened."""
+        self._deferred.clear()

@@ -1,0 +1,229 @@
+"""Receiving (docs/CLIENT.md, "Never lose, never desync"): one delivered envelope is
+unsealed once, its session record loaded once and saved once, and the message, the
+record, consumed prekeys, the receipt it triggers and the envelope id commit in one
+transaction before the envelope is acknowledged. Which session opens a message is
+decided by protocol.e2e.session_record (PROTOCOL.md 13.3)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from client.connection import ConnectionLost, RelayConnection, RelayError
+from client.errors import NotConnected
+from client.events import Events
+from client.history import UNKNOWN_SENDER, History
+from client.outbox import Outbox
+from client.prekeys import PrekeyKeeper
+from client.records import Contact, Direction, Message, State
+from client.store import SessionRepo, Store
+from client.trust import TrustBook
+from protocol.e2e.content import ReceiptType, Text, decode_content
+from protocol.e2e.errors import (
+    DecryptionFailed,
+    DuplicateMessage,
+    SessionSetupError,
+    TooManySkipped,
+)
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.e2e.sealed import SealedContent, unseal
+from protocol.e2e.session_record import Incoming, Opened, SessionRecord, Slot
+from protocol.wire.errors import DecodeError, ProtocolError
+from protocol.wire.frames import Deliver
+
+log = logging.getLogger("blindrelay.client")
+
+BeforeAck = Callable[[Deliver], None]
+"""Called after a received envelope committed and before it is acknowledged (crash
+tests end the process there)."""
+
+
+@dataclass
+class ReceiveResult:
+    """What one delivered envelope turned into, for callers that print it."""
+
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """A delivered envelope, unsealed and parsed once."""
+
+    sealed: SealedContent | None  # None: the seal did not open
+    incoming: Incoming | None  # None: not sealed, or a malformed initial message
+    error: DecodeError | None  # why `incoming` is None although it was sealed
+
+
+def _open_envelope(identity: IdentityKeyPair, body: bytes) -> _Envelope:
+    try:
+        sealed = unseal(identity, body)
+    except ProtocolError:
+        return _Envelope(None, None, None)
+    try:
+        return _Envelope(sealed, Incoming.parse(sealed.kind, sealed.message), None)
+    except DecodeError as exc:
+        return _Envelope(sealed, None, exc)
+
+
+class Inbox:
+    def __init__(self, store: Store, sessions: SessionRepo, trust: TrustBook,
+                 prekeys: PrekeyKeeper, history: History, outbox: Outbox, events: Events,
+                 identity: IdentityKeyPair, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.trust = trust
+        self.prekeys = prekeys
+        self.history = history
+        self.outbox = outbox
+        self.events = events
+        self.identity = identity
+        self.clock = clock
+
+    async def receive(self, deliver: Deliver, conn: RelayConnection | None,
+                      before_ack: BeforeAck | None = None) -> ReceiveResult | None:
+        """Handles one envelope. Returns None when it was neither stored nor
+        acknowledged (the relay delivers it again), else what it turned into."""
+        result = ReceiveResult()
+        if self.store.seen(deliver.envelope_id):
+            await _ack(conn, deliver)
+            return result
+        envelope = _open_envelope(self.identity, deliver.body)
+        impostor = None
+        if envelope.sealed is not None and envelope.incoming is not None \
+                and envelope.incoming.initial is not None:
+            live = conn if conn is not None and not conn.closed.is_set() else None
+            try:
+                if await self._is_impostor(live, envelope.sealed.sender,
+                                           envelope.incoming.initial.identity):
+                    impostor = envelope.sealed.sender
+            except NotConnected:
+                return None
+        try:
+            with self.store.transaction():
+                self._process(envelope, result, impostor)
+                self.store.mark_seen(deliver.envelope_id, int(self.clock()))
+        except BaseException:
+            self.events.discard()
+            raise
+        if before_ack is not None:
+            before_ack(deliver)
+        self.events.flush()
+        await _ack(conn, deliver)
+        return result
+
+    async def _is_impostor(self, conn: RelayConnection | None, name: str, claimed: bytes
+                           ) -> bool:
+        contact = self.trust.contact(name)
+        if contact is not None and claimed in (contact.identity, contact.pending_identity):
+            return False
+        if conn is None:
+            raise NotConnected("not connected to the relay")
+        return await self.trust.is_impostor(conn, name, claimed)
+
+    # -- inside the transaction
+
+    def _process(self, envelope: _Envelope, result: ReceiveResult, impostor: str | None
+                 ) -> None:
+        def note(message: Message) -> None:
+            self.history.add(message)
+            result.messages.append(message)
+
+        def unattributed(error: str) -> None:
+            """A placeholder in the 'unknown sender' conversation, never dropped."""
+            note(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE, error=error,
+                         unread=True))
+            unknown = self.trust.contact(UNKNOWN_SENDER) or Contact(UNKNOWN_SENDER, b"")
+            unknown.unread += 1
+            unknown.last_activity = self.clock()
+            self.trust.save(unknown)
+
+        if impostor is not None:
+            unattributed(f"rejected: a message claiming to come from {impostor} was made "
+                         f"with an identity key that is not {impostor}'s (someone is "
+                         "impersonating them)")
+            return
+        sealed = envelope.sealed
+        if sealed is None:  # the sender's name is inside the seal
+            unattributed("could not be decrypted: failed authentication (the envelope was "
+                         "damaged or not sealed to this key; its sender is hidden inside "
+                         "it)")
+            return
+        name = sealed.sender
+        contact = self.trust.contact(name)
+        record = self.sessions.load(name)
+        try:
+            if envelope.incoming is None:
+                assert envelope.error is not None
+                raise envelope.error
+            opened = record.open(envelope.incoming, identity=self.identity,
+                                 pinned=None if contact is None else contact.identity,
+                                 lookup=self.prekeys.lookup)
+        except DuplicateMessage:
+            note(Message(name, Direction.NOTICE, "A duplicate of a message already received "
+                         "was rejected and is not shown again (a replayed, or resent, "
+                         "envelope).", State.NOTICE))
+            return
+        except TooManySkipped:
+            note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
+                         error="could not be decrypted: too many skipped messages"))
+            return
+        except (DecryptionFailed, SessionSetupError, DecodeError) as exc:
+            reason = ("failed authentication" if isinstance(exc, DecryptionFailed)
+                      else str(exc))
+            if contact is None:  # no conversation to show it in: keep it findable
+                unattributed(f"could not be decrypted: {reason} (it claims to come from "
+                             f"{name}, with whom there is no conversation)")
+                return
+            note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
+                         error=f"could not be decrypted: {reason}", unread=True))
+            contact.unread += 1
+            self.trust.save(contact)
+            return
+        contact = self._after_open(name, contact, opened)
+        self._deliver(name, contact, record, opened.plaintext, note)
+        self.sessions.save(name, record)
+
+    def _after_open(self, name: str, contact: Contact | None, opened: Opened) -> Contact:
+        """First contact, key changes, consumed prekeys and gaps."""
+        if opened.consumed is not None:
+            self.prekeys.consume(opened.consumed)
+        if contact is None:
+            assert opened.identity is not None
+            contact = self.trust.first_contact(
+                name, opened.identity, f"{name} started an end-to-end encrypted "
+                "conversation with you. Compare safety numbers to verify their key.")
+        elif opened.stored_as is Slot.PENDING and opened.identity != contact.pending_identity:
+            assert opened.identity is not None
+            self.trust.key_changed(contact, opened.identity)
+        self.history.note_gap(name, opened.gap)
+        return contact
+
+    def _deliver(self, name: str, contact: Contact, record: SessionRecord, plaintext: bytes,
+                 note: Callable[[Message], None]) -> None:
+        try:
+            item = decode_content(plaintext)
+        except DecodeError as exc:
+            note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
+                         error=f"unreadable content: {exc}"))
+            return
+        if isinstance(item, Text):
+            note(Message(name, Direction.IN, item.text, State.RECEIVED,
+                         message_id=item.message_id, sent_at_ms=item.sent_at_ms, unread=True))
+            contact.unread += 1
+            contact.last_activity = self.clock()
+            self.trust.save(contact)
+            self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED,
+                                      [item.message_id])
+        else:
+            state = State.READ if item.receipt_type is ReceiptType.READ else State.DELIVERED
+            self.history.receipt(name, item.message_ids, state)
+
+
+async def _ack(conn: RelayConnection | None, deliver: Deliver) -> None:
+    if conn is None:
+        return
+    try:
+        await conn.ack([deliver.envelope_id])
+    except (ConnectionLost, RelayError) as exc:
+        log.info("ack failed, the relay will redeliver: %s", exc)

@@ -1,0 +1,150 @@
+"""The link to the relay: one connection at a time, logged in, its pushed frames
+handled, and reconnected with exponential backoff and full jitter (docs/CLIENT.md).
+What logging in and each pushed frame mean is the client's business (`LinkHooks`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Any, Protocol
+
+from client.connection import RelayConnection
+from client.errors import NotConnected, RelayRefused
+from client.events import Events, Status, StatusEvent
+from protocol.wire.frames import Deliver, PrekeysLow, QueueDone
+
+log = logging.getLogger("blindrelay.client")
+
+
+class LinkHooks(Protocol):
+    async def login(self, conn: RelayConnection) -> None:
+        """Registers or logs in; raises RelayRefused or NotConnected."""
+
+    async def ready(self) -> None:
+        """Logged in and receiving; runs before the link reports ONLINE."""
+
+    async def online(self) -> None:
+        """Runs once the link reported ONLINE."""
+
+    async def receive(self, deliver: Deliver) -> Any:
+        """An envelope the relay delivered."""
+
+    async def ensure_prekeys(self) -> None:
+        """The relay said PREKEYS_LOW."""
+
+
+class RelayLink:
+    def __init__(self, events: Events, hooks: LinkHooks) -> None:
+        self.events = events
+        self.hooks = hooks
+        self.conn: RelayConnection | None = None
+        self.status = Status.OFFLINE
+        self.queue_done = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+        self._replenish_task: asyncio.Task[None] | None = None
+
+    def _set_status(self, status: Status, detail: str = "") -> None:
+        self.status = status
+        self.events.emit(StatusEvent(status, detail))
+
+    def require(self) -> RelayConnection:
+        if self.conn is None or self.conn.closed.is_set():
+            raise NotConnected("not connected to the relay")
+        return self.conn
+
+    async def connect(self, server: str, **kwargs: Any) -> None:
+        """Opens a connection, logs in and starts handling what the relay pushes. A
+        connection still held (say one the relay closed) is closed and replaced, not
+        leaked with its handler task."""
+        if self.conn is not None or self._pump_task is not None:
+            await self.disconnect()
+        self._set_status(Status.CONNECTING)
+        self.queue_done.clear()
+        try:
+            conn = await RelayConnection.open(server, **kwargs)
+        except Exception as exc:
+            self._set_status(Status.OFFLINE, str(exc))
+            raise NotConnected(f"cannot reach {server}: {exc}") from exc
+        try:
+            await self.hooks.login(conn)
+        except BaseException:
+            await conn.close()
+            self._set_status(Status.OFFLINE, "login failed")
+            raise
+        self.conn = conn
+        self._pump_task = asyncio.get_running_loop().create_task(self._pump(conn))
+        await self.hooks.ready()
+        self._set_status(Status.ONLINE)
+        await self.hooks.online()
+
+    async def disconnect(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await conn.close()
+        for task in (self._pump_task, self._replenish_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._pump_task = None
+        self._replenish_task = None
+        self._set_status(Status.OFFLINE)
+
+    async def run(self, server: str, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
+        """Stays connected until `stop` is set, resuming from the relay's queue each
+        time. Raises RelayRefused when the relay refuses this profile for good."""
+        attempt = 0
+        while not stop.is_set():
+            try:
+                await self.connect(server)
+                attempt = 0
+                assert self.conn is not None
+                closed = asyncio.create_task(self.conn.closed.wait())
+                stopped = asyncio.create_task(stop.wait())
+                await asyncio.wait([closed, stopped], return_when=asyncio.FIRST_COMPLETED)
+                closed.cancel()
+                stopped.cancel()
+            except (NotConnected, OSError) as exc:
+                log.info("connection failed: %s", exc)
+            except RelayRefused as exc:
+                self._set_status(Status.OFFLINE, str(exc))
+                if exc.fatal:
+                    raise
+            await self.disconnect()
+            if stop.is_set():
+                break
+            delay = random.uniform(0, min(max_backoff, 0.5 * 2 ** attempt))
+            attempt += 1
+            self._set_status(Status.OFFLINE, f"reconnecting in {delay:.1f} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def _pump(self, conn: RelayConnection) -> None:
+        try:
+            while True:
+                frame = await conn.pushes.get()
+                if isinstance(frame, Deliver):
+                    await self.hooks.receive(frame)
+                elif isinstance(frame, QueueDone):
+                    self.queue_done.set()
+                elif isinstance(frame, PrekeysLow):
+                    self._schedule_replenish()
+        except (NotConnected, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("handling a pushed frame failed")
+            await conn.close()
+
+    def _schedule_replenish(self) -> None:
+        if self._replenish_task is None or self._replenish_task.done():
+            self._replenish_task = asyncio.get_running_loop().create_task(
+                self._replenish_quietly())
+
+    async def _replenish_quietly(self) -> None:
+        try:
+            await self.hooks.ensure_prekeys()
+        except NotConnected:
+            pass  # done again at the next login
+        except RelayRefused as exc:
+            log.warning("prekey upload failed: %s", exc)

@@ -1,0 +1,132 @@
+"""Contacts and trust (docs/CLIENT.md, "Trust"): identity keys pinned on first contact,
+verification by safety numbers, and key changes that block sending until accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from client.connection import RelayConnection
+from client.errors import (
+    ConnectionDropped,
+    KeyChangeBlocked,
+    Refused,
+    RelayRefused,
+    UnknownContact,
+    relay_errors,
+)
+from client.events import ContactEvent, Events
+from client.history import UNKNOWN_SENDER, History
+from client.records import Contact, Trust
+from client.store import ContactRepo, SessionRepo, Store
+from protocol.e2e.keys import IdentityKeyPair
+from protocol.e2e.safety_numbers import format_safety_number, qr_payload, safety_number
+from protocol.wire.frames import ErrorCode
+
+
+class TrustBook:
+    def __init__(self, store: Store, contacts: ContactRepo, sessions: SessionRepo,
+                 history: History, events: Events, identity: IdentityKeyPair,
+                 username: Callable[[], str], clock: Callable[[], float]) -> None:
+        self.store = store
+        self.repo = contacts
+        self.sessions = sessions
+        self.history = history
+        self.events = events
+        self.identity = identity
+        self.username = username
+        self.clock = clock
+
+    def contact(self, name: str) -> Contact | None:
+        return self.repo.get(name)
+
+    def contacts(self) -> list[Contact]:
+        return sorted(self.repo.all(), key=lambda c: (-c.last_activity, c.name))
+
+    def save(self, contact: Contact) -> None:
+        """Stores the contact and tells views (once the transaction commits)."""
+        self.repo.save(contact)
+        self.events.defer(ContactEvent(contact))
+
+    def need(self, name: str) -> Contact:
+        contact = self.repo.get(name)
+        if name == UNKNOWN_SENDER:
+            raise Refused("envelopes that could not be opened have no known sender")
+        if contact is None:
+            raise UnknownContact(f"no contact named {name!r}")
+        return contact
+
+    def first_contact(self, name: str, identity: bytes, notice: str) -> Contact:
+        """Pins `identity` for a new contact."""
+        contact = Contact(name, identity, last_activity=self.clock())
+        self.save(contact)
+        self.history.notice(name, notice)
+        return contact
+
+    def key_changed(self, contact: Contact, new_identity: bytes) -> None:
+        contact.pending_identity = new_identity
+        verified = contact.trust is Trust.VERIFIED
+        contact.trust = Trust.UNVERIFIED
+        self.save(contact)
+        warning = (f"{contact.name}'s identity key has CHANGED. This can mean they reinstalled, "
+                   "or that someone is intercepting. Nothing will be sent until you compare "
+                   "safety numbers and accept the new key.")
+        if verified:
+            warning = f"{contact.name} WAS VERIFIED and is no longer: " + warning
+        self.history.notice(contact.name, warning)
+
+    def safety_number(self, name: str) -> tuple[str, str]:
+        """(the 60 digits formatted in 12 groups, the QR payload) for a contact's
+        current (or, after a key change, new) identity key."""
+        contact = self.need(name)
+        key = contact.pending_identity or contact.identity
+        me = self.username()
+        digits = safety_number(self.identity.public, me, key, name)
+        return format_safety_number(digits), qr_payload(self.identity.public, me, key, name)
+
+    def verify(self, name: str) -> Contact:
+        contact = self.need(name)
+        if contact.key_changed:
+            raise KeyChangeBlocked(name)
+        with self.store.transaction():
+            contact.trust = Trust.VERIFIED
+            contact.was_verified = True
+            self.save(contact)
+            self.history.notice(name, f"You marked {name} as verified.")
+        self.events.flush()
+        return contact
+
+    def accept_key(self, name: str) -> Contact:
+        """Accepts a contact's new identity key: sending resumes (to the new key), and
+        the contact is unverified until safety numbers are compared again."""
+        contact = self.need(name)
+        if contact.pending_identity is None:
+            raise Refused(f"{name}'s identity key has not changed")
+        with self.store.transaction():
+            contact.identity = contact.pending_identity
+            contact.pending_identity = None
+            contact.trust = Trust.UNVERIFIED
+            record = self.sessions.load(name)
+            record.accept_new_identity()
+            self.sessions.save(name, record)
+            self.save(contact)
+            self.history.notice(name, f"You accepted {name}'s new identity key. Compare "
+                                "safety numbers to verify it.")
+        self.events.flush()
+        return contact
+
+    async def is_impostor(self, conn: RelayConnection, name: str, claimed: bytes) -> bool:
+        """A sealed envelope names its sender, but only the sender says so. An initial
+        message from an identity key this profile has not pinned for that name is
+        checked against the key the relay has for the name; True when they differ
+        (someone is impersonating it). Raises NotConnected if the relay cannot say."""
+        contact = self.repo.get(name)
+        if contact is not None and claimed in (contact.identity, contact.pending_identity):
+            return False
+        try:
+            with relay_errors():
+                registered: bytes | None = await conn.lookup_identity(name)
+        except RelayRefused as exc:
+            if exc.code != ErrorCode.UNKNOWN_USER:
+                raise ConnectionDropped(f"identity lookup failed: {exc}") from exc
+            registered = None
+        return registered != claimed
