@@ -21,7 +21,8 @@ FORMAT = 1
 Json = dict[str, Any]
 
 NAMES = ("bundle", "content", "conversation", "drbg", "frames", "kdf", "keys", "messages",
-         "padding", "pqxdh", "safety_numbers", "sealed", "state", "usernames")
+         "padding", "pqxdh", "safety_numbers", "sealed", "session_record", "state",
+         "usernames")
 
 
 @cache

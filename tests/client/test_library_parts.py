@@ -17,7 +17,7 @@ from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.sealed import SealedContent
 from protocol.e2e.sealed import unseal as real_unseal
 from protocol.wire.frames import ErrorCode
-from server.relay import RelayEvent
+from server.events import FrameIn, RelayEvent
 from tests.client.helpers import (
     make_client,
     online,
@@ -31,8 +31,8 @@ from tests.support import running_relay
 
 
 def sends_by(events: list[RelayEvent], user: str) -> int:
-    return sum(1 for e in events if e.kind == "frame" and e.fields.get("type") == "Send"
-               and e.fields.get("user") == user)
+    return sum(1 for e in events
+               if isinstance(e, FrameIn) and e.frame_type == "Send" and e.user == user)
 
 
 async def _talking(tmp_path: Path, url: str) -> tuple[Client, Client]:
@@ -90,8 +90,8 @@ async def test_batches_respect_max_frame(tmp_path: Path) -> None:
         await wait_last(bob, "alice", big[-1])
         assert received(bob, "alice")[-6:] == big
         assert sends_by(frames, "alice") == 2
-        assert all(e.fields["size"] <= relay.config.limits.max_frame
-                   for e in frames if e.kind == "frame")
+        assert all(e.size <= relay.config.limits.max_frame
+                   for e in frames if isinstance(e, FrameIn))
         await shut(alice, bob)
 
 
