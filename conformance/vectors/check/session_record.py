@@ -13,6 +13,7 @@ one of the KEM prekeys to its shared secret, so the messages were made from them
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from conformance.drbg import Drbg
@@ -86,8 +87,9 @@ def check_case(at: At, case: Any) -> None:
         else:
             incoming = Incoming.parse(kind, b(step["message"]))
             if "error" in step:
-                at.raises(f"{where}.error", step["error"], lambda: record.open(
-                    incoming, identity=bob.identity, pinned=pinned, lookup=bob.lookup, rng=rng))
+                at.raises(f"{where}.error", step["error"], functools.partial(
+                    record.open, incoming, identity=bob.identity, pinned=pinned,
+                    lookup=bob.lookup, rng=rng))
             else:
                 opened = record.open(incoming, identity=bob.identity, pinned=pinned,
                                      lookup=bob.lookup, rng=rng)
