@@ -30,6 +30,7 @@ import nacl.pwhash
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from client.errors import ClientError
 from client.records import Contact, Message, OutboxItem, PrekeyKind, Profile
 from protocol.e2e.session import Session
 from protocol.e2e.session_record import MAX_ACCEPTED, SessionRecord
@@ -55,8 +56,9 @@ CREATE TABLE IF NOT EXISTS seen (tag BLOB PRIMARY KEY, at INTEGER NOT NULL);
 """
 
 
-class StoreError(Exception):
-    """Base of the local store's errors."""
+class StoreError(ClientError):
+    """Base of the local store's errors (under the client's one root, so a view that
+    catches ClientError also catches a damaged or locked store)."""
 
 
 class NoProfile(StoreError):

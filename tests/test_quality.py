@@ -20,6 +20,10 @@ def test_ruff_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_protocol() -> None:
-    result = _run(sys.executable, "-m", "mypy", "--strict", "protocol/")
+PACKAGES = ("protocol", "server", "client", "conformance", "teaching", "blindrelay", "tests")
+
+
+def test_mypy_strict_on_every_package() -> None:
+    """Every package of the project and its tests, not only protocol/ (issue 8)."""
+    result = _run(sys.executable, "-m", "mypy", "--strict", *PACKAGES)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,6 +9,7 @@ recipient (`intercept`) and handed to the recipient's client with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -181,8 +182,12 @@ async def test_an_old_initial_message_cannot_set_a_session_up_again(tmp_path: Pa
         for restart in ("second start", "third start"):
             alice.sessions.forget("bob")  # alice starts over
             await alice.send_text("bob", restart)
-            await wait_for(lambda restart=restart: restart in received(bob, "alice"))
+            await wait_for(functools.partial(_arrived, bob, restart))
         [notice] = (await bob.receive(_new_id(first))).messages
         assert "duplicate" in notice.text
         assert received(bob, "alice").count("first contact") == 1
         await shut(alice, bob)
+
+
+def _arrived(client: Client, text: str) -> bool:
+    return text in received(client, "alice")

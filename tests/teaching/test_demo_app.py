@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from textual.widgets import DataTable
 
 from client.tui.capture import screen_text
@@ -35,8 +37,7 @@ async def test_alice_types_bob_reads_and_the_relay_pane_shows_ciphertext() -> No
         # in Alice's and in Bob's pane (each has the conversation open), never the relay's
         for who in ("alice", "bob"):
             chat = app.query_one(f"#{who}-chat", ChatPane)
-            await wait_for(lambda chat=chat: "meet at noon" in
-                           [item.message.text for item in chat.query(MessageItem)])
+            await wait_for(functools.partial(_shows, chat, "meet at noon"))
         table = pane.query_one("#relay-log", DataTable)
         cells = [str(c) for i in range(table.row_count) for c in table.get_row_at(i)]
         assert cells and not any("meet at noon" in c for c in cells)
@@ -72,3 +73,7 @@ async def test_a_scenario_runs_from_the_menu_at_80x24() -> None:
         assert any("flipped one bit" in line for line in app.screen.lines)
         await pilot.press("escape")
         await pilot.press("ctrl+q")
+
+
+def _shows(chat: ChatPane, text: str) -> bool:
+    return text in [item.message.text for item in chat.query(MessageItem)]

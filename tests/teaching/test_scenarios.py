@@ -18,7 +18,7 @@ async def run(name: str, tmp_path: Path) -> tuple[Outcome, list[str]]:
     async with demo_world(lines.append, hostile_factory(name, lines.append),
                           workdir=tmp_path) as world:
         assert isinstance(world.relay, HostileRelay)
-        outcome = await SCENARIOS[name](world)
+        outcome = await SCENARIOS[Scenario(name)](world)
     return outcome, lines
 
 
