@@ -34,6 +34,7 @@ from protocol.e2e.content import ReceiptType, Text, decode_content
 from protocol.e2e.errors import (
     DecryptionFailed,
     DuplicateMessage,
+    MessageTooLarge,
     SessionSetupError,
     TooManySkipped,
 )
@@ -49,6 +50,7 @@ from protocol.e2e.messages import PreKeyMessage
 from protocol.e2e.safety_numbers import format_safety_number, qr_payload, safety_number
 from protocol.e2e.sealed import MessageKind, SealedContent, seal, unseal
 from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.e2e.size_classes import MAX_ENVELOPE_CLASS, envelope_size, max_plaintext_len
 from protocol.wire.errors import DecodeError, ProtocolError
 from protocol.wire.frames import Deliver, ErrorCode, PrekeysLow, QueueDone, normalize_url
 from protocol.wire.prekeys import KemKind, PreKeyBundle
@@ -590,6 +592,10 @@ class Client:
             raise ClientError("you cannot send messages to yourself")
         if len(text.encode("utf-8")) > MAX_TEXT:
             raise ClientError(f"message too long (at most {MAX_TEXT} bytes)")
+        try:  # refused here, before the session advances, rather than by the relay
+            envelope_size(len(Text(bytes(16), 0, text).encode()), self._max_envelope())
+        except MessageTooLarge as exc:
+            raise ClientError(f"message too long: {exc}") from exc
         contact = self.contact(name)
         if contact is not None and contact.key_changed:
             raise KeyChangeBlocked(name)
@@ -655,14 +661,20 @@ class Client:
         self._save_session(contact.name, session)
         return seal(contact.identity, SealedContent(self.username, kind, message))
 
+    def _max_envelope(self) -> int:
+        """The relay's announced max_envelope, or the largest size class offline."""
+        return self.conn.limits.max_envelope if self.conn is not None else MAX_ENVELOPE_CLASS
+
     def _queue_receipt(self, name: str, receipt_type: ReceiptType, ids: list[bytes]) -> None:
         contact = self.contact(name)
         session = self._session(name)
         if contact is None or session is None or contact.key_changed:
             return
-        for start in range(0, len(ids), 500):
+        # receipt = version, kind, type, u16 count, 16 bytes per id (PROTOCOL.md 9.1)
+        per = max(1, min(500, (max_plaintext_len(self._max_envelope()) - 5) // 16))
+        for start in range(0, len(ids), per):
             envelope = self._encrypt(
-                contact, session, ReceiptContent(receipt_type, tuple(ids[start:start + 500]))
+                contact, session, ReceiptContent(receipt_type, tuple(ids[start:start + per]))
                 .encode())
             self.store.add_outbox(OutboxItem(name, envelope, None).encode())
 
