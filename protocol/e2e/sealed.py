@@ -69,9 +69,7 @@ class SealedContent:
     @classmethod
     def decode(cls, data: bytes) -> SealedContent:
         r = codec.Reader(data)
-        version = r.u8()
-        if version != SEALED_VERSION:
-            raise DecodeError(f"unknown sealed content version {version}")
+        r.expect(SEALED_VERSION, "sealed content version")  # version 1 is refused
         kind_value = r.u8()
         try:
             kind = MessageKind(kind_value)
