@@ -23,6 +23,10 @@ what it gets: by default at once, with one ACK outstanding per receiver, the nex
 one carrying every envelope id that arrived meanwhile (one id per ACK at low load, a
 batch under load); with `--ack-delay MS`, one ACK every MS milliseconds.
 
+Real clients send only the envelope size classes of docs/PROTOCOL.md section 10.1,
+2048 bytes and up: the 2 KiB runs are what every short message costs, the 200 B runs
+show the per-frame floor.
+
 Each body starts with the send time (CLOCK_MONOTONIC ns, shared by all processes);
 latency is send -> DELIVER read at the receiver. Envelopes/s counts the DELIVERs
 received during a window of `--seconds` after `--warmup`; SENT/s counts the

@@ -56,8 +56,10 @@ from client.store import (
 )
 from client.trust import TrustBook
 from protocol.e2e.content import ReceiptType, Text
+from protocol.e2e.errors import MessageTooLarge
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.session import Session
+from protocol.e2e.size_classes import MAX_ENVELOPE_CLASS, envelope_size
 from protocol.wire.errors import ProtocolError
 from protocol.wire.frames import Deliver, ErrorCode, normalize_url
 from protocol.wire.prekeys import PreKeyBundle
@@ -94,7 +96,7 @@ class Client:
         self.prekeys = PrekeyKeeper(store, PrekeyRepo(store), self.profiles, profile,
                                     identity, clock)
         self.outbox = Outbox(store, OutboxRepo(store), self.messages, self.events,
-                             lambda: self.username)
+                             lambda: self.username, self.max_envelope)
         self.inbox = Inbox(store, self.sessions, self.trust, self.prekeys, self.messages,
                            self.outbox, self.events, identity, clock)
         self.link = RelayLink(self.events, self)
@@ -195,6 +197,11 @@ class Client:
     async def online(self) -> None:
         await self.flush_outbox()
 
+    def max_envelope(self) -> int:
+        """The relay's announced max_envelope, or the largest size class offline."""
+        conn = self.conn
+        return conn.limits.max_envelope if conn is not None else MAX_ENVELOPE_CLASS
+
     def _require_conn(self) -> RelayConnection:
         return self.link.require()
 
@@ -280,6 +287,10 @@ class Client:
             raise Refused("you cannot send messages to yourself")
         if len(text.encode("utf-8")) > MAX_TEXT:
             raise Refused(f"message too long (at most {MAX_TEXT} bytes)")
+        try:  # refused here, before the session advances, rather than by the relay
+            envelope_size(len(Text(bytes(16), 0, text).encode()), self.max_envelope())
+        except MessageTooLarge as exc:
+            raise Refused(f"message too long: {exc}") from exc
         contact = self.contact(name)
         if contact is not None and contact.key_changed:
             raise KeyChangeBlocked(name)

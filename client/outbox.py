@@ -20,6 +20,7 @@ from protocol.e2e.content import Receipt, ReceiptType
 from protocol.e2e.sealed import SealedContent, seal
 from protocol.e2e.session import Session
 from protocol.e2e.session_record import SessionRecord
+from protocol.e2e.size_classes import max_plaintext_len
 from protocol.wire.frames import ErrorCode, Limits
 
 log = logging.getLogger("blindrelay.client")
@@ -35,8 +36,9 @@ FRAME_OVERHEAD = 6 + 2  # frame header, envelope count
 
 class Outbox:
     def __init__(self, store: Store, repo: OutboxRepo, history: History, events: Events,
-                 username: Callable[[], str]) -> None:
+                 username: Callable[[], str], max_envelope: Callable[[], int]) -> None:
         self.store = store
+        self.max_envelope = max_envelope
         self.repo = repo
         self.history = history
         self.events = events
@@ -58,8 +60,11 @@ class Outbox:
         session = record.current
         if session is None or contact.key_changed:
             return
-        for start in range(0, len(ids), RECEIPT_IDS):
-            receipt = Receipt(receipt_type, tuple(ids[start:start + RECEIPT_IDS]))
+        # receipt = version, kind, type, u16 count, 16 bytes per id (PROTOCOL.md 9.1),
+        # split so each fits the relay's announced max_envelope (10.1)
+        per = max(1, min(RECEIPT_IDS, (max_plaintext_len(self.max_envelope()) - 5) // 16))
+        for start in range(0, len(ids), per):
+            receipt = Receipt(receipt_type, tuple(ids[start:start + per]))
             self.queue(contact.name, self.seal(contact, session, receipt.encode()))
 
     async def flush(self, conn: Callable[[], RelayConnection]) -> int:

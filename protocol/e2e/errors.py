@@ -1,11 +1,17 @@
 """End-to-end failures: what can go wrong setting up a session or opening a message.
 
-All are `RemoteProtocolError`s (protocol.wire.errors): a peer, or a relay in between,
-sent something that does not set up or decrypt. None carries detail an attacker could
-use as an oracle.
+All but one are `RemoteProtocolError`s (protocol.wire.errors): a peer, or a relay in
+between, sent something that does not set up or decrypt. None carries detail an
+attacker could use as an oracle. `MessageTooLarge` is this side's: a message too long
+for any envelope class, or for the relay's limit.
 """
 
-from protocol.wire.errors import RemoteProtocolError
+from protocol.wire.errors import LocalProtocolError, RemoteProtocolError
+
+
+class MessageTooLarge(LocalProtocolError):
+    """A message does not fit the largest envelope size class, or the relay's announced
+    `max_envelope` (docs/PROTOCOL.md section 10.1). Raised before anything is sealed."""
 
 
 class SessionSetupError(RemoteProtocolError):

@@ -205,19 +205,21 @@ class ServerPane(Vertical):
         when = dt.datetime.fromtimestamp(view.received_at).strftime("%H:%M:%S")
         can = [
             f"to: {view.recipient}",
-            f"size: {view.size} B (in 160 B buckets)",
+            f"size: {view.size} B (a size class: tells only whether the message is long)",
             f"time: {when}",
             f"id: {view.envelope_id.hex()[:8]}...",
             f"via {view.sender_connection}'s connection (not stored)"
             if view.sender_connection else "via: unknown connection",
             f"bytes: {view.excerpt[:12]}...",
             "acknowledged, deleted" if view.deleted else "queued",
+            "timing and order: a bundle fetch just before hints at a first message, "
+            "a send right after a delivery at a receipt",
         ]
         cannot = [
-            "who sent it (sealed inside)",
-            "first message or not",
+            "the sender's name (sealed inside; only the connection shows the account)",
+            "first message or not, from the size (all short messages are 2048 B)",
             "ratchet key and counters",
-            "text or receipt",
+            "text or receipt, from the size",
             "the text",
         ]
         typed = escape(view.typed) if view.typed is not None else \
