@@ -22,6 +22,7 @@ from textual.worker import Worker
 
 from client.connection import RelayError
 from client.core import Client, Event
+from client.sanitize import one_line
 from client.tui.chat import ChatScreen
 from client.tui.screens import HelpScreen
 
@@ -80,8 +81,8 @@ class ChatApp(App[int]):
         try:
             await self.client.run(self.stop)
         except RelayError as exc:
-            self.notify(f"The relay refused this profile: {exc}", title="Offline",
-                        severity="error", timeout=30)
+            self.notify(f"The relay refused this profile: {one_line(str(exc))}",
+                        title="Offline", severity="error", timeout=30, markup=False)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -33,6 +33,7 @@ from client.core import (
     UnknownContact,
 )
 from client.models import Message
+from client.sanitize import one_line
 from client.tui.composer import Composer
 from client.tui.contacts import ContactList
 from client.tui.conversation import ConversationView, MessageLog
@@ -48,17 +49,20 @@ read (one receipt for a burst)."""
 
 
 def send_error_text(name: str, exc: Exception) -> str:
-    """What the notification says when a message could not be sent."""
+    """What the notification says when a message could not be sent. The error's own
+    text may quote a relay or a peer: it is shown on one line, controls made visible
+    (and the notification is never parsed as markup)."""
+    detail = one_line(str(exc))
     if isinstance(exc, KeyChangeBlocked):
         return (f"Not sent: {name}'s identity key has changed. Press Ctrl+T to compare "
                 "safety numbers and accept the new key.")
     if isinstance(exc, NotConnected):
-        return f"Not sent: not connected to the relay (needed to fetch {name}'s keys). {exc}"
+        return f"Not sent: not connected to the relay (needed to fetch {name}'s keys). {detail}"
     if isinstance(exc, UnknownContact):
         return f"Not sent: the relay has no user {name!r}."
     if isinstance(exc, ConnectionLost):
         return f"Not sent: the connection dropped while fetching {name}'s keys. Try again."
-    return f"Not sent: {exc}"
+    return f"Not sent: {detail}"
 
 
 class ChatPane(Vertical):
@@ -159,7 +163,8 @@ class ChatPane(Vertical):
     def submitted(self, event: Composer.Submitted) -> None:
         event.stop()
         if self.current is None:
-            self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
+            self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning",
+                        markup=False)
             event.composer.restore(event.text)
             return
         self.run_worker(self._send(self.current, event.text.rstrip("\n")), group="send")
@@ -176,7 +181,7 @@ class ChatPane(Vertical):
 
     def _send_failed(self, name: str, text: str, exc: Exception) -> None:
         self.notify(send_error_text(name, exc), title="Message not sent", severity="error",
-                    timeout=10)
+                    timeout=10, markup=False)
         if self.current == name:
             self.conversation.composer.restore(text)
 
@@ -194,25 +199,27 @@ class ChatPane(Vertical):
         contact = self.client.contact(name) if name and name != UNKNOWN_SENDER else None
         if name is None or contact is None:
             self.notify("Open a conversation with someone first: safety numbers exist once "
-                        "you have their key (after the first message).", severity="warning")
+                        "you have their key (after the first message).", severity="warning",
+                        markup=False)
             return
         try:
             digits, payload = self.client.safety_number(name)
         except ClientError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(one_line(str(exc)), severity="error", markup=False)
             return
 
         def done(result: str | None) -> None:
             try:
                 if result == "verify":
                     self.client.verify(name)
-                    self.notify(f"{name} is now verified.", severity="information")
+                    self.notify(f"{name} is now verified.", severity="information",
+                                markup=False)
                 elif result == "accept":
                     self.client.accept_key(name)
                     self.notify(f"Accepted {name}'s new key. Compare safety numbers again to "
-                                "verify it.", severity="warning")
+                                "verify it.", severity="warning", markup=False)
             except ClientError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(one_line(str(exc)), severity="error", markup=False)
 
         self.app.push_screen(SafetyNumberScreen(contact, digits, payload), done)
 

@@ -20,7 +20,7 @@ from textual.widgets import Static
 from client.core import UNKNOWN_SENDER
 from client.models import Contact, Direction, Message
 from client.tui.composer import Composer
-from client.tui.render import message_content, message_kind, trust_text
+from client.tui.render import display_name, message_content, message_kind, trust_text
 
 HistoryLoader = Callable[[int | None, int], list[Message]]
 """(before row id or None for the newest, limit) -> messages, oldest first."""
@@ -265,7 +265,7 @@ class KeyChangeBanner(Static):
         if contact is None or not contact.key_changed:
             self.display = False
             return
-        name = contact.name
+        name = display_name(contact.name)
         self.update(Content.assemble(
             ("⚠ ", "bold"), (f"{name}'s identity key has CHANGED.", "bold"),
             f" This can mean they reinstalled, or that someone is intercepting. Nothing is "
@@ -331,7 +331,7 @@ class ConversationView(Vertical):
         self.contact = contact
         name = self.name_open or ""
         label, style = trust_text(contact)
-        shown = "unknown sender" if name == UNKNOWN_SENDER else name
+        shown = display_name(name)
         self.query_one("#conversation-title", Static).update(
             Content.assemble((shown, "bold"), "  ", (label, style)))
         self.query_one(KeyChangeBanner).show_for(contact)
