@@ -355,7 +355,7 @@ def _run(args: argparse.Namespace) -> int:
     except NotConnected as exc:
         print(_error_line(args.command, exc), file=sys.stderr)
         return EXIT_UNREACHABLE
-    except (ClientError, RelayError, ProtocolError) as exc:
+    except (ClientError, RelayError, ProtocolError, StoreError) as exc:
         print(_error_line(args.command, exc), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

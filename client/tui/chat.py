@@ -34,6 +34,7 @@ from client.core import (
 )
 from client.models import Message
 from client.sanitize import one_line
+from client.store import StoreError
 from client.tui.composer import Composer
 from client.tui.contacts import ContactList
 from client.tui.conversation import ConversationView, MessageLog
@@ -42,6 +43,10 @@ from client.tui.status import StatusBar
 from protocol.wire.errors import ProtocolError
 
 log = logging.getLogger("blindrelay.tui")
+
+VIEW_ERRORS = (StoreError, ClientError)
+"""Errors a view handler shows as a notification instead of letting the app die (a
+damaged store row raises `CorruptStore`, a `StoreError`)."""
 
 READ_DELAY = 0.15
 """Seconds to gather incoming messages in the open conversation before marking them
@@ -98,15 +103,30 @@ class ChatPane(Vertical):
         return self.query_one(ConversationView)
 
     def on_mount(self) -> None:
-        self.contact_list.set_contacts(self.client.contacts())
-        if self.client.history(UNKNOWN_SENDER, 1):
-            self.contact_list.note_conversation(UNKNOWN_SENDER)
         self.query_one(StatusBar).set_status(self.client.status)
         self.contact_list.focus()
+        try:
+            self.contact_list.set_contacts(self.client.contacts())
+            if self.client.history(UNKNOWN_SENDER, 1):
+                self.contact_list.note_conversation(UNKNOWN_SENDER)
+        except VIEW_ERRORS as exc:
+            self.report("read the conversation list", exc)
+
+    def report(self, what: str, exc: Exception) -> None:
+        """A library error in a view handler, shown instead of crashing the app."""
+        log.warning("could not %s: %s", what, exc)
+        self.notify(f"Could not {what}: {one_line(str(exc))}", title="Error",
+                    severity="error", timeout=20, markup=False)
 
     # -- library events (the app forwards them here)
 
     async def apply(self, event: Event) -> None:
+        try:
+            await self._apply(event)
+        except VIEW_ERRORS as exc:
+            self.report("show an update", exc)
+
+    async def _apply(self, event: Event) -> None:
         if isinstance(event, StatusEvent):
             self.query_one(StatusBar).set_status(event.status, event.detail)
         elif isinstance(event, ContactEvent):
@@ -125,12 +145,22 @@ class ChatPane(Vertical):
     # -- opening conversations
 
     async def open_conversation(self, name: str) -> None:
+        try:
+            await self._open_conversation(name)
+        except VIEW_ERRORS as exc:
+            self.report("open the conversation", exc)
+
+    async def _open_conversation(self, name: str) -> None:
         self.current = name
         self.contact_list.set_current(name)
         client = self.client
 
         def loader(before: int | None, limit: int) -> list[Message]:
-            return client.history(name, limit, before)
+            try:
+                return client.history(name, limit, before)
+            except StoreError as exc:
+                self.report("read these messages", exc)
+                return []
 
         await self.conversation.open(name, client.contact(name), loader, lambda: client.clock())
         if name != UNKNOWN_SENDER:
@@ -150,8 +180,10 @@ class ChatPane(Vertical):
     async def _mark_read(self, name: str) -> None:
         try:
             await self.client.mark_read(name)
-        except (ClientError, RelayError, ConnectionLost, OSError) as exc:
+        except (RelayError, ConnectionLost, OSError) as exc:
             log.info("marking %s read failed: %s", name, exc)
+        except VIEW_ERRORS as exc:
+            self.report("mark the conversation read", exc)
 
     @on(ContactList.Opened)
     async def contact_opened(self, event: ContactList.Opened) -> None:
@@ -195,6 +227,12 @@ class ChatPane(Vertical):
         self.app.push_screen(NewConversationScreen(self.client.username), chosen)
 
     def action_safety_number(self) -> None:
+        try:
+            self._safety_number()
+        except VIEW_ERRORS as exc:
+            self.report("show the safety number", exc)
+
+    def _safety_number(self) -> None:
         name = self.current
         contact = self.client.contact(name) if name and name != UNKNOWN_SENDER else None
         if name is None or contact is None:
@@ -202,11 +240,7 @@ class ChatPane(Vertical):
                         "you have their key (after the first message).", severity="warning",
                         markup=False)
             return
-        try:
-            digits, payload = self.client.safety_number(name)
-        except ClientError as exc:
-            self.notify(one_line(str(exc)), severity="error", markup=False)
-            return
+        digits, payload = self.client.safety_number(name)
 
         def done(result: str | None) -> None:
             try:
@@ -218,8 +252,8 @@ class ChatPane(Vertical):
                     self.client.accept_key(name)
                     self.notify(f"Accepted {name}'s new key. Compare safety numbers again to "
                                 "verify it.", severity="warning", markup=False)
-            except ClientError as exc:
-                self.notify(one_line(str(exc)), severity="error", markup=False)
+            except VIEW_ERRORS as exc:
+                self.report("change the contact's trust", exc)
 
         self.app.push_screen(SafetyNumberScreen(contact, digits, payload), done)
 
