@@ -139,8 +139,11 @@ class ChatPane(Vertical):
     async def _apply_message(self, message: Message) -> None:
         self.contact_list.note_conversation(message.contact, message.stored_at)
         await self.conversation.put(message)
-        if self.conversation.wants_read(message):
-            self._schedule_read()
+
+    def on_message_log_seen(self, event: MessageLog.Seen) -> None:
+        """Unread messages of the open conversation have been on screen."""
+        event.stop()
+        self._schedule_read()
 
     # -- opening conversations
 
@@ -165,8 +168,6 @@ class ChatPane(Vertical):
         await self.conversation.open(name, client.contact(name), loader, lambda: client.clock())
         if name != UNKNOWN_SENDER:
             self.conversation.composer.focus()
-        if self.contact_list.unread(name):
-            self._mark_read_now()
 
     def _schedule_read(self) -> None:
         if self._read_timer is not None:
@@ -178,7 +179,17 @@ class ChatPane(Vertical):
             self.run_worker(self._mark_read(self.current), group="read")
 
     async def _mark_read(self, name: str) -> None:
+        """Marks the conversation read, but only once every unread message in it has
+        been on screen. The check and the library call run without an await between
+        them, so no message can arrive unseen in between."""
         try:
+            contact = self.client.contact(name)
+            if contact is None or name != self.current:
+                return
+            unread = [m for m in self.client.history(name, max(200, contact.unread * 2))
+                      if m.unread]
+            if not (unread or contact.unread) or not self.conversation.all_seen(unread):
+                return
             await self.client.mark_read(name)
         except (RelayError, ConnectionLost, OSError) as exc:
             log.info("marking %s read failed: %s", name, exc)
@@ -288,6 +299,11 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.pane.contact_list.focus()
+
+    def on_screen_resume(self) -> None:
+        """Back from a dialog: what the dialog covered counts as seen only now."""
+        self.pane.conversation.log_widget.call_after_refresh(
+            self.pane.conversation.log_widget.note_visible)
 
     @property
     def current(self) -> str | None:

@@ -9,11 +9,13 @@ at the bottom; scrolling back down (or Ctrl+L) walks the window forward again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
+from textual.message import Message as TextualMessage
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -41,11 +43,29 @@ class MessageItem(Static):
 
 
 class MessageLog(VerticalScroll, can_focus=True):
-    """A window of mounted `MessageItem`s over the loaded part of a conversation."""
+    """A window of mounted `MessageItem`s over the loaded part of a conversation.
+
+    What the user has seen is tracked, not guessed: a message counts as seen once its
+    first and its last line have each been inside the visible part of the log (while
+    the log's screen is the one shown), and only seen messages may be reported read
+    (`Seen` tells the pane). The log follows new messages while it is scrolled to the
+    bottom, and stays there when it is resized; your own sends always bring it to the
+    bottom; scrolled up, it counts what arrived below ("▼ N new"). All changes to the
+    window go through one lock, so a burst of events never mounts a message twice."""
 
     INITIAL = 100
     PAGE = 50
     MAX_MOUNTED = 200
+
+    class Seen(TextualMessage):
+        """Unread messages became visible: the pane may mark them read."""
+
+    class NewBelow(TextualMessage):
+        """The number of unread messages below the visible part changed."""
+
+        def __init__(self, count: int) -> None:
+            super().__init__()
+            self.count = count
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -57,9 +77,19 @@ class MessageLog(VerticalScroll, can_focus=True):
         self.end = 0
         """Mounted window: widgets exist for messages[start:end]."""
         self.store_has_older = False
+        self.following = True
+        """Scrolled to the newest message: new ones scroll into view."""
+        self.seen: set[int] = set()
+        """Row ids of the messages that have been entirely on screen."""
+        self.pending: set[int] = set()
+        """Row ids of loaded unread messages not yet seen."""
+        self._top_seen: set[int] = set()
+        self._bottom_seen: set[int] = set()
         self._items: dict[int, MessageItem] = {}
+        self._lock = asyncio.Lock()
         self._busy = False
         self._adjusting = False
+        self._new_below = 0
 
     def compose(self) -> ComposeResult:
         yield Static("", id="older-hint", classes="hint")
@@ -76,6 +106,11 @@ class MessageLog(VerticalScroll, can_focus=True):
     @property
     def more_below(self) -> bool:
         return self.end < len(self.messages)
+
+    @property
+    def new_below(self) -> int:
+        """Unread messages not yet seen (shown as "▼ N new" while scrolled up)."""
+        return self._new_below
 
     def _update_hints(self) -> None:
         older = self.query_one("#older-hint", Static)
@@ -111,7 +146,8 @@ class MessageLog(VerticalScroll, can_focus=True):
                                                   animate=False, immediate=True))
 
     def _after_layout(self, scroll: Callable[[], object]) -> None:
-        """Scrolls once the next layout is done, without triggering page loads."""
+        """Scrolls once the next layout is done, without triggering page loads; then
+        notes what became visible."""
         self._adjusting = True
 
         def run() -> None:
@@ -119,42 +155,143 @@ class MessageLog(VerticalScroll, can_focus=True):
                 scroll()
             finally:
                 self._adjusting = False
+            self.call_after_refresh(self.note_visible)
 
         self.call_after_refresh(run)
 
+    def _to_bottom(self) -> None:
+        self.following = True
+        self._after_layout(lambda: self.scroll_end(animate=False, immediate=True))
+
+    # -- what has been seen
+
+    def _track(self, messages: list[Message]) -> None:
+        for message in messages:
+            if message.unread and message.row_id not in self.seen:
+                self.pending.add(message.row_id)
+
+    def note_visible(self) -> None:
+        """Records which pending messages are on screen now; posts `Seen` when some
+        became seen and `NewBelow` when the count of unseen ones changed."""
+        if not self.is_attached or not self.display or self.app.screen is not self.screen:
+            return
+        top = self.scroll_y
+        bottom = top + self.scrollable_content_region.height
+        newly = False
+        for row_id in list(self.pending):
+            item = self._items.get(row_id)
+            if item is None or not item.is_attached:
+                continue
+            region = item.virtual_region
+            if region.height == 0:
+                continue  # not laid out yet
+            if top <= region.y < bottom:
+                self._top_seen.add(row_id)
+            if top < region.bottom <= bottom:
+                self._bottom_seen.add(row_id)
+            if row_id in self._top_seen and row_id in self._bottom_seen:
+                self.pending.discard(row_id)
+                self.seen.add(row_id)
+                newly = True
+        if newly:
+            self.post_message(self.Seen())
+        below = self._count_below(bottom)
+        if below != self._new_below:
+            self._new_below = below
+            self.post_message(self.NewBelow(below))
+
+    def _count_below(self, bottom: float) -> int:
+        """Pending messages below the visible part: not mounted yet (after the
+        window), or not yet scrolled to their end."""
+        if not self.pending:
+            return 0
+        count = 0
+        for index, message in enumerate(self.messages):
+            if message.row_id in self.pending:
+                item = self._items.get(message.row_id)
+                if item is None:
+                    count += index >= self.end
+                elif item.virtual_region.bottom > bottom:
+                    count += 1
+        return count
+
+    # -- opening and closing
+
     async def show(self, loader: HistoryLoader, clock: Callable[[], float]) -> None:
-        """Shows the newest messages of a conversation."""
-        self.loader = loader
-        self.clock = clock
-        batch = loader(None, self.INITIAL + 1)
-        self.store_has_older = len(batch) > self.INITIAL
-        self.messages = batch[-self.INITIAL:]
-        await self._mount_latest()
+        """Shows the newest messages of a conversation, from the first unread one if
+        any (so that nothing unread is scrolled past unseen)."""
+        async with self._lock:
+            self.loader = loader
+            self.clock = clock
+            self.seen.clear()
+            self.pending.clear()
+            self._top_seen.clear()
+            self._bottom_seen.clear()
+            batch = loader(None, self.INITIAL + 1)
+            self.store_has_older = len(batch) > self.INITIAL
+            self.messages = batch[-self.INITIAL:]
+            self._track(self.messages)
+            await self._mount_latest()
+            first_unread = next((self._items[m.row_id] for m in self.messages[self.start:]
+                                 if m.row_id in self.pending and m.row_id in self._items),
+                                None)
+            if first_unread is None:
+                self._to_bottom()
+            else:
+                self._show_from(first_unread)
+
+    def _show_from(self, item: MessageItem) -> None:
+        """Scrolls so that `item` is near the top (one line of context above it);
+        follows only if that is the bottom anyway."""
+
+        self.following = False
+        tries = 0
+
+        def scroll() -> None:
+            nonlocal tries
+            if (not self.scrollable_content_region.height or not item.virtual_region.height) \
+                    and tries < 10:  # just shown: not laid out yet
+                tries += 1
+                self._after_layout(scroll)
+                return
+            target = max(0, item.virtual_region.y - 1)
+            if target >= self.max_scroll_y:
+                self.following = True
+                self.scroll_end(animate=False, immediate=True)
+            else:
+                self.following = False
+                self.scroll_to(y=target, animate=False, immediate=True)
+
+        self._after_layout(scroll)
 
     async def _mount_latest(self) -> None:
+        """(Lock held.) Mounts the newest messages, replacing the window."""
         self._busy = True
         try:
             await self.remove_children(list(self._items.values()))
             self._items.clear()
             self.start = self.end = max(0, len(self.messages) - self.INITIAL)
-            while self.end < len(self.messages):  # `put` may append while we mount
-                new_end = len(self.messages)
-                items = [self._make(m) for m in self.messages[self.end:new_end]]
-                await self.mount_all(items, before="#newer-hint")
-                self.end = new_end
+            items = [self._make(m) for m in self.messages[self.end:]]
+            await self.mount_all(items, before="#newer-hint")
+            self.end = len(self.messages)
         finally:
             self._busy = False
         self._update_hints()
-        self._after_layout(lambda: self.scroll_end(animate=False, immediate=True))
 
     async def clear(self) -> None:
-        self.loader = None
-        self.messages = []
-        self.start = self.end = 0
-        self.store_has_older = False
-        await self.remove_children(list(self._items.values()))
-        self._items.clear()
-        self._update_hints()
+        async with self._lock:
+            self.loader = None
+            self.messages = []
+            self.start = self.end = 0
+            self.store_has_older = False
+            self.seen.clear()
+            self.pending.clear()
+            await self.remove_children(list(self._items.values()))
+            self._items.clear()
+            self._update_hints()
+        self.note_visible()
+
+    # -- moving the window
 
     async def load_older(self, keep_position: bool = True) -> bool:
         """Mounts the previous page above the window; False when there is none. With
@@ -162,100 +299,153 @@ class MessageLog(VerticalScroll, can_focus=True):
         otherwise the view moves to the top to show the page."""
         if self._busy or not self.more_above or self.loader is None:
             return False
-        self._busy = True
-        try:
-            if self.start < self.PAGE and self.store_has_older:
-                before = self.messages[0].row_id if self.messages else None
-                batch = self.loader(before, self.PAGE + 1)
-                self.store_has_older = len(batch) > self.PAGE
-                batch = batch[-self.PAGE:]
-                self.messages[:0] = batch
-                self.start += len(batch)
-                self.end += len(batch)
-            new_start = max(0, self.start - self.PAGE)
-            first = self._items.get(self.messages[self.start].row_id) \
-                if self.start < self.end else None
-            items = [self._make(m) for m in self.messages[new_start:self.start]]
-            if first is not None and keep_position:
-                self._hold(first)
-            elif not keep_position:
-                self._after_layout(lambda: self.scroll_home(animate=False, immediate=True))
-            if items:
-                await self.mount_all(items, after="#older-hint")
-            self.start = new_start
-            if self.end - self.start > self.MAX_MOUNTED:
-                await self._remove_range(self.start + self.MAX_MOUNTED, self.end)
-                self.end = self.start + self.MAX_MOUNTED
-            self._update_hints()
-            return True
-        finally:
-            self._busy = False
+        async with self._lock:
+            if not self.more_above or self.loader is None:
+                return False
+            self._busy = True
+            try:
+                if self.start < self.PAGE and self.store_has_older:
+                    before = self.messages[0].row_id if self.messages else None
+                    batch = self.loader(before, self.PAGE + 1)
+                    self.store_has_older = len(batch) > self.PAGE
+                    batch = batch[-self.PAGE:]
+                    self.messages[:0] = batch
+                    self.start += len(batch)
+                    self.end += len(batch)
+                    self._track(batch)
+                new_start = max(0, self.start - self.PAGE)
+                first = self._items.get(self.messages[self.start].row_id) \
+                    if self.start < self.end else None
+                items = [self._make(m) for m in self.messages[new_start:self.start]]
+                if first is not None and keep_position:
+                    self._hold(first)
+                elif not keep_position:
+                    self.following = False
+                    self._after_layout(lambda: self.scroll_home(animate=False, immediate=True))
+                if items:
+                    await self.mount_all(items, after="#older-hint")
+                self.start = new_start
+                if self.end - self.start > self.MAX_MOUNTED:
+                    await self._remove_range(self.start + self.MAX_MOUNTED, self.end)
+                    self.end = self.start + self.MAX_MOUNTED
+                self._update_hints()
+                return True
+            finally:
+                self._busy = False
 
     async def load_newer(self) -> bool:
         """Mounts the next page below the window; False when it shows the newest."""
         if self._busy or not self.more_below:
             return False
-        self._busy = True
-        try:
-            new_end = min(len(self.messages), self.end + self.PAGE)
-            last = self._items.get(self.messages[self.end - 1].row_id) \
-                if self.start < self.end else None
-            items = [self._make(m) for m in self.messages[self.end:new_end]]
-            if last is not None:
-                self._hold(last)
-            await self.mount_all(items, before="#newer-hint")
-            self.end = new_end
-            if self.end - self.start > self.MAX_MOUNTED:
-                await self._remove_range(self.start, self.end - self.MAX_MOUNTED)
-                self.start = self.end - self.MAX_MOUNTED
-            self._update_hints()
-            return True
-        finally:
-            self._busy = False
+        async with self._lock:
+            if not self.more_below:
+                return False
+            self._busy = True
+            try:
+                new_end = min(len(self.messages), self.end + self.PAGE)
+                last = self._items.get(self.messages[self.end - 1].row_id) \
+                    if self.start < self.end else None
+                items = [self._make(m) for m in self.messages[self.end:new_end]]
+                if last is not None:
+                    self._hold(last)
+                await self.mount_all(items, before="#newer-hint")
+                self.end = new_end
+                if self.end - self.start > self.MAX_MOUNTED:
+                    await self._remove_range(self.start, self.end - self.MAX_MOUNTED)
+                    self.start = self.end - self.MAX_MOUNTED
+                self._update_hints()
+                return True
+            finally:
+                self._busy = False
 
     async def jump_to_latest(self) -> None:
-        if self.more_below:
-            await self._mount_latest()
-        else:
-            self.scroll_end(animate=False)
+        async with self._lock:
+            if self.more_below:
+                await self._mount_latest()
+        self._to_bottom()
+
+    # -- new messages and changes
 
     async def put(self, message: Message) -> None:
         """A new message, or a change (delivery state) of one already loaded."""
+        async with self._lock:
+            await self._put(message)
+
+    async def _put(self, message: Message) -> None:
         item = self._items.get(message.row_id)
         if item is not None:
             item.set_message(message)
         for i in range(len(self.messages) - 1, -1, -1):
             if self.messages[i].row_id == message.row_id:
                 self.messages[i] = message
+                if not message.unread:
+                    self.pending.discard(message.row_id)
                 return
             if self.messages[i].row_id < message.row_id:
                 break
         if self.messages and message.row_id < self.messages[-1].row_id:
             return  # an update to a message not loaded: it is read from the store later
-        follow = self._at_bottom()
-        at_latest = not self.more_below
-        self.messages.append(message)
-        if not at_latest or self._busy:  # kept as data; mounted when the window moves
-            self._update_hints()
+        own = message.direction is Direction.OUT
+        if own and self.more_below:  # your own send: show the newest, always
+            self.messages.append(message)
+            await self._mount_latest()
+            self._to_bottom()
             return
-        await self.mount(self._make(message), before="#newer-hint")
+        self.messages.append(message)
+        self._track([message])
+        if self.end < len(self.messages) - 1:
+            self._update_hints()  # the window is further up: kept as data until it moves
+            self.note_visible()
+            return
+        new = self._make(message)
+        await self.mount(new, before="#newer-hint")
         self.end = len(self.messages)
         if self.end - self.start > self.MAX_MOUNTED:
             await self._remove_range(self.start, self.end - self.MAX_MOUNTED)
             self.start = self.end - self.MAX_MOUNTED
         self._update_hints()
-        if follow:
-            self._after_layout(lambda: self.scroll_end(animate=False, immediate=True))
+        if own or self.following:
+            self._follow(new, own)
+        else:
+            self.call_after_refresh(self.note_visible)
+
+    def _follow(self, item: MessageItem, own: bool) -> None:
+        """Brings a new message into view: to the bottom, except that the start of
+        someone else's message taller than the view is shown first."""
+
+        def scroll() -> None:
+            if not own and item.virtual_region.height > self.scrollable_content_region.height:
+                self.following = False
+                self.scroll_to(y=item.virtual_region.y, animate=False, immediate=True)
+            else:
+                self.following = True
+                self.scroll_end(animate=False, immediate=True)
+
+        self._after_layout(scroll)
+
+    # -- scrolling and resizing
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if self._adjusting or self._busy or self.max_scroll_y <= 0:
+        if self._adjusting or self._busy:
+            return
+        self.following = not self.more_below and self._at_bottom()
+        self.call_after_refresh(self.note_visible)
+        if self.max_scroll_y <= 0:
             return
         if new_value < old_value and new_value <= 0 and self.more_above:
             self.call_later(self.load_older)
         elif (new_value > old_value and new_value >= self.max_scroll_y
               and self.more_below):
             self.call_later(self.load_newer)
+
+    def on_resize(self) -> None:
+        """Stays at the bottom when the view changes size (a resized terminal, a
+        banner, a taller composer); otherwise keeps its place."""
+        if self.following:
+            self._to_bottom()
+        else:
+            self.call_after_refresh(self.note_visible)
 
 
 class KeyChangeBanner(Static):
@@ -291,12 +481,19 @@ class ConversationView(Vertical):
         yield Static("", id="conversation-title")
         yield KeyChangeBanner("", id="key-banner")
         yield MessageLog(id="log")
+        yield Static("", id="new-below", classes="hint")
         yield Composer(id="composer")
 
     def on_mount(self) -> None:
         self._set_open(False)
 
+    def on_message_log_new_below(self, event: MessageLog.NewBelow) -> None:
+        hint = self.query_one("#new-below", Static)
+        hint.update(f"▼ {event.count} new: scroll down or press Ctrl+L")
+        hint.display = event.count > 0 and self.name_open is not None
+
     def _set_open(self, is_open: bool) -> None:
+        self.query_one("#new-below").display = False
         self.query_one("#welcome").display = not is_open
         for selector in ("#conversation-title", "#log", "#composer"):
             self.query_one(selector).display = is_open
@@ -343,7 +540,8 @@ class ConversationView(Vertical):
         if message.contact == self.name_open:
             await self.log_widget.put(message)
 
-    def wants_read(self, message: Message) -> bool:
-        """An unread incoming message landed in the open conversation."""
-        return (message.contact == self.name_open and message.unread
-                and message.direction is Direction.IN)
+    def all_seen(self, unread: list[Message]) -> bool:
+        """Whether every one of these unread messages of the open conversation has
+        been on screen (only then may they be reported read)."""
+        seen = self.log_widget.seen
+        return all(m.row_id in seen for m in unread)
