@@ -36,7 +36,7 @@ from client.models import Message
 from client.sanitize import one_line
 from client.store import StoreError
 from client.tui.composer import Composer
-from client.tui.contacts import ContactList
+from client.tui.contacts import EMPTY_ID, ContactList
 from client.tui.conversation import ConversationView, MessageLog
 from client.tui.screens import NewConversationScreen, SafetyNumberScreen
 from client.tui.status import StatusBar
@@ -196,6 +196,22 @@ class ChatPane(Vertical):
         except VIEW_ERRORS as exc:
             self.report("mark the conversation read", exc)
 
+    @on(ContactList.Typed)
+    async def typed_in_list(self, event: ContactList.Typed) -> None:
+        """A key typed while the list has focus goes to the composer of the open
+        conversation (opening the highlighted one first if none is open)."""
+        event.stop()
+        if self.current is None:
+            highlighted = self.contact_list.highlighted_option
+            if highlighted is None or highlighted.id in (None, EMPTY_ID):
+                return
+            await self.open_conversation(highlighted.id)
+        composer = self.conversation.composer
+        if composer.disabled:
+            return
+        composer.focus()
+        composer.insert(event.character)
+
     @on(ContactList.Opened)
     async def contact_opened(self, event: ContactList.Opened) -> None:
         await self.open_conversation(event.name)
@@ -225,8 +241,7 @@ class ChatPane(Vertical):
     def _send_failed(self, name: str, text: str, exc: Exception) -> None:
         self.notify(send_error_text(name, exc), title="Message not sent", severity="error",
                     timeout=10, markup=False)
-        if self.current == name:
-            self.conversation.composer.restore(text)
+        self.conversation.keep_draft(name, text)
 
     # -- actions
 

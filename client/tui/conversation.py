@@ -472,6 +472,8 @@ class ConversationView(Vertical):
         super().__init__(id=id)
         self.name_open: str | None = None
         self.contact: Contact | None = None
+        self.drafts: dict[str, str] = {}
+        """What was typed and not sent, per conversation, while another is open."""
 
     def compose(self) -> ComposeResult:
         yield Static(Content.assemble(
@@ -511,12 +513,31 @@ class ConversationView(Vertical):
     async def open(self, name: str, contact: Contact | None, loader: HistoryLoader,
                    clock: Callable[[], float]) -> None:
         changed = name != self.name_open
-        self.name_open = name
+        previous, self.name_open = self.name_open, name
         self._set_open(True)
         self.set_contact(contact)
         if changed:
-            self.composer.clear()
+            self._switch_draft(previous, name)
         await self.log_widget.show(loader, clock)
+
+    def _switch_draft(self, previous: str | None, name: str) -> None:
+        """Keeps the composer's text for the conversation being left, and brings back
+        the one of the conversation being opened."""
+        composer = self.composer
+        if previous is not None and composer.text:
+            self.drafts[previous] = composer.text
+        elif previous is not None:
+            self.drafts.pop(previous, None)
+        composer.load_text(self.drafts.pop(name, ""))
+        composer.move_cursor(composer.document.end)
+
+    def keep_draft(self, name: str, text: str) -> None:
+        """Text for a conversation that is not open (a send to it failed): it waits
+        there as its draft, unless one is already waiting."""
+        if name == self.name_open:
+            self.composer.restore(text)
+        else:
+            self.drafts.setdefault(name, text)
 
     async def close(self) -> None:
         self.name_open = None

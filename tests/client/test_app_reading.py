@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from textual.widget import Widget
+
 from client.core import Client
 from client.models import Direction, State
 from client.tui.app import ChatApp
@@ -21,6 +23,10 @@ from tests.support import running_relay
 def sent_state(sender: Client, name: str, text: str) -> State:
     return next(m.state for m in sender.history(name, 1000)
                 if m.direction is Direction.OUT and m.text == text)
+
+
+def focused(app: ChatApp) -> Widget | None:
+    return app.chat.focused
 
 
 def at_bottom(log: MessageLog) -> bool:
@@ -171,3 +177,50 @@ async def test_the_log_stays_at_the_bottom_across_resizes(tmp_path: Path) -> Non
             assert at_bottom(log)
         await alice.disconnect()
         alice.close()
+
+
+async def test_typing_in_the_list_goes_to_the_composer_and_drafts_are_kept(
+        tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        await bob.disconnect()
+        await alice.send_text("bob", "from alice")
+        await carol.send_text("bob", "from carol")
+        b = ChatApp(bob)
+        async with running(b) as (pb,):
+            await online(b)
+            await wait_for(lambda: len(contact_list(b).contacts) == 2)
+            composer = b.chat.query_one(Composer)
+            # nothing open yet: typing opens the highlighted conversation and goes on
+            assert focused(b) is contact_list(b)
+            await pb.press(*"hello")
+            await wait_for(lambda: composer.text == "hello")
+            first = b.chat.current
+            assert first is not None and focused(b) is composer
+            # the list has focus again (Escape): typing still lands in the composer
+            await pb.press("escape")
+            assert focused(b) is contact_list(b)
+            await pb.press(*" there")
+            assert composer.text == "hello there"
+            assert focused(b) is composer
+
+            # each conversation keeps its own draft
+            await pb.press("ctrl+down")
+            second = b.chat.current
+            assert second not in (None, first)
+            assert composer.text == ""
+            await pb.press(*"other draft")
+            await pb.press("ctrl+up")
+            assert b.chat.current == first
+            assert composer.text == "hello there"
+            await pb.press("ctrl+down")
+            assert composer.text == "other draft"
+            await pb.press("enter")  # sent: no draft left behind for it
+            await wait_for(lambda: "other draft" in shown_texts(b))
+            await pb.press("ctrl+up", "ctrl+down")
+            assert composer.text == ""
+        for client in (alice, carol):
+            await client.disconnect()
+            client.close()
