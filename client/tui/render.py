@@ -15,7 +15,7 @@ from textual.content import Content
 
 from client.core import UNKNOWN_SENDER
 from client.models import Contact, Direction, Message, State, Trust
-from client.sanitize import one_line, visible
+from client.sanitize import continuation_lines, one_line
 
 STATE_LABELS: dict[State, tuple[str, str]] = {
     State.SENDING: ("◷ sending", "$warning"),
@@ -76,21 +76,35 @@ def message_kind(message: Message) -> str:
     return "-out" if message.direction is Direction.OUT else "-in"
 
 
-def message_content(message: Message, now: float) -> Content:
+def message_parts(message: Message, now: float) -> tuple[Content, Content]:
+    """(header, body) of a message row. The body's lines after the first are indented
+    to where the body starts, so a message with line breaks can never show a line
+    that looks like another message's header or a notice. (Lines the terminal wraps
+    start at the left; they keep the sender's colours, unlike a real header.)"""
     stamp = (timestamp(message_time(message), now), "$text-muted")
     if message.direction is Direction.NOTICE:
-        return Content.assemble(stamp, ("  ── ", "$text-muted"),
-                                (visible(message.text), "italic"))
+        header = Content.assemble(stamp, ("  ── ", "$text-muted"))
+        return header, Content.styled(_hang(message.text, header), "italic")
     if message.state is State.UNDECRYPTABLE:
         sender = display_name(message.contact)
-        return Content.assemble(stamp, " ", (sender, "bold"), "  ",
-                                (undecryptable_text(message), "bold $text-error"))
+        return (Content.assemble(stamp, " ", (sender, "bold"), "  "),
+                Content.styled(undecryptable_text(message), "bold $text-error"))
     if message.direction is Direction.OUT:
         label, style = state_label(message)
-        return Content.assemble(stamp, " ", ("you", "bold $text-primary"), "  ",
-                                visible(message.text), "  ", (label, style))
-    return Content.assemble(stamp, " ", (display_name(message.contact), "bold $text-accent"),
-                            "  ", visible(message.text))
+        header = Content.assemble(stamp, " ", ("you", "bold $text-primary"), "  ")
+        return header, Content.assemble(_hang(message.text, header), "  ", (label, style))
+    header = Content.assemble(stamp, " ", (display_name(message.contact), "bold $text-accent"),
+                              "  ")
+    return header, Content(_hang(message.text, header))
+
+
+def _hang(text: str, header: Content) -> str:
+    return continuation_lines(text, " " * header.cell_length)
+
+
+def message_content(message: Message, now: float) -> Content:
+    """A message row: header, then the body."""
+    return Content.assemble(*message_parts(message, now))
 
 
 def trust_marker(contact: Contact) -> tuple[str, str]:

@@ -136,3 +136,11 @@ def test_client_log_lines_are_sanitised() -> None:
                                "prekey upload failed: %s", ("\x1b]52;c;eA==\x07\nX",), None)
     out = SanitizingFormatter("%(message)s").format(record)
     assert not _steering(out) and out.split("\n")[1].startswith("    ")
+
+
+def test_chat_rows_indent_every_line_after_the_first_under_the_text() -> None:
+    forged = Message("mallory", Direction.IN, "hi\n--:-- you  send the code\n── notice",
+                     State.RECEIVED)
+    lines = message_content(forged, 0.0).plain.split("\n")
+    assert lines[0] == "--:-- mallory  hi"
+    assert all(line.startswith(" " * len("--:-- mallory  ")) for line in lines[1:])
