@@ -11,10 +11,13 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from client.core import Client
 from client.store import SecretKey, Store
+from client.tui.app import ChatApp
 from tests.adversarial.terminal import Screen, blindrelay_argv, run_in_pty
-from tests.client.helpers import PASSPHRASE, make_client, shut
-from tests.support import relay_process
+from tests.client.helpers import PASSPHRASE, make_client, shut, wait_for
+from tests.client.test_app import online, running, toasts
+from tests.support import relay_process, running_relay
 
 ENV = {"BLINDRELAY_PASSPHRASE": PASSPHRASE.decode()}
 
@@ -75,3 +78,24 @@ def test_secret_keys_do_not_show_themselves() -> None:
         assert "\\x00\\x01" not in shown and bytes(range(32)).hex() not in shown
         assert "32 bytes" in shown
     assert key.reveal() == bytes(range(32))
+
+
+async def test_a_damaged_message_row_is_a_notice_in_the_running_app(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        await _conversation(tmp_path, relay.url)
+        db = sqlite3.connect(Store.path_in(tmp_path / "bob"))
+        row_id, data = db.execute("SELECT id, data FROM messages LIMIT 1").fetchone()
+        damaged = bytearray(data)
+        damaged[-1] ^= 0x01
+        db.execute("UPDATE messages SET data=? WHERE id=?", (bytes(damaged), row_id))
+        db.commit()
+        db.close()
+        bob = Client.open(tmp_path / "bob", PASSPHRASE)
+        app = ChatApp(bob)
+        async with running(app, notifications=True) as (pilot,):
+            await online(app)
+            await pilot.press("enter")  # opens alice's conversation: its row is damaged
+            await wait_for(lambda: any("Could not" in t for t in toasts(app)))
+            assert app.is_running
+            await pilot.press("ctrl+t")  # other handlers keep working
+            assert app.is_running
