@@ -10,11 +10,12 @@ from pathlib import Path
 from textual.widget import Widget
 
 from client.core import Client
-from client.models import Direction, State
+from client.models import Direction, Message, State
 from client.tui.app import ChatApp
 from client.tui.capture import screen_text
 from client.tui.composer import Composer
 from client.tui.conversation import MessageLog
+from client.tui.seen import SeenTracker
 from tests.client.helpers import make_client, wait_for
 from tests.client.test_app import contact_list, online, running, shown, shown_texts
 from tests.support import running_relay
@@ -224,3 +225,21 @@ async def test_typing_in_the_list_goes_to_the_composer_and_drafts_are_kept(
         for client in (alice, carol):
             await client.disconnect()
             client.close()
+
+
+def test_a_message_is_seen_once_its_first_and_last_lines_were_visible() -> None:
+    tracker = SeenTracker()
+    tall = Message("alice", Direction.IN, "x", State.RECEIVED, unread=True, row_id=1)
+    short = Message("alice", Direction.IN, "y", State.RECEIVED, unread=True, row_id=2)
+    mine = Message("alice", Direction.OUT, "z", State.SENT, row_id=3)
+    tracker.track([tall, short, mine])
+    assert tracker.pending == {1, 2}
+    # lines 0-29 are the tall message, 30 the short one; the view shows 10 lines
+    assert not tracker.observe(1, 0, 30, 0, 10)  # its start only
+    assert not tracker.observe(2, 30, 31, 0, 10)  # not on screen
+    assert not tracker.observe(1, 0, 30, 10, 20)  # its middle
+    assert tracker.observe(1, 0, 30, 21, 31)  # scrolled to its end: seen
+    assert tracker.observe(2, 30, 31, 21, 31)
+    assert tracker.seen == {1, 2} and not tracker.pending
+    tracker.track([short])  # loaded again: already seen
+    assert not tracker.pending
