@@ -10,9 +10,10 @@ import datetime as dt
 import getpass
 import io
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from client.client import Client
@@ -20,6 +21,7 @@ from client.errors import ClientError, KeyChangeBlocked, NotConnected, RelayRefu
 from client.events import Event, MessageEvent
 from client.paths import PASSPHRASE_ENV, resolve_home
 from client.records import Direction, Message, State
+from client.sanitize import continuation_lines, one_line
 from client.store import NoProfile, ProfileExists, Store, StoreError, WrongPassphrase
 from protocol.wire.errors import ProtocolError
 
@@ -102,11 +104,23 @@ def _stamp(message: Message) -> str:
 
 
 def format_message(message: Message) -> str:
+    """One message for the terminal. What a peer wrote (text, name) and error reasons
+    go through `client.sanitize`: every control becomes a visible placeholder, and the
+    lines after the first are indented, so that no message can print a line that
+    looks like another message or a notice (those start in the first column)."""
+    head = f"[{_stamp(message)}] "
+    name = one_line(message.contact)
     if message.direction is Direction.NOTICE:
-        return f"[{_stamp(message)}] * {message.contact}: {message.text}"
+        return f"{head}* {name}: {continuation_lines(message.text)}"
     if message.state is State.UNDECRYPTABLE:
-        return f"[{_stamp(message)}] {message.contact}: <{message.error}>"
-    return f"[{_stamp(message)}] {message.contact}: {message.text}"
+        return f"{head}{name}: <{one_line(message.error)}>"
+    return f"{head}{name}: {continuation_lines(message.text)}"
+
+
+def _error_line(command: str, exc: BaseException) -> str:
+    """The one stderr line for a failed command: the error may quote a relay's ERROR
+    text or a peer's name, so it is shown on one line with controls made visible."""
+    return f"blindrelay {command}: {one_line(str(exc))}"
 
 
 # -- commands
@@ -212,7 +226,7 @@ def cmd_contacts(args: argparse.Namespace) -> int:
                                   "identity": c.identity.hex()}))
             else:
                 unread = f"  {c.unread} unread" if c.unread else ""
-                print(f"{c.name:<32} {status}{unread}")
+                print(f"{one_line(c.name):<32} {status}{unread}")
         if not contacts and not args.json:
             print("no contacts yet", file=sys.stderr)
         return EXIT_OK
@@ -286,25 +300,56 @@ SYNC: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+class SanitizingFormatter(logging.Formatter):
+    """Log records of the client quote relay ERROR texts and exception messages: on
+    a terminal they are shown with every control visible and later lines indented,
+    like everything else the commands print."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return continuation_lines(super().format(record))
+
+
+@contextlib.contextmanager
+def _sanitized_logs() -> Iterator[None]:
+    """The client's warnings go to stderr through `SanitizingFormatter` (otherwise
+    Python's last-resort handler would print them raw)."""
+    logger = logging.getLogger("blindrelay")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(SanitizingFormatter("blindrelay: %(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def run_client_command(args: argparse.Namespace) -> int:
+    if args.command == "chat":  # the app sends log records to its devtools log
+        return _run(args)
+    with _sanitized_logs():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command in ASYNC:
             return asyncio.run(ASYNC[args.command](args))
         return SYNC[args.command](args)
     except CommandError as exc:
-        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        print(_error_line(args.command, exc), file=sys.stderr)
         return exc.code
     except KeyChangeBlocked as exc:
-        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        print(_error_line(args.command, exc), file=sys.stderr)
         return EXIT_KEY_CHANGED
     except UnknownContact as exc:
-        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        print(_error_line(args.command, exc), file=sys.stderr)
         return EXIT_UNKNOWN_CONTACT
     except NotConnected as exc:
-        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+        print(_error_line(args.command, exc), file=sys.stderr)
         return EXIT_UNREACHABLE
-    except ClientError as exc:
-        print(f"blindrelay {args.command}: {exc}", file=sys.stderr)
+    except (ClientError, ProtocolError) as exc:
+        print(_error_line(args.command, exc), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

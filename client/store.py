@@ -92,6 +92,25 @@ class KdfParams:
         return cls(int.from_bytes(data[:4], "big"), int.from_bytes(data[4:], "big"))
 
 
+class SecretKey:
+    """Key bytes that never show themselves: `repr` and `str` name only the length,
+    so a traceback that prints local variables, or a log line, cannot leak them.
+    `reveal()` is the one way to the bytes, at the call that needs them."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = bytes(value)
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<SecretKey: {len(self._value)} bytes, hidden>"
+
+    __str__ = __repr__
+
+
 def _subkeys(master: bytes) -> tuple[bytes, bytes]:
     out = HKDF(hashes.SHA256(), 64, b"\x00" * 32, b"blindrelay local store keys v1").derive(
         master)
@@ -104,7 +123,8 @@ class Store:
 
     def __init__(self, db: sqlite3.Connection, master: bytes, protected: bool) -> None:
         self.db = db
-        self._enc_key, self._index_key = _subkeys(master)
+        enc_key, index_key = _subkeys(master)
+        self._enc_key, self._index_key = SecretKey(enc_key), SecretKey(index_key)
         self.protected = protected
         self._depth = 0
 
@@ -189,17 +209,17 @@ class Store:
 
     def tag(self, kind: bytes, name: bytes) -> bytes:
         """The row key for a name: HMAC-SHA256(index key, kind || 0 || name), 16 bytes."""
-        return hmac.new(self._index_key, kind + b"\x00" + name, sha256).digest()[:16]
+        return hmac.new(self._index_key.reveal(), kind + b"\x00" + name, sha256).digest()[:16]
 
     def _seal(self, table: bytes, row: bytes, plaintext: bytes) -> bytes:
         nonce = os.urandom(NONCE_LEN)
         return nonce + bytes(sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-            plaintext, table + b"\x00" + row, nonce, self._enc_key))
+            plaintext, table + b"\x00" + row, nonce, self._enc_key.reveal()))
 
     def _open(self, table: bytes, row: bytes, data: bytes) -> bytes:
         try:
             return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                data[NONCE_LEN:], table + b"\x00" + row, data[:NONCE_LEN], self._enc_key))
+                data[NONCE_LEN:], table + b"\x00" + row, data[:NONCE_LEN], self._enc_key.reveal()))
         except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
             raise CorruptStore(f"a row of {table.decode()} does not decrypt") from exc
 

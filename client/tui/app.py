@@ -12,6 +12,9 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
+import rich
+from rich.segment import Segments
+from rich.traceback import Traceback
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -21,8 +24,9 @@ from textual.screen import Screen
 from textual.worker import Worker
 
 from client.client import Client
-from client.errors import RelayRefused
+from client.errors import ClientError, RelayRefused
 from client.events import Event
+from client.sanitize import one_line
 from client.tui.chat import ChatScreen
 from client.tui.screens import HelpScreen
 
@@ -58,6 +62,17 @@ class ChatApp(App[int]):
         self.stop = asyncio.Event()
         self.relay_worker: Worker[None] | None = None
 
+    def _fatal_error(self) -> None:
+        """Textual's report of an uncaught exception, without local variables: its
+        default shows them, and a frame of the store's decryption holds the key that
+        opens the whole profile. (Errors the app expects are caught in the views and
+        shown as notifications; this is the last resort.)"""
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None, suppress=[rich])
+        self._exit_renderables.append(
+            Segments(self.console.render(traceback, self.console.options)))
+        self._close_messages_no_wait()
+
     def get_default_screen(self) -> Screen[None]:
         return self.chat
 
@@ -81,8 +96,11 @@ class ChatApp(App[int]):
         try:
             await self.client.run(self.stop)
         except RelayRefused as exc:
-            self.notify(f"The relay refused this profile: {exc}", title="Offline",
-                        severity="error", timeout=30)
+            self.notify(f"The relay refused this profile: {one_line(str(exc))}",
+                        title="Offline", severity="error", timeout=30, markup=False)
+        except ClientError as exc:
+            self.notify(f"Stopped receiving: {one_line(str(exc))}", title="Offline",
+                        severity="error", timeout=30, markup=False)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

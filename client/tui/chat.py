@@ -25,18 +25,25 @@ from client.errors import (
     ConnectionDropped,
     KeyChangeBlocked,
     NotConnected,
+    RelayRefused,
     UnknownContact,
 )
 from client.events import ContactEvent, Event, MessageEvent, StatusEvent
 from client.history import UNKNOWN_SENDER
 from client.records import Message
+from client.sanitize import one_line
 from client.tui.composer import Composer
-from client.tui.contacts import ContactList
+from client.tui.contacts import EMPTY_ID, ContactList
 from client.tui.conversation import ConversationView, MessageLog
 from client.tui.screens import NewConversationScreen, SafetyNumberScreen
 from client.tui.status import StatusBar
 
 log = logging.getLogger("blindrelay.tui")
+
+VIEW_ERRORS = (ClientError,)
+"""Errors a view handler shows as a notification instead of letting the app die: the
+client's one root (a damaged store row raises `CorruptStore`, a `StoreError`, which is a
+`ClientError`)."""
 
 READ_DELAY = 0.15
 """Seconds to gather incoming messages in the open conversation before marking them
@@ -44,17 +51,20 @@ read (one receipt for a burst)."""
 
 
 def send_error_text(name: str, exc: Exception) -> str:
-    """What the notification says when a message could not be sent."""
+    """What the notification says when a message could not be sent. The error's own
+    text may quote a relay or a peer: it is shown on one line, controls made visible
+    (and the notification is never parsed as markup)."""
+    detail = one_line(str(exc))
     if isinstance(exc, KeyChangeBlocked):
         return (f"Not sent: {name}'s identity key has changed. Press Ctrl+T to compare "
                 "safety numbers and accept the new key.")
     if isinstance(exc, ConnectionDropped):
         return f"Not sent: the connection dropped while fetching {name}'s keys. Try again."
     if isinstance(exc, NotConnected):
-        return f"Not sent: not connected to the relay (needed to fetch {name}'s keys). {exc}"
+        return f"Not sent: not connected to the relay (needed to fetch {name}'s keys). {detail}"
     if isinstance(exc, UnknownContact):
         return f"Not sent: the relay has no user {name!r}."
-    return f"Not sent: {exc}"
+    return f"Not sent: {detail}"
 
 
 class ChatPane(Vertical):
@@ -90,15 +100,30 @@ class ChatPane(Vertical):
         return self.query_one(ConversationView)
 
     def on_mount(self) -> None:
-        self.contact_list.set_contacts(self.client.contacts())
-        if self.client.history(UNKNOWN_SENDER, 1):
-            self.contact_list.note_conversation(UNKNOWN_SENDER)
         self.query_one(StatusBar).set_status(self.client.status)
         self.contact_list.focus()
+        try:
+            self.contact_list.set_contacts(self.client.contacts())
+            if self.client.history(UNKNOWN_SENDER, 1):
+                self.contact_list.note_conversation(UNKNOWN_SENDER)
+        except VIEW_ERRORS as exc:
+            self.report("read the conversation list", exc)
+
+    def report(self, what: str, exc: Exception) -> None:
+        """A library error in a view handler, shown instead of crashing the app."""
+        log.warning("could not %s: %s", what, exc)
+        self.notify(f"Could not {what}: {one_line(str(exc))}", title="Error",
+                    severity="error", timeout=20, markup=False)
 
     # -- library events (the app forwards them here)
 
     async def apply(self, event: Event) -> None:
+        try:
+            await self._apply(event)
+        except VIEW_ERRORS as exc:
+            self.report("show an update", exc)
+
+    async def _apply(self, event: Event) -> None:
         if isinstance(event, StatusEvent):
             self.query_one(StatusBar).set_status(event.status, event.detail)
         elif isinstance(event, ContactEvent):
@@ -111,24 +136,35 @@ class ChatPane(Vertical):
     async def _apply_message(self, message: Message) -> None:
         self.contact_list.note_conversation(message.contact, message.stored_at)
         await self.conversation.put(message)
-        if self.conversation.wants_read(message):
-            self._schedule_read()
+
+    def on_message_log_seen(self, event: MessageLog.Seen) -> None:
+        """Unread messages of the open conversation have been on screen."""
+        event.stop()
+        self._schedule_read()
 
     # -- opening conversations
 
     async def open_conversation(self, name: str) -> None:
+        try:
+            await self._open_conversation(name)
+        except VIEW_ERRORS as exc:
+            self.report("open the conversation", exc)
+
+    async def _open_conversation(self, name: str) -> None:
         self.current = name
         self.contact_list.set_current(name)
         client = self.client
 
         def loader(before: int | None, limit: int) -> list[Message]:
-            return client.history(name, limit, before)
+            try:
+                return client.history(name, limit, before)
+            except ClientError as exc:
+                self.report("read these messages", exc)
+                return []
 
         await self.conversation.open(name, client.contact(name), loader, lambda: client.clock())
         if name != UNKNOWN_SENDER:
             self.conversation.composer.focus()
-        if self.contact_list.unread(name):
-            self._mark_read_now()
 
     def _schedule_read(self) -> None:
         if self._read_timer is not None:
@@ -140,10 +176,38 @@ class ChatPane(Vertical):
             self.run_worker(self._mark_read(self.current), group="read")
 
     async def _mark_read(self, name: str) -> None:
+        """Marks the conversation read, but only once every unread message in it has
+        been on screen. The check and the library call run without an await between
+        them, so no message can arrive unseen in between."""
         try:
+            contact = self.client.contact(name)
+            if contact is None or name != self.current:
+                return
+            unread = [m for m in self.client.history(name, max(200, contact.unread * 2))
+                      if m.unread]
+            if not (unread or contact.unread) or not self.conversation.all_seen(unread):
+                return
             await self.client.mark_read(name)
-        except ClientError as exc:
+        except (RelayRefused, NotConnected) as exc:
             log.info("marking %s read failed: %s", name, exc)
+        except VIEW_ERRORS as exc:
+            self.report("mark the conversation read", exc)
+
+    @on(ContactList.Typed)
+    async def typed_in_list(self, event: ContactList.Typed) -> None:
+        """A key typed while the list has focus goes to the composer of the open
+        conversation (opening the highlighted one first if none is open)."""
+        event.stop()
+        if self.current is None:
+            highlighted = self.contact_list.highlighted_option
+            if highlighted is None or highlighted.id in (None, EMPTY_ID):
+                return
+            await self.open_conversation(highlighted.id)
+        composer = self.conversation.composer
+        if composer.disabled:
+            return
+        composer.focus()
+        composer.insert(event.character)
 
     @on(ContactList.Opened)
     async def contact_opened(self, event: ContactList.Opened) -> None:
@@ -155,7 +219,8 @@ class ChatPane(Vertical):
     def submitted(self, event: Composer.Submitted) -> None:
         event.stop()
         if self.current is None:
-            self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
+            self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning",
+                        markup=False)
             event.composer.restore(event.text)
             return
         self.run_worker(self._send(self.current, event.text.rstrip("\n")), group="send")
@@ -172,9 +237,8 @@ class ChatPane(Vertical):
 
     def _send_failed(self, name: str, text: str, exc: Exception) -> None:
         self.notify(send_error_text(name, exc), title="Message not sent", severity="error",
-                    timeout=10)
-        if self.current == name:
-            self.conversation.composer.restore(text)
+                    timeout=10, markup=False)
+        self.conversation.keep_draft(name, text)
 
     # -- actions
 
@@ -186,29 +250,33 @@ class ChatPane(Vertical):
         self.app.push_screen(NewConversationScreen(self.client.username), chosen)
 
     def action_safety_number(self) -> None:
+        try:
+            self._safety_number()
+        except VIEW_ERRORS as exc:
+            self.report("show the safety number", exc)
+
+    def _safety_number(self) -> None:
         name = self.current
         contact = self.client.contact(name) if name and name != UNKNOWN_SENDER else None
         if name is None or contact is None:
             self.notify("Open a conversation with someone first: safety numbers exist once "
-                        "you have their key (after the first message).", severity="warning")
+                        "you have their key (after the first message).", severity="warning",
+                        markup=False)
             return
-        try:
-            digits, payload = self.client.safety_number(name)
-        except ClientError as exc:
-            self.notify(str(exc), severity="error")
-            return
+        digits, payload = self.client.safety_number(name)
 
         def done(result: str | None) -> None:
             try:
                 if result == "verify":
                     self.client.verify(name)
-                    self.notify(f"{name} is now verified.", severity="information")
+                    self.notify(f"{name} is now verified.", severity="information",
+                                markup=False)
                 elif result == "accept":
                     self.client.accept_key(name)
                     self.notify(f"Accepted {name}'s new key. Compare safety numbers again to "
-                                "verify it.", severity="warning")
-            except ClientError as exc:
-                self.notify(str(exc), severity="error")
+                                "verify it.", severity="warning", markup=False)
+            except VIEW_ERRORS as exc:
+                self.report("change the contact's trust", exc)
 
         self.app.push_screen(SafetyNumberScreen(contact, digits, payload), done)
 
@@ -243,6 +311,11 @@ class ChatScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.pane.contact_list.focus()
+
+    def on_screen_resume(self) -> None:
+        """Back from a dialog: what the dialog covered counts as seen only now."""
+        self.pane.conversation.log_widget.call_after_refresh(
+            self.pane.conversation.log_widget.note_visible)
 
     @property
     def current(self) -> str | None:

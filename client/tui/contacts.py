@@ -3,6 +3,7 @@ count, most recent activity first."""
 
 from __future__ import annotations
 
+from textual import events
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -20,6 +21,13 @@ class ContactList(OptionList):
         def __init__(self, name: str) -> None:
             super().__init__()
             self.name = name
+
+    class Typed(Message):
+        """The user typed a printable character here: it is meant for the composer."""
+
+        def __init__(self, character: str) -> None:
+            super().__init__()
+            self.character = character
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -72,6 +80,14 @@ class ContactList(OptionList):
         if self.current not in names:
             return names[0 if step > 0 else -1]
         return names[(names.index(self.current) + step) % len(names)]
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing in the list is typing a message: the pane moves it to the composer
+        (the list's own keys are arrows, Home/End, PgUp/PgDn and Enter)."""
+        if event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.Typed(event.character))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

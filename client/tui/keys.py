@@ -18,7 +18,8 @@ HELP_KEYS: list[tuple[str, str, str]] = [
     ("Chat", "Escape", "focus the conversation list"),
     ("Chat", "Tab / Shift+Tab", "move between the list, the messages and the composer"),
     ("Conversation list", "Up / Down", "move"),
-    ("Conversation list", "Enter", "open the conversation (marks it read)"),
+    ("Conversation list", "Enter", "open the conversation at its first unread message"),
+    ("Conversation list", "letters", "start typing in the composer"),
     ("Messages", "Up / Down / PgUp / PgDn / Home / End", "scroll"),
     ("Composer", "Enter", "send"),
     ("Composer", "Ctrl+J", "new line (works in every terminal; Shift+Enter and Alt+Enter "

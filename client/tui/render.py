@@ -1,6 +1,10 @@
 """Pure formatting of library records for the view: no widgets, no I/O, so every
 rule about what the user sees (timestamps, delivery states, markers) is testable on
-its own."""
+its own.
+
+Everything here that a peer or a relay wrote (message texts, names, error reasons)
+goes through `client.sanitize` first, and is assembled into `Content` as plain text,
+never parsed as markup: nothing they send can steer the terminal or the styling."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from textual.content import Content
 
 from client.history import UNKNOWN_SENDER
 from client.records import Contact, Direction, Message, State, Trust
+from client.sanitize import continuation_lines, one_line
 
 STATE_LABELS: dict[State, tuple[str, str]] = {
     State.SENDING: ("◷ sending", "$warning"),
@@ -18,6 +23,12 @@ STATE_LABELS: dict[State, tuple[str, str]] = {
     State.DELIVERED: ("✓✓ delivered", "$text-secondary"),
     State.READ: ("✓✓ read", "bold $text-success"),
 }
+
+
+def display_name(name: str) -> str:
+    """A contact's name as shown: the unknown-sender conversation by its label, every
+    other name on one line with anything invisible made visible."""
+    return "unknown sender" if name == UNKNOWN_SENDER else one_line(name)
 
 
 def timestamp(ts: float, now: float) -> str:
@@ -42,13 +53,13 @@ def message_time(message: Message) -> float:
 def state_label(message: Message) -> tuple[str, str]:
     """(text, style) for an outgoing message's delivery state."""
     if message.state is State.FAILED:
-        reason = f": {message.error}" if message.error else ""
+        reason = f": {one_line(message.error)}" if message.error else ""
         return f"✗ failed{reason}", "bold $text-error"
     return STATE_LABELS.get(message.state, (message.state.value, "$text-muted"))
 
 
 def undecryptable_text(message: Message) -> str:
-    reason = message.error or "unknown reason"
+    reason = one_line(message.error) or "unknown reason"
     if not reason.startswith("could not be decrypted"):
         reason = f"could not be decrypted: {reason}"
     return f"⚠ {reason}"
@@ -65,20 +76,35 @@ def message_kind(message: Message) -> str:
     return "-out" if message.direction is Direction.OUT else "-in"
 
 
-def message_content(message: Message, now: float) -> Content:
+def message_parts(message: Message, now: float) -> tuple[Content, Content]:
+    """(header, body) of a message row. The body's lines after the first are indented
+    to where the body starts, so a message with line breaks can never show a line
+    that looks like another message's header or a notice. (Lines the terminal wraps
+    start at the left; they keep the sender's colours, unlike a real header.)"""
     stamp = (timestamp(message_time(message), now), "$text-muted")
     if message.direction is Direction.NOTICE:
-        return Content.assemble(stamp, ("  ── ", "$text-muted"), (message.text, "italic"))
+        header = Content.assemble(stamp, ("  ── ", "$text-muted"))
+        return header, Content.styled(_hang(message.text, header), "italic")
     if message.state is State.UNDECRYPTABLE:
-        sender = message.contact if message.contact != UNKNOWN_SENDER else "unknown sender"
-        return Content.assemble(stamp, " ", (sender, "bold"), "  ",
-                                (undecryptable_text(message), "bold $text-error"))
+        sender = display_name(message.contact)
+        return (Content.assemble(stamp, " ", (sender, "bold"), "  "),
+                Content.styled(undecryptable_text(message), "bold $text-error"))
     if message.direction is Direction.OUT:
         label, style = state_label(message)
-        return Content.assemble(stamp, " ", ("you", "bold $text-primary"), "  ",
-                                message.text, "  ", (label, style))
-    return Content.assemble(stamp, " ", (message.contact, "bold $text-accent"), "  ",
-                            message.text)
+        header = Content.assemble(stamp, " ", ("you", "bold $text-primary"), "  ")
+        return header, Content.assemble(_hang(message.text, header), "  ", (label, style))
+    header = Content.assemble(stamp, " ", (display_name(message.contact), "bold $text-accent"),
+                              "  ")
+    return header, Content(_hang(message.text, header))
+
+
+def _hang(text: str, header: Content) -> str:
+    return continuation_lines(text, " " * header.cell_length)
+
+
+def message_content(message: Message, now: float) -> Content:
+    """A message row: header, then the body."""
+    return Content.assemble(*message_parts(message, now))
 
 
 def trust_marker(contact: Contact) -> tuple[str, str]:
@@ -109,7 +135,7 @@ def trust_text(contact: Contact | None) -> tuple[str, str]:
 def contact_row(contact: Contact, current: bool = False) -> Content:
     """Open marker, trust marker, name, trust marker, name, unread count."""
     glyph, style = trust_marker(contact)
-    name = "unknown sender" if contact.name == UNKNOWN_SENDER else contact.name
+    name = display_name(contact.name)
     parts: list[str | tuple[str, str]] = [("▸" if current else " ", "bold"), " ",
                                           (glyph, style), " ",
                                           (name, "bold" if contact.unread else "")]

@@ -14,8 +14,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Static
 
 from client.records import Contact
+from client.sanitize import one_line
 from client.tui.keys import HELP_KEYS
-from client.tui.render import qr_text, trust_text
+from client.tui.render import display_name, qr_text, trust_text
 from protocol.wire.errors import InvalidUsername
 from protocol.wire.usernames import USERNAME_RULE, check_username
 
@@ -45,7 +46,7 @@ class NewConversationScreen(ModalScreen[str | None]):
         try:
             check_username(name)
         except InvalidUsername as exc:
-            error.update(str(exc))
+            error.update(Content(one_line(str(exc))))
             return
         if name == self.own_username:
             error.update("That is you: pick someone else.")
@@ -67,13 +68,13 @@ class AcceptKeyScreen(ModalScreen[bool]):
         self.contact_name = name
 
     def compose(self) -> ComposeResult:
-        name = self.contact_name
+        name = display_name(self.contact_name)
         with Vertical(id="accept-dialog", classes="dialog"):
-            yield Static(f"Accept {name}'s new identity key?", classes="dialog-title")
-            yield Static(
+            yield Static(Content(f"Accept {name}'s new identity key?"), classes="dialog-title")
+            yield Static(Content(
                 f"Do this only after comparing the safety number with {name} over a channel "
                 f"you trust. Messages will then go to the new key, and {name} stays "
-                "unverified until you verify again.")
+                "unverified until you verify again."))
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Accept (Y)", variant="error", id="accept-yes")
                 yield Button("Cancel (N)", id="accept-no")
@@ -101,7 +102,7 @@ class SafetyNumberScreen(ModalScreen[str | None]):
         self.payload = payload
 
     def compose(self) -> ComposeResult:
-        contact, name = self.contact, self.contact.name
+        contact, name = self.contact, display_name(self.contact.name)
         label, style = trust_text(contact)
         with Horizontal(id="safety"):
             with VerticalScroll(id="safety-info"):
@@ -136,13 +137,14 @@ class SafetyNumberScreen(ModalScreen[str | None]):
 
     def action_verify(self) -> None:
         if self.contact.key_changed:
-            self.notify("Accept the new key first (A).", severity="warning")
+            self.notify("Accept the new key first (A).", severity="warning", markup=False)
             return
         self.dismiss("verify")
 
     def action_accept(self) -> None:
         if not self.contact.key_changed:
-            self.notify(f"{self.contact.name}'s key has not changed.", severity="information")
+            self.notify(f"{display_name(self.contact.name)}'s key has not changed.",
+                        severity="information", markup=False)
             return
 
         def answered(yes: bool | None) -> None:

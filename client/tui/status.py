@@ -6,6 +6,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from client.sanitize import one_line
+
 STATUS_LOOK = {
     "online": ("●", "online", "bold $text-success"),
     "connecting": ("◌", "connecting…", "bold $text-warning"),
@@ -24,14 +26,17 @@ class StatusBar(Static):
         self.username = username
 
     def set_status(self, status: str, detail: str = "") -> None:
+        """`detail` may quote a relay (an ERROR text) or the network: it is shown on
+        one line with every control made visible."""
         self.status = status
-        self.detail = detail
+        self.detail = one_line(detail)
 
     def render(self) -> Content:
         glyph, word, style = STATUS_LOOK.get(self.status, ("?", self.status, "bold"))
         right = Content.assemble((f"{glyph} {word}", style),
                                  (f" — {self.detail}" if self.detail else "", "$text-muted"))
-        left = Content.assemble(("blindrelay", "bold"), " · ", (self.username, "bold $accent"))
+        left = Content.assemble(("blindrelay", "bold"), " · ",
+                                (one_line(self.username), "bold $accent"))
         gap = max(1, self.content_size.width - left.cell_length - right.cell_length)
         if left.cell_length + right.cell_length + 1 > self.content_size.width:
             right = right.truncate(max(0, self.content_size.width - left.cell_length - 1),

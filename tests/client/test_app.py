@@ -370,6 +370,11 @@ async def test_long_conversation_keeps_a_window_mounted(
             assert time.perf_counter() - started < 5
             assert log.mounted_count == MessageLog.INITIAL
             assert shown_texts(a)[-1] == f"message {total - 1:03d}"
+            # all unread: it opens on the first unread message it loaded, not past it
+            first = total - MessageLog.INITIAL
+            await wait_for(lambda: f"message {first:03d}" in screen_text(a))
+            assert f"message {total - 1:03d}" not in screen_text(a)
+            await pa.press("ctrl+l")
             await pa.pause()
             assert f"message {total - 1:03d}" in screen_text(a)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from client.commands import SanitizingFormatter, format_message
+from client.connection import RelayError
+from client.records import Contact, Direction, Message, State
 from client.sanitize import (
     BIDI_CONTROLS,
     INVISIBLE,
@@ -15,6 +19,8 @@ from client.sanitize import (
     placeholder,
     visible,
 )
+from client.tui.chat import send_error_text
+from client.tui.render import contact_row, message_content
 
 C0 = [chr(c) for c in range(0x20) if chr(c) not in "\n\t"]
 C1 = [chr(c) for c in range(0x7F, 0xA0)]
@@ -89,3 +95,52 @@ def test_nothing_a_terminal_interprets_gets_through(text: str) -> None:
 def test_continuation_lines_all_indented(text: str) -> None:
     for line in continuation_lines(text).split("\n")[1:]:
         assert line.startswith("    ")
+
+
+# -- the views apply it
+
+
+def _hostile_messages() -> list[Message]:
+    from tests.adversarial.payloads import EVERYTHING
+
+    return [Message("mallory", Direction.IN, EVERYTHING, State.RECEIVED, unread=True),
+            Message("mallory", Direction.OUT, EVERYTHING, State.FAILED, error=EVERYTHING),
+            Message("mallory", Direction.NOTICE, EVERYTHING, State.NOTICE),
+            Message("mallory", Direction.IN, "", State.UNDECRYPTABLE, error=EVERYTHING)]
+
+
+def _steering(text: str) -> set[str]:
+    from tests.adversarial.payloads import TERMINAL_STEERING
+
+    return set(text) & (TERMINAL_STEERING - {"\n"})
+
+
+def test_recv_lines_are_sanitised_and_continuations_indented() -> None:
+    for message in _hostile_messages():
+        out = format_message(message)
+        assert not _steering(out), message.direction
+        assert all(line.startswith("    ") for line in out.split("\n")[1:])
+
+
+def test_chat_rows_are_sanitised() -> None:
+    for message in _hostile_messages():
+        assert not _steering(message_content(message, 0.0).plain)
+    hostile_name = "bob\x1b]0;x\x07\u202e"
+    row = contact_row(Contact(hostile_name, b"", unread=1)).plain
+    assert not _steering(row) and "\n" not in row
+    assert not _steering(send_error_text("bob", RelayError(1, "\x1b[2J\r[/oops]")))
+
+
+def test_client_log_lines_are_sanitised() -> None:
+    record = logging.LogRecord("blindrelay.client", logging.WARNING, __file__, 1,
+                               "prekey upload failed: %s", ("\x1b]52;c;eA==\x07\nX",), None)
+    out = SanitizingFormatter("%(message)s").format(record)
+    assert not _steering(out) and out.split("\n")[1].startswith("    ")
+
+
+def test_chat_rows_indent_every_line_after_the_first_under_the_text() -> None:
+    forged = Message("mallory", Direction.IN, "hi\n--:-- you  send the code\n── notice",
+                     State.RECEIVED)
+    lines = message_content(forged, 0.0).plain.split("\n")
+    assert lines[0] == "--:-- mallory  hi"
+    assert all(line.startswith(" " * len("--:-- mallory  ")) for line in lines[1:])
