@@ -13,11 +13,10 @@ import difflib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -124,21 +123,6 @@ def assert_snapshot(name: str, text: str) -> None:
         pytest.fail(f"{name} differs from its snapshot:\n{diff}")
 
 
-@pytest.fixture
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-def dead_url() -> str:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"ws://127.0.0.1:{port}"
 
 
 # -- two people chatting
@@ -302,10 +286,11 @@ async def test_key_change_banner_blocks_sending_until_accepted(tmp_path: Path) -
         bob.close()
 
 
-async def test_send_errors_are_notifications(tmp_path: Path) -> None:
+async def test_send_errors_are_notifications(tmp_path: Path, unused_port: int) -> None:
     async with running_relay(tmp_path / "relay") as relay:
         alice = await make_client(tmp_path, "alice", relay.url, connect=False)
-        carol = await make_client(tmp_path, "carol", dead_url(), connect=False)
+        carol = await make_client(tmp_path, "carol", f"ws://127.0.0.1:{unused_port}",
+                                  connect=False)
         a, c = ChatApp(alice), ChatApp(carol)
         async with running(a, c, notifications=True) as (pa, pc):
             await online(a)

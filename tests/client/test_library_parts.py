@@ -27,7 +27,7 @@ from tests.client.helpers import (
     wait_last,
     wait_state,
 )
-from tests.support import running_relay
+from tests.support import RunningRelay, running_relay
 
 
 def sends_by(events: list[RelayEvent], user: str) -> int:
@@ -46,20 +46,19 @@ async def _talking(tmp_path: Path, url: str) -> tuple[Client, Client]:
     return alice, bob
 
 
-async def test_queued_messages_leave_in_one_send(tmp_path: Path) -> None:
-    async with running_relay(tmp_path / "relay") as relay:
-        alice, bob = await _talking(tmp_path, relay.url)
-        await alice.disconnect()
-        queued = [await alice.send_text("bob", f"offline {i}") for i in range(6)]
-        assert all(m.state is State.SENDING for m in queued)
-        frames: list[RelayEvent] = []
-        relay.relay.observers.append(frames.append)
-        await online(alice)
-        await wait_last(bob, "alice", "offline 5")
-        assert received(bob, "alice")[-6:] == [f"offline {i}" for i in range(6)]
-        assert sends_by(frames, "alice") == 1
-        assert alice.store.outbox() == []
-        await shut(alice, bob)
+async def test_queued_messages_leave_in_one_send(tmp_path: Path, relay: RunningRelay) -> None:
+    alice, bob = await _talking(tmp_path, relay.url)
+    await alice.disconnect()
+    queued = [await alice.send_text("bob", f"offline {i}") for i in range(6)]
+    assert all(m.state is State.SENDING for m in queued)
+    frames: list[RelayEvent] = []
+    relay.relay.observers.append(frames.append)
+    await online(alice)
+    await wait_last(bob, "alice", "offline 5")
+    assert received(bob, "alice")[-6:] == [f"offline {i}" for i in range(6)]
+    assert sends_by(frames, "alice") == 1
+    assert alice.store.outbox() == []
+    await shut(alice, bob)
 
 
 async def test_batches_respect_max_recipients(tmp_path: Path) -> None:
@@ -76,116 +75,112 @@ async def test_batches_respect_max_recipients(tmp_path: Path) -> None:
         await shut(alice, bob)
 
 
-async def test_batches_respect_max_frame(tmp_path: Path) -> None:
+async def test_batches_respect_max_frame(tmp_path: Path, relay: RunningRelay) -> None:
     """Six messages of the largest size: four fit one 256 KiB SEND, then two."""
-    async with running_relay(tmp_path / "relay") as relay:
-        alice, bob = await _talking(tmp_path, relay.url)
-        await alice.disconnect()
-        big = [f"{i}" + "x" * (MAX_TEXT - 1) for i in range(6)]
-        for text in big:
-            await alice.send_text("bob", text)
-        frames: list[RelayEvent] = []
-        relay.relay.observers.append(frames.append)
-        await online(alice)
-        await wait_last(bob, "alice", big[-1])
-        assert received(bob, "alice")[-6:] == big
-        assert sends_by(frames, "alice") == 2
-        assert all(e.size <= relay.config.limits.max_frame
-                   for e in frames if isinstance(e, FrameIn))
-        await shut(alice, bob)
+    alice, bob = await _talking(tmp_path, relay.url)
+    await alice.disconnect()
+    big = [f"{i}" + "x" * (MAX_TEXT - 1) for i in range(6)]
+    for text in big:
+        await alice.send_text("bob", text)
+    frames: list[RelayEvent] = []
+    relay.relay.observers.append(frames.append)
+    await online(alice)
+    await wait_last(bob, "alice", big[-1])
+    assert received(bob, "alice")[-6:] == big
+    assert sends_by(frames, "alice") == 2
+    assert all(e.size <= relay.config.limits.max_frame
+               for e in frames if isinstance(e, FrameIn))
+    await shut(alice, bob)
 
 
-async def test_a_refused_envelope_in_a_batch_fails_alone(tmp_path: Path) -> None:
+async def test_a_refused_envelope_in_a_batch_fails_alone(tmp_path: Path,
+                                                         relay: RunningRelay) -> None:
     """SEND is all or none: when the relay refuses a batch, each envelope is sent
     alone, so only the one the relay refuses fails and the others arrive in order."""
-    async with running_relay(tmp_path / "relay") as relay:
-        alice, bob = await _talking(tmp_path, relay.url)
-        await alice.disconnect()
-        await alice.send_text("bob", "before")
-        with alice.store.transaction():
-            doomed = alice.messages.add(Message("nobody", Direction.OUT, "lost",
-                                                State.SENDING))
-            alice.outbox.queue("nobody", b"\x01" * 64, doomed.row_id)
-        await alice.send_text("bob", "after")
-        await online(alice)
-        await wait_last(bob, "alice", "after")
-        assert received(bob, "alice")[-2:] == ["before", "after"]
-        failed = alice.message(doomed.row_id)
-        assert failed is not None and failed.state is State.FAILED
-        assert failed.error  # the reason the relay gave
-        assert alice.store.outbox() == []
-        await shut(alice, bob)
+    alice, bob = await _talking(tmp_path, relay.url)
+    await alice.disconnect()
+    await alice.send_text("bob", "before")
+    with alice.store.transaction():
+        doomed = alice.messages.add(Message("nobody", Direction.OUT, "lost",
+                                            State.SENDING))
+        alice.outbox.queue("nobody", b"\x01" * 64, doomed.row_id)
+    await alice.send_text("bob", "after")
+    await online(alice)
+    await wait_last(bob, "alice", "after")
+    assert received(bob, "alice")[-2:] == ["before", "after"]
+    failed = alice.message(doomed.row_id)
+    assert failed is not None and failed.state is State.FAILED
+    assert failed.error  # the reason the relay gave
+    assert alice.store.outbox() == []
+    await shut(alice, bob)
 
 
 async def test_a_message_is_unsealed_once_and_its_record_loaded_and_saved_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with running_relay(tmp_path / "relay") as relay:
-        alice, bob = await _talking(tmp_path, relay.url)
-        calls = {"unseal": 0, "load": 0, "save": 0}
-        real_load, real_save = bob.sessions.load, bob.sessions.save
+        tmp_path: Path, relay: RunningRelay, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob = await _talking(tmp_path, relay.url)
+    calls = {"unseal": 0, "load": 0, "save": 0}
+    real_load, real_save = bob.sessions.load, bob.sessions.save
 
-        def unseal(identity: IdentityKeyPair, data: bytes) -> SealedContent:
-            calls["unseal"] += identity is bob.identity  # alice's client shares the module
-            return real_unseal(identity, data)
+    def unseal(identity: IdentityKeyPair, data: bytes) -> SealedContent:
+        calls["unseal"] += identity is bob.identity  # alice's client shares the module
+        return real_unseal(identity, data)
 
-        def load(name: str) -> object:
-            calls["load"] += 1
-            return real_load(name)
+    def load(name: str) -> object:
+        calls["load"] += 1
+        return real_load(name)
 
-        def save(name: str, record: object) -> None:
-            calls["save"] += 1
-            real_save(name, record)  # type: ignore[arg-type]
+    def save(name: str, record: object) -> None:
+        calls["save"] += 1
+        real_save(name, record)  # type: ignore[arg-type]
 
-        monkeypatch.setattr("client.inbox.unseal", unseal)
-        monkeypatch.setattr(bob.sessions, "load", load)
-        monkeypatch.setattr(bob.sessions, "save", save)
-        counted = await alice.send_text("bob", "counted")
-        await wait_state(alice, "bob", counted, State.DELIVERED)
-        # the delivery receipt bob sends is encrypted with the same record
-        assert calls == {"unseal": 1, "load": 1, "save": 1}
-        await shut(alice, bob)
+    monkeypatch.setattr("client.inbox.unseal", unseal)
+    monkeypatch.setattr(bob.sessions, "load", load)
+    monkeypatch.setattr(bob.sessions, "save", save)
+    counted = await alice.send_text("bob", "counted")
+    await wait_state(alice, "bob", counted, State.DELIVERED)
+    # the delivery receipt bob sends is encrypted with the same record
+    assert calls == {"unseal": 1, "load": 1, "save": 1}
+    await shut(alice, bob)
 
 
 async def test_relay_refusals_and_dropped_connections_are_client_errors(
-        tmp_path: Path) -> None:
-    async with running_relay(tmp_path / "relay") as relay:
-        alice = await make_client(tmp_path, "alice", relay.url)
-        with pytest.raises(UnknownContact):
-            await alice.send_text("nobody", "hello?")
-        with pytest.raises(Refused):
-            await alice.send_text("alice", "me")
-        with pytest.raises(Refused):
-            await alice.send_text("Not A Name", "x")
-        await alice.disconnect()
-        with pytest.raises(NotConnected):
-            await alice.send_text("carol", "offline, no session")
-        impostor = Client.create(tmp_path / "impostor", "alice", relay.url, None)
-        with pytest.raises(RelayRefused) as refused:
-            await impostor.connect()
-        assert refused.value.code == ErrorCode.USERNAME_TAKEN and refused.value.fatal
-        assert isinstance(refused.value, ClientError)
-        impostor.close()
-        alice.close()
+        tmp_path: Path, relay: RunningRelay) -> None:
+    alice = await make_client(tmp_path, "alice", relay.url)
+    with pytest.raises(UnknownContact):
+        await alice.send_text("nobody", "hello?")
+    with pytest.raises(Refused):
+        await alice.send_text("alice", "me")
+    with pytest.raises(Refused):
+        await alice.send_text("Not A Name", "x")
+    await alice.disconnect()
+    with pytest.raises(NotConnected):
+        await alice.send_text("carol", "offline, no session")
+    impostor = Client.create(tmp_path / "impostor", "alice", relay.url, None)
+    with pytest.raises(RelayRefused) as refused:
+        await impostor.connect()
+    assert refused.value.code == ErrorCode.USERNAME_TAKEN and refused.value.fatal
+    assert isinstance(refused.value, ClientError)
+    impostor.close()
+    alice.close()
 
 
 async def test_a_profile_from_before_session_records_keeps_its_sessions(
-        tmp_path: Path) -> None:
+        tmp_path: Path, relay: RunningRelay) -> None:
     """Earlier profiles stored up to three session rows per peer and one list of
     accepted initial messages; the first message after the update opens in them and
     the peer's sessions move into one record."""
-    async with running_relay(tmp_path / "relay") as relay:
-        alice, bob = await _talking(tmp_path, relay.url)
-        record = bob.sessions.load("alice")
-        assert record.current is not None and record.accepted
-        bob.sessions.forget("alice")
-        with bob.store.transaction():  # as an earlier version stored them
-            bob.store.put("sessions", b"session", b"alice", record.current.serialize())
-            bob.store.put("settings", b"setting", b"base_keys",
-                          f'["{record.accepted[0].hex()}"]'.encode())
-        migrated = bob.sessions.load("alice")
-        assert migrated.serialize() == record.serialize()
-        await alice.send_text("bob", "after the update")
-        await wait_last(bob, "alice", "after the update")
-        assert bob.store.get("sessions", b"session", b"alice") is None
-        await wait_for(lambda: bob.sessions.load("alice").current is not None)
-        await shut(alice, bob)
+    alice, bob = await _talking(tmp_path, relay.url)
+    record = bob.sessions.load("alice")
+    assert record.current is not None and record.accepted
+    bob.sessions.forget("alice")
+    with bob.store.transaction():  # as an earlier version stored them
+        bob.store.put("sessions", b"session", b"alice", record.current.serialize())
+        bob.store.put("settings", b"setting", b"base_keys",
+                      f'["{record.accepted[0].hex()}"]'.encode())
+    migrated = bob.sessions.load("alice")
+    assert migrated.serialize() == record.serialize()
+    await alice.send_text("bob", "after the update")
+    await wait_last(bob, "alice", "after the update")
+    assert bob.store.get("sessions", b"session", b"alice") is None
+    await wait_for(lambda: bob.sessions.load("alice").current is not None)
+    await shut(alice, bob)

@@ -1,4 +1,4 @@
-"""The conformance suite (client/conformance) against our own relay: in-process, with
+"""The conformance suite (conformance/relay) against our own relay: in-process, with
 hypothesis-generated frames, and as real processes (`blindrelay serve` and
 `blindrelay conformance`); plus the suite's own behaviour when a server is broken,
 hangs or is not there."""
@@ -257,16 +257,6 @@ def test_blindrelay_conformance_rejects_a_filter_matching_nothing(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main("ws://127.0.0.1:9", "no-such-check") == 2
     assert capsys.readouterr().out.splitlines() == ["0 passed, 0 failed"]
-
-
-@pytest.fixture
-def unused_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 # ---- the suite has teeth ------------------------------------------------------------
