@@ -19,6 +19,7 @@ The global disk budget is checked by the storage inside the storing transaction
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -326,3 +327,71 @@ class RelayBudgets:
 
     def expired(self, before: int) -> None:
         self.shares.expired(before)
+
+
+# -- `blindrelay serve` options
+
+_RATE_OPTIONS = (
+    ("fetch_per_requester", "--fetch-budget", "FETCH_BUNDLEs per requester"),
+    ("fetch_per_pair", "--fetch-pair-budget", "FETCH_BUNDLEs of one account per requester"),
+    ("send_envelopes", "--send-budget", "envelopes per sender"),
+    ("send_bytes", "--send-bytes-budget", "bytes per sender"),
+    ("pair_envelopes", "--pair-budget", "envelopes per (sender, recipient)"),
+    ("pair_bytes", "--pair-bytes-budget", "bytes per (sender, recipient)"),
+    ("register_per_address", "--register-budget", "registrations per source address"),
+    ("register_global", "--register-global-budget", "registrations in all"),
+)
+
+
+def parse_rate(text: str) -> Rate:
+    """BURST:PER_SECOND (for example 12:0.0167), or "off"."""
+    if text.strip().lower() == "off":
+        return Rate(0, math.inf)
+    burst, _, per_second = text.partition(":")
+    try:
+        rate = Rate(float(per_second), float(burst))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not BURST:PER_SECOND or off") from None
+    if rate.per_second <= 0 or rate.burst < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the burst must be at least 1 and the "
+                                         "rate above 0 (or say off)")
+    return rate
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in (0, 1]")
+    return value
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if x == int(x) else f"{x:.4g}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The budget options of `blindrelay serve` (docs/PROTOCOL.md 16.7, "Budgets")."""
+    defaults = Budgets()
+    group = parser.add_argument_group(
+        "budgets", "what one account or address may take (BURST:PER_SECOND, or off)")
+    for name, option, what in _RATE_OPTIONS:
+        rate: Rate = getattr(defaults, name)
+        group.add_argument(option, type=parse_rate, default=rate, metavar="BURST:RATE",
+                           help=f"{what} (default {_number(rate.burst)}:"
+                           f"{_number(rate.per_second)})")
+    group.add_argument("--queue-share", type=_fraction, default=defaults.queue_share,
+                       help="fraction of a recipient's queue one sender may fill "
+                       f"(default {defaults.queue_share})")
+    group.add_argument("--storage-share", type=_fraction, default=defaults.storage_share,
+                       help="fraction of --max-stored-bytes one sender may fill "
+                       f"(default {defaults.storage_share})")
+    group.add_argument("--max-stored-bytes", type=int, default=defaults.max_stored_bytes,
+                       help="disk budget for queued envelopes, 0 for none "
+                       f"(default {defaults.max_stored_bytes})")
+
+
+def from_arguments(args: argparse.Namespace) -> Budgets:
+    rates = {name: getattr(args, option[2:].replace("-", "_"))
+             for name, option, _ in _RATE_OPTIONS}
+    return Budgets(**rates, queue_share=args.queue_share, storage_share=args.storage_share,
+                   max_stored_bytes=args.max_stored_bytes)
