@@ -35,13 +35,13 @@ def test_bucket_tables_hold_at_most_max_tracked() -> None:
         assert table.bucket(key, 0.0).take(0.0)
     assert len(table.buckets) <= 100
     # a full bucket remembers nothing, so full ones go first and a spent one stays
-    table = BucketTable(Rate(0.001, 2), max_tracked=3)
-    assert table.bucket("spent", 0.0).take(0.0, 2)
-    table.bucket("idle", 0.0)
-    table.bucket("idle too", 0.0)
-    table.bucket("fourth", 1.0)
-    assert set(table.buckets) == {"spent", "fourth"}
-    assert not table.bucket("spent", 1.0).take(1.0)
+    spent: BucketTable[str] = BucketTable(Rate(0.001, 2), max_tracked=3)
+    assert spent.bucket("spent", 0.0).take(0.0, 2)
+    spent.bucket("idle", 0.0)
+    spent.bucket("idle too", 0.0)
+    spent.bucket("fourth", 1.0)
+    assert set(spent.buckets) == {"spent", "fourth"}
+    assert not spent.bucket("spent", 1.0).take(1.0)
 
 def test_registrations_are_counted_by_address() -> None:
     assert source_key(("192.0.2.7", 50000)) == "192.0.2.7"
