@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+import sys
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -59,6 +60,9 @@ class Budgets:
     """The fraction of max_stored_bytes one sender's queued envelopes may fill."""
     max_stored_bytes: int = 1024 * 1024 * 1024
     """The global disk budget: stored envelope bodies plus ENVELOPE_OVERHEAD each."""
+    max_stored_envelopes: int = 1_000_000
+    """The global budget on queued envelopes, which also bounds the memory the shares
+    take (a few hundred bytes per envelope queued since start-up)."""
     register_per_address: Rate = Rate(0.2, 200)
     register_global: Rate = Rate(5.0, 1000)
     max_tracked: int = 100_000
@@ -161,7 +165,8 @@ class QueueShares:
 
     def stored(self, sender: str, env: StoredEnvelope) -> None:
         """A reserved envelope was stored: remember its sender until it leaves."""
-        self.by_id[env.envelope_id] = _Queued(env.recipient, sender,
+        # interned: the names of a flood's many envelopes are held once each
+        self.by_id[env.envelope_id] = _Queued(sys.intern(env.recipient), sys.intern(sender),
                                               envelope_cost(env.body), env.received_at)
 
     def left(self, recipient: str, envelope_ids: Iterable[bytes]) -> None:
@@ -226,6 +231,10 @@ class RelayBudgets:
     @property
     def max_stored_bytes(self) -> int:
         return self.budgets.max_stored_bytes
+
+    @property
+    def max_stored_envelopes(self) -> int:
+        return self.budgets.max_stored_envelopes
 
     @property
     def queue_share(self) -> int:
@@ -388,10 +397,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-stored-bytes", type=int, default=defaults.max_stored_bytes,
                        help="disk budget for queued envelopes, 0 for none "
                        f"(default {defaults.max_stored_bytes})")
+    group.add_argument("--max-stored-envelopes", type=int,
+                       default=defaults.max_stored_envelopes,
+                       help="most queued envelopes in all, 0 for no limit "
+                       f"(default {defaults.max_stored_envelopes})")
 
 
 def from_arguments(args: argparse.Namespace) -> Budgets:
     rates = {name: getattr(args, option[2:].replace("-", "_"))
              for name, option, _ in _RATE_OPTIONS}
     return Budgets(**rates, queue_share=args.queue_share, storage_share=args.storage_share,
-                   max_stored_bytes=args.max_stored_bytes)
+                   max_stored_bytes=args.max_stored_bytes,
+                   max_stored_envelopes=args.max_stored_envelopes)

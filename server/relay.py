@@ -394,7 +394,8 @@ class Relay:
         """Stores envelopes (all or none), then pushes each to its online recipient."""
         stored = await self.storage.store_envelopes(items, int(self.clock()),
                                                     self.limits.max_queue,
-                                                    self.budgets.max_stored_bytes)
+                                                    self.budgets.max_stored_bytes,
+                                                    self.budgets.max_stored_envelopes)
         for env in stored:
             self._emit(Stored(env.envelope_id, env.recipient, len(env.body), env.received_at,
                               env.body))

@@ -288,15 +288,17 @@ class SqliteStorage(Storage):
 
     async def store_envelopes(
         self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
-        max_stored_bytes: int = 0,
+        max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
             stored = []
-            if max_stored_bytes:
-                used = db.execute("SELECT bytes FROM envelope_usage").fetchone()[0]
+            if max_stored_bytes or max_stored_envelopes:
+                used, count = db.execute("SELECT bytes, count FROM envelope_usage").fetchone()
                 adding = sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes)
-                if used + adding > max_stored_bytes:
-                    raise StorageFull(max_stored_bytes)
+                if max_stored_bytes and used + adding > max_stored_bytes:
+                    raise StorageFull(f"{max_stored_bytes} bytes")
+                if max_stored_envelopes and count + len(envelopes) > max_stored_envelopes:
+                    raise StorageFull(f"{max_stored_envelopes} envelopes")
             for recipient, body in envelopes:
                 queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
                                     (recipient,)).fetchone()[0]

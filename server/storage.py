@@ -47,10 +47,9 @@ class QueueFull(StorageError):
 class StorageFull(StorageError):
     """The global disk budget: stored envelopes would count for more than it."""
 
-    def __init__(self, max_stored_bytes: int) -> None:
-        super().__init__(f"the relay's storage for envelopes is full ({max_stored_bytes} "
-                         "bytes); try again later")
-        self.max_stored_bytes = max_stored_bytes
+    def __init__(self, budget: str) -> None:
+        super().__init__(f"the relay's storage for envelopes is full ({budget}); try again "
+                         "later")
 
 
 ENVELOPE_OVERHEAD = 64
@@ -117,11 +116,12 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def store_envelopes(
         self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
-        max_stored_bytes: int = 0,
+        max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
         """Stores all or none. Raises UnknownUser, QueueFull, or StorageFull if the
-        stored envelopes would count for more than max_stored_bytes (0: no limit; each
-        counts its body plus ENVELOPE_OVERHEAD)."""
+        stored envelopes would count for more than max_stored_bytes (each counts its
+        body plus ENVELOPE_OVERHEAD) or number more than max_stored_envelopes (0: no
+        limit)."""
 
     @abc.abstractmethod
     async def queued(self, recipient: str, after_seq: int, limit: int,

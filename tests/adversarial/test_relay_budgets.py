@@ -228,6 +228,20 @@ async def test_the_disk_budget_refuses_with_storage_full_and_survives_a_restart(
         await sender.close()
 
 
+async def test_the_envelope_count_budget_refuses_with_storage_full(tmp_path: Path) -> None:
+    """Tiny envelopes are bounded by number too, and with them the relay's memory."""
+    budgets = Budgets(max_stored_envelopes=100, queue_share=1.0)
+    async with relay_with(tmp_path, budgets) as (url, relay):
+        victim = await offline_user(url)
+        sender, _ = await user(url)
+        await sender.send([(victim, b".")] * 60)
+        assert await refused(sender.send([(victim, b".")] * 41)) == ErrorCode.STORAGE_FULL
+        await sender.send([(victim, b".")] * 40)
+        assert await refused(sender.send([(victim, b".")])) == ErrorCode.STORAGE_FULL
+        assert len(relay.budgets.shares.by_id) == 100
+        await sender.close()
+
+
 async def test_registration_is_rate_limited_per_address_and_in_all(tmp_path: Path) -> None:
     """Before: registration was free and unlimited."""
     budgets = Budgets(register_per_address=Rate(0.001, 5))
@@ -320,7 +334,7 @@ async def test_an_honest_pair_is_served_under_every_flood_at_once(tmp_path: Path
         # the drain took at most each attacker's pair budget of bob's prekeys
         counts = await bob.prekey_counts()
         assert min(counts) >= 100 - 4 * Budgets().fetch_per_pair.burst
-        assert len(relay.budgets.shares.by_id) <= budget // ENVELOPE_OVERHEAD
+        assert len(relay.budgets.shares.by_id) <= budgets.max_stored_envelopes
         await alice.close()
         await bob.close()
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
