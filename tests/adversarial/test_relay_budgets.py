@@ -329,6 +329,8 @@ async def test_an_honest_pair_is_served_under_every_flood_at_once(tmp_path: Path
               f" tracked envelopes {len(relay.budgets.shares.by_id)}")
         assert p99 < 1.0
         assert stored <= budget
+        # the storage shares bind first: four accounts take at most four shares
+        assert stored <= 4 * budgets.storage_share * budget + 10 * 1024
         assert refusals.get(ErrorCode.SENDER_BUDGET, 0) > 0
         assert refusals.get(ErrorCode.RATE_LIMITED, 0) > 0
         # the drain took at most each attacker's pair budget of bob's prekeys
