@@ -271,7 +271,7 @@ async def _flood(url: str, stop: asyncio.Event, victims: list[str], prekey_owner
                  refusals: dict[int, int]) -> None:
     conn, _ = await user(url)
     big = b"\x99" * (63 * 1024)
-    small = b"junk" * 8
+    small = b"junk" * 512  # the smallest size class (docs/PROTOCOL.md 10.1)
     i = 0
 
     async def attempt(coro: object) -> None:
@@ -308,7 +308,7 @@ async def test_an_honest_pair_is_served_under_every_flood_at_once(tmp_path: Path
         await asyncio.sleep(0.5)  # let the floods get going
         latencies = []
         for n in range(150):
-            body = n.to_bytes(4, "big") + b"\x00" * 200
+            body = n.to_bytes(4, "big") + b"\x00" * 2044
             start = time.monotonic()
             (envelope_id,) = await alice.send([("bob", body)])
             while True:
