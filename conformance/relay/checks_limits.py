@@ -295,3 +295,37 @@ async def sender_share(ctx: Context) -> None:
     frames = await ctx.collect(rcpt, stored + 1)
     if frames[-1].body != b"from a real contact":
         raise CheckFailed("the other sender's envelope was not delivered after the flood")
+
+
+@check("limits.fetch_budget")
+async def fetch_budget(ctx: Context) -> None:
+    """One account fetching an owner's bundles as fast as it may is refused with
+    RATE_LIMITED before it has taken all of the owner's one-time prekeys, and another
+    account still gets a bundle with a one-time prekey (docs/PROTOCOL.md 16.7)."""
+    most = ctx.limits.max_prekeys
+    if most > 2000:
+        raise SkipCheck(f"max_prekeys is {most}")
+    owner, owner_probe = await ctx.register()
+    keys = make_prekeys(owner.identity, one_time=most, kem=most)
+    await owner_probe.upload_signed(keys.signed, keys.last_resort)
+    await owner_probe.upload_one_time(keys.one_time, keys.kem)
+    _, drainer = await ctx.register()
+    taken = 0
+    while taken < most:
+        try:
+            await drainer.fetch_bundle(owner.name)
+        except ServerRefused as exc:
+            if exc.code != ErrorCode.RATE_LIMITED:
+                raise
+            break
+        taken += 1
+    else:
+        raise CheckFailed(f"one account fetched all {most} one-time prekeys of another "
+                          "without RATE_LIMITED")
+    if (counts := await owner_probe.counts()) != (most - taken, most - taken):
+        raise CheckFailed(f"after {taken} bundles and a refusal, PREKEY_COUNTS says {counts},"
+                          f" expected {(most - taken, most - taken)}")
+    _, friend = await ctx.register()
+    bundle = await friend.fetch_bundle(owner.name)
+    if bundle.one_time_prekey is None:
+        raise CheckFailed("another account's bundle had no one-time prekey after the drain")
