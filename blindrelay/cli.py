@@ -14,6 +14,7 @@ from teaching.names import Scenario
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from server import budgets
     from server.config import default_data_dir, default_limits
 
     limits = default_limits()
@@ -47,6 +48,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--burst", type=int, default=limits.rate_burst)
     p.add_argument("--prekey-low", type=int, default=limits.prekey_low)
     p.add_argument("--log-level", default="INFO")
+    budgets.add_arguments(p)
 
 
 def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from server import budgets
     from server.config import ServerConfig, default_limits
     from server.serve import run_server
 
@@ -148,7 +151,8 @@ def _serve(args: argparse.Namespace) -> int:
                           tls_cert=args.tls_cert, tls_key=args.tls_key,
                           public_urls=tuple(args.public_url),
                           synchronous_full=args.synchronous_full,
-                          expiry_interval=args.expiry_interval)
+                          expiry_interval=args.expiry_interval,
+                          budgets=budgets.from_arguments(args))
 
     def ready(_relay: object, port: int) -> None:
         print(f"blindrelay relay listening on {config.scheme}://{config.host}:{port}",

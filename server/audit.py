@@ -19,7 +19,7 @@ from typing import TextIO
 from server.sqlite_store import DB_FILENAME
 
 KNOWN_TABLES = ("accounts", "signed_prekeys", "one_time_prekeys", "kem_one_time_prekeys",
-                "envelopes", "sqlite_sequence")
+                "envelopes", "envelope_usage", "sqlite_sequence")
 ROWS_SHOWN = 20
 
 

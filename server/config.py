@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol.wire.frames import Limits, normalize_url
+from server.budgets import Budgets
 
 LOOPBACK_ALIASES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -47,6 +48,9 @@ class ServerConfig:
     public_urls: tuple[str, ...] = ()
     synchronous_full: bool = False
     expiry_interval: float = 60.0
+    budgets: Budgets = field(default_factory=Budgets)
+    """Per-requester, per-sender and per-address budgets and the global disk budget
+    (server/budgets.py, docs/PROTOCOL.md 16.7); not announced in HELLO."""
 
     @property
     def scheme(self) -> str:

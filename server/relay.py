@@ -42,6 +42,7 @@ from protocol.wire.frames import (
     UploadSignedPrekeys,
 )
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
+from server.budgets import Budgets, RelayBudgets
 from server.events import (
     Acked,
     BundleTaken,
@@ -58,6 +59,7 @@ from server.storage import (
     QueueFull,
     Storage,
     StorageError,
+    StorageFull,
     StoredEnvelope,
     TooManyPrekeys,
     UnknownUser,
@@ -86,6 +88,7 @@ _STORAGE_CODES: dict[type[StorageError], ErrorCode] = {
     NoPrekeys: ErrorCode.NO_PREKEYS,
     TooManyPrekeys: ErrorCode.TOO_MANY_PREKEYS,
     QueueFull: ErrorCode.QUEUE_FULL,
+    StorageFull: ErrorCode.STORAGE_FULL,
 }
 
 __all__ = ["OUTBOX_SIZE", "Connection", "Relay", "RelayEvent", "Transport"]
@@ -172,6 +175,7 @@ class Relay:
         accepted_urls: frozenset[str],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        budgets: Budgets | None = None,
     ) -> None:
         self.storage = storage
         self.limits = limits
@@ -181,6 +185,8 @@ class Relay:
         self.online: dict[str, set[Connection]] = {}
         self.observers: list[Callable[[RelayEvent], None]] = []
         self.connections = 0
+        self.budgets = RelayBudgets(budgets or Budgets(), limits, monotonic)
+        """What one requester, sender or address may take (server/budgets.py)."""
 
     def _emit(self, event: RelayEvent) -> None:
         for observer in self.observers:
@@ -265,6 +271,7 @@ class Relay:
         core = conn.core
         if isinstance(frame, Register):
             core.check_register(frame)
+            self.budgets.admit_register(getattr(conn.ws, "remote_address", None))
             await self.storage.register(frame.username, frame.identity)
             self._emit(Registered(frame.username))
             core.log_in(frame.username)
@@ -280,6 +287,7 @@ class Relay:
             return await self._send(frame, user)
         if isinstance(frame, Ack):
             count = await self.storage.delete_envelopes(user, list(frame.envelope_ids))
+            self.budgets.acked(user, frame.envelope_ids)
             self._emit(Acked(user, frame.envelope_ids, count))
             return Ok()
         if isinstance(frame, FetchBundle):
@@ -345,6 +353,7 @@ class Relay:
     # -- prekeys
 
     async def _fetch_bundle(self, username: str, requester: str) -> Bundle:
+        self.budgets.admit_fetch(requester, username)
         parts = await self.storage.take_bundle(username)
         bundle = PreKeyBundle(
             parts.identity,
@@ -368,7 +377,14 @@ class Relay:
     async def _send(self, frame: Send, sender: str) -> Sent:
         """`sender` is known from the login but never stored (docs/DATA.md)."""
         self._check_send(frame)
-        stored = await self.store_and_push([(e.recipient, e.body) for e in frame.envelopes])
+        items = [(e.recipient, e.body) for e in frame.envelopes]
+        reservation = self.budgets.admit_send(sender, items)
+        try:
+            stored = await self.store_and_push(items)
+        except BaseException:
+            reservation.cancel()
+            raise
+        reservation.commit(stored)
         return Sent(tuple(env.envelope_id for env in stored))
 
     def _check_send(self, frame: Send) -> None:
@@ -377,7 +393,9 @@ class Relay:
     async def store_and_push(self, items: list[tuple[str, bytes]]) -> list[StoredEnvelope]:
         """Stores envelopes (all or none), then pushes each to its online recipient."""
         stored = await self.storage.store_envelopes(items, int(self.clock()),
-                                                    self.limits.max_queue)
+                                                    self.limits.max_queue,
+                                                    self.budgets.max_stored_bytes,
+                                                    self.budgets.max_stored_envelopes)
         for env in stored:
             self._emit(Stored(env.envelope_id, env.recipient, len(env.body), env.received_at,
                               env.body))
@@ -386,7 +404,9 @@ class Relay:
         return stored
 
     async def expire_once(self) -> int:
-        count = await self.storage.expire(int(self.clock()) - self.limits.envelope_ttl)
+        before = int(self.clock()) - self.limits.envelope_ttl
+        count = await self.storage.expire(before)
+        self.budgets.expired(before)
         if count:
             self._emit(Expired(count))
         return count

@@ -73,7 +73,8 @@ async def run_server(
             logger=_quiet_transport_logger(),
         ) as server:
             port = server.sockets[0].getsockname()[1] if server.sockets else config.port
-            relay = relay_factory(storage, config.limits, config.accepted_urls(port))
+            relay = relay_factory(storage, config.limits, config.accepted_urls(port),
+                                  budgets=config.budgets)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, stop.set)

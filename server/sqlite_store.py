@@ -23,12 +23,14 @@ from typing import Any, TypeVar
 
 from protocol.wire.prekeys import KemKind
 from server.storage import (
+    ENVELOPE_OVERHEAD,
     BundleParts,
     IdentityInUse,
     NoPrekeys,
     QueueFull,
     Storage,
     StorageError,
+    StorageFull,
     StoredEnvelope,
     TooManyPrekeys,
     UnknownUser,
@@ -39,7 +41,7 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 DB_FILENAME = "relay.sqlite3"
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS accounts (
     username      TEXT PRIMARY KEY,
     identity_key  BLOB NOT NULL UNIQUE
@@ -70,7 +72,26 @@ CREATE TABLE IF NOT EXISTS envelopes (
 );
 CREATE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
 CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
+CREATE TABLE IF NOT EXISTS envelope_usage (
+    id     INTEGER PRIMARY KEY CHECK (id = 0),
+    bytes  INTEGER NOT NULL,
+    count  INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO envelope_usage
+    SELECT 0, COALESCE(SUM(length(body)), 0) + {ENVELOPE_OVERHEAD} * COUNT(*), COUNT(*)
+    FROM envelopes;
+CREATE TRIGGER IF NOT EXISTS envelope_usage_in AFTER INSERT ON envelopes BEGIN
+    UPDATE envelope_usage SET bytes = bytes + length(NEW.body) + {ENVELOPE_OVERHEAD},
+                              count = count + 1 WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS envelope_usage_out AFTER DELETE ON envelopes BEGIN
+    UPDATE envelope_usage SET bytes = bytes - length(OLD.body) - {ENVELOPE_OVERHEAD},
+                              count = count - 1 WHERE id = 0;
+END;
 """
+"""The envelope_usage row keeps the global disk budget's count (docs/PROTOCOL.md 16.7,
+STORAGE_FULL) exact across restarts without summing the table on every SEND; the
+triggers keep it right whatever deletes envelopes (ACK, expiry)."""
 
 Op = Callable[[sqlite3.Connection], Any]
 
@@ -266,10 +287,18 @@ class SqliteStorage(Storage):
     # -- envelopes
 
     async def store_envelopes(
-        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int
+        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
+        max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
             stored = []
+            if max_stored_bytes or max_stored_envelopes:
+                used, count = db.execute("SELECT bytes, count FROM envelope_usage").fetchone()
+                adding = sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes)
+                if max_stored_bytes and used + adding > max_stored_bytes:
+                    raise StorageFull(f"{max_stored_bytes} bytes")
+                if max_stored_envelopes and count + len(envelopes) > max_stored_envelopes:
+                    raise StorageFull(f"{max_stored_envelopes} envelopes")
             for recipient, body in envelopes:
                 queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
                                     (recipient,)).fetchone()[0]
@@ -302,10 +331,9 @@ class SqliteStorage(Storage):
 
     async def delete_envelopes(self, recipient: str, envelope_ids: list[bytes]) -> int:
         def op(db: sqlite3.Connection) -> int:
-            before = db.total_changes
-            db.executemany("DELETE FROM envelopes WHERE recipient=? AND envelope_id=?",
-                           [(recipient, eid) for eid in envelope_ids])
-            return db.total_changes - before
+            # rowcount, not total_changes: that also counts the usage trigger's updates
+            return sum(db.execute("DELETE FROM envelopes WHERE recipient=? AND envelope_id=?",
+                                  (recipient, eid)).rowcount for eid in envelope_ids)
 
         return await self._write(op)
 
@@ -314,6 +342,12 @@ class SqliteStorage(Storage):
             return db.execute("DELETE FROM envelopes WHERE received_at<?", (before,)).rowcount
 
         return await self._write(op)
+
+    async def stored_bytes(self) -> int:
+        def op(db: sqlite3.Connection) -> int:
+            return int(db.execute("SELECT bytes FROM envelope_usage").fetchone()[0])
+
+        return await self._read(op)
 
     async def checkpoint(self) -> None:
         """Copies the WAL into the database and truncates it, so deleted ciphertext

@@ -44,6 +44,19 @@ class QueueFull(StorageError):
         self.username = username
 
 
+class StorageFull(StorageError):
+    """The global disk budget: stored envelopes would count for more than it."""
+
+    def __init__(self, budget: str) -> None:
+        super().__init__(f"the relay's storage for envelopes is full ({budget}); try again "
+                         "later")
+
+
+ENVELOPE_OVERHEAD = 64
+"""Bytes an envelope counts for beyond its body (its id, recipient, times and index
+entries), so that a flood of tiny envelopes is not free against the budgets."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEnvelope:
     seq: int
@@ -102,9 +115,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def store_envelopes(
-        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int
+        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
+        max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
-        """Stores all or none. Raises UnknownUser or QueueFull."""
+        """Stores all or none. Raises UnknownUser, QueueFull, or StorageFull if the
+        stored envelopes would count for more than max_stored_bytes (each counts its
+        body plus ENVELOPE_OVERHEAD) or number more than max_stored_envelopes (0: no
+        limit)."""
 
     @abc.abstractmethod
     async def queued(self, recipient: str, after_seq: int, limit: int,
@@ -119,6 +136,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def expire(self, before: int) -> int:
         """Deletes envelopes received before `before`; returns how many."""
+
+    @abc.abstractmethod
+    async def stored_bytes(self) -> int:
+        """What the stored envelopes count for against max_stored_bytes."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -9,6 +9,7 @@ from conformance.relay.probe import (
     ONE_TIME_RECORD_LEN,
     CheckFailed,
     Probe,
+    ServerRefused,
     SkipCheck,
     describe_answer,
 )
@@ -155,7 +156,8 @@ async def rate_limited(ctx: Context) -> None:
 async def queue_full(ctx: Context) -> None:
     """A recipient's queue takes max_queue envelopes; the next SEND to it gets QUEUE_FULL
     and stores nothing (not even for another recipient in it); all max_queue are then
-    delivered in order, and after the ACK the queue takes envelopes again."""
+    delivered in order, and after the ACK the queue takes envelopes again. A sender
+    refused with SENDER_BUDGET (its share of the queue) is relieved by a fresh one."""
     lim = ctx.limits
     if lim.max_queue > MAX_QUEUE_TESTED:
         raise SkipCheck(f"max_queue is {lim.max_queue}")
@@ -167,7 +169,14 @@ async def queue_full(ctx: Context) -> None:
     bodies = [i.to_bytes(4, "big") for i in range(lim.max_queue)]
     ids: list[bytes] = []
     for start in range(0, lim.max_queue, per_send):
-        ids += await sender.send([(rcpt.name, b) for b in bodies[start:start + per_send]])
+        chunk = [(rcpt.name, b) for b in bodies[start:start + per_send]]
+        try:
+            ids += await sender.send(chunk)
+        except ServerRefused as exc:
+            if exc.code != ErrorCode.SENDER_BUDGET:
+                raise
+            _, sender = await ctx.register()
+            ids += await sender.send(chunk)
     await sender.expect_error(Send((Outgoing(rcpt.name, b"full"),)), ErrorCode.QUEUE_FULL,
                               f"SEND to a queue holding max_queue ({lim.max_queue}) envelopes")
     if lim.max_recipients >= 2:
@@ -248,3 +257,75 @@ async def too_many_prekeys(ctx: Context) -> None:
     await probe.upload_one_time(again.one_time, [])
     if (counts := await probe.counts()) != (most, 0):
         raise CheckFailed(f"replacing a prekey by id at max_prekeys gave counts {counts}")
+
+
+@check("limits.sender_share")
+async def sender_share(ctx: Context) -> None:
+    """One sender flooding an offline recipient is refused with SENDER_BUDGET before the
+    queue is full, storing nothing of the refused SEND, and another sender's envelope
+    still gets through and is delivered (docs/PROTOCOL.md 16.7)."""
+    lim = ctx.limits
+    if lim.max_queue > MAX_QUEUE_TESTED:
+        raise SkipCheck(f"max_queue is {lim.max_queue}")
+    rcpt = await ctx.offline_user()
+    _, flooder = await ctx.register()
+    per_frame = (lim.max_frame - FRAME_HEADER_LEN - 2) // (1 + len(rcpt.name) + 4 + 4)
+    per_send = max(1, min(lim.max_recipients, per_frame))
+    stored = 0
+    refusal: Error | None = None
+    while stored < lim.max_queue:
+        n = min(per_send, lim.max_queue - stored)
+        frame = Send(tuple(Outgoing(rcpt.name, (stored + i).to_bytes(4, "big"))
+                           for i in range(n)))
+        rec = await flooder.roundtrip(flooder.encode(frame), what="flooding SEND")
+        if isinstance(rec.frame, Sent):
+            stored += len(rec.frame.envelope_ids)
+            continue
+        if isinstance(rec.frame, Error):
+            refusal = rec.frame
+            break
+        raise CheckFailed(f"a flooding SEND got {describe_answer(rec)}")
+    if refusal is None or refusal.code != ErrorCode.SENDER_BUDGET:
+        got = "nothing" if refusal is None else ErrorCode(refusal.code).name
+        raise CheckFailed(f"one sender queued {stored} envelopes for one recipient (max_queue "
+                          f"{lim.max_queue}) and got {got}, not SENDER_BUDGET: it can lock "
+                          "the recipient's other contacts out")
+    _, honest = await ctx.register()
+    await honest.send([(rcpt.name, b"from a real contact")])
+    frames = await ctx.collect(rcpt, stored + 1)
+    if frames[-1].body != b"from a real contact":
+        raise CheckFailed("the other sender's envelope was not delivered after the flood")
+
+
+@check("limits.fetch_budget")
+async def fetch_budget(ctx: Context) -> None:
+    """One account fetching an owner's bundles as fast as it may is refused with
+    RATE_LIMITED before it has taken all of the owner's one-time prekeys, and another
+    account still gets a bundle with a one-time prekey (docs/PROTOCOL.md 16.7)."""
+    most = ctx.limits.max_prekeys
+    if most > 2000:
+        raise SkipCheck(f"max_prekeys is {most}")
+    owner, owner_probe = await ctx.register()
+    keys = make_prekeys(owner.identity, one_time=most, kem=most)
+    await owner_probe.upload_signed(keys.signed, keys.last_resort)
+    await owner_probe.upload_one_time(keys.one_time, keys.kem)
+    _, drainer = await ctx.register()
+    taken = 0
+    while taken < most:
+        try:
+            await drainer.fetch_bundle(owner.name)
+        except ServerRefused as exc:
+            if exc.code != ErrorCode.RATE_LIMITED:
+                raise
+            break
+        taken += 1
+    else:
+        raise CheckFailed(f"one account fetched all {most} one-time prekeys of another "
+                          "without RATE_LIMITED")
+    if (counts := await owner_probe.counts()) != (most - taken, most - taken):
+        raise CheckFailed(f"after {taken} bundles and a refusal, PREKEY_COUNTS says {counts},"
+                          f" expected {(most - taken, most - taken)}")
+    _, friend = await ctx.register()
+    bundle = await friend.fetch_bundle(owner.name)
+    if bundle.one_time_prekey is None:
+        raise CheckFailed("another account's bundle had no one-time prekey after the drain")

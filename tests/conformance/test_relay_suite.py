@@ -46,11 +46,11 @@ from server.sqlite_store import SqliteStorage
 from server.storage import StoredEnvelope
 from tests.support import ROOT, relay_process, running_relay
 
-SMALL: dict[str, Any] = dict(max_queue=50, envelope_ttl=2, max_prekeys=20, rate_per_second=200,
+SMALL: dict[str, Any] = dict(max_queue=200, envelope_ttl=2, max_prekeys=20, rate_per_second=200,
                              rate_burst=100, expiry_interval=0.5)
 """Limits small enough that every check is practical (and none is skipped)."""
 
-SERVE_ARGS = ("--max-queue", "50", "--envelope-ttl", "2", "--expiry-interval", "0.5",
+SERVE_ARGS = ("--max-queue", "200", "--envelope-ttl", "2", "--expiry-interval", "0.5",
               "--max-prekeys", "20", "--rate", "200", "--burst", "100", "--log-level", "WARNING")
 
 SUMMARY = re.compile(r"(\d+) passed, (\d+) failed(?:, (\d+) skipped)?")
