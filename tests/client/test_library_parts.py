@@ -6,6 +6,7 @@ relay's errors reach views as ClientErrors."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,16 @@ from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.sealed import SealedContent
 from protocol.e2e.sealed import unseal as real_unseal
 from protocol.wire.frames import ErrorCode
+from server import serve
+from server.budgets import Budgets, Rate
+from server.config import ServerConfig
 from server.events import FrameIn, RelayEvent
 from tests.client.helpers import (
     make_client,
     online,
     received,
     shut,
+    state_of,
     wait_for,
     wait_last,
     wait_state,
@@ -184,3 +189,21 @@ async def test_a_profile_from_before_session_records_keeps_its_sessions(
     assert bob.store.get("sessions", b"session", b"alice") is None
     await wait_for(lambda: bob.sessions.load("alice").current is not None)
     await shut(alice, bob)
+
+
+async def test_a_budget_refusal_keeps_the_message_queued(tmp_path: Path) -> None:
+    """SENDER_BUDGET (and STORAGE_FULL) say 'later', not 'never': the message stays in
+    the outbox as sending and goes out once the budget has refilled."""
+    config = ServerConfig(port=0, data_dir=tmp_path / "relay",
+                          budgets=Budgets(pair_envelopes=Rate(1.0, 2)))
+    async with serve.running_relay(config) as running:
+        alice = await make_client(tmp_path, "alice", running.url)
+        bob = await make_client(tmp_path, "bob", running.url)
+        sent = [await alice.send_text("bob", f"m{i}") for i in range(4)]
+        await wait_last(bob, "alice", "m1")
+        assert state_of(alice, "bob", sent[3].row_id) is State.SENDING  # not FAILED
+        await asyncio.sleep(2.5)  # the pair's budget refills one envelope a second
+        await alice.flush_outbox()
+        await wait_last(bob, "alice", "m3")
+        assert received(bob, "alice") == ["m0", "m1", "m2", "m3"]
+        await shut(alice, bob)
