@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol.wire.frames import Limits, normalize_url
+from server.connections import ConnectionLimits
 
 LOOPBACK_ALIASES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -47,16 +48,20 @@ class ServerConfig:
     public_urls: tuple[str, ...] = ()
     synchronous_full: bool = False
     expiry_interval: float = 60.0
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @property
     def scheme(self) -> str:
         return "wss" if self.tls_cert else "ws"
 
     def accepted_urls(self, bound_port: int | None = None) -> frozenset[str]:
-        """The server URLs a login signature may name: the configured public URLs,
-        or the address it listens on (with its loopback aliases)."""
+        """The server URLs a login signature may name: the configured public URLs
+        alone when there are any (PROTOCOL.md 16.4), else the address it listens on
+        (with its loopback aliases)."""
+        if self.public_urls:
+            return frozenset(normalize_url(u) for u in self.public_urls)
         port = bound_port or self.port
-        urls = {normalize_url(u) for u in self.public_urls}
+        urls: set[str] = set()
         host = f"[{self.host}]" if ":" in self.host else self.host
         hosts = [host]
         if host in LOOPBACK_ALIASES or host in ("0.0.0.0", "[::]"):

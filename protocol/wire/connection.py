@@ -339,7 +339,7 @@ class ServerConnection:
         self.draining = False
         self.last_seq = 0
         """The newest envelope (by storage sequence) delivered on this connection."""
-        self._held: list[tuple[int, Deliver]] = []
+        self._held: list[tuple[int, Deliver | bytes]] = []
         self.drained = 0
         """Envelopes delivered in the login sequence, the count QUEUE_DONE carries."""
 
@@ -437,17 +437,18 @@ class ServerConnection:
             raise LocalProtocolError("the queue is delivered after login")
         self.draining, self.drained = True, 0
 
-    def deliver(self, seq: int, frame: Deliver) -> bytes | None:
+    def deliver(self, seq: int, frame: Deliver | bytes) -> bytes | None:
         """A queued envelope read during the drain, or a held one; None if this
-        connection already delivered it."""
+        connection already delivered it. `frame` may come encoded already (the relay
+        encodes a live DELIVER once for all of a user's connections)."""
         if seq <= self.last_seq:
             return None
         self.last_seq = seq
         if self.draining:
             self.drained += 1
-        return encode_frame(frame)
+        return frame if isinstance(frame, bytes) else encode_frame(frame)
 
-    def push(self, seq: int, frame: Deliver) -> bytes | None:
+    def push(self, seq: int, frame: Deliver | bytes) -> bytes | None:
         """A freshly stored envelope: its bytes to send now, or None if held for the
         end of the drain (so none overtakes the queue) or already delivered."""
         if self.draining:
