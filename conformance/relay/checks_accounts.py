@@ -234,6 +234,29 @@ async def register_bad_signature(ctx: Context) -> None:
     await probe.register(name, identity)  # the name was not taken by the failures
 
 
+SMALL_ORDER_KEY = b"\x01" + bytes(31)
+"""The Ed25519 encoding of the neutral point: a key with no X25519 form (3.3)."""
+
+
+@check("register.small_order_identity")
+async def register_small_order_identity(ctx: Context) -> None:
+    """A REGISTER with a small-order identity key and the "universal" signature
+    (R = the neutral point, S = 0, which a lax Ed25519 accepts for every message) is
+    refused (MALFORMED_FRAME: the key has no X25519 form) and registers nothing, so
+    nobody can then log in as it."""
+    probe = await ctx.connect()
+    name = fresh_username()
+    universal = SMALL_ORDER_KEY + bytes(32)
+    await probe.expect_error(Register(name, SMALL_ORDER_KEY, universal),
+                             ErrorCode.MALFORMED_FRAME,
+                             "REGISTER with a small-order identity key")
+    await _not_logged_in(probe, "a small-order identity key")
+    await probe.expect_error(Login(name, universal),
+                             (ErrorCode.BAD_SIGNATURE, ErrorCode.UNKNOWN_USER),
+                             "LOGIN with the universal signature")
+    await probe.register(name, IdentityKeyPair.generate())
+
+
 @check("register.other_server_url")
 async def register_other_server_url(ctx: Context) -> None:
     """A REGISTER signed for another server URL (host, port or scheme) gets

@@ -96,3 +96,23 @@ async def test_with_a_public_url_a_signature_for_localhost_is_refused(tmp_path: 
         finally:
             await conn.close()
     assert refused.value.code == ErrorCode.BAD_SIGNATURE
+
+
+SMALL_ORDER_KEY = b"\x01" + bytes(31)  # the neutral point; R = it, S = 0 verifies anything
+
+
+async def test_a_small_order_identity_key_cannot_register(tmp_path: Path) -> None:
+    from protocol.wire.frames import Error, Login, Ok, Register, encode_frame
+
+    async with running_relay(tmp_path) as relay:
+        conn = await RelayConnection.open(relay.url)
+        universal = SMALL_ORDER_KEY + bytes(32)
+        answer = await conn.request_raw(encode_frame(
+            Register("mallory", SMALL_ORDER_KEY, universal), conn.next_id()))
+        assert isinstance(answer, Error) and answer.code == ErrorCode.MALFORMED_FRAME
+        await conn.close()
+        other = await RelayConnection.open(relay.url)
+        answer = await other.request_raw(encode_frame(Login("mallory", universal),
+                                                      other.next_id()))
+        assert not isinstance(answer, Ok)
+        await other.close()
