@@ -61,6 +61,7 @@ from server.events import (
     RelayEvent,
     Stored,
 )
+from server.lookups import LookupBudget
 from server.storage import (
     IdentityInUse,
     NoPrekeys,
@@ -194,6 +195,7 @@ class Relay:
         self.online: dict[str, set[Connection]] = {}
         self.observers: list[Callable[[RelayEvent], None]] = []
         self.connections = 0
+        self.lookups = LookupBudget()
 
     def _emit(self, event: RelayEvent) -> None:
         for observer in self.observers:
@@ -328,6 +330,10 @@ class Relay:
     # -- accounts
 
     async def _lookup_identity(self, username: str, requester: str) -> bytes:
+        if not self.lookups.take(requester, self.monotonic()):
+            raise RequestRefused(ErrorCode.RATE_LIMITED,
+                                 f"at most {self.lookups.burst} identity lookups at once, "
+                                 f"{self.lookups.rate:g} per second after that")
         identity = await self.storage.identity(username)
         if identity is None:
             raise RequestRefused(ErrorCode.UNKNOWN_USER, f"no user {username!r}")

@@ -251,8 +251,7 @@ async def register_small_order_identity(ctx: Context) -> None:
                              ErrorCode.MALFORMED_FRAME,
                              "REGISTER with a small-order identity key")
     await _not_logged_in(probe, "a small-order identity key")
-    await probe.expect_error(Login(name, universal),
-                             (ErrorCode.BAD_SIGNATURE, ErrorCode.UNKNOWN_USER),
+    await probe.expect_error(Login(name, universal), ErrorCode.BAD_SIGNATURE,
                              "LOGIN with the universal signature")
     await probe.register(name, IdentityKeyPair.generate())
 
@@ -381,11 +380,20 @@ async def login_bad_signature(ctx: Context) -> None:
 
 @check("login.unknown_user")
 async def login_unknown_user(ctx: Context) -> None:
-    """LOGIN for a username nobody registered gets UNKNOWN_USER."""
+    """LOGIN for a username nobody registered gets the answer a wrong signature for a
+    registered one gets (BAD_SIGNATURE, the same message), so LOGIN does not tell which
+    names are taken."""
+    user, _ = await ctx.register()
     probe = await ctx.connect()
-    await probe.expect_error(probe.login_frame(fresh_username(), IdentityKeyPair.generate()),
-                             ErrorCode.UNKNOWN_USER, "LOGIN of an unknown user")
-    await _not_logged_in(probe, "UNKNOWN_USER")
+    unknown = await probe.expect_error(
+        probe.login_frame(fresh_username(), IdentityKeyPair.generate()),
+        ErrorCode.BAD_SIGNATURE, "LOGIN of an unknown user")
+    wrong = await probe.expect_error(probe.login_frame(user.name, IdentityKeyPair.generate()),
+                                     ErrorCode.BAD_SIGNATURE, "LOGIN signed by another key")
+    if unknown.message != wrong.message:
+        raise CheckFailed(f"LOGIN of an unknown name says {unknown.message!r}, a wrong key "
+                          f"{wrong.message!r}: the answers tell taken names apart")
+    await _not_logged_in(probe, "BAD_SIGNATURE")
 
 
 @check("login.replayed_frame")
