@@ -136,14 +136,15 @@ async def register_username_taken(ctx: Context) -> None:
 
 INVALID_NAMES: list[bytes] = [
     b"", b"ab", b"a" * 33, b"1abc", b"_abc", b"-abc", b"Abcd", b"abcD", b"ab cd", b"abc!",
-    b"abc/", b"abc\x00", "caf\u00e9".encode(), b"\xff\xfe\xfd",
+    b"abc/", b"abc\x00", "caf\u00e9".encode(), b"\xff\xfe\xfd", b"alice.", b"bob-", b"carol_",
 ]
 
 
 @check("register.username_invalid")
 async def register_username_invalid(ctx: Context) -> None:
-    """Usernames breaking the rule (3-32 characters, a-z first, then a-z 0-9 _ . -)
-    get USERNAME_INVALID and register nothing; names at the rule's edges are accepted."""
+    """Usernames breaking the rule (3-32 characters, a-z first, then a-z 0-9 _ . -, a-z
+    or 0-9 last) get USERNAME_INVALID and register nothing; names at the rule's edges
+    are accepted."""
     probe = await ctx.connect()
     identity = IdentityKeyPair.generate()
     for name in INVALID_NAMES:
