@@ -102,6 +102,30 @@ async def hello_first_frame(ctx: Context) -> None:
         raise CheckFailed("HELLO limits: " + "; ".join(problems))
 
 
+LOGIN_WAIT = 60.0
+"""How long a connection that does not log in may stay open (PROTOCOL.md 16.8; our
+relay closes it after 10 s)."""
+
+
+@check("limits.login_timeout", timeout=LOGIN_WAIT + 10, background=True)
+async def hello_login_timeout(ctx: Context) -> None:
+    """A connection that never logs in is closed (within 60 s): ERROR LOGIN_TIMEOUT with
+    request id 0, then a close with 1008, so idle sockets cannot hold the relay's
+    connections."""
+    probe = await ctx.connect()
+    try:
+        await asyncio.wait_for(probe.closed.wait(), LOGIN_WAIT)
+    except TimeoutError:
+        raise CheckFailed(f"a connection not logged in was still open after "
+                          f"{LOGIN_WAIT:g} s") from None
+    told = [r for r in probe.pending_pushes()
+            if isinstance(r.frame, Error) and r.frame.code == ErrorCode.LOGIN_TIMEOUT]
+    if not told:
+        raise CheckFailed(f"{probe.close_description()} without ERROR LOGIN_TIMEOUT first")
+    if probe.ws.close_code != 1008:
+        raise CheckFailed(f"after LOGIN_TIMEOUT {probe.close_description()}, not 1008")
+
+
 # ---- registration -------------------------------------------------------------
 
 
