@@ -16,6 +16,7 @@ from teaching.names import Scenario
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from server import budgets
     from server.config import default_data_dir, default_limits
+    from server.connections import ConnectionLimits
 
     limits = default_limits()
     p = sub.add_parser("serve", help="run a relay server",
@@ -47,6 +48,15 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="frames per second per connection")
     p.add_argument("--burst", type=int, default=limits.rate_burst)
     p.add_argument("--prekey-low", type=int, default=limits.prekey_low)
+    conns = ConnectionLimits()
+    p.add_argument("--login-timeout", type=float, default=conns.login_timeout,
+                   help="seconds a connection may stay not logged in")
+    p.add_argument("--max-connections", type=int, default=conns.max_connections,
+                   help="open connections in total (kept below the open-file limit)")
+    p.add_argument("--max-connections-per-address", type=int, default=conns.max_per_address)
+    p.add_argument("--max-connections-per-account", type=int, default=conns.max_per_account)
+    p.add_argument("--max-outbox-bytes", type=int, default=conns.max_outbox_bytes,
+                   help="bytes waiting for one connection before it is closed")
     p.add_argument("--log-level", default="INFO")
     budgets.add_arguments(p)
 
@@ -135,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from server import budgets
     from server.config import ServerConfig, default_limits
+    from server.connections import ConnectionLimits
     from server.serve import run_server
+    from server.startup import RelayStartError
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -152,13 +164,23 @@ def _serve(args: argparse.Namespace) -> int:
                           public_urls=tuple(args.public_url),
                           synchronous_full=args.synchronous_full,
                           expiry_interval=args.expiry_interval,
-                          budgets=budgets.from_arguments(args))
+                          budgets=budgets.from_arguments(args),
+                          connections=ConnectionLimits(
+                              login_timeout=args.login_timeout,
+                              max_connections=args.max_connections,
+                              max_per_address=args.max_connections_per_address,
+                              max_per_account=args.max_connections_per_account,
+                              max_outbox_bytes=args.max_outbox_bytes))
 
     def ready(_relay: object, port: int) -> None:
         print(f"blindrelay relay listening on {config.scheme}://{config.host}:{port}",
               flush=True)
 
-    asyncio.run(run_server(config, ready=ready))
+    try:
+        asyncio.run(run_server(config, ready=ready))
+    except RelayStartError as exc:
+        print(f"blindrelay serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,6 +7,12 @@ are matched to answers by request id; frames the server pushes (DELIVER,
 PREKEYS_LOW, QUEUE_DONE) land in `pushes`. A relay that breaks the conversation
 (a frame that does not decode, or one the core reports as a Violation) gets the
 connection closed with 1002 and `error` set.
+
+Nothing the relay sends can make the client hold unbounded memory (docs/CLIENT.md): a
+frame may be at most HELLO_MAX_SIZE bytes until HELLO arrives, then what the relay's
+announced limits allow plus FRAME_HEADROOM (never above FRAME_CEILING); and pushes not
+yet taken are bounded (PushQueue): when they reach the bound the client stops reading,
+so the relay's own bound slows or drops it, and its envelopes stay queued there.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from protocol.wire.events import Answered, HelloReceived, ServerEvent, Violation
 from protocol.wire.frames import (
     Ack,
     Bundle,
+    Deliver,
     Error,
     ErrorCode,
     FetchBundle,
@@ -48,6 +55,63 @@ from protocol.wire.frames import (
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
 F = TypeVar("F", bound=Frame)
+
+HELLO_MAX_SIZE = 4096
+"""Largest first frame accepted: HELLO is 64 bytes."""
+FRAME_HEADROOM = 16 * 1024
+"""Above the largest frame the announced limits allow (a DELIVER of max_envelope)."""
+FRAME_CEILING = 16 * 1024 * 1024
+"""Whatever a relay announces, no frame above this is accepted."""
+DELIVER_OVERHEAD = 6 + 16 + 8 + 4
+"""A DELIVER's header, envelope id, received_at and body length."""
+PUSH_FRAMES = 2048
+PUSH_BYTES = 16 * 1024 * 1024
+"""Pushes not yet taken at which the reader stops reading (unless an answer is awaited)."""
+PUSH_HARD_BYTES = 4 * PUSH_BYTES
+"""Pushes not yet taken at which the connection is closed: reached only when a relay
+keeps pushing ahead of an answer the client waits for."""
+
+
+def frame_bound(limits: Limits) -> int:
+    """The largest frame accepted from a relay that announced `limits`: its largest
+    DELIVER or its max_frame, whichever is larger, plus headroom, capped."""
+    largest = max(limits.max_frame, limits.max_envelope + DELIVER_OVERHEAD)
+    return min(largest + FRAME_HEADROOM, FRAME_CEILING)
+
+
+def _push_size(frame: Frame) -> int:
+    return DELIVER_OVERHEAD + len(frame.body) if isinstance(frame, Deliver) else 64
+
+
+class PushQueue(asyncio.Queue[Frame]):
+    """The pushes the relay sent that no one has taken yet, counted in frames and bytes.
+    `put_nowait` always succeeds (the reader decides when to stop reading); `get` wakes
+    a paused reader."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+        self.taken = asyncio.Event()
+
+    def _put(self, item: Frame) -> None:
+        self.bytes += _push_size(item)
+        super()._put(item)
+
+    def _get(self) -> Frame:
+        item: Frame = super()._get()
+        self.bytes -= _push_size(item)
+        self.taken.set()
+        return item
+
+    def over_bound(self) -> bool:
+        return self.qsize() >= PUSH_FRAMES or self.bytes >= PUSH_BYTES
+
+    def overflowing(self) -> bool:
+        return self.qsize() >= 4 * PUSH_FRAMES or self.bytes >= PUSH_HARD_BYTES
+
+
+class Overwhelmed(Exception):
+    """The relay kept pushing far beyond what the client had taken."""
 
 
 class RelayError(Exception):
@@ -82,8 +146,11 @@ class RelayConnection:
         self.url = core.url
         self.challenge = hello.challenge
         self.limits: Limits = hello.limits
-        self.pushes: asyncio.Queue[Frame] = asyncio.Queue()
+        self.pushes = PushQueue()
         self._waiting: dict[int, asyncio.Future[Frame]] = {}
+        self._requested = asyncio.Event()
+        with contextlib.suppress(AttributeError):  # a real websockets connection
+            ws.protocol.max_message_size = frame_bound(self.limits)
         self.closed = asyncio.Event()
         self.error: Exception | None = None
         self._reader = asyncio.get_running_loop().create_task(self._read())
@@ -95,7 +162,7 @@ class RelayConnection:
 
     @classmethod
     async def open(cls, url: str, **kwargs: Any) -> RelayConnection:
-        ws = await connect(url, compression=None, max_size=None, **kwargs)
+        ws = await connect(url, compression=None, max_size=HELLO_MAX_SIZE, **kwargs)
         core = ClientCore(url)
         try:
             first = await ws.recv()
@@ -116,8 +183,13 @@ class RelayConnection:
                     continue
                 for event in self.core.receive_data(message):
                     self._on_event(event)
+                await self._pace()
         except ConnectionClosed:
             pass
+        except Overwhelmed as exc:
+            self.error = exc
+            with contextlib.suppress(Exception):
+                await self.ws.close(1008, "too many pushes ahead of an answer")
         except Exception as exc:  # a relay that breaks the protocol: drop the connection
             self.error = exc
             with contextlib.suppress(Exception):
@@ -128,6 +200,23 @@ class RelayConnection:
                 if not waiter.done():
                     waiter.set_exception(ConnectionLost("connection closed"))
             self._waiting.clear()
+
+    async def _pace(self) -> None:
+        """Stops reading while the pushes not yet taken are over their bound, unless an
+        answer is awaited (it may be behind them); closes if they grow far beyond."""
+        if self.pushes.overflowing():
+            raise Overwhelmed(f"{self.pushes.qsize()} pushes ({self.pushes.bytes} bytes) "
+                              "not taken yet")
+        while self.pushes.over_bound() and not self._waiting:
+            self.pushes.taken.clear()
+            self._requested.clear()
+            taken = asyncio.ensure_future(self.pushes.taken.wait())
+            requested = asyncio.ensure_future(self._requested.wait())
+            try:
+                await asyncio.wait({taken, requested}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                taken.cancel()
+                requested.cancel()
 
     def _on_event(self, event: ServerEvent) -> None:
         if isinstance(event, Violation):
@@ -155,6 +244,7 @@ class RelayConnection:
     async def _roundtrip(self, request_id: int, data: bytes) -> Frame:
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
+        self._requested.set()  # a paused reader must read on to find the answer
         try:
             await self.ws.send(data)
         except ConnectionClosed as exc:

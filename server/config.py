@@ -9,6 +9,7 @@ from pathlib import Path
 
 from protocol.wire.frames import Limits, normalize_url
 from server.budgets import Budgets
+from server.connections import ConnectionLimits
 
 LOOPBACK_ALIASES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -51,16 +52,20 @@ class ServerConfig:
     budgets: Budgets = field(default_factory=Budgets)
     """Per-requester, per-sender and per-address budgets and the global disk budget
     (server/budgets.py, docs/PROTOCOL.md 16.7); not announced in HELLO."""
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @property
     def scheme(self) -> str:
         return "wss" if self.tls_cert else "ws"
 
     def accepted_urls(self, bound_port: int | None = None) -> frozenset[str]:
-        """The server URLs a login signature may name: the configured public URLs,
-        or the address it listens on (with its loopback aliases)."""
+        """The server URLs a login signature may name: the configured public URLs
+        alone when there are any (PROTOCOL.md 16.4), else the address it listens on
+        (with its loopback aliases)."""
+        if self.public_urls:
+            return frozenset(normalize_url(u) for u in self.public_urls)
         port = bound_port or self.port
-        urls = {normalize_url(u) for u in self.public_urls}
+        urls: set[str] = set()
         host = f"[{self.host}]" if ":" in self.host else self.host
         hosts = [host]
         if host in LOOPBACK_ALIASES or host in ("0.0.0.0", "[::]"):

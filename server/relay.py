@@ -40,9 +40,18 @@ from protocol.wire.frames import (
     Sent,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
+    encode_frame,
 )
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from server.budgets import Budgets, RelayBudgets
+from server.connections import (
+    MAX_OUTBOX_BYTES,
+    ConnectionLimits,
+    Outbox,
+    OutboxFull,
+    check_account_cap,
+    close_for_login_timeout,
+)
 from server.events import (
     Acked,
     BundleTaken,
@@ -53,6 +62,7 @@ from server.events import (
     RelayEvent,
     Stored,
 )
+from server.lookups import LookupBudget
 from server.storage import (
     IdentityInUse,
     NoPrekeys,
@@ -70,8 +80,8 @@ log = logging.getLogger("blindrelay.server")
 
 OUTBOX_SIZE = 256
 """Frames waiting to be written to one connection. A recipient that falls this far
-behind live pushes is disconnected (1013); its envelopes stay queued for its
-next login."""
+(or ConnectionLimits.max_outbox_bytes) behind live pushes is disconnected (1013); its
+envelopes stay queued for its next login."""
 
 DRAIN_PAGE = 128
 
@@ -114,10 +124,11 @@ class Connection:
 
     __slots__ = ("close_task", "closing", "core", "outbox", "send_slots", "sends", "ws")
 
-    def __init__(self, ws: Transport, core: ServerConnection) -> None:
+    def __init__(self, ws: Transport, core: ServerConnection,
+                 max_outbox_bytes: int = MAX_OUTBOX_BYTES) -> None:
         self.ws = ws
         self.core = core
-        self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOX_SIZE)
+        self.outbox = Outbox(OUTBOX_SIZE, max_outbox_bytes)
         self.send_slots = asyncio.Semaphore(MAX_PIPELINED_SENDS)
         self.sends: set[asyncio.Task[None]] = set()
         self.closing = False
@@ -147,17 +158,18 @@ class Connection:
             pass
         await asyncio.gather(closer, return_exceptions=True)
 
-    def push(self, env: StoredEnvelope) -> None:
-        """Live delivery of a freshly stored envelope; the core holds it back during the
-        login sequence and drops it if this connection already delivered it."""
+    def push(self, env: StoredEnvelope, encoded: bytes) -> None:
+        """Live delivery of a freshly stored envelope (`encoded`: its DELIVER, one bytes
+        object shared by all the recipient's connections); the core holds it back during
+        the login sequence and drops it if this connection already delivered it."""
         if self.closing:
             return
-        data = self.core.push(env.seq, _deliver(env))
+        data = self.core.push(env.seq, encoded)
         if data is None:
             return
         try:
             self.outbox.put_nowait(data)
-        except asyncio.QueueFull:
+        except OutboxFull:
             # too far behind: the envelopes stay queued for its next login
             self.closing = True
             self.close_task = asyncio.get_running_loop().create_task(
@@ -176,8 +188,10 @@ class Relay:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         budgets: Budgets | None = None,
+        connection_limits: ConnectionLimits | None = None,
     ) -> None:
         self.storage = storage
+        self.connection_limits = connection_limits or ConnectionLimits()
         self.limits = limits
         self.accepted_urls = accepted_urls
         self.clock = clock
@@ -187,6 +201,7 @@ class Relay:
         self.connections = 0
         self.budgets = RelayBudgets(budgets or Budgets(), limits, monotonic)
         """What one requester, sender or address may take (server/budgets.py)."""
+        self.lookups = LookupBudget()
 
     def _emit(self, event: RelayEvent) -> None:
         for observer in self.observers:
@@ -197,8 +212,11 @@ class Relay:
     async def handle(self, ws: Transport) -> None:
         core = self.connection_class(os.urandom(32), self.limits, self.accepted_urls,
                                      self.monotonic())
-        conn = Connection(ws, core)
-        writer = asyncio.get_running_loop().create_task(conn.writer())
+        conn = Connection(ws, core, self.connection_limits.max_outbox_bytes)
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(conn.writer())
+        deadline = loop.call_later(self.connection_limits.login_timeout,
+                                   self._login_deadline, conn)
         self.connections += 1
         try:
             await conn.outbox.put(core.hello())
@@ -208,6 +226,7 @@ class Relay:
             if type(exc).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError"):
                 log.exception("connection handler failed")
         finally:
+            deadline.cancel()
             self.connections -= 1
             if conn.username is not None:
                 peers = self.online.get(conn.username)
@@ -219,12 +238,14 @@ class Relay:
                 _, late = await asyncio.wait(set(conn.sends), timeout=SEND_GRACE)
                 for task in late:
                     task.cancel()
-            # put_nowait can fail on a full outbox; cancelling the writer is enough then
-            try:
-                conn.outbox.put_nowait(None)
-            except asyncio.QueueFull:
-                writer.cancel()
+            conn.outbox.close()
             await asyncio.gather(writer, return_exceptions=True)
+
+    def _login_deadline(self, conn: Connection) -> None:
+        if conn.username is None and not conn.closing:
+            conn.closing = True
+            conn.close_task = asyncio.get_running_loop().create_task(
+                close_for_login_timeout(conn, self.connection_limits.login_timeout))
 
     async def _on_message(self, conn: Connection, message: bytes | str) -> None:
         event = conn.core.receive_data(message, self.monotonic())
@@ -278,6 +299,7 @@ class Relay:
             return Ok()
         if isinstance(frame, Login):
             core.check_login(frame, await self.storage.identity(frame.username))
+            check_account_cap(self.online.get(frame.username, ()), self.connection_limits)
             core.log_in(frame.username)
             return Ok()
         user = core.username
@@ -316,6 +338,10 @@ class Relay:
     # -- accounts
 
     async def _lookup_identity(self, username: str, requester: str) -> bytes:
+        if not self.lookups.take(requester, self.monotonic()):
+            raise RequestRefused(ErrorCode.RATE_LIMITED,
+                                 f"at most {self.lookups.burst} identity lookups at once, "
+                                 f"{self.lookups.rate:g} per second after that")
         identity = await self.storage.identity(username)
         if identity is None:
             raise RequestRefused(ErrorCode.UNKNOWN_USER, f"no user {username!r}")
@@ -368,7 +394,7 @@ class Relay:
         for owner in self.online.get(username, ()):
             low = owner.core.prekeys_low(parts.one_time_left, parts.kem_one_time_left)
             if low is not None:
-                with contextlib.suppress(asyncio.QueueFull):  # told again at next login
+                with contextlib.suppress(OutboxFull):  # told again at next login
                     owner.outbox.put_nowait(low)
         return Bundle(bundle.encode())
 
@@ -399,8 +425,10 @@ class Relay:
         for env in stored:
             self._emit(Stored(env.envelope_id, env.recipient, len(env.body), env.received_at,
                               env.body))
-            for conn in self.online.get(env.recipient, ()):
-                conn.push(env)
+            if conns := self.online.get(env.recipient):
+                encoded = encode_frame(_deliver(env))  # one copy for all of them
+                for conn in conns:
+                    conn.push(env, encoded)
         return stored
 
     async def expire_once(self) -> int:

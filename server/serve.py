@@ -16,8 +16,10 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from server.config import ServerConfig
+from server.connections import ConnectionGate, RateLimitedLog, connection_cap
 from server.relay import Relay
 from server.sqlite_store import SqliteStorage
+from server.startup import DataDirLock, bind_error, raise_open_file_limit
 
 log = logging.getLogger("blindrelay.server")
 
@@ -38,6 +40,22 @@ def _quiet_transport_logger() -> logging.Logger:
     return logger
 
 
+class _AcceptErrors(logging.Filter):
+    """asyncio logs a traceback for every failed accept() ("Too many open files") and
+    retries each second; this folds them into one line per interval."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folded = RateLimitedLog("cannot accept connections: %s")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "socket.accept() out of system resource" not in str(record.msg):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        self.folded.hit(getattr(exc, "strerror", None) or "out of resources")
+        return False
+
+
 async def run_server(
     config: ServerConfig,
     stop: asyncio.Event | None = None,
@@ -45,9 +63,28 @@ async def run_server(
     relay_factory: Callable[..., Relay] = Relay,
 ) -> None:
     """Runs until `stop` is set (or SIGTERM/SIGINT): then stops accepting, lets
-    in-flight stores commit, closes connections with 1001 and returns."""
+    in-flight stores commit, closes connections with 1001 and returns. Raises
+    RelayStartError (one line for the operator) if the data directory is in use by
+    another relay or the address cannot be bound."""
     stop = stop or asyncio.Event()
+    lock = DataDirLock(config.data_dir)
+    try:
+        await _serve_locked(config, stop, ready, relay_factory)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(
+    config: ServerConfig,
+    stop: asyncio.Event,
+    ready: Callable[[Relay, int], None] | None,
+    relay_factory: Callable[..., Relay],
+) -> None:
     loop = asyncio.get_running_loop()
+    gate = ConnectionGate(connection_cap(config.connections, raise_open_file_limit()),
+                          config.connections.max_per_address)
+    accept_errors = _AcceptErrors()
+    logging.getLogger("asyncio").addFilter(accept_errors)
     storage = await SqliteStorage.open(config.data_dir, config.synchronous_full)
     ssl_context = None
     if config.tls_cert:
@@ -61,20 +98,28 @@ async def run_server(
 
     installed: list[signal.Signals] = []
     try:
-        async with serve(
-            handler,
-            config.host,
-            config.port,
-            ssl=ssl_context,
-            process_request=_health,
-            compression=None,
-            max_size=config.limits.max_frame * 4,
-            max_queue=4,
-            logger=_quiet_transport_logger(),
-        ) as server:
+        try:
+            server = await serve(
+                handler,
+                config.host,
+                config.port,
+                ssl=ssl_context,
+                process_request=_health,
+                compression=None,
+                max_size=config.limits.max_frame * 4,
+                max_queue=4,
+                logger=_quiet_transport_logger(),
+                server_header=None,  # no software or version banner
+                open_timeout=config.connections.login_timeout,  # the handshake counts too
+                create_connection=gate.connection_class(),
+            )
+        except OSError as exc:
+            raise bind_error(exc, config.host, config.port) from None
+        async with server:
             port = server.sockets[0].getsockname()[1] if server.sockets else config.port
             relay = relay_factory(storage, config.limits, config.accepted_urls(port),
-                                  budgets=config.budgets)
+                                  budgets=config.budgets,
+                                  connection_limits=config.connections)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, stop.set)
@@ -96,6 +141,7 @@ async def run_server(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        logging.getLogger("asyncio").removeFilter(accept_errors)
         await storage.close()
         log.info("stopped")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from server import serve
 from server.config import ServerConfig, default_limits
+from server.connections import ConnectionLimits
 from server.relay import Relay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +33,9 @@ class RunningRelay:
 async def running_relay(data_dir: Path, **limits: Any) -> AsyncIterator[RunningRelay]:
     """Our relay in this event loop on a free loopback port."""
     expiry = limits.pop("expiry_interval", 60.0)
+    connections = limits.pop("connections", None) or ConnectionLimits()
     config = ServerConfig(port=0, data_dir=data_dir, limits=replace(default_limits(), **limits),
-                          expiry_interval=expiry)
+                          expiry_interval=expiry, connections=connections)
     async with serve.running_relay(config) as running:
         yield RunningRelay(running.url, running.port, running.relay, config)
 

@@ -102,6 +102,30 @@ async def hello_first_frame(ctx: Context) -> None:
         raise CheckFailed("HELLO limits: " + "; ".join(problems))
 
 
+LOGIN_WAIT = 60.0
+"""How long a connection that does not log in may stay open (PROTOCOL.md 16.8; our
+relay closes it after 10 s)."""
+
+
+@check("limits.login_timeout", timeout=LOGIN_WAIT + 10, background=True)
+async def hello_login_timeout(ctx: Context) -> None:
+    """A connection that never logs in is closed (within 60 s): ERROR LOGIN_TIMEOUT with
+    request id 0, then a close with 1008, so idle sockets cannot hold the relay's
+    connections."""
+    probe = await ctx.connect()
+    try:
+        await asyncio.wait_for(probe.closed.wait(), LOGIN_WAIT)
+    except TimeoutError:
+        raise CheckFailed(f"a connection not logged in was still open after "
+                          f"{LOGIN_WAIT:g} s") from None
+    told = [r for r in probe.pending_pushes()
+            if isinstance(r.frame, Error) and r.frame.code == ErrorCode.LOGIN_TIMEOUT]
+    if not told:
+        raise CheckFailed(f"{probe.close_description()} without ERROR LOGIN_TIMEOUT first")
+    if probe.ws.close_code != 1008:
+        raise CheckFailed(f"after LOGIN_TIMEOUT {probe.close_description()}, not 1008")
+
+
 # ---- registration -------------------------------------------------------------
 
 
@@ -136,14 +160,15 @@ async def register_username_taken(ctx: Context) -> None:
 
 INVALID_NAMES: list[bytes] = [
     b"", b"ab", b"a" * 33, b"1abc", b"_abc", b"-abc", b"Abcd", b"abcD", b"ab cd", b"abc!",
-    b"abc/", b"abc\x00", "caf\u00e9".encode(), b"\xff\xfe\xfd",
+    b"abc/", b"abc\x00", "caf\u00e9".encode(), b"\xff\xfe\xfd", b"alice.", b"bob-", b"carol_",
 ]
 
 
 @check("register.username_invalid")
 async def register_username_invalid(ctx: Context) -> None:
-    """Usernames breaking the rule (3-32 characters, a-z first, then a-z 0-9 _ . -)
-    get USERNAME_INVALID and register nothing; names at the rule's edges are accepted."""
+    """Usernames breaking the rule (3-32 characters, a-z first, then a-z 0-9 _ . -, a-z
+    or 0-9 last) get USERNAME_INVALID and register nothing; names at the rule's edges
+    are accepted."""
     probe = await ctx.connect()
     identity = IdentityKeyPair.generate()
     for name in INVALID_NAMES:
@@ -232,6 +257,28 @@ async def register_bad_signature(ctx: Context) -> None:
                              "REGISTER with an identity key that is no curve point")
     await _not_logged_in(probe, "BAD_SIGNATURE")
     await probe.register(name, identity)  # the name was not taken by the failures
+
+
+SMALL_ORDER_KEY = b"\x01" + bytes(31)
+"""The Ed25519 encoding of the neutral point: a key with no X25519 form (3.3)."""
+
+
+@check("register.small_order_identity")
+async def register_small_order_identity(ctx: Context) -> None:
+    """A REGISTER with a small-order identity key and the "universal" signature
+    (R = the neutral point, S = 0, which a lax Ed25519 accepts for every message) is
+    refused (MALFORMED_FRAME: the key has no X25519 form) and registers nothing, so
+    nobody can then log in as it."""
+    probe = await ctx.connect()
+    name = fresh_username()
+    universal = SMALL_ORDER_KEY + bytes(32)
+    await probe.expect_error(Register(name, SMALL_ORDER_KEY, universal),
+                             ErrorCode.MALFORMED_FRAME,
+                             "REGISTER with a small-order identity key")
+    await _not_logged_in(probe, "a small-order identity key")
+    await probe.expect_error(Login(name, universal), ErrorCode.BAD_SIGNATURE,
+                             "LOGIN with the universal signature")
+    await probe.register(name, IdentityKeyPair.generate())
 
 
 @check("register.other_server_url")
@@ -358,11 +405,20 @@ async def login_bad_signature(ctx: Context) -> None:
 
 @check("login.unknown_user")
 async def login_unknown_user(ctx: Context) -> None:
-    """LOGIN for a username nobody registered gets UNKNOWN_USER."""
+    """LOGIN for a username nobody registered gets the answer a wrong signature for a
+    registered one gets (BAD_SIGNATURE, the same message), so LOGIN does not tell which
+    names are taken."""
+    user, _ = await ctx.register()
     probe = await ctx.connect()
-    await probe.expect_error(probe.login_frame(fresh_username(), IdentityKeyPair.generate()),
-                             ErrorCode.UNKNOWN_USER, "LOGIN of an unknown user")
-    await _not_logged_in(probe, "UNKNOWN_USER")
+    unknown = await probe.expect_error(
+        probe.login_frame(fresh_username(), IdentityKeyPair.generate()),
+        ErrorCode.BAD_SIGNATURE, "LOGIN of an unknown user")
+    wrong = await probe.expect_error(probe.login_frame(user.name, IdentityKeyPair.generate()),
+                                     ErrorCode.BAD_SIGNATURE, "LOGIN signed by another key")
+    if unknown.message != wrong.message:
+        raise CheckFailed(f"LOGIN of an unknown name says {unknown.message!r}, a wrong key "
+                          f"{wrong.message!r}: the answers tell taken names apart")
+    await _not_logged_in(probe, "BAD_SIGNATURE")
 
 
 @check("login.replayed_frame")

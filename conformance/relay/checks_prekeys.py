@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from conformance.relay.probe import CheckFailed, Probe, SkipCheck
+from conformance.relay.probe import CheckFailed, Probe, SkipCheck, describe_answer
 from conformance.relay.registry import (
     Context,
     PrekeySet,
@@ -18,6 +18,7 @@ from conformance.relay.registry import (
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire.errors import BadSignature
 from protocol.wire.frames import (
+    Error,
     ErrorCode,
     FetchBundle,
     Identity,
@@ -343,6 +344,30 @@ async def identity_lookup(ctx: Context) -> None:
         raise CheckFailed(f"LOOKUP_IDENTITY used up prekeys: PREKEY_COUNTS says {counts}")
     await asker.expect_error(LookupIdentity(fresh_username()), ErrorCode.UNKNOWN_USER,
                              "LOOKUP_IDENTITY of an unknown user")
+
+
+LOOKUP_PROBES = 3
+LOOKUPS_EACH = 150
+
+
+@check("prekeys.lookup_budget")
+async def lookup_budget(ctx: Context) -> None:
+    """LOOKUP_IDENTITY is budgeted per account, not only per connection: one account
+    asking about 450 names over three connections (150 each, within any connection's
+    burst) gets RATE_LIMITED before the end, so names cannot be enumerated quickly."""
+    user, first = await ctx.register()
+    probes = [first] + [(await ctx.login(user))[0] for _ in range(LOOKUP_PROBES - 1)]
+    for probe in probes:
+        for _ in range(LOOKUPS_EACH):
+            rec = await probe.roundtrip(probe.encode(LookupIdentity(fresh_username())),
+                                        what="LOOKUP_IDENTITY")
+            if isinstance(rec.frame, Error) and rec.frame.code == ErrorCode.RATE_LIMITED:
+                return
+            if not (isinstance(rec.frame, Error) and rec.frame.code == ErrorCode.UNKNOWN_USER):
+                raise CheckFailed(f"LOOKUP_IDENTITY of an unknown name got "
+                                  f"{describe_answer(rec)}")
+    raise CheckFailed(f"{LOOKUP_PROBES * LOOKUPS_EACH} lookups by one account over "
+                      f"{LOOKUP_PROBES} connections were all answered")
 
 
 @check("prekeys.too_many_kem")

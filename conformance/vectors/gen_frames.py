@@ -18,6 +18,9 @@ from protocol.e2e.keys import (
 from protocol.wire import frames
 from protocol.wire.prekeys import KemKind, PreKeyBundle
 
+SMALL_ORDER_KEY = b"\x01" + bytes(31)
+"""The Ed25519 encoding of the neutral point (y = 1): a key with no X25519 form."""
+
 
 def build() -> Json:
     rng = Drbg("blindrelay/vectors/v1/frames")
@@ -79,6 +82,11 @@ def build() -> Json:
         ("truncated payload", good[:-1]),
         ("invalid username", frames.encode_frame(frames.FetchBundle("bob"), 9)[:-3] + b"B0b"),
         ("SEND with no envelope", good[:1] + b"\x20" + good[2:6] + b"\x00\x00"),
+        # the identity point (order 1) with the universal signature R = identity, S = 0,
+        # which verifies for every message under a non-strict Ed25519
+        ("REGISTER with a small-order identity key",
+         frames.encode_frame(frames.Register("mallory", SMALL_ORDER_KEY,
+                                             SMALL_ORDER_KEY + bytes(32)), 9)),
     ]
     invalid = [{"description": d, "encoded": h(e),
                 "error": error_name(frames.decode_client_frame, e)} for d, e in bad]

@@ -16,6 +16,7 @@ The rules, stated once (docs/PROTOCOL.md 16.9, "Connection states"):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 from collections.abc import Callable, Iterable
@@ -339,7 +340,7 @@ class ServerConnection:
         self.draining = False
         self.last_seq = 0
         """The newest envelope (by storage sequence) delivered on this connection."""
-        self._held: list[tuple[int, Deliver]] = []
+        self._held: list[tuple[int, Deliver | bytes]] = []
         self.drained = 0
         """Envelopes delivered in the login sequence, the count QUEUE_DONE carries."""
 
@@ -403,8 +404,7 @@ class ServerConnection:
                 return
             except BadSignature:
                 continue
-        raise RequestRefused(ErrorCode.BAD_SIGNATURE,
-                             "signature does not verify for this server and challenge")
+        raise RequestRefused(ErrorCode.BAD_SIGNATURE, _BAD_SIGNATURE_MESSAGE)
 
     def check_register(self, frame: Register) -> None:
         challenge = self.challenge
@@ -413,12 +413,20 @@ class ServerConnection:
             lambda url: register_statement(url, challenge, frame.username, frame.identity))
 
     def check_login(self, frame: Login, identity: bytes | None) -> None:
-        """`identity`: the key the account registered, None if there is no account."""
-        if identity is None:
-            raise RequestRefused(ErrorCode.UNKNOWN_USER, f"no user {frame.username!r}")
+        """`identity`: the key the account registered, None if there is no account.
+        An unknown name gets the same BAD_SIGNATURE as a wrong key, after the same
+        work (a verification against a stand-in key), so LOGIN does not tell strangers
+        which names are taken (16.4)."""
         challenge = self.challenge
-        self.check_statement(identity, frame.signature,
-                             lambda url: login_statement(url, challenge, frame.username))
+
+        def statement(url: str) -> bytes:
+            return login_statement(url, challenge, frame.username)
+
+        if identity is None:
+            with contextlib.suppress(RequestRefused):
+                self.check_statement(_STAND_IN_IDENTITY, frame.signature, statement)
+            raise RequestRefused(ErrorCode.BAD_SIGNATURE, _BAD_SIGNATURE_MESSAGE)
+        self.check_statement(identity, frame.signature, statement)
 
     def log_in(self, username: str) -> None:
         """After a REGISTER or LOGIN the relay carried out: the challenge is used up."""
@@ -437,17 +445,18 @@ class ServerConnection:
             raise LocalProtocolError("the queue is delivered after login")
         self.draining, self.drained = True, 0
 
-    def deliver(self, seq: int, frame: Deliver) -> bytes | None:
+    def deliver(self, seq: int, frame: Deliver | bytes) -> bytes | None:
         """A queued envelope read during the drain, or a held one; None if this
-        connection already delivered it."""
+        connection already delivered it. `frame` may come encoded already (the relay
+        encodes a live DELIVER once for all of a user's connections)."""
         if seq <= self.last_seq:
             return None
         self.last_seq = seq
         if self.draining:
             self.drained += 1
-        return encode_frame(frame)
+        return frame if isinstance(frame, bytes) else encode_frame(frame)
 
-    def push(self, seq: int, frame: Deliver) -> bytes | None:
+    def push(self, seq: int, frame: Deliver | bytes) -> bytes | None:
         """A freshly stored envelope: its bytes to send now, or None if held for the
         end of the drain (so none overtakes the queue) or already delivered."""
         if self.draining:
@@ -473,6 +482,14 @@ class ServerConnection:
         if min(one_time, kem_one_time) < self.limits.prekey_low:
             return encode_frame(PrekeysLow(one_time, kem_one_time))
         return None
+
+
+_STAND_IN_IDENTITY = bytes.fromhex(
+    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+"""RFC 8032's first test key: a LOGIN of an unknown name is verified against it only so
+that it costs what a real one costs; it is refused whatever the outcome."""
+
+_BAD_SIGNATURE_MESSAGE = "signature does not verify for this server and challenge"
 
 
 def _decode_code(exc: DecodeError) -> ErrorCode:

@@ -8,6 +8,8 @@ This module holds no private-key operation; `protocol.e2e.keys` has those.
 
 from __future__ import annotations
 
+import nacl.bindings as sodium
+import nacl.exceptions
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -60,7 +62,23 @@ def decode_key(expected_type: int, encoded: bytes) -> bytes:
         # non-canonical u would be a second encoding with the same DH output: a flipped
         # top bit of EK_A in an initial message would otherwise go unnoticed.
         raise DecodeError("non-canonical X25519 key (u >= 2^255 - 19)")
+    if expected_type == TYPE_ED25519:
+        check_identity_key(raw)
     return raw
+
+
+def check_identity_key(raw: bytes) -> None:
+    """An Ed25519 identity key must have an X25519 form (PROTOCOL.md 3.2, 3.3): it
+    decodes to a curve point of the prime-order subgroup, not one of small order.
+    Without this, a small-order key with the "universal" signature (R the identity
+    point, S = 0) would verify for every message, so anyone could log in as it."""
+    try:
+        sodium.crypto_sign_ed25519_pk_to_curve25519(raw)
+    except (nacl.exceptions.CryptoError, nacl.exceptions.RuntimeError, ValueError,
+            TypeError):
+        raise DecodeError("not a valid identity key: it has no X25519 form "
+                          "(small order, outside the prime-order subgroup, or no "
+                          "curve point)") from None
 
 
 def verify_signature(identity_public: bytes, signature: bytes, message: bytes) -> None:

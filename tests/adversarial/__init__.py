@@ -1,0 +1,1 @@
+"""Attack scripts from issue 9, kept as regression tests."""

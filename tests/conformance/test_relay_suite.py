@@ -40,6 +40,7 @@ from protocol.wire.frames import (
     encode_frame,
 )
 from server.config import ServerConfig, default_limits
+from server.connections import ConnectionLimits
 from server.relay import Relay
 from server.serve import running_relay as serve_relay
 from server.sqlite_store import SqliteStorage
@@ -47,11 +48,13 @@ from server.storage import StoredEnvelope
 from tests.support import ROOT, relay_process, running_relay
 
 SMALL: dict[str, Any] = dict(max_queue=200, envelope_ttl=2, max_prekeys=20, rate_per_second=200,
-                             rate_burst=100, expiry_interval=0.5)
+                             rate_burst=100, expiry_interval=0.5,
+                             connections=ConnectionLimits(login_timeout=3))
 """Limits small enough that every check is practical (and none is skipped)."""
 
 SERVE_ARGS = ("--max-queue", "200", "--envelope-ttl", "2", "--expiry-interval", "0.5",
-              "--max-prekeys", "20", "--rate", "200", "--burst", "100", "--log-level", "WARNING")
+              "--max-prekeys", "20", "--rate", "200", "--burst", "100", "--log-level", "WARNING",
+              "--login-timeout", "3")
 
 SUMMARY = re.compile(r"(\d+) passed, (\d+) failed(?:, (\d+) skipped)?")
 

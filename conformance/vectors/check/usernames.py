@@ -1,4 +1,4 @@
-"""usernames.json: the username rule [a-z][a-z0-9_.-]{2,31}, ASCII
+"""usernames.json: the username rule [a-z][a-z0-9_.-]{1,30}[a-z0-9], ASCII
 (docs/PROTOCOL.md section 12)."""
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def _samples() -> dict[str, list[bytes]]:
         "prekey-message": [prekey_message, prekey_message_no_opk],
         "sealed-content": [
             SealedContent("alice", MessageKind.PREKEY, prekey_message).encode(),
-            SealedContent("bob.b-2_", MessageKind.RATCHET, reply).encode(),
+            SealedContent("bob.b-2_c", MessageKind.RATCHET, reply).encode(),
         ],
         "ratchet-state": [r.serialize() for r in (r_alice, r_bob, fresh_alice, fresh_bob)],
         "session-state": [alice.serialize(), responder.serialize(),
