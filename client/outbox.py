@@ -28,8 +28,10 @@ log = logging.getLogger("blindrelay.client")
 RECEIPT_IDS = 500
 """Most message ids in one receipt (the content allows 1000)."""
 
-DEFERRING = (ErrorCode.QUEUE_FULL, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR)
-"""Refusals that say 'later': the outbox stops and tries again at the next flush."""
+DEFERRING = (ErrorCode.QUEUE_FULL, ErrorCode.RATE_LIMITED, ErrorCode.SENDER_BUDGET,
+             ErrorCode.STORAGE_FULL, ErrorCode.INTERNAL_ERROR)
+"""Refusals that say 'later': the outbox stops and tries again at the next flush (a
+budget or a full disk refills; the message is not failed for it)."""
 
 FRAME_OVERHEAD = 6 + 2  # frame header, envelope count
 

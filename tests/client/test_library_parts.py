@@ -201,7 +201,8 @@ async def test_a_budget_refusal_keeps_the_message_queued(tmp_path: Path) -> None
         bob = await make_client(tmp_path, "bob", running.url)
         sent = [await alice.send_text("bob", f"m{i}") for i in range(4)]
         await wait_last(bob, "alice", "m1")
-        assert state_of(alice, "bob", sent[3].row_id) is State.SENDING  # not FAILED
+        m3 = next(m for m in alice.history("bob") if m.row_id == sent[3].row_id)
+        assert m3.state is State.SENDING, m3.error  # not FAILED
         await asyncio.sleep(2.5)  # the pair's budget refills one envelope a second
         await alice.flush_outbox()
         await wait_last(bob, "alice", "m3")
