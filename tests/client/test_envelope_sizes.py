@@ -26,7 +26,7 @@ from tests.client.helpers import (
 )
 from tests.support import running_relay
 
-LONG = "a-name-of-exactly-32-characters-"
+LONG = "a-name-of-exactly-32-characters0"
 TEXTS = ["hi", "x" * 600, "y" * 700, "z" * 3000]
 EXPECTED = [2048, 2048, 4096, 8192]
 

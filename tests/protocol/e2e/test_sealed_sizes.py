@@ -23,7 +23,7 @@ from protocol.wire.usernames import check_username
 from tests.protocol.support import DetRng, Device
 
 SHORT = check_username("bob")
-LONG = check_username("a-name-of-exactly-32-characters-")
+LONG = check_username("a-name-of-exactly-32-characters0")
 assert len(LONG) == 32
 
 TEXTS = [0, 1, 2, 100, 608, 609, 1000, 2688, 2689, 5000, 20_000, 60_000]
