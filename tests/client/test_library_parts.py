@@ -27,7 +27,6 @@ from tests.client.helpers import (
     online,
     received,
     shut,
-    state_of,
     wait_for,
     wait_last,
     wait_state,
