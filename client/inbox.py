@@ -156,6 +156,8 @@ class Inbox:
             if envelope.incoming is None:
                 assert envelope.error is not None
                 raise envelope.error
+            if envelope.incoming.initial is not None:
+                record.forget_replays(*self.prekeys.live_ids())
             opened = record.open(envelope.incoming, identity=self.identity,
                                  pinned=None if contact is None else contact.identity,
                                  lookup=self.prekeys.lookup)

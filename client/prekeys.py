@@ -130,6 +130,13 @@ class PrekeyKeeper:
                 self._private(PrekeyKind.ONE_TIME, msg.one_time_prekey_id))
         return PrivatePrekeys(spk, kem, opk)
 
+    def live_ids(self) -> tuple[set[int], set[int]]:
+        """The ids of the signed and the last-resort KEM prekeys still held: an
+        initial message's entry in a replay memory lives as long as they do
+        (PROTOCOL.md 13.3)."""
+        return ({i for i, _ in self.repo.ids(PrekeyKind.SIGNED)},
+                {i for i, _ in self.repo.ids(PrekeyKind.KEM_LAST_RESORT)})
+
     def consume(self, consumed: Consumed) -> None:
         """Deletes the one-time prekeys an accepted initial message used."""
         if consumed.one_time_prekey_id is not None:

@@ -396,6 +396,13 @@ class PrekeyRepo:
     def delete(self, kind: PrekeyKind, key_id: int) -> None:
         self.store.delete("prekeys", *self._name(kind, key_id))
 
+    def ids(self, kind: PrekeyKind) -> list[tuple[int, float]]:
+        """(id, created) of every stored prekey of `kind`, oldest first."""
+        rows = self.store.db.execute("SELECT tag, data FROM prekeys WHERE kind=?",
+                                     (kind.value,)).fetchall()
+        entries = [json.loads(self.store._open(b"prekeys", bytes(t), bytes(d))) for t, d in rows]
+        return sorted((int(e["id"]), float(e["created"])) for e in entries)
+
     def prune(self, kind: PrekeyKind, keep_id: int, created_before: float) -> None:
         """Deletes the prekeys of `kind` other than `keep_id` made before the time."""
         rows = self.store.db.execute("SELECT tag, data FROM prekeys WHERE kind=?",
