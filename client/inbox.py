@@ -130,11 +130,13 @@ class Inbox:
             result.messages.append(message)
 
         def unattributed(error: str) -> None:
-            """A placeholder in the 'unknown sender' conversation, never dropped."""
-            note(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE, error=error,
-                         unread=True))
+            """A placeholder in the 'unknown sender' conversation (collapsed with the
+            unread one before it, expiring after UNKNOWN_EXPIRY), never dropped."""
+            expired = self.history.expire_unknown()
+            message, new = self.history.unattributed(error)
+            result.messages.append(message)
             unknown = self.trust.contact(UNKNOWN_SENDER) or Contact(UNKNOWN_SENDER, b"")
-            unknown.unread += 1
+            unknown.unread = max(0, unknown.unread - expired) + new
             unknown.last_activity = self.clock()
             self.trust.save(unknown)
 
@@ -166,21 +168,17 @@ class Inbox:
                          "was rejected and is not shown again (a replayed, or resent, "
                          "envelope).", State.NOTICE))
             return
-        except TooManySkipped:
-            note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
-                         error="could not be decrypted: too many skipped messages"))
-            return
         except (DecryptionFailed, SessionSetupError, DecodeError) as exc:
-            reason = ("failed authentication" if isinstance(exc, DecryptionFailed)
+            # It did not authenticate in any session with `name`, so the name is only
+            # a claim anyone can make: it never files a placeholder under a contact
+            # (issue 9 item 9), only in the unknown-sender conversation.
+            reason = ("too many skipped messages" if isinstance(exc, TooManySkipped)
+                      else "failed authentication" if isinstance(exc, DecryptionFailed)
                       else str(exc))
-            if contact is None:  # no conversation to show it in: keep it findable
-                unattributed(f"could not be decrypted: {reason} (it claims to come from "
-                             f"{name}, with whom there is no conversation)")
-                return
-            note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
-                         error=f"could not be decrypted: {reason}", unread=True))
-            contact.unread += 1
-            self.trust.save(contact)
+            with_whom = ("" if contact is not None
+                         else ", with whom there is no conversation")
+            unattributed(f"{reason} (it claims to come from {name}{with_whom}; "
+                         "unverified)")
             return
         contact = self._after_open(name, contact, opened)
         self._deliver(name, contact, record, opened.plaintext, note)

@@ -292,6 +292,10 @@ class Store:
         with self.transaction():
             self._write_message(row_id, value)
 
+    def delete_message(self, row_id: int) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM messages WHERE id=?", (row_id,))
+
     def message(self, row_id: int) -> bytes | None:
         row = self.db.execute("SELECT data FROM messages WHERE id=?", (row_id,)).fetchone()
         return None if row is None else self._open(b"messages", str(row_id).encode(),
@@ -483,6 +487,9 @@ class MessageRepo:
     def conversation(self, name: str, limit: int, before: int | None = None
                      ) -> list[Message]:
         return [Message.decode(d, row) for row, d in self.store.messages(name, limit, before)]
+
+    def delete(self, row_id: int) -> None:
+        self.store.delete_message(row_id)
 
     def by_message_id(self, message_id: bytes) -> list[Message]:
         return [Message.decode(d, row) for row, d in self.store.find_messages(message_id)]
