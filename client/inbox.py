@@ -6,6 +6,7 @@ decided by protocol.e2e.session_record (PROTOCOL.md 13.3)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from client.prekeys import PrekeyKeeper
 from client.records import Contact, Direction, Message, State
 from client.store import SessionRepo, Store
 from client.trust import TrustBook
-from protocol.e2e.content import ReceiptType, Text, decode_content
+from protocol.e2e.content import DecryptionError, ReceiptType, Text, decode_content
 from protocol.e2e.errors import (
     DecryptionFailed,
     DuplicateMessage,
@@ -27,7 +28,8 @@ from protocol.e2e.errors import (
     TooManySkipped,
 )
 from protocol.e2e.keys import IdentityKeyPair
-from protocol.e2e.sealed import SealedContent, unseal
+from protocol.e2e.messages import parse_header
+from protocol.e2e.sealed import MessageKind, SealedContent, unseal
 from protocol.e2e.session_record import Incoming, Opened, SessionRecord, Slot
 from protocol.wire.errors import DecodeError, ProtocolError
 from protocol.wire.frames import Deliver
@@ -39,11 +41,19 @@ BeforeAck = Callable[[Deliver], None]
 tests end the process there)."""
 
 
+REPORT_INTERVAL = 600.0
+"""At most one decryption error is sent to a sender per this many seconds (PROTOCOL.md
+9.2), so failures, which anyone can cause under any name, cannot make this client
+send to, or set sessions up with, a contact at the attacker's pace."""
+
+
 @dataclass
 class ReceiveResult:
-    """What one delivered envelope turned into, for callers that print it."""
+    """What one delivered envelope turned into, for callers that print it, and the
+    decryption errors to send once it committed (PROTOCOL.md 9.2)."""
 
     messages: list[Message] = field(default_factory=list)
+    reports: list[tuple[str, DecryptionError]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class Inbox:
         self.events = events
         self.identity = identity
         self.clock = clock
+        self._reported: dict[str, float] = {}
 
     async def receive(self, deliver: Deliver, conn: RelayConnection | None,
                       before_ack: BeforeAck | None = None) -> ReceiveResult | None:
@@ -101,7 +112,7 @@ class Inbox:
                 return None
         try:
             with self.store.transaction():
-                self._process(envelope, result, impostor)
+                self._process(envelope, result, impostor, deliver.received_at)
                 self.store.mark_seen(deliver.envelope_id, int(self.clock()))
         except BaseException:
             self.events.discard()
@@ -123,8 +134,8 @@ class Inbox:
 
     # -- inside the transaction
 
-    def _process(self, envelope: _Envelope, result: ReceiveResult, impostor: str | None
-                 ) -> None:
+    def _process(self, envelope: _Envelope, result: ReceiveResult, impostor: str | None,
+                 received_at: int) -> None:
         def note(message: Message) -> None:
             self.history.add(message)
             result.messages.append(message)
@@ -179,10 +190,32 @@ class Inbox:
                          else ", with whom there is no conversation")
             unattributed(f"{reason} (it claims to come from {name}{with_whom}; "
                          "unverified)")
+            if contact is not None and not contact.key_changed \
+                    and envelope.incoming is not None:
+                self._report(name, envelope.incoming, received_at, result)
             return
         contact = self._after_open(name, contact, opened)
         self._deliver(name, contact, record, opened.plaintext, note)
         self.sessions.save(name, record)
+
+    def _report(self, name: str, incoming: Incoming, received_at: int,
+                result: ReceiveResult) -> None:
+        """A message claiming to come from a contact failed: tell them (PROTOCOL.md
+        9.2), at most once per REPORT_INTERVAL, so that a sender whose session we lost
+        (a restored or reinstalled profile) re-sends instead of seeing "sent" forever.
+        Only to contacts, never to a claimed stranger."""
+        now = self.clock()
+        if now - self._reported.get(name, -REPORT_INTERVAL) < REPORT_INTERVAL:
+            return
+        self._reported[name] = now
+        key, counter = bytes(32), 0  # zeros: the header did not parse
+        with contextlib.suppress(DecodeError):
+            key, _, counter = parse_header(incoming.initial.message.encode()
+                                           if incoming.initial is not None
+                                           else incoming.message)
+        kind = MessageKind.PREKEY if incoming.initial is not None else incoming.kind
+        result.reports.append((name, DecryptionError(int(kind), key, counter,
+                                                     received_at * 1000)))
 
     def _after_open(self, name: str, contact: Contact | None, opened: Opened) -> Contact:
         """First contact, key changes, consumed prekeys and gaps."""
@@ -215,6 +248,8 @@ class Inbox:
             self.trust.save(contact)
             self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED,
                                       [item.message_id])
+        elif isinstance(item, DecryptionError):
+            self.outbox.peer_failed(contact, record, item)
         else:
             state = State.READ if item.receipt_type is ReceiptType.READ else State.DELIVERED
             self.history.receipt(name, item.message_ids, state)
