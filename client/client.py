@@ -102,7 +102,7 @@ class Client:
         self.inbox = Inbox(store, self.sessions, self.trust, self.prekeys, self.messages,
                            self.outbox, self.events, identity, clock)
         self.failures = FailureReports(store, self.sessions, self.trust, self.outbox,
-                                       self.events, self._start_session)
+                                       self.messages, self.events, self._start_session, clock)
         self.link = RelayLink(self.events, self)
 
     @property
@@ -199,6 +199,7 @@ class Client:
             log.warning("prekey upload failed: %s", exc)
 
     async def online(self) -> None:
+        await self.failures.follow_up(self._require_conn())  # PROTOCOL.md 9.2
         await self.flush_outbox()
 
     def max_envelope(self) -> int:

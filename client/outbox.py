@@ -34,8 +34,8 @@ DEFERRING = (ErrorCode.QUEUE_FULL, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ER
 FRAME_OVERHEAD = 6 + 2  # frame header, envelope count
 
 RESENT = "sent again: the recipient could not decrypt the first copy"
-WAITING = ("not delivered: the recipient could not decrypt it and their identity key "
-           "has changed; it is sent again when you accept the new key")
+WAITING = ("not delivered: the recipient's identity key has changed; it is sent again "
+           "when you accept the new key")
 """Marks on outgoing messages a decryption error touched (PROTOCOL.md 9.2)."""
 
 

@@ -6,11 +6,20 @@ from the sender's bundle; the sender sends every unconfirmed message again in it
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from client.history import UNKNOWN_SENDER
 from client.records import Direction, State
-from tests.client.helpers import make_client, online, received, shut, wait_for, wait_last
+from tests.client.helpers import (
+    make_client,
+    online,
+    received,
+    reopen,
+    shut,
+    wait_for,
+    wait_last,
+)
 from tests.support import running_relay
 
 
@@ -69,3 +78,54 @@ async def test_one_decryption_error_per_sender_per_interval(tmp_path: Path) -> N
         reports = [m for m in alice.history("bob") if "could not decrypt" in m.text]
         assert len(reports) == 1
         await shut(alice, bob)
+
+
+def _wipe_account(relay_dir: Path, name: str) -> None:
+    """What deleting an account does on the relay (the operator's or the user's own
+    delete): the name is free again, its keys and queue are gone."""
+    db = sqlite3.connect(relay_dir / "relay.sqlite3")
+    with db:
+        for table in ("envelopes", "one_time_prekeys", "kem_one_time_prekeys",
+                      "signed_prekeys"):
+            column = "recipient" if table == "envelopes" else "username"
+            db.execute(f"DELETE FROM {table} WHERE {column}=?", (name,))
+        db.execute("DELETE FROM accounts WHERE username=?", (name,))
+    db.close()
+
+
+async def test_a_contact_who_reinstalled_with_a_new_key_is_found_out(tmp_path: Path) -> None:
+    """A new identity key cannot open envelopes sealed to the old one, so no decryption
+    error can come: the sender asks the relay for the key of a contact whose messages
+    stay unconfirmed, shows the key change, and sends again once it is accepted."""
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        await alice.send_text("bob", "hello")
+        await wait_last(bob, "alice", "hello")
+        await bob.send_text("alice", "hi")
+        await wait_last(alice, "bob", "hi")
+        await shut(bob)
+        _wipe_account(tmp_path / "relay", "bob")
+        new_bob = await make_client(tmp_path, "bob-again", relay.url, connect=False)
+        new_bob.profile.username = "bob"
+        new_bob.profiles.save(new_bob.profile)
+        await online(new_bob)
+
+        lost = await alice.send_text("bob", "are you there?")
+        await wait_for(lambda: any(m.state is State.UNDECRYPTABLE
+                                   for m in new_bob.history(UNKNOWN_SENDER)))
+        real = alice.clock
+        alice = await reopen(alice, connect=False)
+        alice.clock = lambda: real() + 2 * 3600  # no receipt for two hours
+        await online(alice)
+        contact = alice.contact("bob")
+        assert contact is not None and contact.key_changed
+        [row] = [m for m in alice.history("bob") if m.row_id == lost.row_id]
+        assert row.state is State.FAILED and "identity key has changed" in row.error
+
+        alice.accept_key("bob")
+        alice = await reopen(alice)  # the next login sends it, in a new session
+        await wait_last(new_bob, "alice", "are you there?")
+        await wait_for(lambda: next(m for m in alice.history("bob")
+                                if m.row_id == lost.row_id).state is State.DELIVERED)
+        await shut(alice, new_bob)
