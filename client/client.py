@@ -4,6 +4,7 @@ views over `Client`, which composes the parts (docs/CLIENT.md):
 - inbox.py: receiving (unseal once, one session record load and save per message);
 - outbox.py: sending, in order, several envelopes per SEND;
 - prekeys.py: prekey upkeep; trust.py: contacts, verification, key changes;
+- failures.py: decryption errors sent to contacts, held-back messages after a key change;
 - history.py: the chat history; events.py: what views are told; store.py: the
   encrypted store's typed repositories; errors.py: the one ClientError tree.
 
@@ -38,6 +39,7 @@ from client.errors import (
     relay_errors,
 )
 from client.events import Event, Events, Listener, Status
+from client.failures import FailureReports
 from client.history import UNKNOWN_SENDER, History
 from client.inbox import BeforeAck, Inbox, ReceiveResult
 from client.link import RelayLink
@@ -99,6 +101,8 @@ class Client:
                              lambda: self.username, self.max_envelope)
         self.inbox = Inbox(store, self.sessions, self.trust, self.prekeys, self.messages,
                            self.outbox, self.events, identity, clock)
+        self.failures = FailureReports(store, self.sessions, self.trust, self.outbox,
+                                       self.messages, self.events, self._start_session, clock)
         self.link = RelayLink(self.events, self)
 
     @property
@@ -195,6 +199,7 @@ class Client:
             log.warning("prekey upload failed: %s", exc)
 
     async def online(self) -> None:
+        await self.failures.follow_up(self._require_conn())  # PROTOCOL.md 9.2
         await self.flush_outbox()
 
     def max_envelope(self) -> int:
@@ -215,6 +220,7 @@ class Client:
         result = await self.inbox.receive(deliver, self.conn, self.before_ack)
         if result is None:
             return ReceiveResult()  # not acknowledged: the relay delivers it again
+        await self.failures.send(result.reports)  # decryption errors, PROTOCOL.md 9.2
         await self._flush_quietly()
         return result
 
@@ -233,7 +239,7 @@ class Client:
         return self.trust.verify(name)
 
     def accept_key(self, name: str) -> Contact:
-        return self.trust.accept_key(name)
+        return self.failures.accept_key(name)
 
     # -- history
 

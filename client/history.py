@@ -13,6 +13,13 @@ from client.store import MessageRepo
 UNKNOWN_SENDER = "?unknown"
 """The conversation of envelopes whose sender could not be told (never a username)."""
 
+UNKNOWN_EXPIRY = 7 * 24 * 3600
+"""Placeholders in the unknown-sender conversation are deleted this long (seconds)
+after the last message they stand for arrived: they say only that something failed,
+and anyone can cause them (issue 9 item 9)."""
+
+UNDECRYPTABLE_PREFIX = "could not be decrypted: "
+
 
 class History:
     def __init__(self, messages: MessageRepo, events: Events, clock: Callable[[], float]
@@ -37,6 +44,34 @@ class History:
 
     def notice(self, name: str, text: str) -> Message:
         return self.add(Message(name, Direction.NOTICE, text, State.NOTICE))
+
+    def unattributed(self, reason: str) -> tuple[Message, bool]:
+        """A placeholder in the unknown-sender conversation for a message that did not
+        authenticate (its claimed sender is only a claim). Consecutive unread
+        placeholders collapse into one counted row, so a flood is one line. Returns
+        the row and whether it is new (the caller expires old rows first)."""
+        reason = reason.removeprefix(UNDECRYPTABLE_PREFIX)
+        last = self.messages.conversation(UNKNOWN_SENDER, 1)
+        if last and last[0].state is State.UNDECRYPTABLE and last[0].unread:
+            row = last[0]
+            row.count += 1
+            row.error = (f"could not be decrypted ({row.count} messages; the latest: "
+                         f"{reason})")
+            row.stored_at = self.clock()
+            self.update(row)
+            return row, False
+        return self.add(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE,
+                                error=UNDECRYPTABLE_PREFIX + reason, unread=True)), True
+
+    def expire_unknown(self) -> int:
+        """Deletes the unknown-sender conversation's rows older than UNKNOWN_EXPIRY;
+        returns how many of them were unread."""
+        cutoff, unread = self.clock() - UNKNOWN_EXPIRY, 0
+        for message in self.messages.conversation(UNKNOWN_SENDER, 1000):
+            if message.stored_at < cutoff:
+                self.messages.delete(message.row_id)
+                unread += message.unread
+        return unread
 
     def note_gap(self, name: str, gap: int) -> None:
         """A message whose counter skips ahead stores keys for the ones in between:

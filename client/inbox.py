@@ -6,6 +6,7 @@ decided by protocol.e2e.session_record (PROTOCOL.md 13.3)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from client.prekeys import PrekeyKeeper
 from client.records import Contact, Direction, Message, State
 from client.store import SessionRepo, Store
 from client.trust import TrustBook
-from protocol.e2e.content import ReceiptType, Text, decode_content
+from protocol.e2e.content import DecryptionError, ReceiptType, Text, decode_content
 from protocol.e2e.errors import (
     DecryptionFailed,
     DuplicateMessage,
@@ -27,7 +28,8 @@ from protocol.e2e.errors import (
     TooManySkipped,
 )
 from protocol.e2e.keys import IdentityKeyPair
-from protocol.e2e.sealed import SealedContent, unseal
+from protocol.e2e.messages import parse_header
+from protocol.e2e.sealed import MessageKind, SealedContent, unseal
 from protocol.e2e.session_record import Incoming, Opened, SessionRecord, Slot
 from protocol.wire.errors import DecodeError, ProtocolError
 from protocol.wire.frames import Deliver
@@ -39,11 +41,19 @@ BeforeAck = Callable[[Deliver], None]
 tests end the process there)."""
 
 
+REPORT_INTERVAL = 600.0
+"""At most one decryption error is sent to a sender per this many seconds (PROTOCOL.md
+9.2), so failures, which anyone can cause under any name, cannot make this client
+send to, or set sessions up with, a contact at the attacker's pace."""
+
+
 @dataclass
 class ReceiveResult:
-    """What one delivered envelope turned into, for callers that print it."""
+    """What one delivered envelope turned into, for callers that print it, and the
+    decryption errors to send once it committed (PROTOCOL.md 9.2)."""
 
     messages: list[Message] = field(default_factory=list)
+    reports: list[tuple[str, DecryptionError]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class Inbox:
         self.events = events
         self.identity = identity
         self.clock = clock
+        self._reported: dict[str, float] = {}
 
     async def receive(self, deliver: Deliver, conn: RelayConnection | None,
                       before_ack: BeforeAck | None = None) -> ReceiveResult | None:
@@ -101,7 +112,7 @@ class Inbox:
                 return None
         try:
             with self.store.transaction():
-                self._process(envelope, result, impostor)
+                self._process(envelope, result, impostor, deliver.received_at)
                 self.store.mark_seen(deliver.envelope_id, int(self.clock()))
         except BaseException:
             self.events.discard()
@@ -123,18 +134,20 @@ class Inbox:
 
     # -- inside the transaction
 
-    def _process(self, envelope: _Envelope, result: ReceiveResult, impostor: str | None
-                 ) -> None:
+    def _process(self, envelope: _Envelope, result: ReceiveResult, impostor: str | None,
+                 received_at: int) -> None:
         def note(message: Message) -> None:
             self.history.add(message)
             result.messages.append(message)
 
         def unattributed(error: str) -> None:
-            """A placeholder in the 'unknown sender' conversation, never dropped."""
-            note(Message(UNKNOWN_SENDER, Direction.IN, "", State.UNDECRYPTABLE, error=error,
-                         unread=True))
+            """A placeholder in the 'unknown sender' conversation (collapsed with the
+            unread one before it, expiring after UNKNOWN_EXPIRY), never dropped."""
+            expired = self.history.expire_unknown()
+            message, new = self.history.unattributed(error)
+            result.messages.append(message)
             unknown = self.trust.contact(UNKNOWN_SENDER) or Contact(UNKNOWN_SENDER, b"")
-            unknown.unread += 1
+            unknown.unread = max(0, unknown.unread - expired) + new
             unknown.last_activity = self.clock()
             self.trust.save(unknown)
 
@@ -156,6 +169,8 @@ class Inbox:
             if envelope.incoming is None:
                 assert envelope.error is not None
                 raise envelope.error
+            if envelope.incoming.initial is not None:
+                record.forget_replays(*self.prekeys.live_ids())
             opened = record.open(envelope.incoming, identity=self.identity,
                                  pinned=None if contact is None else contact.identity,
                                  lookup=self.prekeys.lookup)
@@ -164,25 +179,43 @@ class Inbox:
                          "was rejected and is not shown again (a replayed, or resent, "
                          "envelope).", State.NOTICE))
             return
-        except TooManySkipped:
-            note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
-                         error="could not be decrypted: too many skipped messages"))
-            return
         except (DecryptionFailed, SessionSetupError, DecodeError) as exc:
-            reason = ("failed authentication" if isinstance(exc, DecryptionFailed)
+            # It did not authenticate in any session with `name`, so the name is only
+            # a claim anyone can make: it never files a placeholder under a contact
+            # (issue 9 item 9), only in the unknown-sender conversation.
+            reason = ("too many skipped messages" if isinstance(exc, TooManySkipped)
+                      else "failed authentication" if isinstance(exc, DecryptionFailed)
                       else str(exc))
-            if contact is None:  # no conversation to show it in: keep it findable
-                unattributed(f"could not be decrypted: {reason} (it claims to come from "
-                             f"{name}, with whom there is no conversation)")
-                return
-            note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
-                         error=f"could not be decrypted: {reason}", unread=True))
-            contact.unread += 1
-            self.trust.save(contact)
+            with_whom = ("" if contact is not None
+                         else ", with whom there is no conversation")
+            unattributed(f"{reason} (it claims to come from {name}{with_whom}; "
+                         "unverified)")
+            if contact is not None and not contact.key_changed \
+                    and envelope.incoming is not None:
+                self._report(name, envelope.incoming, received_at, result)
             return
         contact = self._after_open(name, contact, opened)
         self._deliver(name, contact, record, opened.plaintext, note)
         self.sessions.save(name, record)
+
+    def _report(self, name: str, incoming: Incoming, received_at: int,
+                result: ReceiveResult) -> None:
+        """A message claiming to come from a contact failed: tell them (PROTOCOL.md
+        9.2), at most once per REPORT_INTERVAL, so that a sender whose session we lost
+        (a restored or reinstalled profile) re-sends instead of seeing "sent" forever.
+        Only to contacts, never to a claimed stranger."""
+        now = self.clock()
+        if now - self._reported.get(name, -REPORT_INTERVAL) < REPORT_INTERVAL:
+            return
+        self._reported[name] = now
+        key, counter = bytes(32), 0  # zeros: the header did not parse
+        with contextlib.suppress(DecodeError):
+            key, _, counter = parse_header(incoming.initial.message.encode()
+                                           if incoming.initial is not None
+                                           else incoming.message)
+        kind = MessageKind.PREKEY if incoming.initial is not None else incoming.kind
+        result.reports.append((name, DecryptionError(int(kind), key, counter,
+                                                     received_at * 1000)))
 
     def _after_open(self, name: str, contact: Contact | None, opened: Opened) -> Contact:
         """First contact, key changes, consumed prekeys and gaps."""
@@ -215,6 +248,8 @@ class Inbox:
             self.trust.save(contact)
             self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED,
                                       [item.message_id])
+        elif isinstance(item, DecryptionError):
+            self.outbox.peer_failed(contact, record, item)
         else:
             state = State.READ if item.receipt_type is ReceiptType.READ else State.DELIVERED
             self.history.receipt(name, item.message_ids, state)

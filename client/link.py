@@ -17,6 +17,11 @@ from protocol.wire.frames import Deliver, PrekeysLow, QueueDone
 
 log = logging.getLogger("blindrelay.client")
 
+REPLENISH_INTERVAL = 60.0
+"""PREKEYS_LOW is answered at most once per this many seconds; pushes in between
+are coalesced into one, run when the interval is over (issue 9 item 13: a relay must
+not make the client generate keys as fast as it can push)."""
+
 
 class LinkHooks(Protocol):
     async def login(self, conn: RelayConnection) -> None:
@@ -44,6 +49,7 @@ class RelayLink:
         self.queue_done = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
         self._replenish_task: asyncio.Task[None] | None = None
+        self._last_replenish: float | None = None
 
     def _set_status(self, status: Status, detail: str = "") -> None:
         self.status = status
@@ -142,6 +148,12 @@ class RelayLink:
                 self._replenish_quietly())
 
     async def _replenish_quietly(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._last_replenish is not None:
+            wait = self._last_replenish + REPLENISH_INTERVAL - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self._last_replenish = loop.time()
         try:
             await self.hooks.ensure_prekeys()
         except NotConnected:

@@ -14,9 +14,9 @@ from client.connection import RelayConnection
 from client.errors import RelayRefused, relay_errors
 from client.events import Events
 from client.history import History
-from client.records import Contact, OutboxItem, State
+from client.records import Contact, Direction, Message, OutboxItem, State
 from client.store import OutboxRepo, Store
-from protocol.e2e.content import Receipt, ReceiptType
+from protocol.e2e.content import DecryptionError, Receipt, ReceiptType, Text
 from protocol.e2e.sealed import SealedContent, seal
 from protocol.e2e.session import Session
 from protocol.e2e.session_record import SessionRecord
@@ -34,6 +34,11 @@ DEFERRING = (ErrorCode.QUEUE_FULL, ErrorCode.RATE_LIMITED, ErrorCode.SENDER_BUDG
 budget or a full disk refills; the message is not failed for it)."""
 
 FRAME_OVERHEAD = 6 + 2  # frame header, envelope count
+
+RESENT = "sent again: the recipient could not decrypt the first copy"
+WAITING = ("not delivered: the recipient's identity key has changed; it is sent again "
+           "when you accept the new key")
+"""Marks on outgoing messages a decryption error touched (PROTOCOL.md 9.2)."""
 
 
 class Outbox:
@@ -68,6 +73,63 @@ class Outbox:
         for start in range(0, len(ids), per):
             receipt = Receipt(receipt_type, tuple(ids[start:start + per]))
             self.queue(contact.name, self.seal(contact, session, receipt.encode()))
+
+    def queue_content(self, contact: Contact, record: SessionRecord, plaintext: bytes) -> bool:
+        """Queues one content in the current session (never to a changed key)."""
+        if record.current is None or contact.key_changed:
+            return False
+        self.queue(contact.name, self.seal(contact, record.current, plaintext))
+        return True
+
+    # -- decryption errors (PROTOCOL.md 9.2)
+
+    def peer_failed(self, contact: Contact, record: SessionRecord, report: DecryptionError
+                    ) -> None:
+        """The contact could not decrypt a message from us. Every message to them the
+        relay stored but they never confirmed (still "sent") is sent again, once, in
+        the current session, which is the one they can read: a session they just set
+        up to send this report, or the one they still use. A message sent again and
+        still not decrypted fails for good. If their identity key changed (the report
+        came in a session with the new key), the messages wait for the user to accept
+        it (`resend_waiting`)."""
+        name = contact.name
+        unconfirmed = [m for m in self.history.conversation(name, 500)
+                       if m.direction is Direction.OUT and m.state is State.SENT]
+        if contact.key_changed:
+            for message in unconfirmed:
+                self.history.fail(message.row_id, WAITING)
+            self.history.notice(name, f"{name} could not decrypt {_count(unconfirmed)} you "
+                                "sent, and their identity key has changed: accept the new "
+                                "key to send them again.")
+            return
+        again = 0
+        for message in unconfirmed:
+            if message.error == RESENT:
+                self.history.fail(message.row_id, f"{name} could not decrypt it, twice")
+            elif self._resend(contact, record, message):
+                again += 1
+        self.history.notice(name, f"{name} could not decrypt a message you sent"
+                            + (f": {_count_again(again)} they had not confirmed sent again."
+                               if again else " (nothing unconfirmed was left to send again)."))
+
+    def resend_waiting(self, contact: Contact, record: SessionRecord) -> int:
+        """After the user accepted the contact's new key: sends the messages that
+        waited for it, in the (new) current session."""
+        waiting = [m for m in self.history.conversation(contact.name, 500)
+                   if m.direction is Direction.OUT and m.state is State.FAILED
+                   and m.error == WAITING]
+        return sum(self._resend(contact, record, m) for m in waiting)
+
+    def _resend(self, contact: Contact, record: SessionRecord, message: Message) -> bool:
+        plaintext = Text(message.message_id, message.sent_at_ms, message.text).encode()
+        if record.current is None or contact.key_changed:
+            return False
+        self.queue(contact.name, self.seal(contact, record.current, plaintext),
+                   message.row_id)
+        message.state = State.SENDING
+        message.error = RESENT
+        self.history.update(message)
+        return True
 
     async def flush(self, conn: Callable[[], RelayConnection]) -> int:
         """Sends the outbox in order; returns how many envelopes the relay stored.
@@ -108,6 +170,14 @@ class Outbox:
             self.repo.delete(row_id)
             self.history.fail(item.message_row, reason)
         self.events.flush()
+
+
+def _count(messages: list[Message]) -> str:
+    return f"{len(messages)} message{'s' if len(messages) != 1 else ''}"
+
+
+def _count_again(n: int) -> str:
+    return f"{n} message{'s' if n != 1 else ''}"
 
 
 def _batch_size(items: list[tuple[int, OutboxItem]], limits: Limits) -> int:

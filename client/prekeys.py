@@ -1,7 +1,15 @@
 """Prekey upkeep (PQXDH section 3.2; docs/CLIENT.md "Sessions and keys"): one-time
 prekeys replenished when few are left, the signed and last-resort prekeys rotated
 weekly and their old private keys kept for a grace period; and the lookup an initial
-message needs."""
+message needs.
+
+What the relay says about our prekeys is not trusted to cost us without bound (issue
+9 item 13: a relay that always answered "none left" and pushed PREKEYS_LOW every 20 ms
+made a client generate 6,800 ML-KEM keys): at most MAX_UNUSED_ONE_TIME unused one-time
+private keys of each kind are kept (the oldest, handed out by the relay first and never
+used, are deleted beyond it), a refused upload stops replenishing for REFUSED_BACKOFF
+and deletes the keys it carried (the relay does not hold them), and the link
+(client/link.py) answers PREKEYS_LOW at most once a minute."""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import asyncio
 from collections.abc import Callable
 
 from client.connection import RelayConnection
-from client.errors import relay_errors
+from client.errors import RelayRefused, relay_errors
 from client.records import PrekeyKind, Profile
 from client.store import PrekeyRepo, ProfileRepo, Store
 from protocol.e2e.errors import SessionSetupError
@@ -23,13 +31,18 @@ from protocol.e2e.keys import (
 )
 from protocol.e2e.messages import PreKeyMessage
 from protocol.e2e.session import Consumed, PrivatePrekeys
-from protocol.wire.prekeys import KemKind
+from protocol.wire.frames import ErrorCode
+from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey
 
 PREKEY_TARGET = 100
 PREKEY_LOW = 20
 PREKEY_UPLOAD_BATCH = 50
 SIGNED_PREKEY_ROTATION = 7 * 24 * 3600
 SIGNED_PREKEY_GRACE = 30 * 24 * 3600
+MAX_UNUSED_ONE_TIME = 2 * PREKEY_TARGET
+"""Unused one-time private keys kept of each kind; the oldest beyond it are deleted."""
+REFUSED_BACKOFF = 3600.0
+"""After the relay refused an upload, no replenishing for this long (seconds)."""
 
 
 class PrekeyKeeper:
@@ -43,6 +56,7 @@ class PrekeyKeeper:
         self.identity = identity
         self.clock = clock
         self._lock = asyncio.Lock()
+        self._refused_at: float | None = None
 
     async def ensure(self, conn: RelayConnection) -> None:
         """Rotates the signed prekey when due and tops the one-time prekeys up."""
@@ -60,6 +74,8 @@ class PrekeyKeeper:
             # after the local commit) or went to another relay: without a signed
             # prekey on the relay nobody can start a conversation with this user
             await self._rotate_signed_prekey(conn, now)
+        if self._refused_at is not None and now - self._refused_at < REFUSED_BACKOFF:
+            return
         one, kem = await conn.prekey_counts()
         while one < PREKEY_LOW or kem < PREKEY_LOW:
             add_one = min(PREKEY_UPLOAD_BATCH, max(0, PREKEY_TARGET - one))
@@ -81,8 +97,19 @@ class PrekeyKeeper:
                     self.repo.put(PrekeyKind.KEM_ONE_TIME, key_id, kem_pair.seed, now)
                     kems.append(kem_record)
                 self.profiles.save(profile)
-            await conn.upload_one_time_prekeys(ones, kems)
+            try:
+                with relay_errors():
+                    await conn.upload_one_time_prekeys(ones, kems)
+            except RelayRefused as exc:
+                if exc.code != ErrorCode.TOO_MANY_PREKEYS:
+                    raise
+                self._refused(ones, kems, now)
+                break
             one, kem = one + len(ones), kem + len(kems)
+        with self.store.transaction():
+            for kind in (PrekeyKind.ONE_TIME, PrekeyKind.KEM_ONE_TIME):
+                for key_id, _ in self.repo.ids(kind)[:-MAX_UNUSED_ONE_TIME]:
+                    self.repo.delete(kind, key_id)
         # old signed and last-resort prekeys are kept for a grace period so that
         # initial messages made from an older bundle still open
         with self.store.transaction():
@@ -90,6 +117,16 @@ class PrekeyKeeper:
                             now - SIGNED_PREKEY_GRACE)
             self.repo.prune(PrekeyKind.KEM_LAST_RESORT, profile.last_resort_id,
                             now - SIGNED_PREKEY_GRACE)
+
+    def _refused(self, ones: list[OneTimePreKey], kems: list[KemPreKey], now: float) -> None:
+        """The relay holds as many one-time prekeys as it will: the ones just made are
+        not on it, so nobody can use them, and asking again soon would only repeat."""
+        self._refused_at = now
+        with self.store.transaction():
+            for record in ones:
+                self.repo.delete(PrekeyKind.ONE_TIME, record.key_id)
+            for kem_record in kems:
+                self.repo.delete(PrekeyKind.KEM_ONE_TIME, kem_record.key_id)
 
     async def _rotate_signed_prekey(self, conn: RelayConnection, now: float) -> None:
         profile = self.profile
@@ -129,6 +166,13 @@ class PrekeyKeeper:
             opk = X25519KeyPair.from_private(
                 self._private(PrekeyKind.ONE_TIME, msg.one_time_prekey_id))
         return PrivatePrekeys(spk, kem, opk)
+
+    def live_ids(self) -> tuple[set[int], set[int]]:
+        """The ids of the signed and the last-resort KEM prekeys still held: an
+        initial message's entry in a replay memory lives as long as they do
+        (PROTOCOL.md 13.3)."""
+        return ({i for i, _ in self.repo.ids(PrekeyKind.SIGNED)},
+                {i for i, _ in self.repo.ids(PrekeyKind.KEM_LAST_RESORT)})
 
     def consume(self, consumed: Consumed) -> None:
         """Deletes the one-time prekeys an accepted initial message used."""

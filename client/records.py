@@ -91,6 +91,7 @@ class Message:
     stored_at: float = 0.0
     error: str = ""
     unread: bool = False
+    count: int = 1  # a collapsed row of placeholders: how many it stands for
     row_id: int = field(default=0, compare=False)
 
     def encode(self) -> bytes:
@@ -120,6 +121,7 @@ class Message:
             "sent_at_ms": self.sent_at_ms,
             "stored_at": self.stored_at,
             **({"error": self.error} if self.error else {}),
+            **({"count": self.count} if self.count != 1 else {}),
         }
 
 

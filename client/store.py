@@ -292,6 +292,10 @@ class Store:
         with self.transaction():
             self._write_message(row_id, value)
 
+    def delete_message(self, row_id: int) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM messages WHERE id=?", (row_id,))
+
     def message(self, row_id: int) -> bytes | None:
         row = self.db.execute("SELECT data FROM messages WHERE id=?", (row_id,)).fetchone()
         return None if row is None else self._open(b"messages", str(row_id).encode(),
@@ -396,6 +400,13 @@ class PrekeyRepo:
     def delete(self, kind: PrekeyKind, key_id: int) -> None:
         self.store.delete("prekeys", *self._name(kind, key_id))
 
+    def ids(self, kind: PrekeyKind) -> list[tuple[int, float]]:
+        """(id, created) of every stored prekey of `kind`, oldest first."""
+        rows = self.store.db.execute("SELECT tag, data FROM prekeys WHERE kind=?",
+                                     (kind.value,)).fetchall()
+        entries = [json.loads(self.store._open(b"prekeys", bytes(t), bytes(d))) for t, d in rows]
+        return sorted((int(e["id"]), float(e["created"])) for e in entries)
+
     def prune(self, kind: PrekeyKind, keep_id: int, created_before: float) -> None:
         """Deletes the prekeys of `kind` other than `keep_id` made before the time."""
         rows = self.store.db.execute("SELECT tag, data FROM prekeys WHERE kind=?",
@@ -476,6 +487,9 @@ class MessageRepo:
     def conversation(self, name: str, limit: int, before: int | None = None
                      ) -> list[Message]:
         return [Message.decode(d, row) for row, d in self.store.messages(name, limit, before)]
+
+    def delete(self, row_id: int) -> None:
+        self.store.delete_message(row_id)
 
     def by_message_id(self, message_id: bytes) -> list[Message]:
         return [Message.decode(d, row) for row, d in self.store.find_messages(message_id)]

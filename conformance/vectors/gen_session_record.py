@@ -216,8 +216,9 @@ def identity_key_change(alice: Keys, new_alice: Keys, bob: Keys, kem: Encapsulat
 
 def replayed_first_message(alice: Keys, bob: Keys, kem: Encapsulations) -> Json:
     """The first message of a session that has since been replaced twice is refused
-    by the replay memory, although its prekeys (last resort, no one-time prekey) are
-    still there."""
+    by the replay memory (whose entries name the prekeys they used and live as long as
+    those do), although its prekeys (last resort, no one-time prekey) are still
+    there."""
     case = Case("replayed first message", bob, SessionRecord(), None,
                 "A relay replays Alice's first initial message after two newer sessions.")
     first = _initiate(alice, bob, kem, 2, None, "replay/alice-1").encrypt(b"first")

@@ -3,9 +3,12 @@
     content = version u8 (1) || kind u8 || body
     TEXT    (1): message id (16) || sent_at u64 (ms since the Unix epoch) || var32 UTF-8 text
     RECEIPT (2): receipt type u8 (1 delivered, 2 read) || u16 n (>= 1) || n message ids (16)
+    DECRYPTION_ERROR (3): failed kind u8 (1 RATCHET, 2 PREKEY) || ratchet key (32)
+                          || counter u32 || received_at u64 (ms)
 
-Receipts are ordinary encrypted, padded messages, so the relay cannot tell them from
-text.
+Receipts and decryption errors are ordinary encrypted, padded messages, so the relay
+cannot tell them from text. A decryption error tells the sender of a message that
+could not be decrypted which one it was (PROTOCOL.md 9.2).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from protocol.wire.errors import DecodeError
 CONTENT_VERSION = 1
 MESSAGE_ID_LEN = 16
 MAX_RECEIPT_IDS = 1000
+RATCHET_KEY_LEN = 32
 
 
 class ContentKind(IntEnum):
     TEXT = 1
     RECEIPT = 2
+    DECRYPTION_ERROR = 3
 
 
 class ReceiptType(IntEnum):
@@ -57,7 +62,26 @@ class Receipt:
         ))
 
 
-Content = Text | Receipt
+@dataclass(frozen=True, slots=True)
+class DecryptionError:
+    """A message from the recipient of this content could not be decrypted
+    (PROTOCOL.md 9.2): its kind, and its ratchet header's key and counter N (zeros
+    when its header did not parse), and when the relay delivered it."""
+
+    failed_kind: int  # 1 RATCHET, 2 PREKEY: the sealed content's kind (section 10)
+    ratchet_key: bytes
+    counter: int
+    received_at_ms: int
+
+    def encode(self) -> bytes:
+        return b"".join((
+            codec.u8(CONTENT_VERSION), codec.u8(ContentKind.DECRYPTION_ERROR),
+            codec.u8(self.failed_kind), self.ratchet_key, codec.u32(self.counter),
+            codec.u64(self.received_at_ms),
+        ))
+
+
+Content = Text | Receipt | DecryptionError
 
 
 def decode_content(data: bytes) -> Content:
@@ -83,6 +107,11 @@ def decode_content(data: bytes) -> Content:
         if not 1 <= count <= MAX_RECEIPT_IDS:
             raise DecodeError(f"a receipt names 1 to {MAX_RECEIPT_IDS} messages, not {count}")
         out = Receipt(receipt_type, tuple(r.take(MESSAGE_ID_LEN) for _ in range(count)))
+    elif kind == ContentKind.DECRYPTION_ERROR:
+        failed_kind = r.u8()
+        if failed_kind not in (1, 2):
+            raise DecodeError(f"unknown message kind {failed_kind} in a decryption error")
+        out = DecryptionError(failed_kind, r.take(RATCHET_KEY_LEN), r.u32(), r.u64())
     else:
         raise DecodeError(f"unknown content kind {kind}")
     r.finish()

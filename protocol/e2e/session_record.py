@@ -16,14 +16,18 @@ A record holds up to three sessions:
   start a conversation at once, each replaces its own session with the one the other
   set up, and the peer may still be sending in the replaced one;
 
-and the base keys EK_A of the initial messages that set a session up, oldest first:
-the replay memory, so that an initial message cannot set a conversation up twice (a
-relay that withheld one-time prekeys could otherwise replay it, PQXDH section 4.2).
+and the replay memory: the initial messages that set a session up, each by its base
+key EK_A and the prekeys it used, so that an initial message cannot set a conversation
+up twice (a relay that withheld one-time prekeys could otherwise replay it, PQXDH
+section 4.2). An entry is kept exactly as long as the private keys it used live
+(`forget_replays`), never dropped to make room: when the memory is full, new sessions
+are refused instead, so a flood of first messages cannot push a replay's entry out.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -34,11 +38,71 @@ from protocol.e2e.sealed import MessageKind
 from protocol.e2e.session import Consumed, PrekeyLookup, Session
 from protocol.wire import codec
 from protocol.wire.errors import DecodeError
+from protocol.wire.prekeys import KemKind
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+LEGACY_RECORD_VERSION = 1
+"""Records of version 1 remembered base keys without their prekeys (section 13.3)."""
 
-MAX_ACCEPTED = 2000
-"""How many accepted initial messages (by their EK_A) one record remembers."""
+MAX_ACCEPTED = 10_000
+"""How many accepted initial messages one record remembers while their prekeys live;
+beyond it new sessions from this peer are refused (SessionSetupError), not the oldest
+entry forgotten (a forgotten entry is a replay accepted again)."""
+
+LEGACY_MAX_ACCEPTED = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedInitial:
+    """One entry of the replay memory (PROTOCOL.md 13.3): the base key EK_A of an
+    accepted initial message and the prekeys it used, which say how long to keep it.
+    `kem_kind` None: migrated from a version 1 record, prekeys unknown, kept for good."""
+
+    base_key: bytes
+    signed_prekey_id: int = 0
+    kem_kind: KemKind | None = None
+    kem_prekey_id: int = 0
+    one_time_prekey_id: int | None = None
+
+    @classmethod
+    def of(cls, msg: PreKeyMessage) -> AcceptedInitial:
+        return cls(msg.ephemeral, msg.signed_prekey_id, msg.kem_kind, msg.kem_prekey_id,
+                   msg.one_time_prekey_id)
+
+    def encode(self) -> bytes:
+        opk = self.one_time_prekey_id
+        return b"".join((self.base_key, codec.u32(self.signed_prekey_id),
+                         codec.u8(0 if self.kem_kind is None else self.kem_kind),
+                         codec.u32(self.kem_prekey_id),
+                         codec.u8(opk is not None), codec.u32(opk or 0)))
+
+    @classmethod
+    def read(cls, r: codec.Reader) -> AcceptedInitial:
+        base_key, spk_id, kind, kem_id = r.take(32), r.u32(), r.u8(), r.u32()
+        has_opk, opk_id = r.flag(), r.u32()
+        if kind == 0:
+            kem_kind = None
+            if spk_id or kem_id or has_opk or opk_id:
+                raise DecodeError("a migrated replay memory entry names prekeys")
+        else:
+            try:
+                kem_kind = KemKind(kind)
+            except ValueError:
+                raise DecodeError(f"unknown KEM prekey kind {kind} in a session record"
+                                  ) from None
+        if not has_opk and opk_id:
+            raise DecodeError("a one-time prekey id without its flag")
+        return cls(base_key, spk_id, kem_kind, kem_id, opk_id if has_opk else None)
+
+    def lives(self, signed: Collection[int], last_resort: Collection[int]) -> bool:
+        """Whether the private keys a replay of this message would need still live: its
+        signed prekey and, if it used one, its last-resort KEM prekey (its one-time
+        prekeys were deleted when it was accepted)."""
+        if self.kem_kind is None:
+            return True
+        if self.signed_prekey_id not in signed:
+            return False
+        return self.kem_kind is not KemKind.LAST_RESORT or self.kem_prekey_id in last_resort
 
 
 class Slot(Enum):
@@ -84,15 +148,29 @@ class Opened:
 
 
 class SessionRecord:
-    __slots__ = ("accepted", "current", "pending", "previous")
+    __slots__ = ("current", "pending", "previous", "replays")
 
     def __init__(self, current: Session | None = None, pending: Session | None = None,
-                 previous: Session | None = None, accepted: list[bytes] | None = None
-                 ) -> None:
+                 previous: Session | None = None,
+                 accepted: Sequence[bytes | AcceptedInitial] | None = None) -> None:
+        """`accepted` may name bare base keys (a migrated memory, prekeys unknown)."""
         self.current = current
         self.pending = pending
         self.previous = previous
-        self.accepted: list[bytes] = [] if accepted is None else accepted
+        self.replays: list[AcceptedInitial] = [
+            e if isinstance(e, AcceptedInitial) else AcceptedInitial(e)
+            for e in accepted or ()]
+
+    @property
+    def accepted(self) -> list[bytes]:
+        """The base keys EK_A the replay memory holds, oldest first."""
+        return [entry.base_key for entry in self.replays]
+
+    def forget_replays(self, signed: Collection[int], last_resort: Collection[int]) -> None:
+        """Drops the replay memory's entries whose prekeys are gone (`signed`,
+        `last_resort`: the ids of the signed and last-resort KEM prekeys the client
+        still holds): a replay of them can no longer set a session up."""
+        self.replays = [e for e in self.replays if e.lives(signed, last_resort)]
 
     # -- receiving (section 13.3, "Which session opens a message")
 
@@ -123,10 +201,12 @@ class SessionRecord:
         # 3. an initial message that set a session up before (since replaced): a replay
         if msg.ephemeral in self.accepted:
             raise DuplicateMessage("initial message already used")
-        # 4. a new session
+        # 4. a new session, if the replay memory can remember it
+        if len(self.replays) >= MAX_ACCEPTED:
+            raise SessionSetupError("too many new sessions from this peer while the "
+                                    "prekeys they used live")
         new, plaintext, consumed = Session.respond(identity, msg, lookup, rng)
-        self.accepted.append(msg.ephemeral)
-        del self.accepted[:-MAX_ACCEPTED]
+        self.replays.append(AcceptedInitial.of(msg))
         if pinned is None or msg.identity == pinned:
             if pinned is not None and self.current is not None:
                 self.previous = self.current  # kept: the peer may still use it
@@ -178,22 +258,27 @@ class SessionRecord:
             _optional_session(self.current),
             _optional_session(self.pending),
             _optional_session(self.previous),
-            codec.u16(len(self.accepted)),
-            *self.accepted,
+            codec.u16(len(self.replays)),
+            *(entry.encode() for entry in self.replays),
         ))
 
     @classmethod
     def deserialize(cls, data: bytes, rng: Rng = default_rng) -> SessionRecord:
+        """Reads version 2, and version 1 (whose base keys become entries with
+        unknown prekeys, kept for good)."""
         r = codec.Reader(data)
-        r.expect(RECORD_VERSION, "session record version")
+        version = r.u8()
+        if version not in (RECORD_VERSION, LEGACY_RECORD_VERSION):
+            raise DecodeError(f"unknown session record version {version}")
         current = _read_session(r, rng)
         pending = _read_session(r, rng)
         previous = _read_session(r, rng)
         count = r.u16()
-        if count > MAX_ACCEPTED:
+        if count > (MAX_ACCEPTED if version == RECORD_VERSION else LEGACY_MAX_ACCEPTED):
             raise DecodeError("too many accepted initial messages in a session record")
-        accepted = [r.take(32) for _ in range(count)]
-        if len(set(accepted)) != count:
+        accepted = [AcceptedInitial.read(r) if version == RECORD_VERSION
+                    else AcceptedInitial(r.take(32)) for _ in range(count)]
+        if len({entry.base_key for entry in accepted}) != count:
             raise DecodeError("repeated base key in a session record")
         r.finish()
         return cls(current, pending, previous, accepted)

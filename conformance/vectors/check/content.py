@@ -23,9 +23,12 @@ def check_valid(at: At, entry: Any) -> None:
     if entry["kind"] == "TEXT":
         expected: content.Content = content.Text(
             b(entry["message_id"]), entry["sent_at_ms"], entry["text"])
-    else:
+    elif entry["kind"] == "RECEIPT":
         expected = content.Receipt(content.ReceiptType[entry["receipt_type"]],
                                    tuple(b(m) for m in entry["message_ids"]))
+    else:
+        expected = content.DecryptionError(entry["failed_kind"], b(entry["ratchet_key"]),
+                                           entry["counter"], entry["received_at_ms"])
     at.eq("encoded (decoded)", expected, item)
     at.eq("encoded", encoded, expected.encode())
     at.eq("padded", b(entry["padded"]), padding.pad(encoded))

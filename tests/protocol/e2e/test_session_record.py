@@ -223,7 +223,16 @@ def test_a_malformed_initial_message_does_not_parse() -> None:
 
 
 def test_an_empty_record_is_its_version_three_absent_sessions_and_no_base_keys() -> None:
-    assert SessionRecord().serialize() == bytes.fromhex("01000000" "0000")
+    assert SessionRecord().serialize() == bytes.fromhex("02000000" "0000")
+
+
+def test_a_version_1_record_keeps_its_base_keys_for_good() -> None:
+    record = SessionRecord.deserialize(bytes.fromhex("01000000") + codec.u16(1) + bytes(32))
+    assert record.accepted == [bytes(32)]
+    record.forget_replays(set(), set())  # prekeys unknown: never forgotten
+    assert record.accepted == [bytes(32)]
+    data = record.serialize()
+    assert data[:1] == b"\x02" and SessionRecord.deserialize(data).serialize() == data
 
 
 def test_a_record_round_trips() -> None:
@@ -232,17 +241,25 @@ def test_a_record_round_trips() -> None:
     bob.open(alice.send(b"hello"))
     data = bob.record.serialize()
     assert SessionRecord.deserialize(data).serialize() == data
-    assert data[-34:-32] == codec.u16(1)
+    assert data[-48:-46] == codec.u16(1)
 
 
 @pytest.mark.parametrize("data, why", [
-    (bytes.fromhex("02000000" "0000"), "version"),
-    (bytes.fromhex("01000000" "0000" "00"), "trailing byte"),
-    (bytes.fromhex("01020000" "0000"), "flag"),
-    (bytes.fromhex("01000000") + codec.u16(MAX_ACCEPTED + 1)
-     + bytes(32) * (MAX_ACCEPTED + 1), "too many base keys"),
+    (bytes.fromhex("03000000" "0000"), "version"),
+    (bytes.fromhex("02000000" "0000" "00"), "trailing byte"),
+    (bytes.fromhex("02020000" "0000"), "flag"),
+    (bytes.fromhex("01000000") + codec.u16(2001) + bytes(32) * 2001, "too many base keys"),
+    (bytes.fromhex("02000000") + codec.u16(MAX_ACCEPTED + 1)
+     + bytes(46) * (MAX_ACCEPTED + 1), "too many entries"),
     (bytes.fromhex("01000000") + codec.u16(2) + bytes(64), "repeated base key"),
     (bytes.fromhex("01000000") + codec.u16(1) + bytes(31), "short base key"),
+    (bytes.fromhex("02000000") + codec.u16(1) + bytes(45), "short entry"),
+    (bytes.fromhex("02000000") + codec.u16(1) + bytes(32) + bytes.fromhex("00000001" "03"
+     "00000000" "00" "00000000"), "unknown KEM kind"),
+    (bytes.fromhex("02000000") + codec.u16(1) + bytes(32) + bytes.fromhex("00000001" "00"
+     "00000000" "00" "00000000"), "migrated entry naming a prekey"),
+    (bytes.fromhex("02000000") + codec.u16(1) + bytes(32) + bytes.fromhex("00000001" "02"
+     "00000064" "00" "00000005"), "one-time id without its flag"),
 ])
 def test_bad_records_do_not_decode(data: bytes, why: str) -> None:
     with pytest.raises(DecodeError):
