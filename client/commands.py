@@ -12,8 +12,10 @@ import io
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 from client.client import Client
@@ -46,22 +48,58 @@ class CommandError(Exception):
         self.code = code
 
 
+def read_passphrase_file(path: Path) -> bytes:
+    """The passphrase from --passphrase-file, refused (like ssh refuses a private key)
+    when anyone but its owner may read or change it, or when another user owns it: the
+    file is as good as the passphrase. Its content without the final line ending."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise CommandError(f"cannot read --passphrase-file: {exc}", EXIT_USAGE) from exc
+    try:
+        st = os.fstat(fd)  # the file opened, not whatever the name points to later
+        if os.name == "posix":
+            if st.st_mode & 0o077:
+                raise CommandError(
+                    f"--passphrase-file {path} is accessible by others (mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}); refusing to use it: run "
+                    f"'chmod 600 {path}'", EXIT_USAGE)
+            if st.st_uid not in (os.getuid(), 0):
+                raise CommandError(f"--passphrase-file {path} belongs to another user; "
+                                   "refusing to use it", EXIT_USAGE)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read --passphrase-file: {exc}", EXIT_USAGE) from exc
+    finally:
+        os.close(fd)
+    return data.rstrip(b"\r\n")
+
+
+def take_env_passphrase(args: argparse.Namespace) -> None:
+    """Moves $BLINDRELAY_PASSPHRASE out of the environment into `args` before anything
+    else runs, so that no child process, crash report or /proc reader of our later
+    environment sees it."""
+    value = os.environ.pop(PASSPHRASE_ENV, None)
+    args.env_passphrase = None if value is None else value.encode()
+
+
 def _passphrase(args: argparse.Namespace, confirm: bool = False) -> bytes:
     if args.passphrase_file is not None:
-        try:
-            text: str = args.passphrase_file.read_text()
-            return text.rstrip("\r\n").encode()
-        except OSError as exc:
-            raise CommandError(f"cannot read --passphrase-file: {exc}", EXIT_USAGE) from exc
-    env = os.environ.get(PASSPHRASE_ENV)
+        return read_passphrase_file(args.passphrase_file)
+    env: bytes | None = getattr(args, "env_passphrase", None)
     if env is not None:
-        return env.encode()
+        return env
     if not sys.stdin.isatty():
         raise CommandError(f"no passphrase: set {PASSPHRASE_ENV}, pass --passphrase-file, or "
                            "create the profile with --no-passphrase", EXIT_USAGE)
-    first = getpass.getpass("Passphrase: ")
-    if confirm and getpass.getpass("Passphrase again: ") != first:
-        raise CommandError("the passphrases differ", EXIT_USAGE)
+    try:
+        first = getpass.getpass("Passphrase: ")
+        if confirm and getpass.getpass("Passphrase again: ") != first:
+            raise CommandError("the passphrases differ", EXIT_USAGE)
+    except EOFError as exc:
+        raise CommandError("no passphrase given (end of input at the prompt)",
+                           EXIT_USAGE) from exc
     if confirm and not first:
         raise CommandError("an empty passphrase protects nothing; use --no-passphrase to say "
                            "so explicitly", EXIT_USAGE)
@@ -325,6 +363,7 @@ def _sanitized_logs() -> Iterator[None]:
 
 
 def run_client_command(args: argparse.Namespace) -> int:
+    take_env_passphrase(args)
     if args.command == "chat":  # the app sends log records to its devtools log
         return _run(args)
     with _sanitized_logs():
