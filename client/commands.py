@@ -190,6 +190,9 @@ async def cmd_init(args: argparse.Namespace) -> int:
 
 
 async def cmd_send(args: argparse.Namespace) -> int:
+    """Sends, or with the relay unreachable queues in the outbox (exit 5): the outbox
+    goes out at the next connection of any command or the chat app. A first message
+    needs the relay (the recipient's keys), so it is never queued offline."""
     text = args.text
     if text is None or text == "-":
         text = sys.stdin.read()
@@ -198,15 +201,29 @@ async def cmd_send(args: argparse.Namespace) -> int:
         raise CommandError("nothing to send", EXIT_USAGE)
     client = _open(args)
     try:
-        await _connect(client)
-        message = await client.send_text(args.name, text)
+        unreachable = None
+        try:
+            await _connect(client)
+        except CommandError as exc:
+            if exc.code != EXIT_UNREACHABLE or not isinstance(exc.__cause__, NotConnected):
+                raise
+            unreachable = exc
+        try:
+            message = await client.send_text(args.name, text)
+        except NotConnected as exc:
+            if unreachable is None:
+                raise
+            raise CommandError(f"{unreachable}; nothing was queued: a first message to "
+                               f"{args.name} needs the relay (for their keys)",
+                               EXIT_UNREACHABLE) from exc
         await client.flush_outbox()
         stored = client.message(message.row_id)
         final = stored.state if stored else message.state
         if final is State.FAILED:
             raise CommandError("the relay refused the message")
         if final is State.SENDING:
-            print(f"queued for {args.name}; it will be sent at the next connection",
+            why = f" ({one_line(str(unreachable))})" if unreachable is not None else ""
+            print(f"queued for {args.name}{why}; it will be sent at the next connection",
                   file=sys.stderr)
             return EXIT_UNREACHABLE
         print(f"sent to {args.name}")
