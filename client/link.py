@@ -42,6 +42,8 @@ class RelayLink:
         self.conn: RelayConnection | None = None
         self.status = Status.OFFLINE
         self.queue_done = asyncio.Event()
+        self.handled = 0
+        """How many DELIVERs this link has handled (a drain's progress, for the CLI)."""
         self._pump_task: asyncio.Task[None] | None = None
         self._replenish_task: asyncio.Task[None] | None = None
 
@@ -126,6 +128,7 @@ class RelayLink:
                 frame = await conn.pushes.get()
                 if isinstance(frame, Deliver):
                     await self.hooks.receive(frame)
+                    self.handled += 1
                 elif isinstance(frame, QueueDone):
                     self.queue_done.set()
                 elif isinstance(frame, PrekeysLow):

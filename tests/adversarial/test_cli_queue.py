@@ -1,0 +1,105 @@
+"""`recv` on a large queue (issue 9, item 6b): it drains a queue of any size (its
+timeout resets on progress, and a long drain reports progress on stderr), and it never
+prints a message twice, even when cut short."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from client.commands import EXIT_OK
+from tests.blindrelay.test_cli import blindrelay, blindrelay_env
+from tests.client.helpers import make_client, online, shut
+from tests.support import ROOT, relay_process
+
+
+def queue_for_bob(tmp: Path, url: str, count: int) -> list[str]:
+    """Registers bob (CLI) and has alice (library) queue `count` messages for him;
+    returns their texts in order."""
+    made = blindrelay("init", "bob", "--server", url, "--home", str(tmp / "bob"))
+    assert made.returncode == EXIT_OK, made.stderr
+    texts = [f"message {i:05d}" for i in range(count)]
+
+    async def alice() -> None:
+        client = await make_client(tmp, "alice", url)
+        await client.send_text("bob", texts[0])  # sets the session up
+        await client.disconnect()
+        for text in texts[1:]:  # queued offline, sent in multi-envelope SENDs below
+            await client.send_text("bob", text)
+        await online(client)
+        assert not client.outbox.repo.items()
+        await shut(client)
+
+    asyncio.run(alice())
+    return texts
+
+
+def printed(stdout: str) -> list[str]:
+    return [m["text"] for m in map(json.loads, stdout.splitlines()) if m["kind"] == "in"]
+
+
+def test_a_queue_that_takes_longer_than_the_timeout_still_drains(tmp_path: Path) -> None:
+    """Scaled down: the old fixed 30 s wait for a queue becomes a 1 s timeout that
+    resets on progress, and a queue that takes at least twice that (a progress line
+    at 2 s shows it did) drains in full."""
+    with relay_process(tmp_path / "relay") as relay:
+        texts = queue_for_bob(tmp_path, relay.url, 700)
+        got = blindrelay("recv", "--json", "--stall-timeout", "1", "--home",
+                         str(tmp_path / "bob"), timeout=120)
+        assert got.returncode == EXIT_OK, got.stderr
+        assert printed(got.stdout) == texts
+        assert "envelopes received so far (2 s)" in got.stderr, got.stderr
+        assert "700 envelopes received in" in got.stderr
+        again = blindrelay("recv", "--json", "--home", str(tmp_path / "bob"))
+        assert again.returncode == EXIT_OK and printed(again.stdout) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_recv_cut_short_and_the_next_print_each_message_once(tmp_path: Path,
+                                                               sig: int) -> None:
+    with relay_process(tmp_path / "relay") as relay:
+        texts = queue_for_bob(tmp_path, relay.url, 300)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "blindrelay", "recv", "--json", "--home",
+             str(tmp_path / "bob")], cwd=ROOT, env=blindrelay_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        first: list[str] = []
+        for line in proc.stdout:
+            first.append(line)
+            if len(first) == 60:
+                proc.send_signal(sig)
+                break
+        rest, errors = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + sig, errors
+        assert "Traceback" not in errors
+        cut = printed("".join(first) + rest)
+        assert len(cut) >= 60
+        second = blindrelay("recv", "--json", "--home", str(tmp_path / "bob"))
+        assert second.returncode == EXIT_OK, second.stderr
+        assert cut + printed(second.stdout) == texts
+
+
+def test_a_closed_pipe_is_a_quiet_exit_and_loses_nothing(tmp_path: Path) -> None:
+    """`blindrelay recv | head -1` once head has gone: no traceback, the exit status
+    of a program killed by SIGPIPE, and what could not be printed stays unread."""
+    with relay_process(tmp_path / "relay") as relay:
+        texts = queue_for_bob(tmp_path, relay.url, 20)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "blindrelay", "recv", "--home", str(tmp_path / "bob")],
+            cwd=ROOT, env=blindrelay_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first line
+        errors = proc.stderr.read()
+        assert proc.wait(60) == 128 + signal.SIGPIPE, errors
+        assert errors == ""
+        after = blindrelay("recv", "--json", "--home", str(tmp_path / "bob"))
+        assert after.returncode == EXIT_OK, after.stderr
+        assert printed(after.stdout) == texts
