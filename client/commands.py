@@ -26,6 +26,7 @@ from client.paths import PASSPHRASE_ENV, resolve_home
 from client.records import Direction, Message, State
 from client.sanitize import continuation_lines, one_line
 from client.store import NoProfile, ProfileExists, Store, StoreError, WrongPassphrase
+from client.trust import lookalike_warning
 from protocol.wire.errors import ProtocolError
 
 EXIT_OK = 0
@@ -251,6 +252,11 @@ async def cmd_send(args: argparse.Namespace) -> int:
             if exc.code != EXIT_UNREACHABLE or not isinstance(exc.__cause__, NotConnected):
                 raise
             unreachable = exc
+        if client.contact(args.name) is None:
+            similar = client.trust.lookalikes(args.name)
+            if similar:
+                print(f"blindrelay send: warning: "
+                      f"{one_line(lookalike_warning(args.name, similar))}", file=sys.stderr)
         try:
             message = await client.send_text(args.name, text)
         except NotConnected as exc:
