@@ -41,6 +41,7 @@ from client.events import Event, Events, Listener, Status
 from client.history import UNKNOWN_SENDER, History
 from client.inbox import BeforeAck, Inbox, ReceiveResult
 from client.link import RelayLink
+from client.login import log_in
 from client.outbox import Outbox
 from client.prekeys import PrekeyKeeper
 from client.records import Contact, Direction, Message, Profile, State
@@ -184,7 +185,7 @@ class Client:
                 self.profile.registered = True
                 self._save_profile()
             else:
-                await conn.login(self.username, self.identity)
+                await log_in(conn, self.username, self.identity)  # explains a refusal
 
     async def ready(self) -> None:
         # envelope ids older than any the relay could still redeliver (its TTL is shorter)

@@ -22,6 +22,7 @@ from typing import Any
 from client.client import Client
 from client.errors import ClientError, KeyChangeBlocked, NotConnected, RelayRefused, UnknownContact
 from client.events import Event, MessageEvent
+from client.login import LoginRefused
 from client.paths import PASSPHRASE_ENV, resolve_home
 from client.records import Direction, Message, State
 from client.sanitize import continuation_lines, one_line
@@ -143,6 +144,8 @@ async def _connect(client: Client, command: str = "", stall: float = STALL_TIMEO
         await client.connect()
     except NotConnected as exc:
         raise CommandError(str(exc), EXIT_UNREACHABLE) from exc
+    except LoginRefused as exc:
+        raise CommandError(f"cannot log in: {exc.message}", EXIT_ERROR) from exc
     except RelayRefused as exc:
         raise CommandError(f"the relay refused the login: {exc}", EXIT_ERROR) from exc
     await _drain(client, command, stall, tick)
