@@ -1,6 +1,6 @@
 """Look-alike names (issue 9, item 17): `a1ice` writing to someone who knows `alice`
-gets a warning in the new conversation, and `blindrelay send a1ice` warns before it
-sends."""
+gets a warning in the new conversation, `blindrelay send a1ice` warns before it
+sends, and the chat app's new-conversation dialog asks twice."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import pytest
 
 from client.commands import EXIT_OK
 from client.confusables import lookalikes, skeleton
+from client.tui.app import ChatApp
+from client.tui.capture import screen_text
+from client.tui.chat import ChatScreen
+from client.tui.screens import NewConversationScreen
 from tests.blindrelay.test_cli import blindrelay
 from tests.client.helpers import make_client, notices, received, shut, wait_for
+from tests.client.test_app import online, running, type_text
 from tests.support import relay_process, running_relay
 
 
@@ -66,3 +71,33 @@ def test_send_to_a_look_alike_name_warns(tmp_path: Path) -> None:
             in sent.stderr
         again = blindrelay("send", "a1ice", "again", "--home", homes["carol"])
         assert "warning" not in again.stderr  # once, for a new contact
+
+
+async def test_the_chat_apps_new_conversation_dialog_warns(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        bob = await make_client(tmp_path, "bob", relay.url)
+        fake = await make_client(tmp_path, "b0b", relay.url)
+        alice = await make_client(tmp_path, "alice", relay.url, connect=False)
+        app = ChatApp(alice)
+        async with running(app) as (pilot,):
+            await online(app)
+            await alice.send_text("bob", "hi bob")
+            await wait_for(lambda: alice.contact("bob") is not None)
+
+            await pilot.press("ctrl+n")
+            await type_text(pilot, "b0b")
+            await pilot.press("enter")
+            assert isinstance(app.screen, NewConversationScreen)  # not yet
+            assert "b0b looks like your contact bob" in screen_text(app)
+            await pilot.press("enter")  # the user insists
+            assert isinstance(app.screen, ChatScreen)
+            await type_text(pilot, "hello")
+            await pilot.press("enter")
+            await wait_for(lambda: any("looks like your contact bob" in n
+                                       for n in notices(alice, "b0b")))
+
+            await pilot.press("ctrl+n")  # a name that is already a contact: no question
+            await type_text(pilot, "b0b")
+            await pilot.press("enter")
+            assert isinstance(app.screen, ChatScreen)
+        await shut(bob, fake)
