@@ -265,9 +265,9 @@ async def cmd_send(args: argparse.Namespace) -> int:
         except NotConnected as exc:
             if unreachable is None:
                 raise
-            raise CommandError(f"{unreachable}; nothing was queued: a first message to "
-                               f"{args.name} needs the relay (for their keys)",
-                               EXIT_UNREACHABLE) from exc
+            raise CommandError(f"{unreachable}; nothing was queued: a message to "
+                               f"{args.name} needs the relay first (to fetch their keys "
+                               "and set up a session)", EXIT_UNREACHABLE) from exc
         await client.flush_outbox()
         stored = client.message(message.row_id)
         final = stored.state if stored else message.state
