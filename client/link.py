@@ -82,15 +82,18 @@ class RelayLink:
         await self.hooks.online()
 
     async def disconnect(self) -> None:
+        """Stops handling pushes first, then closes: closing waits for the relay's
+        close frame, and what it sent before that is not handled any more (it stays
+        queued on the relay, unacknowledged), so Ctrl+C stops a long drain at once."""
         conn, self.conn = self.conn, None
-        if conn is not None:
-            await conn.close()
         for task in (self._pump_task, self._replenish_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._pump_task = None
         self._replenish_task = None
+        if conn is not None:
+            await conn.close()
         self._set_status(Status.OFFLINE)
 
     async def run(self, server: str, stop: asyncio.Event, max_backoff: float = 30.0) -> None:

@@ -80,7 +80,7 @@ def test_a_recv_cut_short_and_the_next_print_each_message_once(tmp_path: Path,
         assert proc.returncode == 128 + sig, errors
         assert "Traceback" not in errors
         cut = printed("".join(first) + rest)
-        assert len(cut) >= 60
+        assert 0 < len(cut) < len(texts)  # it stopped early (Ctrl+C stops at once)
         second = blindrelay("recv", "--json", "--home", str(tmp_path / "bob"))
         assert second.returncode == EXIT_OK, second.stderr
         assert cut + printed(second.stdout) == texts
