@@ -5,15 +5,20 @@ prints a message twice, even when cut short."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from client.commands import EXIT_OK
+from client.commands import EXIT_OK, EXIT_UNREACHABLE
+from tests.adversarial.test_cli_delivery import free_port
 from tests.blindrelay.test_cli import blindrelay, blindrelay_env
 from tests.client.helpers import make_client, online, shut
 from tests.support import ROOT, relay_process
@@ -103,3 +108,74 @@ def test_a_closed_pipe_is_a_quiet_exit_and_loses_nothing(tmp_path: Path) -> None
         after = blindrelay("recv", "--json", "--home", str(tmp_path / "bob"))
         assert after.returncode == EXIT_OK, after.stderr
         assert printed(after.stdout) == texts
+
+
+class FreezableProxy:
+    """A TCP proxy in front of the relay that can stop passing the relay's bytes on
+    (a relay that stalls mid-queue, with the connection still open)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.frozen = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.server.accept()
+                relay = socket.create_connection(self.target)
+                self.sockets += [client, relay]
+                threading.Thread(target=self._pipe, args=(client, relay, False),
+                                 daemon=True).start()
+                threading.Thread(target=self._pipe, args=(relay, client, True),
+                                 daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_relay: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(4096):
+                while from_relay and self.frozen.is_set():
+                    time.sleep(0.05)
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        for s in [self.server, *self.sockets]:
+            s.close()
+
+
+def test_a_relay_that_stalls_mid_queue_and_the_next_recv(tmp_path: Path) -> None:
+    """The issue's run: the first recv gives up (exit 5) with part of the queue
+    printed, and the second prints the rest, not everything again."""
+    port = free_port()
+    proxy = FreezableProxy(port)
+    url = f"ws://127.0.0.1:{proxy.port}"
+    try:
+        with relay_process(tmp_path / "relay", "--port", str(port), "--public-url", url):
+            texts = queue_for_bob(tmp_path, url, 300)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "blindrelay", "recv", "--json", "--stall-timeout", "1",
+                 "--home", str(tmp_path / "bob")], cwd=ROOT, env=blindrelay_env(),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert proc.stdout is not None
+            first: list[str] = []
+            for line in proc.stdout:
+                first.append(line)
+                if len(first) == 30:
+                    proxy.frozen.set()
+                    break
+            rest, errors = proc.communicate(timeout=60)
+            assert proc.returncode == EXIT_UNREACHABLE, errors
+            assert "the relay stopped delivering the queue: nothing for 1 s" in errors
+            cut = printed("".join(first) + rest)
+            assert 0 < len(cut) < len(texts)
+
+            proxy.frozen.clear()
+            second = blindrelay("recv", "--json", "--home", str(tmp_path / "bob"))
+            assert second.returncode == EXIT_OK, second.stderr
+            assert cut + printed(second.stdout) == texts
+    finally:
+        proxy.close()
