@@ -61,6 +61,13 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     budgets.add_arguments(p)
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0 seconds")
+    return value
+
+
 def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", type=Path,
@@ -82,6 +89,9 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                        description="Send TEXT (or standard input) to NAME.")
     p.add_argument("name")
     p.add_argument("text", nargs="?", help="the message; '-' or nothing reads stdin")
+    p.add_argument("--stall-timeout", type=_seconds, default=30.0, metavar="S",
+                   help="give up when the relay delivers nothing for S seconds while "
+                   "handing over queued messages (default 30)")
 
     p = sub.add_parser("recv", parents=[common], help="print new messages",
                        description="Fetch queued messages, print every unread one, mark "
@@ -89,6 +99,9 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--wait", type=float, default=0.0, metavar="S",
                    help="keep listening S seconds after the queue is empty")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--stall-timeout", type=_seconds, default=30.0, metavar="S",
+                   help="give up when the relay delivers nothing for S seconds; a queue "
+                   "of any size drains as long as it moves (default 30)")
 
     p = sub.add_parser("contacts", parents=[common], help="list contacts")
     p.add_argument("--json", action="store_true")

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from client.failures import FailureReports
 from client.history import UNKNOWN_SENDER, History
 from client.inbox import BeforeAck, Inbox, ReceiveResult
 from client.link import RelayLink
+from client.login import log_in
 from client.outbox import Outbox
 from client.prekeys import PrekeyKeeper
 from client.records import Contact, Direction, Message, Profile, State
@@ -188,7 +189,7 @@ class Client:
                 self.profile.registered = True
                 self._save_profile()
             else:
-                await conn.login(self.username, self.identity)
+                await log_in(conn, self.username, self.identity)  # explains a refusal
 
     async def ready(self) -> None:
         # envelope ids older than any the relay could still redeliver (its TTL is shorter)
@@ -258,27 +259,37 @@ class Client:
                         if m.unread]
         return sorted(out, key=lambda m: m.row_id)
 
-    async def mark_read(self, name: str) -> int:
-        """Marks a conversation read and sends a READ receipt for what was unread."""
+    async def mark_read(self, name: str, only: Collection[int] | None = None,
+                        send: bool = True) -> int:
+        """Marks a conversation read (with `only`: those of its messages, by row id,
+        such as what `recv` printed) and sends a READ receipt for what was unread
+        (with `send=False` the receipt waits in the outbox for the next flush)."""
         contact = self.contact(name)
         if contact is None:
             return 0
         ids: list[bytes] = []
         with self.store.transaction():
-            for message in self.history(name, max(200, contact.unread * 2)):
+            if only is None:
+                candidates = self.history(name, max(200, contact.unread * 2))
+            else:
+                found = (self.message(row_id) for row_id in only)
+                candidates = [m for m in found if m is not None and m.contact == name]
+            marked = 0
+            for message in candidates:
                 if message.unread:
                     message.unread = False
+                    marked += 1
                     self.messages.update(message)
                     if message.direction is Direction.IN and message.message_id:
                         ids.append(message.message_id)
-            contact.unread = 0
+            contact.unread = 0 if only is None else max(0, contact.unread - marked)
             self.trust.save(contact)
             if ids and not contact.key_changed:
                 record = self.sessions.load(name)
                 self.outbox.queue_receipt(contact, record, ReceiptType.READ, ids)
                 self.sessions.save(name, record)
         self.events.flush()
-        if ids:
+        if ids and send:
             await self._flush_quietly()
         return len(ids)
 

@@ -12,17 +12,22 @@ import io
 import json
 import logging
 import os
+import signal
+import stat
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 from client.client import Client
 from client.errors import ClientError, KeyChangeBlocked, NotConnected, RelayRefused, UnknownContact
 from client.events import Event, MessageEvent
+from client.login import LoginRefused
 from client.paths import PASSPHRASE_ENV, resolve_home
 from client.records import Direction, Message, State
 from client.sanitize import continuation_lines, one_line
 from client.store import NoProfile, ProfileExists, Store, StoreError, WrongPassphrase
+from client.trust import lookalike_warning
 from protocol.wire.errors import ProtocolError
 
 EXIT_OK = 0
@@ -46,22 +51,58 @@ class CommandError(Exception):
         self.code = code
 
 
+def read_passphrase_file(path: Path) -> bytes:
+    """The passphrase from --passphrase-file, refused (like ssh refuses a private key)
+    when anyone but its owner may read or change it, or when another user owns it: the
+    file is as good as the passphrase. Its content without the final line ending."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise CommandError(f"cannot read --passphrase-file: {exc}", EXIT_USAGE) from exc
+    try:
+        st = os.fstat(fd)  # the file opened, not whatever the name points to later
+        if os.name == "posix":
+            if st.st_mode & 0o077:
+                raise CommandError(
+                    f"--passphrase-file {path} is accessible by others (mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}); refusing to use it: run "
+                    f"'chmod 600 {path}'", EXIT_USAGE)
+            if st.st_uid not in (os.getuid(), 0):
+                raise CommandError(f"--passphrase-file {path} belongs to another user; "
+                                   "refusing to use it", EXIT_USAGE)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read --passphrase-file: {exc}", EXIT_USAGE) from exc
+    finally:
+        os.close(fd)
+    return data.rstrip(b"\r\n")
+
+
+def take_env_passphrase(args: argparse.Namespace) -> None:
+    """Moves $BLINDRELAY_PASSPHRASE out of the environment into `args` before anything
+    else runs, so that no child process, crash report or /proc reader of our later
+    environment sees it."""
+    value = os.environ.pop(PASSPHRASE_ENV, None)
+    args.env_passphrase = None if value is None else value.encode()
+
+
 def _passphrase(args: argparse.Namespace, confirm: bool = False) -> bytes:
     if args.passphrase_file is not None:
-        try:
-            text: str = args.passphrase_file.read_text()
-            return text.rstrip("\r\n").encode()
-        except OSError as exc:
-            raise CommandError(f"cannot read --passphrase-file: {exc}", EXIT_USAGE) from exc
-    env = os.environ.get(PASSPHRASE_ENV)
+        return read_passphrase_file(args.passphrase_file)
+    env: bytes | None = getattr(args, "env_passphrase", None)
     if env is not None:
-        return env.encode()
+        return env
     if not sys.stdin.isatty():
         raise CommandError(f"no passphrase: set {PASSPHRASE_ENV}, pass --passphrase-file, or "
                            "create the profile with --no-passphrase", EXIT_USAGE)
-    first = getpass.getpass("Passphrase: ")
-    if confirm and getpass.getpass("Passphrase again: ") != first:
-        raise CommandError("the passphrases differ", EXIT_USAGE)
+    try:
+        first = getpass.getpass("Passphrase: ")
+        if confirm and getpass.getpass("Passphrase again: ") != first:
+            raise CommandError("the passphrases differ", EXIT_USAGE)
+    except EOFError as exc:
+        raise CommandError("no passphrase given (end of input at the prompt)",
+                           EXIT_USAGE) from exc
     if confirm and not first:
         raise CommandError("an empty passphrase protects nothing; use --no-passphrase to say "
                            "so explicitly", EXIT_USAGE)
@@ -84,18 +125,62 @@ def _open(args: argparse.Namespace) -> Client:
         raise CommandError(f"cannot open the profile: {exc}") from exc
 
 
-async def _connect(client: Client) -> None:
+STALL_TIMEOUT = 30.0
+"""Seconds without progress after which a command stops waiting for the relay's queue
+(`--stall-timeout`): a timeout that resets on every envelope handled, so a queue of
+any size drains as long as it moves."""
+
+PROGRESS_EVERY = 2.0
+"""A long drain says how far it got on stderr this often."""
+
+Tick = Callable[[], Awaitable[None]]
+
+
+async def _connect(client: Client, command: str = "", stall: float = STALL_TIMEOUT,
+                   tick: Tick | None = None) -> None:
+    """Logs in and waits until the relay's queue has been handled (QUEUE_DONE);
+    `tick` runs between checks (recv commits what it printed there)."""
     try:
         await client.connect()
     except NotConnected as exc:
         raise CommandError(str(exc), EXIT_UNREACHABLE) from exc
+    except LoginRefused as exc:
+        raise CommandError(f"cannot log in: {exc.message}", EXIT_ERROR) from exc
     except RelayRefused as exc:
         raise CommandError(f"the relay refused the login: {exc}", EXIT_ERROR) from exc
-    try:
-        await asyncio.wait_for(client.queue_done.wait(), 30)
-    except TimeoutError as exc:
-        raise CommandError("the relay did not finish delivering the queue",
-                           EXIT_UNREACHABLE) from exc
+    await _drain(client, command, stall, tick)
+
+
+async def _drain(client: Client, command: str, stall: float, tick: Tick | None) -> None:
+    loop = asyncio.get_running_loop()
+    start = last_change = loop.time()
+    last = client.link.handled
+    next_report = start + PROGRESS_EVERY
+    reported = False
+    while not client.queue_done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(client.queue_done.wait(), min(0.25, stall))
+        now = loop.time()
+        if client.link.handled != last:
+            last, last_change = client.link.handled, now
+        if tick is not None:
+            await tick()
+        if client.queue_done.is_set():
+            break
+        conn = client.conn
+        if conn is None or conn.closed.is_set():
+            raise CommandError("the connection to the relay dropped while it delivered the "
+                               f"queue ({last} envelopes handled)", EXIT_UNREACHABLE)
+        if now - last_change >= stall:
+            raise CommandError(f"the relay stopped delivering the queue: nothing for "
+                               f"{stall:g} s after {last} envelopes", EXIT_UNREACHABLE)
+        if now >= next_report:
+            print(f"blindrelay {command}: {last} envelopes received so far "
+                  f"({now - start:.0f} s)", file=sys.stderr, flush=True)
+            next_report, reported = now + PROGRESS_EVERY, True
+    if reported:
+        print(f"blindrelay {command}: {client.link.handled} envelopes received in "
+              f"{loop.time() - start:.0f} s", file=sys.stderr, flush=True)
 
 
 def _stamp(message: Message) -> str:
@@ -136,7 +221,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
     except (ProtocolError, ValueError) as exc:
         raise CommandError(str(exc), EXIT_USAGE) from exc
     try:
-        await _connect(client)
+        await _connect(client, "init")
     except BaseException:
         client.close()
         for suffix in ("", "-wal", "-shm"):
@@ -152,6 +237,9 @@ async def cmd_init(args: argparse.Namespace) -> int:
 
 
 async def cmd_send(args: argparse.Namespace) -> int:
+    """Sends, or with the relay unreachable queues in the outbox (exit 5): the outbox
+    goes out at the next connection of any command or the chat app. A first message
+    needs the relay (the recipient's keys), so it is never queued offline."""
     text = args.text
     if text is None or text == "-":
         text = sys.stdin.read()
@@ -160,15 +248,34 @@ async def cmd_send(args: argparse.Namespace) -> int:
         raise CommandError("nothing to send", EXIT_USAGE)
     client = _open(args)
     try:
-        await _connect(client)
-        message = await client.send_text(args.name, text)
+        unreachable = None
+        try:
+            await _connect(client, "send", args.stall_timeout)
+        except CommandError as exc:
+            if exc.code != EXIT_UNREACHABLE or not isinstance(exc.__cause__, NotConnected):
+                raise
+            unreachable = exc
+        if client.contact(args.name) is None:
+            similar = client.trust.lookalikes(args.name)
+            if similar:
+                print(f"blindrelay send: warning: "
+                      f"{one_line(lookalike_warning(args.name, similar))}", file=sys.stderr)
+        try:
+            message = await client.send_text(args.name, text)
+        except NotConnected as exc:
+            if unreachable is None:
+                raise
+            raise CommandError(f"{unreachable}; nothing was queued: a message to "
+                               f"{args.name} needs the relay first (to fetch their keys "
+                               "and set up a session)", EXIT_UNREACHABLE) from exc
         await client.flush_outbox()
         stored = client.message(message.row_id)
         final = stored.state if stored else message.state
         if final is State.FAILED:
             raise CommandError("the relay refused the message")
         if final is State.SENDING:
-            print(f"queued for {args.name}; it will be sent at the next connection",
+            why = f" ({one_line(str(unreachable))})" if unreachable is not None else ""
+            print(f"queued for {args.name}{why}; it will be sent at the next connection",
                   file=sys.stderr)
             return EXIT_UNREACHABLE
         print(f"sent to {args.name}")
@@ -178,19 +285,39 @@ async def cmd_send(args: argparse.Namespace) -> int:
         client.close()
 
 
+class OutputClosed(Exception):
+    """Standard output was closed by its reader (`blindrelay recv | head -1`)."""
+
+
 async def cmd_recv(args: argparse.Namespace) -> int:
+    """Prints every unread message once. What was printed is marked read (the chat
+    app's "read" is what was on screen; here it is what was written to stdout), in
+    small batches while the queue drains and on every way out (an error, a stall,
+    Ctrl+C, SIGTERM, a closed pipe): so a recv cut short and the next one print each
+    message exactly once. Printing comes first and marking second, so a message is
+    never marked read without having been printed; only a kill between the two (a
+    fraction of a second's worth of messages) prints those again."""
     client = _open(args)
     printed: set[int] = set()
+    unmarked: dict[str, list[int]] = {}  # printed, not yet marked read
+    closed = False
 
     def show(message: Message) -> None:
-        if message.row_id in printed or message.direction is Direction.OUT:
+        nonlocal closed
+        if closed or message.row_id in printed or message.direction is Direction.OUT:
+            return
+        if args.json:
+            line = json.dumps({"kind": message.direction.value, **message.to_json()})
+        else:
+            line = format_message(message)
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            closed = True  # not printed: stays unread
             return
         printed.add(message.row_id)
-        if args.json:
-            print(json.dumps({"kind": message.direction.value, **message.to_json()}),
-                  flush=True)
-        else:
-            print(format_message(message), flush=True)
+        if message.unread:
+            unmarked.setdefault(message.contact, []).append(message.row_id)
 
     def on_event(event: Event) -> None:
         if isinstance(event, MessageEvent) and event.message.row_id not in printed \
@@ -198,20 +325,40 @@ async def cmd_recv(args: argparse.Namespace) -> int:
                      or event.message.state is State.UNDECRYPTABLE):
             show(event.message)
 
+    async def mark_printed() -> None:
+        """Receipts wait in the outbox: the drain sends them, or the flush at the end."""
+        while unmarked:
+            name, rows = unmarked.popitem()
+            await client.mark_read(name, rows, send=False)
+
+    async def tick() -> None:
+        await mark_printed()
+        if closed:
+            raise OutputClosed
+
     try:
         for message in client.unread():
             show(message)
+        await tick()
         client.on_event(on_event)
-        await _connect(client)
-        if args.wait > 0:
-            await asyncio.sleep(args.wait)
-        for name in {c.name for c in client.contacts() if c.unread}:
-            await client.mark_read(name)
+        await _connect(client, "recv", args.stall_timeout, tick)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + args.wait
+        while loop.time() < until:
+            await asyncio.sleep(min(0.25, until - loop.time()))
+            await tick()
+        await tick()
         await client.flush_outbox()
         return EXIT_OK
     finally:
-        await client.disconnect()
-        client.close()
+        try:
+            await client.disconnect()  # first: the link prints what it handles until then
+        finally:
+            try:
+                with contextlib.suppress(ClientError):
+                    await mark_printed()
+            finally:
+                client.close()
 
 
 def cmd_contacts(args: argparse.Namespace) -> int:
@@ -325,17 +472,51 @@ def _sanitized_logs() -> Iterator[None]:
 
 
 def run_client_command(args: argparse.Namespace) -> int:
+    take_env_passphrase(args)
     if args.command == "chat":  # the app sends log records to its devtools log
         return _run(args)
     with _sanitized_logs():
         return _run(args)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a program killed by SIGPIPE reports
+
+
+async def _until_terminated(args: argparse.Namespace) -> int:
+    """SIGTERM (`timeout`, a service manager) cancels the command like Ctrl+C does, so
+    its `finally` blocks run (recv marks what it printed)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, AttributeError):  # not on Windows
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    return await ASYNC[args.command](args)
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout is gone: later writes (and the interpreter's last flush)
+    go nowhere instead of raising BrokenPipeError at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         if args.command in ASYNC:
-            return asyncio.run(ASYNC[args.command](args))
-        return SYNC[args.command](args)
+            code = asyncio.run(_until_terminated(args))
+        else:
+            code = SYNC[args.command](args)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
+    except (OutputClosed, BrokenPipeError):
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except asyncio.CancelledError:
+        return EXIT_TERMINATED
     except CommandError as exc:
         print(_error_line(args.command, exc), file=sys.stderr)
         return exc.code
@@ -352,4 +533,4 @@ def _run(args: argparse.Namespace) -> int:
         print(_error_line(args.command, exc), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

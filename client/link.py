@@ -47,6 +47,8 @@ class RelayLink:
         self.conn: RelayConnection | None = None
         self.status = Status.OFFLINE
         self.queue_done = asyncio.Event()
+        self.handled = 0
+        """How many DELIVERs this link has handled (a drain's progress, for the CLI)."""
         self._pump_task: asyncio.Task[None] | None = None
         self._replenish_task: asyncio.Task[None] | None = None
         self._last_replenish: float | None = None
@@ -86,15 +88,18 @@ class RelayLink:
         await self.hooks.online()
 
     async def disconnect(self) -> None:
+        """Stops handling pushes first, then closes: closing waits for the relay's
+        close frame, and what it sent before that is not handled any more (it stays
+        queued on the relay, unacknowledged), so Ctrl+C stops a long drain at once."""
         conn, self.conn = self.conn, None
-        if conn is not None:
-            await conn.close()
         for task in (self._pump_task, self._replenish_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._pump_task = None
         self._replenish_task = None
+        if conn is not None:
+            await conn.close()
         self._set_status(Status.OFFLINE)
 
     async def run(self, server: str, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
@@ -132,6 +137,7 @@ class RelayLink:
                 frame = await conn.pushes.get()
                 if isinstance(frame, Deliver):
                     await self.hooks.receive(frame)
+                    self.handled += 1
                 elif isinstance(frame, QueueDone):
                     self.queue_done.set()
                 elif isinstance(frame, PrekeysLow):

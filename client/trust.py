@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from client.confusables import lookalikes
 from client.connection import RelayConnection
 from client.errors import (
     ConnectionDropped,
@@ -55,11 +56,20 @@ class TrustBook:
             raise UnknownContact(f"no contact named {name!r}")
         return contact
 
+    def lookalikes(self, name: str) -> list[str]:
+        """Contacts whose names look like `name` but are not it (client/confusables.py)."""
+        return lookalikes(name, (c.name for c in self.repo.all()
+                                 if c.name != UNKNOWN_SENDER))
+
     def first_contact(self, name: str, identity: bytes, notice: str) -> Contact:
-        """Pins `identity` for a new contact."""
+        """Pins `identity` for a new contact; a name that looks like an existing
+        contact's gets a warning in the new conversation."""
+        similar = self.lookalikes(name)
         contact = Contact(name, identity, last_activity=self.clock())
         self.save(contact)
         self.history.notice(name, notice)
+        if similar:
+            self.history.notice(name, lookalike_warning(name, similar))
         return contact
 
     def key_changed(self, contact: Contact, new_identity: bytes) -> None:
@@ -130,3 +140,10 @@ class TrustBook:
                 raise ConnectionDropped(f"identity lookup failed: {exc}") from exc
             registered = None
         return registered != claimed
+
+
+def lookalike_warning(name: str, similar: list[str]) -> str:
+    others = " and ".join(similar)
+    return (f"Careful: {name} looks like your contact{'s' if len(similar) > 1 else ''} "
+            f"{others}, but is a different account. Check that this is who you think it "
+            "is before you trust it.")

@@ -247,7 +247,15 @@ class ChatPane(Vertical):
             if name:
                 self.run_worker(self.open_conversation(name), group="open")
 
-        self.app.push_screen(NewConversationScreen(self.client.username), chosen)
+        self.app.push_screen(NewConversationScreen(self.client.username, self._lookalikes),
+                             chosen)
+
+    def _lookalikes(self, name: str) -> list[str]:
+        """Contacts a new name looks like (none for a name already a contact)."""
+        try:
+            return [] if self.client.contact(name) else self.client.trust.lookalikes(name)
+        except ClientError:
+            return []
 
     def action_safety_number(self) -> None:
         try:

@@ -3,6 +3,7 @@ changed key, and the help screen."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on
@@ -26,9 +27,14 @@ class NewConversationScreen(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, own_username: str) -> None:
+    def __init__(self, own_username: str,
+                 lookalikes: Callable[[str], list[str]] | None = None) -> None:
+        """`lookalikes(name)`: existing contacts a new name looks like (a warning,
+        and a second Enter to go on)."""
         super().__init__()
         self.own_username = own_username
+        self.lookalikes = lookalikes
+        self._warned: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="new-dialog", classes="dialog"):
@@ -50,6 +56,13 @@ class NewConversationScreen(ModalScreen[str | None]):
             return
         if name == self.own_username:
             error.update("That is you: pick someone else.")
+            return
+        similar = self.lookalikes(name) if self.lookalikes is not None else []
+        if similar and self._warned != name:
+            self._warned = name
+            error.update(Content(one_line(
+                f"{name} looks like your contact {' and '.join(similar)} but is a "
+                f"different account. Enter again to write to {name} anyway.")))
             return
         self.dismiss(name)
 

@@ -11,11 +11,16 @@ from pathlib import Path
 from tests.support import ROOT, relay_process
 
 
-def blindrelay(*args: str, stdin: str | None = None, passphrase: str | None = "pw",
-               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def blindrelay_env(passphrase: str | None = "pw") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLINDRELAY_")}
     if passphrase is not None:
         env["BLINDRELAY_PASSPHRASE"] = passphrase
+    return env
+
+
+def blindrelay(*args: str, stdin: str | None = None, passphrase: str | None = "pw",
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = blindrelay_env(passphrase)
     return subprocess.run([sys.executable, "-m", "blindrelay", *args], cwd=ROOT, env=env,
                           input=stdin if stdin is not None else "", capture_output=True,
                           text=True, timeout=timeout, check=False)
