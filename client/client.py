@@ -46,6 +46,7 @@ from client.link import RelayLink
 from client.login import log_in
 from client.outbox import Outbox
 from client.prekeys import PrekeyKeeper
+from client.reading import Reading
 from client.records import Contact, Direction, Message, Profile, State
 from client.store import (
     ContactRepo,
@@ -58,7 +59,7 @@ from client.store import (
     Store,
 )
 from client.trust import TrustBook
-from protocol.e2e.content import ReceiptType, Text
+from protocol.e2e.content import Text
 from protocol.e2e.errors import MessageTooLarge
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.session import Session
@@ -104,6 +105,7 @@ class Client:
                            self.outbox, self.events, identity, clock)
         self.failures = FailureReports(store, self.sessions, self.trust, self.outbox,
                                        self.messages, self.events, self._start_session, clock)
+        self.reading = Reading(store, self.trust, self.sessions, self.messages, self.outbox)
         self.link = RelayLink(self.events, self)
 
     @property
@@ -252,42 +254,14 @@ class Client:
 
     def unread(self) -> list[Message]:
         """Every incoming message not yet marked read, oldest first."""
-        out: list[Message] = []
-        for contact in self.contacts():
-            if contact.unread:
-                out += [m for m in self.history(contact.name, max(200, contact.unread * 2))
-                        if m.unread]
-        return sorted(out, key=lambda m: m.row_id)
+        return self.reading.unread()
 
     async def mark_read(self, name: str, only: Collection[int] | None = None,
                         send: bool = True) -> int:
         """Marks a conversation read (with `only`: those of its messages, by row id,
         such as what `recv` printed) and sends a READ receipt for what was unread
         (with `send=False` the receipt waits in the outbox for the next flush)."""
-        contact = self.contact(name)
-        if contact is None:
-            return 0
-        ids: list[bytes] = []
-        with self.store.transaction():
-            if only is None:
-                candidates = self.history(name, max(200, contact.unread * 2))
-            else:
-                found = (self.message(row_id) for row_id in only)
-                candidates = [m for m in found if m is not None and m.contact == name]
-            marked = 0
-            for message in candidates:
-                if message.unread:
-                    message.unread = False
-                    marked += 1
-                    self.messages.update(message)
-                    if message.direction is Direction.IN and message.message_id:
-                        ids.append(message.message_id)
-            contact.unread = 0 if only is None else max(0, contact.unread - marked)
-            self.trust.save(contact)
-            if ids and not contact.key_changed:
-                record = self.sessions.load(name)
-                self.outbox.queue_receipt(contact, record, ReceiptType.READ, ids)
-                self.sessions.save(name, record)
+        ids = self.reading.mark(name, only)
         self.events.flush()
         if ids and send:
             await self._flush_quietly()
