@@ -212,8 +212,15 @@ async def cmd_account(args: argparse.Namespace) -> int:
                           "confirm: ")
             if typed.strip() != name:
                 raise CommandError("not confirmed; nothing was deleted", EXIT_USAGE)
-        if client.profile.registered:
-            await _connect(client)
+        try:
+            await _connect(client)  # an unfinished profile registers or reclaims first
+        except CommandError as exc:
+            refused = exc.__cause__
+            if client.profile.registered or not isinstance(refused, RelayRefused) \
+                    or refused.code not in account.NOT_OURS:
+                raise
+            # the relay holds nothing of this profile's: only the local profile goes
+        else:
             with relay_errors():
                 await account.delete_account(client.link.require(), client.identity)
     finally:

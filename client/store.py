@@ -423,7 +423,10 @@ class Store(RowEngine):
                                                     "tag=?", (tag,))
 
     def delete(self, table: str, kind: bytes, name: bytes) -> None:
-        tag = self.tag(kind, name)
+        self.forget_row(table, self.tag(kind, name))
+
+    def forget_row(self, table: str, tag: bytes) -> None:
+        """Deletes a named row by its tag, and its entry in the record of versions."""
         with self.transaction():
             self.db.execute(f"DELETE FROM {table} WHERE tag=?", (tag,))
             self.versions.forget(table, tag)
@@ -587,8 +590,7 @@ class PrekeyRepo:
         for tag, data in self.store.rows("prekeys", "WHERE kind=?", (kind.value,)):
             entry = json.loads(data)
             if entry["id"] != keep_id and entry["created"] < created_before:
-                self.store.db.execute("DELETE FROM prekeys WHERE tag=?", (tag,))
-                self.store.versions.forget("prekeys", tag)
+                self.store.forget_row("prekeys", tag)
 
 
 class ContactRepo:

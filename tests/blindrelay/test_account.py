@@ -92,3 +92,29 @@ def test_operator_deletes_an_account_only_while_the_relay_is_stopped(tmp_path: P
         made = blindrelay("init", "alice", "--server", relay.url, "--home",
                           str(tmp_path / "alice2"))
         assert made.returncode == 0, made.stderr
+
+
+async def test_a_register_whose_ok_was_lost_is_reclaimed_with_the_own_key(
+        tmp_path: Path) -> None:
+    """REGISTER reached the relay but the client never saw the OK: the next REGISTER
+    gets USERNAME_TAKEN, and LOGIN with the profile's own key takes the name back.
+    Another key cannot: its profile is refused and removed."""
+    from client.connection import RelayConnection
+    from client.errors import RelayRefused
+
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = Client.create(tmp_path / "alice", "alice", relay.url, None)
+        conn = await RelayConnection.open(relay.url)
+        await conn.register("alice", alice.identity)  # the OK this profile never saw
+        await conn.close()
+        assert not alice.profile.registered
+        await alice.connect()
+        assert alice.profile.registered and alice.conn is not None
+        await alice.disconnect()
+        alice.close()
+
+        mallory = Client.create(tmp_path / "mallory", "alice", relay.url, None)
+        with pytest.raises(RelayRefused, match="USERNAME_TAKEN"):
+            await mallory.connect()
+        assert not mallory.profile.registered
+        mallory.close()
