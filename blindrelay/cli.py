@@ -171,7 +171,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"blindrelay relay listening on {config.scheme}://{config.host}:{port}",
               flush=True)
 
-    asyncio.run(run_server(config, ready=ready))
+    from server.sqlite_store import DataDirInUse
+
+    try:
+        asyncio.run(run_server(config, ready=ready))
+    except DataDirInUse as exc:
+        print(f"blindrelay serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

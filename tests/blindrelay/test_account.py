@@ -118,3 +118,12 @@ async def test_a_register_whose_ok_was_lost_is_reclaimed_with_the_own_key(
             await mallory.connect()
         assert not mallory.profile.registered
         mallory.close()
+
+
+def test_a_second_relay_on_the_same_data_directory_is_refused_in_one_line(
+        tmp_path: Path) -> None:
+    with relay_process(tmp_path / "relay"):
+        second = blindrelay("serve", "--port", "0", "--data", str(tmp_path / "relay"),
+                            timeout=30)
+        assert second.returncode == 1 and "in use" in second.stderr
+        assert "Traceback" not in second.stderr
