@@ -121,6 +121,15 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
     sub.add_parser("chat", parents=[common], help="the terminal chat app")
 
+    p = sub.add_parser("account", help="manage this profile's account on the relay")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    d = actions.add_parser("delete", parents=[common],
+                           help="delete the account on the relay and this profile",
+                           description="Delete the account on the relay (signed with the "
+                           "identity key; its queued messages and prekeys go with it), then "
+                           "this profile. The name is free again afterwards.")
+    d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
 
 
 
@@ -142,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="no terminal UI: print a protocol walk-through instead")
     demo.add_argument("--messages", type=int, default=6, help="with --text: how many")
     _add_serve(sub)
+    admin = sub.add_parser("admin", help="operator commands on a relay's data directory")
+    admin_sub = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
+    gone = admin_sub.add_parser(
+        "delete-account", help="delete an account, its prekeys and its queue",
+        description="Delete an account directly in the data directory; the relay must be "
+        "stopped (the command refuses while the directory is in use).")
+    gone.add_argument("name")
+    gone.add_argument("--data", "--data-dir", dest="data", type=Path, required=True)
     audit = sub.add_parser("audit", help="print everything a relay's data directory holds")
     audit.add_argument("--data", type=Path, required=True)
     conf = sub.add_parser("conformance", help="check a relay against the protocol's frames")
@@ -209,12 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args.scenario, args.pace)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "admin":
+        from server.admin import main as admin_main
+
+        return admin_main(args.action, args.name, args.data)
     if args.command == "audit":
         from server.audit import main as audit_main
 
         return audit_main(args.data)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
-                        "accept-key", "chat"):
+                        "accept-key", "chat", "account"):
         from client.commands import run_client_command
 
         return run_client_command(args)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from client import account
 from client.connection import RelayConnection
 from client.errors import (
     ClientError,
@@ -187,7 +188,7 @@ class Client:
     async def login(self, conn: RelayConnection) -> None:
         with relay_errors():
             if not self.profile.registered:
-                await conn.register(self.username, self.identity)
+                await account.register(conn, self.username, self.identity)
                 self.profile.registered = True
                 self._save_profile()
             else:

@@ -19,8 +19,16 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+from client import account
 from client.client import Client
-from client.errors import ClientError, KeyChangeBlocked, NotConnected, RelayRefused, UnknownContact
+from client.errors import (
+    ClientError,
+    KeyChangeBlocked,
+    NotConnected,
+    RelayRefused,
+    UnknownContact,
+    relay_errors,
+)
 from client.events import Event, MessageEvent
 from client.login import LoginRefused
 from client.paths import PASSPHRASE_ENV, resolve_home
@@ -29,6 +37,7 @@ from client.sanitize import continuation_lines, one_line
 from client.store import NoProfile, ProfileExists, Store, StoreError, WrongPassphrase
 from client.trust import lookalike_warning
 from protocol.wire.errors import ProtocolError
+from protocol.wire.frames import normalize_url
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -212,27 +221,97 @@ def _error_line(command: str, exc: BaseException) -> str:
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
+    """Creates and registers a profile. Atomic from the user's view (client/account.py):
+    once REGISTER may have reached the relay the profile is kept, and running the same
+    `init` again (or any command that connects) finishes the registration."""
     home = resolve_home(args.home)
-    passphrase = None if args.no_passphrase else _passphrase(args, confirm=True)
-    try:
-        client = Client.create(home, args.name, args.server, passphrase)
-    except ProfileExists as exc:
-        raise CommandError(str(exc)) from exc
-    except (ProtocolError, ValueError) as exc:
-        raise CommandError(str(exc), EXIT_USAGE) from exc
+    resumed = Store.path_in(home).exists()
+    if resumed:
+        client = _unfinished(args, home)
+        passphrase = b"" if client.store.protected else None
+    else:
+        passphrase = None if args.no_passphrase else _passphrase(args, confirm=True)
+        try:
+            client = Client.create(home, args.name, args.server, passphrase)
+        except ProfileExists as exc:
+            raise CommandError(str(exc)) from exc
+        except (ProtocolError, ValueError) as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from exc
     try:
         await _connect(client, "init")
-    except BaseException:
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
         client.close()
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(str(Store.path_in(home)) + suffix)
+        if not resumed and account.nothing_registered(exc, client.profile):
+            account.discard_profile(home)
+        else:
+            print(f"blindrelay init: the profile in {one_line(str(home))} is kept; run the "
+                  "same 'blindrelay init' again (or any command) to finish registering",
+                  file=sys.stderr)
         raise
+    complete = account.is_complete(client.profile)
     await client.disconnect()
     client.close()
     if passphrase is None:
         print(NO_PASSPHRASE_WARNING.format(home=home), file=sys.stderr)
+    if not complete:
+        print("blindrelay init: registered, but the prekeys are not uploaded yet; run "
+              "'blindrelay init' again (or any command) to finish", file=sys.stderr)
+        return EXIT_UNREACHABLE
     print(f"Registered {args.name} on {client.profile.server}; profile in {home}")
+    return EXIT_OK
+
+
+def _unfinished(args: argparse.Namespace, home: Path) -> Client:
+    """The profile an earlier `init` of the same name and relay left unfinished."""
+    try:
+        server = normalize_url(args.server)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    client = _open(args)
+    profile = client.profile
+    if profile.username != args.name or profile.server != server \
+            or account.is_complete(profile):
+        client.close()
+        raise CommandError(f"a profile already exists in {home}")
+    print(f"blindrelay init: finishing the registration of {args.name} begun earlier",
+          file=sys.stderr)
+    return client
+
+
+async def cmd_account(args: argparse.Namespace) -> int:
+    """`account delete`: deletes the account on the relay (DELETE_ACCOUNT, signed by
+    the identity key), then this profile. The name is free again afterwards."""
+    home = resolve_home(args.home)
+    client = _open(args)
+    name = client.username
+    try:
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CommandError("deleting an account cannot be undone; pass --yes to "
+                                   "confirm without a prompt", EXIT_USAGE)
+            typed = input(f"Delete the account {name} on {client.profile.server} and this "
+                          f"profile, with every message and contact? Type {name} to "
+                          "confirm: ")
+            if typed.strip() != name:
+                raise CommandError("not confirmed; nothing was deleted", EXIT_USAGE)
+        try:
+            await _connect(client)  # an unfinished profile registers or reclaims first
+        except CommandError as exc:
+            refused = exc.__cause__
+            if client.profile.registered or not isinstance(refused, RelayRefused) \
+                    or refused.code not in account.NOT_OURS:
+                raise
+            # the relay holds nothing of this profile's: only the local profile goes
+        else:
+            with relay_errors():
+                await account.delete_account(client.link.require(), client.identity)
+    finally:
+        await client.disconnect()
+        client.close()
+    account.discard_profile(home)
+    print(f"Deleted the account {name} and the profile in {home}")
     return EXIT_OK
 
 
@@ -439,7 +518,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
-    "init": cmd_init, "send": cmd_send, "recv": cmd_recv,
+    "init": cmd_init, "send": cmd_send, "recv": cmd_recv, "account": cmd_account,
 }
 SYNC: dict[str, Callable[[argparse.Namespace], int]] = {
     "contacts": cmd_contacts, "safety-number": cmd_safety_number, "verify": cmd_verify,

@@ -277,6 +277,10 @@ class RelayConnection:
     async def login(self, username: str, identity: IdentityKeyPair) -> None:
         await self.request(self.core.login_frame(username, identity.sign), Ok)
 
+    async def delete_account(self, identity: IdentityKeyPair) -> None:
+        """DELETE_ACCOUNT (PROTOCOL.md 16.4); the relay closes the connection after OK."""
+        await self.request(self.core.delete_account_frame(identity.sign), Ok)
+
     async def upload_signed_prekeys(self, spk: SignedPreKey, last_resort: KemPreKey) -> None:
         await self.request(UploadSignedPrekeys(spk, last_resort), Ok)
 

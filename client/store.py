@@ -2,11 +2,16 @@
 
 Everything secret or personal (identity key, prekeys, sessions, contacts, history,
 outbox) is stored as XChaCha20-Poly1305 ciphertext under a key derived from the
-passphrase with Argon2id. Each row's associated data names its table and row key, so
-rows cannot be swapped. Rows are found by HMAC-SHA256 tags of their names, never by
-the names themselves: the file shows how many rows there are, not whom they concern.
+passphrase with Argon2id. Each row's associated data names its table, its row key and
+its version, so rows cannot be swapped, and a row put back from an older copy is
+noticed (client/store_versions.py). Rows are found by HMAC-SHA256 tags of their names,
+never by the names themselves: the file shows how many rows there are, not whom they
+concern.
 
-A wrong passphrase fails the key check before anything is read or written.
+A wrong passphrase fails the key check before anything is read or written; key
+metadata that was tampered with is reported as such (client/store_meta.py). A row that
+does not decrypt, or was rolled back, is moved aside to the `quarantine` table with a
+warning (once: it is no longer where it was), and everything else keeps working.
 
 `Store` is the encrypted row engine; the typed repositories below (profile, prekeys,
 contacts, session records, messages, outbox) are the only code that names its tables.
@@ -17,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import logging
 import os
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
 from hashlib import sha256
 from pathlib import Path
 
@@ -30,66 +36,60 @@ import nacl.pwhash
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from client.errors import ClientError
 from client.records import Contact, Message, OutboxItem, PrekeyKind, Profile
+from client.store_meta import CorruptStore as CorruptStore
+from client.store_meta import KdfParams as KdfParams
+from client.store_meta import NoProfile as NoProfile
+from client.store_meta import ProfileExists as ProfileExists
+from client.store_meta import RolledBack as RolledBack
+from client.store_meta import StoreError as StoreError
+from client.store_meta import WeakParameters as WeakParameters
+from client.store_meta import WrongPassphrase as WrongPassphrase
+from client.store_meta import check_meta_mac, derive, meta_mac
+from client.store_versions import RowVersions
 from protocol.e2e.session import Session
 from protocol.e2e.session_record import MAX_ACCEPTED, SessionRecord
 
+log = logging.getLogger("blindrelay.client.store")
+
 STORE_FILENAME = "profile.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: rows without versions (read once, to migrate); 2: versioned rows, quarantine."""
 CHECK_PLAINTEXT = b"blindrelay local store v1"
 NONCE_LEN = 24
+VERSIONED = ("settings", "prekeys", "contacts", "sessions", "messages", "outbox")
+NAMED = ("settings", "prekeys", "contacts", "sessions")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS settings (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (tag BLOB PRIMARY KEY, data BLOB NOT NULL, ver INTEGER);
 CREATE TABLE IF NOT EXISTS prekeys (tag BLOB PRIMARY KEY, kind TEXT NOT NULL,
-                                    data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS contacts (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (tag BLOB PRIMARY KEY, data BLOB NOT NULL);
+                                    data BLOB NOT NULL, ver INTEGER);
+CREATE TABLE IF NOT EXISTS contacts (tag BLOB PRIMARY KEY, data BLOB NOT NULL, ver INTEGER);
+CREATE TABLE IF NOT EXISTS sessions (tag BLOB PRIMARY KEY, data BLOB NOT NULL, ver INTEGER);
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, contact BLOB NOT NULL,
-                                     mid BLOB, data BLOB NOT NULL);
+                                     mid BLOB, data BLOB NOT NULL, ver INTEGER);
 CREATE INDEX IF NOT EXISTS messages_by_contact ON messages (contact, id);
 CREATE INDEX IF NOT EXISTS messages_by_mid ON messages (mid);
-CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, data BLOB NOT NULL, ver INTEGER);
 CREATE TABLE IF NOT EXISTS seen (tag BLOB PRIMARY KEY, at INTEGER NOT NULL);
 """
+QUARANTINE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY, source TEXT NOT NULL,
+                                       reason TEXT NOT NULL, row BLOB NOT NULL,
+                                       data BLOB NOT NULL, ver INTEGER, at INTEGER NOT NULL)
+"""
+SCHEMA += QUARANTINE_SCHEMA + ";"
 
-
-class StoreError(ClientError):
-    """Base of the local store's errors (under the client's one root, so a view that
-    catches ClientError also catches a damaged or locked store)."""
-
-
-class NoProfile(StoreError):
-    pass
-
-
-class ProfileExists(StoreError):
-    pass
-
-
-class WrongPassphrase(StoreError):
-    pass
-
-
-class CorruptStore(StoreError):
-    pass
-
-
-@dataclass(frozen=True)
-class KdfParams:
-    opslimit: int = 3
-    memlimit: int = 64 * 1024 * 1024
-
-    def encode(self) -> bytes:
-        return self.opslimit.to_bytes(4, "big") + self.memlimit.to_bytes(8, "big")
-
-    @classmethod
-    def decode(cls, data: bytes) -> KdfParams:
-        if len(data) != 12:
-            raise CorruptStore("bad KDF parameters")
-        return cls(int.from_bytes(data[:4], "big"), int.from_bytes(data[4:], "big"))
+CONSEQUENCES = {
+    "contacts": "the contact is set up again from their next message; compare safety "
+                "numbers with them again",
+    "sessions": "the encrypted session with that contact starts over; a message already "
+                "on its way may not decrypt",
+    "messages": "one message is missing from the history",
+    "outbox": "one queued message will not be sent",
+    "prekeys": "a first message made with that prekey cannot be decrypted",
+}
 
 
 class SecretKey:
@@ -117,16 +117,168 @@ def _subkeys(master: bytes) -> tuple[bytes, bytes]:
     return out[:32], out[32:]
 
 
-class Store:
-    """Encrypted rows over one SQLite connection. Use `transaction()` to group writes
-    that must land together (a received message and the ratchet state, say)."""
+def _ad(table: bytes, row: bytes, version: int | None) -> bytes:
+    """table || 0 || row, and || 0 || u64 version for versioned rows (schema 2)."""
+    ad = table + b"\x00" + row
+    return ad if version is None else ad + b"\x00" + version.to_bytes(8, "big")
+
+
+class RowEngine:
+    """Encrypted rows over one SQLite connection: sealing and opening them, their
+    versions and the quarantine. Use `transaction()` to group writes that must land
+    together (a received message and the ratchet state, say)."""
 
     def __init__(self, db: sqlite3.Connection, master: bytes, protected: bool) -> None:
         self.db = db
         enc_key, index_key = _subkeys(master)
         self._enc_key, self._index_key = SecretKey(enc_key), SecretKey(index_key)
+        self._master = SecretKey(master)
         self.protected = protected
         self._depth = 0
+        self.versions = RowVersions()
+        self._dirty = False
+        self._data_version = -1
+        self.notices: list[str] = []
+        """What was moved aside while this store was open (each said once)."""
+        self.on_notice: Callable[[str], None] | None = None
+        """A view that shows notices as they come (the chat app); they are logged too."""
+
+    # -- crypto
+
+    def tag(self, kind: bytes, name: bytes) -> bytes:
+        """The row key for a name: HMAC-SHA256(index key, kind || 0 || name), 16 bytes."""
+        return hmac.new(self._index_key.reveal(), kind + b"\x00" + name, sha256).digest()[:16]
+
+    def _seal(self, table: bytes, row: bytes, plaintext: bytes,
+              version: int | None = None) -> bytes:
+        nonce = os.urandom(NONCE_LEN)
+        return nonce + bytes(sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            plaintext, _ad(table, row, version), nonce, self._enc_key.reveal()))
+
+    def _open(self, table: bytes, row: bytes, data: bytes, version: int | None = None) -> bytes:
+        try:
+            return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                data[NONCE_LEN:], _ad(table, row, version), data[:NONCE_LEN],
+                self._enc_key.reveal()))
+        except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
+            raise CorruptStore(f"a row of {table.decode()} does not decrypt") from exc
+
+    # -- row versions and the quarantine
+
+    def _load_versions(self, required: bool = False) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE name='versions'").fetchone()
+        if row is None:
+            if required:
+                raise RolledBack("the profile's record of its rows is missing: it was "
+                                 "damaged or restored from an older copy")
+            self.versions = RowVersions()
+        else:
+            self.versions = RowVersions.decode(self._open(b"meta", b"versions", bytes(row[0])))
+        self._dirty = False
+
+    def _refresh(self) -> None:
+        """Re-reads the record of row versions if another connection (another process
+        on this profile) committed since it was read, so that its rows are not taken for
+        rolled back ones and its record is not overwritten with an older one."""
+        data_version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if data_version != self._data_version and not self._dirty:
+            self._load_versions()
+        self._data_version = data_version
+
+    def _save_versions(self) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('versions', ?)",
+                        (self._seal(b"meta", b"versions", self.versions.encode()),))
+        self._dirty = False
+
+    def _version(self, table: str, tag: bytes | None) -> int:
+        self._dirty = True
+        return self.versions.bump(table, tag)
+
+    def _read(self, table: str, row: bytes, data: bytes, version: int | None,
+              tag: bytes | None, where: str, args: tuple[object, ...]) -> bytes | None:
+        """A row's plaintext; None (after moving it aside) if it is damaged or rolled back."""
+        rolled_back = False
+        if version is None:
+            detail = f"a {table} row has no version"
+        else:
+            try:
+                plaintext = self._open(table.encode(), row, data, version)
+            except CorruptStore:
+                detail = f"a {table} row does not decrypt"
+            else:
+                problem = self.versions.problem(table, tag, version)
+                if problem is not None and not self._depth:
+                    self._refresh()
+                    problem = self.versions.problem(table, tag, version)
+                if problem is None:
+                    return plaintext
+                detail, rolled_back = problem, True
+        if rolled_back:
+            notice = ("this profile was rolled back / restored from an older copy: "
+                      f"{detail}; the row was moved aside (quarantined), not used")
+        else:
+            notice = f"the profile is damaged: {detail}; it was moved aside (quarantined)"
+        if table not in CONSEQUENCES:  # the profile row itself: nothing works without it
+            raise (RolledBack if rolled_back else CorruptStore)(notice)
+        self._quarantine(table, row, data, version, "rolled back" if rolled_back
+                         else "damaged", where, args, tag)
+        notice += f"; {CONSEQUENCES[table]}"
+        log.warning("%s", notice)
+        self.notices.append(notice)
+        if self.on_notice is not None:
+            self.on_notice(notice)
+        return None
+
+    def _quarantine(self, table: str, row: bytes, data: bytes, version: int | None,
+                    reason: str, where: str, args: tuple[object, ...],
+                    tag: bytes | None) -> None:
+        with self.transaction():
+            self.db.execute("INSERT INTO quarantine (source, reason, row, data, ver, at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            (table, reason, row, data, version, int(time.time())))
+            self.db.execute(f"DELETE FROM {table} WHERE {where}", args)
+            if tag is not None:
+                self.versions.forget(table, tag)
+                self._dirty = True
+
+    def quarantined(self) -> int:
+        """How many rows have been moved aside in this profile, ever."""
+        return int(self.db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])
+
+    # -- transactions
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all; nests. The record of row
+        versions is written once, with the outermost commit."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            self._refresh()
+            yield
+            if self._dirty:
+                self._save_versions()
+        except BaseException:
+            self._depth = 0
+            self.db.execute("ROLLBACK")
+            with contextlib.suppress(CorruptStore):
+                self._load_versions()
+            raise
+        self._depth = 0
+        self.db.execute("COMMIT")
+
+
+
+class Store(RowEngine):
+    """The profile's store: opening it, and its rows by kind (named rows, the message
+    log, the outbox, envelopes already seen)."""
 
     # -- opening
 
@@ -145,11 +297,12 @@ class Store:
         db = _connect(path)
         params = params or KdfParams()
         salt = os.urandom(nacl.pwhash.argon2id.SALTBYTES)
+        meta: dict[str, bytes]
         if passphrase is None:
             master = os.urandom(32)
             meta = {"protection": b"none", "master": master}
         else:
-            master = _derive(passphrase, salt, params)
+            master = derive(passphrase, salt, params)
             meta = {"protection": b"argon2id", "salt": salt, "kdf": params.encode()}
         store = cls(db, master, passphrase is not None)
         with store.transaction():
@@ -157,6 +310,9 @@ class Store:
                 db.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
             db.execute("INSERT INTO meta (name, value) VALUES ('check', ?)",
                        (store._seal(b"meta", b"check", CHECK_PLAINTEXT),))
+            db.execute("INSERT INTO meta (name, value) VALUES ('meta_mac', ?)",
+                       (meta_mac(master, meta),))
+            store._dirty = True
         os.chmod(path, 0o600)
         return store
 
@@ -181,95 +337,115 @@ class Store:
         if not path.exists():
             raise NoProfile(f"no profile in {home}; create one with 'blindrelay init'")
         db = _connect(path)
-        meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        try:
+            return cls._unlock(db, passphrase)
+        except BaseException:
+            db.close()
+            raise
+
+    @classmethod
+    def _unlock(cls, db: sqlite3.Connection, passphrase: bytes | None) -> Store:
+        meta = {str(n): bytes(v) for n, v in db.execute("SELECT name, value FROM meta")}
         protection = meta.get("protection")
-        if protection == b"none":
-            master = bytes(meta["master"])
+        if protection == b"none" and len(meta.get("master", b"")) == 32:
+            master = meta["master"]
         elif protection == b"argon2id":
             if passphrase is None:
-                db.close()
                 raise WrongPassphrase("this profile is protected by a passphrase")
-            master = _derive(passphrase, bytes(meta["salt"]), KdfParams.decode(meta["kdf"]))
+            # parameters out of bounds are refused here, before deriving
+            master = derive(passphrase, meta.get("salt", b""),
+                            KdfParams.decode(meta.get("kdf", b"")))
         else:
-            db.close()
             raise CorruptStore("the profile's key metadata is missing or unknown")
         store = cls(db, master, protection == b"argon2id")
         try:
-            if store._open(b"meta", b"check", bytes(meta["check"])) != CHECK_PLAINTEXT:
-                raise CorruptStore("key check mismatch")
+            ok = store._open(b"meta", b"check", meta.get("check", b"")) == CHECK_PLAINTEXT
         except CorruptStore:
-            db.close()
-            raise WrongPassphrase("wrong passphrase") from None
+            ok = False
+        if not ok:
+            raise WrongPassphrase("wrong passphrase")
+        if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            store._migrate(meta)
+        else:
+            check_meta_mac(master, meta)
+            store._load_versions(required=True)
         return store
 
     def close(self) -> None:
         self.db.close()
 
-    # -- crypto
-
-    def tag(self, kind: bytes, name: bytes) -> bytes:
-        """The row key for a name: HMAC-SHA256(index key, kind || 0 || name), 16 bytes."""
-        return hmac.new(self._index_key.reveal(), kind + b"\x00" + name, sha256).digest()[:16]
-
-    def _seal(self, table: bytes, row: bytes, plaintext: bytes) -> bytes:
-        nonce = os.urandom(NONCE_LEN)
-        return nonce + bytes(sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-            plaintext, table + b"\x00" + row, nonce, self._enc_key.reveal()))
-
-    def _open(self, table: bytes, row: bytes, data: bytes) -> bytes:
-        try:
-            return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                data[NONCE_LEN:], table + b"\x00" + row, data[:NONCE_LEN], self._enc_key.reveal()))
-        except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
-            raise CorruptStore(f"a row of {table.decode()} does not decrypt") from exc
-
-    # -- transactions
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all; nests."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self.db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.db.execute("COMMIT")
+    def _migrate(self, meta: dict[str, bytes]) -> None:
+        """Schema 1 to 2: every row re-sealed with a version, the record of versions
+        and the metadata's MAC written; a row that does not decrypt is quarantined."""
+        with self.transaction():
+            for table in VERSIONED:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN ver INTEGER")
+            self.db.execute(QUARANTINE_SCHEMA)
+            for table in VERSIONED:
+                key = "tag" if table in NAMED else "id"
+                for k, data in self.db.execute(f"SELECT {key}, data FROM {table}").fetchall():
+                    row = bytes(k) if table in NAMED else str(k).encode()
+                    try:
+                        plaintext = self._open(table.encode(), row, bytes(data))
+                    except CorruptStore:
+                        if table == "settings":
+                            raise
+                        self._quarantine(table, row, bytes(data), None, "damaged",
+                                         f"{key}=?", (k,), None)
+                        continue
+                    version = self._version(table, row if table in NAMED else None)
+                    self.db.execute(f"UPDATE {table} SET data=?, ver=? WHERE {key}=?",
+                                    (self._seal(table.encode(), row, plaintext, version),
+                                     version, k))
+            self.db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES "
+                            "('meta_mac', ?)", (meta_mac(self._master.reveal(), meta),))
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._dirty = True
 
     # -- key/value rows (settings, contacts, sessions, prekeys)
 
     def put(self, table: str, kind: bytes, name: bytes, value: bytes,
             extra: dict[str, object] | None = None) -> None:
         tag = self.tag(kind, name)
-        cols = {"tag": tag, "data": self._seal(table.encode(), tag, value), **(extra or {})}
-        names = ", ".join(cols)
-        marks = ", ".join("?" for _ in cols)
         with self.transaction():
+            version = self._version(table, tag)
+            cols = {"tag": tag, "data": self._seal(table.encode(), tag, value, version),
+                    "ver": version, **(extra or {})}
+            names = ", ".join(cols)
+            marks = ", ".join("?" for _ in cols)
             self.db.execute(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})",
                             tuple(cols.values()))
 
     def get(self, table: str, kind: bytes, name: bytes) -> bytes | None:
         tag = self.tag(kind, name)
-        row = self.db.execute(f"SELECT data FROM {table} WHERE tag=?", (tag,)).fetchone()
-        return None if row is None else self._open(table.encode(), tag, bytes(row[0]))
+        row = self.db.execute(f"SELECT data, ver FROM {table} WHERE tag=?", (tag,)).fetchone()
+        return None if row is None else self._read(table, tag, bytes(row[0]), row[1], tag,
+                                                    "tag=?", (tag,))
 
     def delete(self, table: str, kind: bytes, name: bytes) -> None:
+        self.forget_row(table, self.tag(kind, name))
+
+    def forget_row(self, table: str, tag: bytes) -> None:
+        """Deletes a named row by its tag, and its entry in the record of versions."""
         with self.transaction():
-            self.db.execute(f"DELETE FROM {table} WHERE tag=?", (self.tag(kind, name),))
+            self.db.execute(f"DELETE FROM {table} WHERE tag=?", (tag,))
+            self.versions.forget(table, tag)
+            self._dirty = True
+
+    def rows(self, table: str, where: str = "", args: tuple[object, ...] = ()
+             ) -> list[tuple[bytes, bytes]]:
+        """(tag, plaintext) of the named rows selected; damaged ones are moved aside."""
+        found = self.db.execute(f"SELECT tag, data, ver FROM {table} {where}", args).fetchall()
+        out = []
+        for t, d, v in found:
+            tag = bytes(t)
+            plaintext = self._read(table, tag, bytes(d), v, tag, "tag=?", (tag,))
+            if plaintext is not None:
+                out.append((tag, plaintext))
+        return out
 
     def all(self, table: str, where: str = "", args: tuple[object, ...] = ()) -> list[bytes]:
-        rows = self.db.execute(f"SELECT tag, data FROM {table} {where}", args).fetchall()
-        return [self._open(table.encode(), bytes(t), bytes(d)) for t, d in rows]
+        return [plaintext for _, plaintext in self.rows(table, where, args)]
 
     # -- messages (append-only log with in-place state updates)
 
@@ -285,8 +461,10 @@ class Store:
         return row_id
 
     def _write_message(self, row_id: int, value: bytes) -> None:
-        self.db.execute("UPDATE messages SET data=? WHERE id=?",
-                        (self._seal(b"messages", str(row_id).encode(), value), row_id))
+        version = self._version("messages", None)
+        self.db.execute("UPDATE messages SET data=?, ver=? WHERE id=?",
+                        (self._seal(b"messages", str(row_id).encode(), value, version),
+                         version, row_id))
 
     def update_message(self, row_id: int, value: bytes) -> None:
         with self.transaction():
@@ -296,10 +474,20 @@ class Store:
         with self.transaction():
             self.db.execute("DELETE FROM messages WHERE id=?", (row_id,))
 
+    def _logged(self, table: str, found: list[tuple[int, bytes, int | None]]
+                ) -> list[tuple[int, bytes]]:
+        out = []
+        for i, d, v in found:
+            plaintext = self._read(table, str(i).encode(), bytes(d), v, None, "id=?", (i,))
+            if plaintext is not None:
+                out.append((i, plaintext))
+        return out
+
     def message(self, row_id: int) -> bytes | None:
-        row = self.db.execute("SELECT data FROM messages WHERE id=?", (row_id,)).fetchone()
-        return None if row is None else self._open(b"messages", str(row_id).encode(),
-                                                   bytes(row[0]))
+        found = self.db.execute("SELECT id, data, ver FROM messages WHERE id=?",
+                                (row_id,)).fetchall()
+        got = self._logged("messages", found)
+        return got[0][1] if got else None
 
     def messages(self, contact: str, limit: int, before: int | None = None
                  ) -> list[tuple[int, bytes]]:
@@ -307,10 +495,9 @@ class Store:
         oldest first."""
         ctag = self.tag(b"contact", contact.encode())
         rows = self.db.execute(
-            "SELECT id, data FROM messages WHERE contact=? AND id<? ORDER BY id DESC LIMIT ?",
-            (ctag, before if before is not None else 2**62, limit)).fetchall()
-        return [(i, self._open(b"messages", str(i).encode(), bytes(d)))
-                for i, d in reversed(rows)]
+            "SELECT id, data, ver FROM messages WHERE contact=? AND id<? ORDER BY id DESC "
+            "LIMIT ?", (ctag, before if before is not None else 2**62, limit)).fetchall()
+        return self._logged("messages", list(reversed(rows)))
 
     def message_count(self, contact: str) -> int:
         ctag = self.tag(b"contact", contact.encode())
@@ -318,9 +505,9 @@ class Store:
                                    (ctag,)).fetchone()[0])
 
     def find_messages(self, mid: bytes) -> list[tuple[int, bytes]]:
-        rows = self.db.execute("SELECT id, data FROM messages WHERE mid=?",
+        rows = self.db.execute("SELECT id, data, ver FROM messages WHERE mid=?",
                                (self.tag(b"mid", mid),)).fetchall()
-        return [(i, self._open(b"messages", str(i).encode(), bytes(d))) for i, d in rows]
+        return self._logged("messages", rows)
 
     # -- outbox
 
@@ -329,13 +516,15 @@ class Store:
             cur = self.db.execute("INSERT INTO outbox (data) VALUES (x'')")
             row_id = cur.lastrowid
             assert row_id is not None
-            self.db.execute("UPDATE outbox SET data=? WHERE id=?",
-                            (self._seal(b"outbox", str(row_id).encode(), value), row_id))
+            version = self._version("outbox", None)
+            self.db.execute("UPDATE outbox SET data=?, ver=? WHERE id=?",
+                            (self._seal(b"outbox", str(row_id).encode(), value, version),
+                             version, row_id))
         return row_id
 
     def outbox(self) -> list[tuple[int, bytes]]:
-        rows = self.db.execute("SELECT id, data FROM outbox ORDER BY id").fetchall()
-        return [(i, self._open(b"outbox", str(i).encode(), bytes(d))) for i, d in rows]
+        rows = self.db.execute("SELECT id, data, ver FROM outbox ORDER BY id").fetchall()
+        return self._logged("outbox", rows)
 
     def delete_outbox(self, row_id: int) -> None:
         with self.transaction():
@@ -402,19 +591,16 @@ class PrekeyRepo:
 
     def ids(self, kind: PrekeyKind) -> list[tuple[int, float]]:
         """(id, created) of every stored prekey of `kind`, oldest first."""
-        rows = self.store.db.execute("SELECT tag, data FROM prekeys WHERE kind=?",
-                                     (kind.value,)).fetchall()
-        entries = [json.loads(self.store._open(b"prekeys", bytes(t), bytes(d))) for t, d in rows]
+        entries = [json.loads(data)
+                   for _, data in self.store.rows("prekeys", "WHERE kind=?", (kind.value,))]
         return sorted((int(e["id"]), float(e["created"])) for e in entries)
 
     def prune(self, kind: PrekeyKind, keep_id: int, created_before: float) -> None:
         """Deletes the prekeys of `kind` other than `keep_id` made before the time."""
-        rows = self.store.db.execute("SELECT tag, data FROM prekeys WHERE kind=?",
-                                     (kind.value,)).fetchall()
-        for tag, data in rows:
-            entry = json.loads(self.store._open(b"prekeys", bytes(tag), bytes(data)))
+        for tag, data in self.store.rows("prekeys", "WHERE kind=?", (kind.value,)):
+            entry = json.loads(data)
             if entry["id"] != keep_id and entry["created"] < created_before:
-                self.store.db.execute("DELETE FROM prekeys WHERE tag=?", (tag,))
+                self.store.forget_row("prekeys", tag)
 
 
 class ContactRepo:
@@ -509,11 +695,6 @@ class OutboxRepo:
         self.store.delete_outbox(row_id)
 
 
-def _derive(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:
-    return bytes(nacl.pwhash.argon2id.kdf(32, passphrase, salt, opslimit=params.opslimit,
-                                          memlimit=params.memlimit))
-
-
 def private_files(path: Path) -> None:
     """Creates (or re-modes) the database and its WAL and shared-memory files as 0600
     before SQLite opens them, whatever the umask: the WAL holds recent rows."""
@@ -534,7 +715,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     if version > SCHEMA_VERSION:
         db.close()
         raise CorruptStore(f"profile schema {version} is newer than this client")
-    if version < SCHEMA_VERSION:  # a new file: nothing is written to an existing one
-        db.executescript(SCHEMA)  # before the passphrase is checked
+    if version == 0:  # a new file: nothing is written to an existing one before the
+        db.executescript(SCHEMA)  # passphrase is checked (schema 1 migrates after it)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return db

@@ -24,6 +24,7 @@ from protocol.wire.events import Refusal, Request
 from protocol.wire.frames import (
     Ack,
     Bundle,
+    DeleteAccount,
     Deliver,
     ErrorCode,
     FetchBundle,
@@ -222,6 +223,8 @@ class Relay:
             await conn.outbox.put(core.hello())
             async for message in ws:
                 await self._on_message(conn, message)
+                if core.deleted:  # its OK is in the outbox: the writer sends it, then
+                    break  # returning closes the connection (PROTOCOL.md 16.8)
         except Exception as exc:
             if type(exc).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError"):
                 log.exception("connection handler failed")
@@ -307,6 +310,8 @@ class Relay:
             raise LocalProtocolError("request before login")
         if isinstance(frame, Send):
             return await self._send(frame, user)
+        if isinstance(frame, DeleteAccount):
+            return await self._delete_account(conn, frame, user)
         if isinstance(frame, Ack):
             count = await self.storage.delete_envelopes(user, list(frame.envelope_ids))
             self.budgets.acked(user, frame.envelope_ids)
@@ -349,9 +354,23 @@ class Relay:
 
     async def _identity(self, user: str) -> bytes:
         identity = await self.storage.identity(user)
-        if identity is None:  # pragma: no cover - accounts are never deleted
+        if identity is None:  # deleted on another connection
             raise RequestRefused(ErrorCode.UNKNOWN_USER, "account vanished")
         return identity
+
+    async def _delete_account(self, conn: Connection, frame: DeleteAccount, user: str) -> Ok:
+        """DELETE_ACCOUNT (16.4): the account's own signature over this connection's
+        challenge; then the account, its prekeys and its queue go in one transaction,
+        and every connection logged in as it is closed (this one after its OK)."""
+        conn.core.check_delete_account(frame, await self.storage.identity(user))
+        await self.storage.delete_account(user)
+        conn.core.account_deleted()
+        for other in self.online.pop(user, set()):
+            if other is not conn and not other.closing:
+                other.closing = True
+                other.close_task = asyncio.get_running_loop().create_task(
+                    other.ws.close(1000, "account deleted"))
+        return Ok()
 
     async def _drain(self, conn: Connection, user: str) -> None:
         """After login: the queue in order, then live pushes; QUEUE_DONE in between."""

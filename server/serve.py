@@ -18,8 +18,8 @@ from websockets.http11 import Request, Response
 from server.config import ServerConfig
 from server.connections import ConnectionGate, RateLimitedLog, connection_cap
 from server.relay import Relay
-from server.sqlite_store import SqliteStorage
-from server.startup import DataDirLock, bind_error, raise_open_file_limit
+from server.sqlite_store import DataDirInUse, SqliteStorage
+from server.startup import RelayStartError, bind_error, raise_open_file_limit
 
 log = logging.getLogger("blindrelay.server")
 
@@ -67,14 +67,10 @@ async def run_server(
     RelayStartError (one line for the operator) if the data directory is in use by
     another relay or the address cannot be bound."""
     stop = stop or asyncio.Event()
-    lock = DataDirLock(config.data_dir)
-    try:
-        await _serve_locked(config, stop, ready, relay_factory)
-    finally:
-        lock.release()
+    await _serve(config, stop, ready, relay_factory)
 
 
-async def _serve_locked(
+async def _serve(
     config: ServerConfig,
     stop: asyncio.Event,
     ready: Callable[[Relay, int], None] | None,
@@ -85,7 +81,12 @@ async def _serve_locked(
                           config.connections.max_per_address)
     accept_errors = _AcceptErrors()
     logging.getLogger("asyncio").addFilter(accept_errors)
-    storage = await SqliteStorage.open(config.data_dir, config.synchronous_full)
+    try:  # the storage holds the data directory's lock (one process at a time)
+        storage = await SqliteStorage.open(config.data_dir, config.synchronous_full)
+    except DataDirInUse:
+        raise RelayStartError(f"another relay is already using the data directory "
+                              f"{config.data_dir} (it is in use; stop that relay first)"
+                              ) from None
     ssl_context = None
     if config.tls_cert:
         ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -14,6 +14,7 @@ concurrent senders.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sqlite3
 from collections.abc import Callable
@@ -40,6 +41,11 @@ from server.storage import (
 T = TypeVar("T")
 SCHEMA_VERSION = 1
 DB_FILENAME = "relay.sqlite3"
+LOCK_FILENAME = "relay.lock"
+
+
+class DataDirInUse(RuntimeError):
+    """Another process (a running relay, say) has the data directory open."""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS accounts (
@@ -103,6 +109,7 @@ class SqliteStorage(Storage):
         self.inline = not synchronous_full
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="blindrelay-sqlite")
         self._db: sqlite3.Connection | None = None
+        self._lock: int | None = None
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.commits = 0  # transactions committed, for the benchmark's report
@@ -111,8 +118,31 @@ class SqliteStorage(Storage):
     async def open(cls, data_dir: Path, synchronous_full: bool = False) -> SqliteStorage:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = cls(data_dir / DB_FILENAME, synchronous_full)
-        await store._run(store._open_sync)
+        store._take_lock()
+        try:
+            await store._run(store._open_sync)
+        except BaseException:
+            store._release_lock()
+            raise
         return store
+
+    def _take_lock(self) -> None:
+        """One process at a time on a data directory (a relay, or the operator's
+        `blindrelay admin` while the relay is stopped): an advisory lock on
+        `relay.lock`, released when the storage closes or the process ends."""
+        fd = os.open(self.path.parent / LOCK_FILENAME, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataDirInUse(f"{self.path.parent} is in use by another process (is the "
+                               "relay running? stop it first)") from None
+        self._lock = fd
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def _open_sync(self) -> None:
         # the database, WAL and shared-memory files are 0600 whatever the umask, and
@@ -223,6 +253,20 @@ class SqliteStorage(Storage):
             return None if row is None else bytes(row[0])
 
         return await self._read(op)
+
+    async def delete_account(self, username: str) -> int:
+        def op(db: sqlite3.Connection) -> int:
+            if not db.execute("SELECT 1 FROM accounts WHERE username=?",
+                              (username,)).fetchone():
+                raise UnknownUser(username)
+            count = db.execute("DELETE FROM envelopes WHERE recipient=?",
+                               (username,)).rowcount
+            for table in ("one_time_prekeys", "kem_one_time_prekeys", "signed_prekeys",
+                          "accounts"):
+                db.execute(f"DELETE FROM {table} WHERE username=?", (username,))
+            return int(count)
+
+        return await self._write(op)
 
     # -- prekeys
 
@@ -364,6 +408,7 @@ class SqliteStorage(Storage):
             await self._run(self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
+        self._release_lock()
 
 
 def _counts(db: sqlite3.Connection, username: str) -> tuple[int, int]:

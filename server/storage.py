@@ -91,6 +91,12 @@ class Storage(abc.ABC):
     async def identity(self, username: str) -> bytes | None: ...
 
     @abc.abstractmethod
+    async def delete_account(self, username: str) -> int:
+        """Deletes the account, its prekeys and every envelope queued for it, in one
+        transaction; returns how many envelopes went with it. Raises UnknownUser.
+        Nothing of the account is kept: its name is free again (docs/DATA.md)."""
+
+    @abc.abstractmethod
     async def set_signed_prekeys(self, username: str, signed_prekey: bytes,
                                  last_resort_kem: bytes) -> None: ...
 

@@ -108,6 +108,14 @@ class ChatPane(Vertical):
                 self.contact_list.note_conversation(UNKNOWN_SENDER)
         except VIEW_ERRORS as exc:
             self.report("read the conversation list", exc)
+        for notice in self.client.store.notices:  # damaged rows moved aside (store.py)
+            self.store_notice(notice)
+        self.client.store.on_notice = self.store_notice
+
+    def store_notice(self, notice: str) -> None:
+        """A damaged or rolled-back profile row was moved aside: said once, as a toast."""
+        self.notify(one_line(notice), title="Profile damaged", severity="warning",
+                    timeout=30, markup=False)
 
     def report(self, what: str, exc: Exception) -> None:
         """A library error in a view handler, shown instead of crashing the app."""

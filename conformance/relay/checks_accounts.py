@@ -21,6 +21,7 @@ from protocol.wire import codec
 from protocol.wire.frames import (
     REGISTER_PURPOSE,
     Ack,
+    DeleteAccount,
     Deliver,
     Error,
     ErrorCode,
@@ -36,6 +37,7 @@ from protocol.wire.frames import (
     Send,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
+    delete_account_statement,
     encode_frame,
     login_statement,
     register_statement,
@@ -494,3 +496,71 @@ async def login_required(ctx: Context) -> None:
         raise CheckFailed("a SEND refused with NOT_AUTHENTICATED was delivered anyway")
     if await check_probe.counts() != (1, 1):
         raise CheckFailed("a FETCH_BUNDLE refused with NOT_AUTHENTICATED used up prekeys")
+
+
+# ---- deleting an account --------------------------------------------------------
+
+
+def _delete_frame(probe: Probe, user: User) -> DeleteAccount:
+    return probe.core.delete_account_frame(user.identity.sign)
+
+
+@check("delete_account.success")
+async def delete_account_success(ctx: Context) -> None:
+    """DELETE_ACCOUNT signed by the account's key gets OK and the server closes the
+    connection, and the account's other connections; afterwards LOGIN gets
+    UNKNOWN_USER, the name can be registered again (with another key), and what was
+    queued for the old account is gone."""
+    user, probe = await ctx.register()
+    second, _, _ = await ctx.login(user)
+    _, sender = await ctx.register()
+    await sender.send([(user.name, body("for-the-deleted", 20))])
+    await probe.request(_delete_frame(probe, user), Ok, "DELETE_ACCOUNT")
+    for which, conn in (("the connection", probe), ("another connection of the account",
+                                                     second)):
+        try:
+            await asyncio.wait_for(conn.closed.wait(), conn.timeout)
+        except TimeoutError:
+            raise CheckFailed(f"the server did not close {which} after DELETE_ACCOUNT's "
+                              "OK") from None
+    again = await ctx.connect()
+    await again.expect_error(again.login_frame(user.name, user.identity),
+                             ErrorCode.UNKNOWN_USER, "LOGIN of a deleted account")
+    newcomer = User(user.name, IdentityKeyPair.generate())
+    fresh = await ctx.connect()
+    try:
+        await fresh.register(newcomer.name, newcomer.identity)
+    except ServerRefused as exc:
+        raise CheckFailed(f"the name of a deleted account is not free again: {exc}") from None
+    delivered, count = await fresh.drain_queue("REGISTER of a deleted account's name")
+    if delivered or count:
+        raise CheckFailed(f"the new account got {len(delivered)} envelope(s) queued for the "
+                          "deleted one")
+
+
+@check("delete_account.bad_signature")
+async def delete_account_bad_signature(ctx: Context) -> None:
+    """DELETE_ACCOUNT with a flipped signature bit, signed by another key, signed as a
+    LOGIN, or over another connection's challenge gets BAD_SIGNATURE and deletes
+    nothing; before login it gets NOT_AUTHENTICATED."""
+    user, probe = await ctx.register()
+    good = _delete_frame(probe, user)
+    stranger = IdentityKeyPair.generate()
+    other = await ctx.connect()
+    bad = [
+        (DeleteAccount(_flip(good.signature)), "a flipped signature bit"),
+        (DeleteAccount(stranger.sign(delete_account_statement(probe.url, probe.challenge,
+                                                              user.name))), "another key"),
+        (DeleteAccount(user.identity.sign(login_statement(probe.url, probe.challenge,
+                                                          user.name))), "a LOGIN statement"),
+        (DeleteAccount(user.identity.sign(delete_account_statement(
+            probe.url, other.challenge, user.name))), "another connection's challenge"),
+    ]
+    for frame, what in bad:
+        await probe.expect_error(frame, ErrorCode.BAD_SIGNATURE,
+                                 f"DELETE_ACCOUNT signed with {what}")
+    await other.expect_error(DeleteAccount(good.signature), ErrorCode.NOT_AUTHENTICATED,
+                             "DELETE_ACCOUNT before login")
+    await probe.alive("refused DELETE_ACCOUNTs")
+    await ctx.release(probe)
+    await ctx.login(user)  # the account is still there

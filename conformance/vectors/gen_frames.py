@@ -33,6 +33,7 @@ def build() -> Json:
     url = frames.normalize_url("WS://LocalHost:8765/")
     login = frames.login_statement(url, challenge, "alice")
     register = frames.register_statement(url, challenge, "alice", alice.public)
+    delete = frames.delete_account_statement(url, challenge, "alice")
     limits = frames.Limits(262144, 65536, 64, 10000, 500, 200, 400, 2592000, 10)
     bundle = PreKeyBundle(alice.public, spk, KemKind.LAST_RESORT, kem, opk)
     client_frames: list[tuple[str, frames.Frame]] = [
@@ -46,6 +47,7 @@ def build() -> Json:
         ("SEND", frames.Send((frames.Outgoing("bob", b"\x01" * 3),
                               frames.Outgoing("carol", b"\x02")))),
         ("ACK", frames.Ack((envelope_id,))),
+        ("DELETE_ACCOUNT", frames.DeleteAccount(alice.sign(delete))),
     ]
     server_frames: list[tuple[str, frames.Frame]] = [
         ("HELLO", frames.Hello(challenge, limits)),
@@ -95,13 +97,14 @@ def build() -> Json:
              "ws://relay.example", "ws://[::1]:9000/path")]
     return {
         "description": "Client-server frames (docs/PROTOCOL.md section 16): one of each, "
-                       "encoded with the request id given, plus login statements.",
+                       "encoded with the request id given, plus the signed statements.",
         "format": FORMAT,
         "identity_seed": h(alice.seed),
         "server_url": url,
         "challenge": h(challenge),
         "login_statement": h(login),
         "register_statement": h(register),
+        "delete_account_statement": h(delete),
         "normalize_url": [{"input": i, "normalized": o} for i, o in urls],
         "client_frames": entries(client_frames, frames.decode_client_frame, 1),
         "server_frames": entries(server_frames, frames.decode_server_frame, 100),

@@ -47,6 +47,7 @@ from protocol.wire.frames import (
     FRAME_HEADER_LEN,
     Ack,
     Bundle,
+    DeleteAccount,
     Deliver,
     Error,
     ErrorCode,
@@ -69,6 +70,7 @@ from protocol.wire.frames import (
     UploadSignedPrekeys,
     decode_client_frame,
     decode_server_frame,
+    delete_account_statement,
     encode_frame,
     login_statement,
     normalize_url,
@@ -91,7 +93,7 @@ class State(Enum):
 
 _AUTH = frozenset({Register, Login})
 _ACCOUNT = frozenset({UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
-                      LookupIdentity, PrekeyCount, Send, Ack})
+                      LookupIdentity, PrekeyCount, Send, Ack, DeleteAccount})
 
 CLIENT_MAY_SEND: dict[State, frozenset[type[Frame]]] = {
     State.AWAITING_HELLO: frozenset(),
@@ -117,6 +119,7 @@ ANSWERS: dict[type[Frame], type[Frame]] = {
     PrekeyCount: PrekeyCounts,
     Send: Sent,
     Ack: Ok,
+    DeleteAccount: Ok,
 }
 """The answer each request calls for when it succeeds; ERROR may answer any request."""
 
@@ -256,6 +259,14 @@ class ClientConnection:
         self._need_challenge()
         return Login(username, sign(login_statement(self.url, self.challenge, username)))
 
+    def delete_account_frame(self, sign: Callable[[bytes], bytes]) -> DeleteAccount:
+        """DELETE_ACCOUNT signing delete_account_statement over this connection's
+        challenge for the username it is logged in as."""
+        if self.state is not State.LOGGED_IN or self.username is None:
+            raise LocalProtocolError("DELETE_ACCOUNT needs a logged-in connection")
+        return DeleteAccount(sign(delete_account_statement(self.url, self.challenge,
+                                                           self.username)))
+
     def _need_challenge(self) -> None:
         if not self.challenge:
             raise LocalProtocolError("no challenge yet: HELLO has not arrived")
@@ -337,6 +348,10 @@ class ServerConnection:
         self.rate = TokenBucket(limits.rate_per_second, limits.rate_burst, now)
         self.state = State.AWAITING_HELLO
         self.username: str | None = None
+        self.login_challenge = b""
+        """The challenge the login used: what DELETE_ACCOUNT signs (16.4)."""
+        self.deleted = False
+        """The account was deleted on this connection: the relay closes it."""
         self.draining = False
         self.last_seq = 0
         """The newest envelope (by storage sequence) delivered on this connection."""
@@ -432,7 +447,23 @@ class ServerConnection:
         """After a REGISTER or LOGIN the relay carried out: the challenge is used up."""
         if self.state is not State.ANONYMOUS:
             raise LocalProtocolError(f"cannot log in while {self.state.value}")
+        self.login_challenge = self.challenge
         self.state, self.username, self.challenge = State.LOGGED_IN, username, b""
+
+    def check_delete_account(self, frame: DeleteAccount, identity: bytes | None) -> None:
+        """The signature must be the logged-in account's, over this connection's
+        challenge: a connection alone (without the identity key) cannot delete."""
+        username = self.username
+        if username is None or identity is None:
+            raise RequestRefused(ErrorCode.UNKNOWN_USER, "the account no longer exists")
+        challenge = self.login_challenge
+        self.check_statement(
+            identity, frame.signature,
+            lambda url: delete_account_statement(url, challenge, username))
+
+    def account_deleted(self) -> None:
+        """After a DELETE_ACCOUNT the relay carried out: nothing more is handled."""
+        self.deleted = True
 
     def check_send(self, frame: Send) -> None:
         check_send(frame, self.limits)

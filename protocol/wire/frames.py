@@ -34,6 +34,7 @@ ENVELOPE_ID_LEN = 16
 
 REGISTER_PURPOSE = b"blindrelay-register-v1\x00"
 LOGIN_PURPOSE = b"blindrelay-login-v1\x00"
+DELETE_ACCOUNT_PURPOSE = b"blindrelay-delete-account-v1\x00"
 
 
 class ErrorCode(IntEnum):
@@ -77,6 +78,15 @@ def register_statement(server_url: str, challenge: bytes, username: str,
     """What REGISTER signs: like LOGIN, with its own purpose and Encode(IK) appended."""
     return (REGISTER_PURPOSE + codec.var16(server_url.encode("utf-8")) + challenge
             + codec.var8(username.encode("ascii")) + encode_key(TYPE_ED25519, identity))
+
+
+def delete_account_statement(server_url: str, challenge: bytes, username: str) -> bytes:
+    """What DELETE_ACCOUNT signs: like LOGIN, with its own purpose. The challenge is
+    the one the connection's HELLO carried (the one its LOGIN or REGISTER signed), so
+    the signature is good for this connection only, and a login signature (another
+    purpose) can never delete an account (PROTOCOL.md 16.4)."""
+    return (DELETE_ACCOUNT_PURPOSE + codec.var16(server_url.encode("utf-8")) + challenge
+            + codec.var8(username.encode("ascii")))
 
 
 class Frame:
@@ -134,6 +144,22 @@ class Login(Frame):
     @classmethod
     def decode_payload(cls, r: codec.Reader) -> Login:
         return cls(decode_username(r.var8()), r.take(SIGNATURE_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAccount(Frame):
+    """0x04: signature (64) over delete_account_statement for the logged-in username.
+    Answered by OK, after which the relay closes the connection."""
+
+    TYPE: ClassVar[int] = 0x04
+    signature: bytes
+
+    def encode_payload(self) -> bytes:
+        return self.signature
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> DeleteAccount:
+        return cls(r.take(SIGNATURE_LEN))
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +346,8 @@ class Hello(Frame):
 
 @dataclass(frozen=True, slots=True)
 class Ok(Frame):
-    """0x81: empty. The request succeeded (REGISTER, LOGIN, uploads, ACK)."""
+    """0x81: empty. The request succeeded (REGISTER, LOGIN, uploads, ACK,
+    DELETE_ACCOUNT)."""
 
     TYPE: ClassVar[int] = 0x81
 
@@ -459,8 +486,8 @@ class Error(Frame):
 
 CLIENT_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
-    for cls in (Register, Login, UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
-                LookupIdentity, PrekeyCount, Send, Ack)
+    for cls in (Register, Login, DeleteAccount, UploadSignedPrekeys, UploadOneTimePrekeys,
+                FetchBundle, LookupIdentity, PrekeyCount, Send, Ack)
 }
 SERVER_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls

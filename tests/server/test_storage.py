@@ -63,3 +63,34 @@ async def test_database_files_are_private_whatever_the_umask(tmp_path: Path) -> 
         await store.close()
     finally:
         os.umask(old)
+
+
+async def test_delete_account_leaves_nothing_and_frees_the_name(tmp_path: Path) -> None:
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        await store.set_signed_prekeys("bob", b"spk", b"kem")
+        await store.add_one_time_prekeys("bob", [(1, b"o")], [(1, b"k")], 10)
+        await store.store_envelopes([("bob", b"a"), ("bob", b"b")], 1, 10)
+        assert await store.delete_account("bob") == 2
+        for table in ("accounts", "signed_prekeys", "one_time_prekeys",
+                      "kem_one_time_prekeys", "envelopes"):
+            assert store.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+        with pytest.raises(UnknownUser):
+            await store.delete_account("bob")
+        await store.register("bob", b"\x02" * 32)
+    finally:
+        await store.close()
+
+
+async def test_one_process_at_a_time_on_a_data_directory(tmp_path: Path) -> None:
+    from server.sqlite_store import DataDirInUse
+
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        with pytest.raises(DataDirInUse):
+            await SqliteStorage.open(tmp_path)
+    finally:
+        await store.close()
+    again = await SqliteStorage.open(tmp_path)  # released on close
+    await again.close()

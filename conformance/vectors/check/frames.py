@@ -12,7 +12,7 @@ from protocol.wire import frames
 
 NAME = "frames"
 STATEMENT_KEYS = ("identity_seed", "server_url", "challenge", "login_statement",
-                  "register_statement")
+                  "register_statement", "delete_account_statement")
 
 
 def entries(doc: Json | None = None) -> list[Entry]:
@@ -23,6 +23,8 @@ def entries(doc: Json | None = None) -> list[Entry]:
         listed(NAME, doc, "client_frames"),
         [whole(NAME, doc, "signatures in REGISTER and LOGIN", "client_frames",
                "register_statement", "login_statement")],
+        [whole(NAME, doc, "signature in DELETE_ACCOUNT", "client_frames",
+               "register_statement", "delete_account_statement")],
         listed(NAME, doc, "server_frames"),
         listed(NAME, doc, "client_invalid"),
     )
@@ -35,6 +37,8 @@ def check_statements(at: At, data: Any) -> None:
           frames.login_statement(data["server_url"], challenge, "alice"))
     at.eq("register_statement", b(data["register_statement"]),
           frames.register_statement(data["server_url"], challenge, "alice", identity.public))
+    at.eq("delete_account_statement", b(data["delete_account_statement"]),
+          frames.delete_account_statement(data["server_url"], challenge, "alice"))
 
 
 def check_normalize_url(at: At, case: Any) -> None:
@@ -68,6 +72,18 @@ def check_signatures(at: At, data: Any) -> None:
     verify_signature(register.identity, login.signature, b(data["login_statement"]))
 
 
+def check_delete_signature(at: At, data: Any) -> None:
+    """The DELETE_ACCOUNT frame's signature is the registered key's over the delete
+    statement."""
+    by_name = {e["name"]: e for e in data["client_frames"]}
+    _, register = frames.decode_client_frame(b(by_name["REGISTER"]["encoded"]))
+    _, delete = frames.decode_client_frame(b(by_name["DELETE_ACCOUNT"]["encoded"]))
+    at.true("client_frames[DELETE_ACCOUNT]", isinstance(delete, frames.DeleteAccount),
+            "a DELETE_ACCOUNT frame")
+    assert isinstance(register, frames.Register) and isinstance(delete, frames.DeleteAccount)
+    verify_signature(register.identity, delete.signature, b(data["delete_account_statement"]))
+
+
 def check_client_invalid(at: At, entry: Any) -> None:
     at.raises("error", entry["error"], lambda: frames.decode_client_frame(b(entry["encoded"])))
 
@@ -77,6 +93,7 @@ check = dispatch({
     "normalize_url": check_normalize_url,
     "client_frames": check_client_frame,
     "signatures in REGISTER and LOGIN": check_signatures,
+    "signature in DELETE_ACCOUNT": check_delete_signature,
     "server_frames": check_server_frame,
     "client_invalid": check_client_invalid,
 })
