@@ -524,8 +524,10 @@ async def delete_account_success(ctx: Context) -> None:
             raise CheckFailed(f"the server did not close {which} after DELETE_ACCOUNT's "
                               "OK") from None
     again = await ctx.connect()
+    # a LOGIN naming no account is answered like a wrong key (16.4), so the old key
+    # gets BAD_SIGNATURE: it no longer logs anyone in
     await again.expect_error(again.login_frame(user.name, user.identity),
-                             ErrorCode.UNKNOWN_USER, "LOGIN of a deleted account")
+                             ErrorCode.BAD_SIGNATURE, "LOGIN of a deleted account")
     newcomer = User(user.name, IdentityKeyPair.generate())
     fresh = await ctx.connect()
     try:

@@ -24,6 +24,11 @@ from tests.client.helpers import make_client, online, shut
 from tests.support import ROOT, relay_process
 
 
+BIG_QUEUES = ("--pair-budget", "off", "--queue-share", "1")
+"""One sender queues hundreds of messages to one recipient here, past the relay's
+default per-pair budget (docs/PROTOCOL.md 16.7), which is not what these tests are about."""
+
+
 def queue_for_bob(tmp: Path, url: str, count: int) -> list[str]:
     """Registers bob (CLI) and has alice (library) queue `count` messages for him;
     returns their texts in order."""
@@ -53,7 +58,7 @@ def test_a_queue_that_takes_longer_than_the_timeout_still_drains(tmp_path: Path)
     """Scaled down: the old fixed 30 s wait for a queue becomes a 1 s timeout that
     resets on progress, and a queue that takes at least twice that (a progress line
     at 2 s shows it did) drains in full."""
-    with relay_process(tmp_path / "relay") as relay:
+    with relay_process(tmp_path / "relay", *BIG_QUEUES) as relay:
         texts = queue_for_bob(tmp_path, relay.url, 700)
         got = blindrelay("recv", "--json", "--stall-timeout", "1", "--home",
                          str(tmp_path / "bob"), timeout=120)
@@ -68,7 +73,7 @@ def test_a_queue_that_takes_longer_than_the_timeout_still_drains(tmp_path: Path)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_recv_cut_short_and_the_next_print_each_message_once(tmp_path: Path,
                                                                sig: int) -> None:
-    with relay_process(tmp_path / "relay") as relay:
+    with relay_process(tmp_path / "relay", *BIG_QUEUES) as relay:
         texts = queue_for_bob(tmp_path, relay.url, 300)
         proc = subprocess.Popen(
             [sys.executable, "-m", "blindrelay", "recv", "--json", "--home",
@@ -94,7 +99,7 @@ def test_a_recv_cut_short_and_the_next_print_each_message_once(tmp_path: Path,
 def test_a_closed_pipe_is_a_quiet_exit_and_loses_nothing(tmp_path: Path) -> None:
     """`blindrelay recv | head -1` once head has gone: no traceback, the exit status
     of a program killed by SIGPIPE, and what could not be printed stays unread."""
-    with relay_process(tmp_path / "relay") as relay:
+    with relay_process(tmp_path / "relay", *BIG_QUEUES) as relay:
         texts = queue_for_bob(tmp_path, relay.url, 20)
         proc = subprocess.Popen(
             [sys.executable, "-m", "blindrelay", "recv", "--home", str(tmp_path / "bob")],
