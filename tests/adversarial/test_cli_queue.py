@@ -23,7 +23,6 @@ from tests.blindrelay.test_cli import blindrelay, blindrelay_env
 from tests.client.helpers import make_client, online, shut
 from tests.support import ROOT, relay_process
 
-
 BIG_QUEUES = ("--pair-budget", "off", "--queue-share", "1")
 """One sender queues hundreds of messages to one recipient here, past the relay's
 default per-pair budget (docs/PROTOCOL.md 16.7), which is not what these tests are about."""
