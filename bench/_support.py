@@ -143,11 +143,22 @@ def child(name: str, argv: Sequence[str], log: Path | None = None,
         proc.stop(stop_timeout)
 
 
+BENCH_SERVE_ARGS = (
+    "--send-budget", "off", "--send-bytes-budget", "off", "--pair-budget", "off",
+    "--pair-bytes-budget", "off", "--fetch-budget", "off", "--fetch-pair-budget", "off",
+    "--register-budget", "off", "--register-global-budget", "off", "--queue-share", "1",
+    "--storage-share", "1", "--max-connections-per-address", "1000000",
+)
+"""The abuse budgets and the per-address connection cap (docs/PROTOCOL.md 16.7-16.8)
+off: one machine plays thousands of users from one address as fast as it can, which is
+what they exist to stop. The throughput measured is the relay's own."""
+
+
 @contextlib.contextmanager
 def relay_server(data_dir: Path, *args: str, log: Path) -> Iterator[tuple[Child, str]]:
     """`blindrelay serve` as its own process on a free loopback port, with its URL."""
     argv = [sys.executable, "-m", "blindrelay", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--data", str(data_dir), "--log-level", "WARNING", *args]
+            "--data", str(data_dir), "--log-level", "WARNING", *BENCH_SERVE_ARGS, *args]
     with child("relay", argv, log) as proc:
         line = proc.expect("blindrelay relay listening on ", 60)
         yield proc, line

@@ -9,7 +9,8 @@ For each configuration (K sender/receiver pairs, envelope body size) it starts, 
 in its own process on a loopback port:
 
 * ours: `blindrelay serve` (real SQLite WAL storage in a fresh temporary data dir,
-  rate limit raised to 60000 frames/s, queue limit 100000), and
+  rate limit raised to 60000 frames/s, queue limit 100000, abuse budgets and the
+  per-address connection cap off: bench/_support.py BENCH_SERVE_ARGS), and
 * bare: a websockets forwarder (no auth, no storage, compression off) that relays
   each binary message of sender connection i to receiver connection i and answers
   the sender with the message's 6-byte header (the stand-in for SENT),
