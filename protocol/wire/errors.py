@@ -45,3 +45,8 @@ class InvalidUsername(DecodeError):
 
 class BadSignature(RemoteProtocolError):
     """An Ed25519 signature did not verify."""
+
+
+class VrfError(RemoteProtocolError):
+    """A VRF proof or public key (protocol.wire.kt.vrf, docs/PROTOCOL.md section 19.3)
+    cannot be decoded, or the proof does not verify for this key and input."""

@@ -1,0 +1,1 @@
+"""Key transparency building blocks (docs/PROTOCOL.md section 19): public, sans-I/O."""
