@@ -280,23 +280,28 @@ def test_small_order_keys_are_refused(pk: bytes, rfc_pi: bytes) -> None:
 
 # --- points with a small-order component (RFC 9381 does not require the subgroup) ---
 
-def _with_torsion(point: bytes) -> bytes:
-    return bytes(sodium.crypto_core_ed25519_add(point, ORDER_2))
+TORSION = {2: ORDER_2, 4: bytes(32), 8: ORDER_8}
+"""A point of each order in the torsion subgroup, by order."""
 
 
-def _prove_with_torsion(sk: bytes, alpha: bytes, *, in_key: bool, in_gamma: bool
-                       ) -> tuple[bytes, bytes]:
-    """ECVRF_prove's steps by a prover who adds T (order 2) to Y, to Gamma, or both:
-    returns (pk, pi). U and V stay k*B and k*H, so the verifier's U = s*B - c*Y and
-    V = s*H - c*Gamma are off by c*T, which vanishes exactly when c is even."""
+def _with_torsion(point: bytes, order: int) -> bytes:
+    return bytes(sodium.crypto_core_ed25519_add(point, TORSION[order]))
+
+
+def _prove_with_torsion(sk: bytes, alpha: bytes, order: int, *, in_key: bool,
+                        in_gamma: bool) -> tuple[bytes, bytes]:
+    """ECVRF_prove's steps by a prover who adds T (of the given order) to Y, to Gamma,
+    or both: returns (pk, pi). U and V stay k*B and k*H, so the verifier's
+    U = s*B - c*Y and V = s*H - c*Gamma are off by c*T, which vanishes exactly when
+    c is a multiple of T's order."""
     pk = vrf.public_key(sk)
     if in_key:
-        pk = _with_torsion(pk)
+        pk = _with_torsion(pk, order)
     x = vrf._secret_scalar(sk)
     h = vrf.encode_to_curve(pk, alpha)
     gamma = bytes(sodium.crypto_scalarmult_ed25519_noclamp(x, h))
     if in_gamma:
-        gamma = _with_torsion(gamma)
+        gamma = _with_torsion(gamma, order)
     k = vrf.nonce_generation(sk, h)
     u = sodium.crypto_scalarmult_ed25519_base_noclamp(k)
     v = sodium.crypto_scalarmult_ed25519_noclamp(k, h)
@@ -305,18 +310,28 @@ def _prove_with_torsion(sk: bytes, alpha: bytes, *, in_key: bool, in_gamma: bool
     return pk, gamma + c.to_bytes(16, "little") + s.to_bytes(32, "little")
 
 
-@settings(max_examples=40, deadline=None)
-@given(sk=secret_keys, alpha=alphas, in_key=st.booleans(), in_gamma=st.booleans())
-def test_points_with_an_order_2_component_follow_the_rfc_equations(
-        sk: bytes, alpha: bytes, in_key: bool, in_gamma: bool) -> None:
+@pytest.mark.parametrize("order", sorted(TORSION))
+def test_each_torsion_point_has_its_order(order: int) -> None:
+    point, sums = TORSION[order], [TORSION[order]]
+    for _ in range(order - 1):
+        sums.append(bytes(sodium.crypto_core_ed25519_add(sums[-1], point)))
+    assert sums[-1] == vrf.IDENTITY
+    assert vrf.IDENTITY not in sums[:-1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(sk=secret_keys, alpha=alphas, order=st.sampled_from(sorted(TORSION)),
+       in_key=st.booleans(), in_gamma=st.booleans())
+def test_points_with_a_small_order_component_follow_the_rfc_equations(
+        sk: bytes, alpha: bytes, order: int, in_key: bool, in_gamma: bool) -> None:
     """Y = x*B + T is not small-order, so validate_key passes it (as RFC 9381 says),
     and Gamma need not lie in the prime-order subgroup either: such a proof verifies
     exactly when c*T vanishes; beta hashes 8*Gamma, so T does not change it.
     This exercises scalar multiplication of points outside the prime-order subgroup,
     which libsodium alone refuses."""
-    pk, pi = _prove_with_torsion(sk, alpha, in_key=in_key, in_gamma=in_gamma)
+    pk, pi = _prove_with_torsion(sk, alpha, order, in_key=in_key, in_gamma=in_gamma)
     vrf.validate_key(pk)
-    if not (in_key or in_gamma) or vrf.decode_proof(pi).c % 2 == 0:
+    if not (in_key or in_gamma) or vrf.decode_proof(pi).c % order == 0:
         beta = vrf.verify(pk, pi, alpha)
         assert beta == vrf.proof_to_hash(pi)
         if not in_key:  # same Y, so same H: the honest beta
