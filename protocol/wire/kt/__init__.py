@@ -1,3 +1,3 @@
 """Key transparency building blocks (docs/PROTOCOL.md section 19): the RFC 9162 Merkle
-log, C2SP signed notes and tlog checkpoints. Sans-I/O and public data only, so the
-relay may import all of it."""
+log, C2SP signed notes and tlog checkpoints, the RFC 9381 VRF. Sans-I/O and public data
+only, so the relay may import all of it."""

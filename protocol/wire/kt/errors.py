@@ -18,3 +18,8 @@ class MalformedNote(DecodeError):
 
 class NoteSignatureError(BadSignature):
     """A signed note carries no valid signature from a key we trust, or a bad one."""
+
+
+class VrfError(RemoteProtocolError):
+    """A VRF proof or public key (protocol.wire.kt.vrf, docs/PROTOCOL.md section 19.3)
+    cannot be decoded, or the proof does not verify for this key and input."""
