@@ -23,3 +23,8 @@ class NoteSignatureError(BadSignature):
 class VrfError(RemoteProtocolError):
     """A VRF proof or public key (protocol.wire.kt.vrf, docs/PROTOCOL.md section 19.3)
     cannot be decoded, or the proof does not verify for this key and input."""
+
+
+class MalformedProof(DecodeError):
+    """A prefix-tree lookup proof breaks its byte layout (section 19.5): truncated,
+    trailing bytes, an unknown kind, a depth past 256, a non-canonical bitmap."""
