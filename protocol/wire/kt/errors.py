@@ -25,6 +25,8 @@ class VrfError(RemoteProtocolError):
     cannot be decoded, or the proof does not verify for this key and input."""
 
 
-class MalformedProof(DecodeError):
+class MalformedProof(DecodeError, ProofError):
     """A prefix-tree lookup proof breaks its byte layout (section 19.5): truncated,
-    trailing bytes, an unknown kind, a depth past 256, a non-canonical bitmap."""
+    trailing bytes, an unknown kind, a depth past 256, a non-canonical bitmap. Both a
+    DecodeError (bad bytes) and a ProofError, so that a caller catching ProofError
+    refuses every proof that does not verify, malformed or not."""
