@@ -260,3 +260,15 @@ def test_a_fresh_random_label_is_absent() -> None:
     label = os.urandom(32)
     assert tree.get(label) is None
     assert verify_lookup(tree.root(), label, tree.prove(label).encode()) is None
+
+
+def test_a_leaf_off_the_labels_path_is_refused() -> None:
+    """A dishonest root with a leaf for a label starting with bit 1 in the left half:
+    the hashes agree, but the leaf is not on the walk of a label starting with bit 0."""
+    misplaced = b"\x80" + bytes(31)
+    root = parent(leaf(misplaced, C1), EMPTY)
+    proof = LookupProof((misplaced, C1), (EMPTY,))
+    with pytest.raises(ProofError):
+        verify_lookup(root, A, proof.encode())
+    with pytest.raises(ProofError):
+        verify_lookup(root, misplaced, proof.encode())
