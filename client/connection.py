@@ -35,7 +35,6 @@ from protocol.wire.frames import (
     Bundle,
     Deliver,
     Error,
-    ErrorCode,
     FetchBundle,
     Frame,
     Hello,
@@ -51,6 +50,7 @@ from protocol.wire.frames import (
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     encode_frame,
+    error_name,
 )
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
@@ -118,11 +118,7 @@ class RelayError(Exception):
     """The relay answered a request with an ERROR frame."""
 
     def __init__(self, code: int, message: str) -> None:
-        try:
-            name = ErrorCode(code).name
-        except ValueError:
-            name = f"code {code}"
-        super().__init__(f"{name}: {message}")
+        super().__init__(f"{error_name(code)}: {message}")
         self.code = code
         self.message = message
 

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Iterator
 
 from client.connection import ConnectionLost, RelayError
-from protocol.wire.frames import ErrorCode
+from protocol.wire.frames import ErrorCode, error_name
 
 
 class ClientError(Exception):
@@ -44,11 +44,7 @@ class RelayRefused(ClientError):
     """The relay refused a request; `code` is its error code (PROTOCOL.md 16.7)."""
 
     def __init__(self, code: int, message: str) -> None:
-        try:
-            name = ErrorCode(code).name
-        except ValueError:
-            name = f"code {code}"
-        super().__init__(f"{name}: {message}")
+        super().__init__(f"{error_name(code)}: {message}")
         self.code = code
         self.message = message
 

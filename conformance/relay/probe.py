@@ -55,6 +55,7 @@ from protocol.wire.frames import (
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     encode_frame,
+    error_name,
 )
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
@@ -86,13 +87,6 @@ class ServerRefused(CheckFailed):
 
 class _Lost(Exception):
     """The connection closed while a request was waiting."""
-
-
-def error_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"unknown error code {code}"
 
 
 def describe_answer(rec: Received) -> str:

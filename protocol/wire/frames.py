@@ -65,6 +65,15 @@ class ErrorCode(IntEnum):
     INTERNAL_ERROR = 40
 
 
+def error_name(code: int) -> str:
+    """The name docs/PROTOCOL.md 16.7 gives an ERROR code, for messages; a code this
+    side does not know (a newer relay's) is named by its number."""
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return f"unknown error code {code}"
+
+
 def login_statement(server_url: str, challenge: bytes, username: str) -> bytes:
     """What LOGIN signs: purpose || var16(server URL) || challenge || var8(username).
     The purpose string and the URL the client dialed keep the signature from being
