@@ -55,6 +55,16 @@ from protocol.wire.frames import (
     Frame,
     Hello,
     Identity,
+    KtConsistency,
+    KtConsistencyProof,
+    KtEntries,
+    KtEntryRange,
+    KtInfo,
+    KtInfoAnswer,
+    KtLookup,
+    KtLookupAnswer,
+    KtOwn,
+    KtOwnEntries,
     Limits,
     Login,
     LookupIdentity,
@@ -91,9 +101,12 @@ class State(Enum):
     LOGGED_IN = "logged in"
 
 
-_AUTH = frozenset({Register, Login})
+_PUBLIC = frozenset({KtInfo, KtConsistency, KtEntries})
+"""The directory's public reads (19.10): for witnesses and auditors, before login too."""
+_AUTH = frozenset({Register, Login}) | _PUBLIC
 _ACCOUNT = frozenset({UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
-                      LookupIdentity, PrekeyCount, Send, Ack, DeleteAccount})
+                      LookupIdentity, PrekeyCount, Send, Ack, DeleteAccount,
+                      KtLookup, KtOwn}) | _PUBLIC
 
 CLIENT_MAY_SEND: dict[State, frozenset[type[Frame]]] = {
     State.AWAITING_HELLO: frozenset(),
@@ -120,6 +133,11 @@ ANSWERS: dict[type[Frame], type[Frame]] = {
     Send: Sent,
     Ack: Ok,
     DeleteAccount: Ok,
+    KtInfo: KtInfoAnswer,
+    KtConsistency: KtConsistencyProof,
+    KtLookup: KtLookupAnswer,
+    KtEntries: KtEntryRange,
+    KtOwn: KtOwnEntries,
 }
 """The answer each request calls for when it succeeds; ERROR may answer any request."""
 

@@ -63,6 +63,7 @@ class ErrorCode(IntEnum):
     SENDER_BUDGET = 34
     STORAGE_FULL = 35
     INTERNAL_ERROR = 40
+    KT_OUT_OF_RANGE = 50
 
 
 def error_name(code: int) -> str:
@@ -302,6 +303,86 @@ class Ack(Frame):
         return cls(tuple(r.take(ENVELOPE_ID_LEN) for _ in range(count)))
 
 
+# ---- key transparency (PROTOCOL.md 19.10) -------------------------------------
+#
+# The directory's frames carry public data only: signed checkpoints, proofs, and log
+# entries that name nobody. KT_INFO, KT_CONSISTENCY and KT_ENTRIES are allowed before
+# login (witnesses and auditors have no account); KT_LOOKUP and KT_OWN are not.
+
+
+MAX_KT_NOTE = 16384
+"""Largest signed checkpoint in a frame (a note with its cosignatures)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KtInfo(Frame):
+    """0x30: empty. Answered by KT_INFO_ANSWER: the directory's keys and newest head."""
+
+    TYPE: ClassVar[int] = 0x30
+
+
+@dataclass(frozen=True, slots=True)
+class KtConsistency(Frame):
+    """0x31: u64 old size || u64 new size (0 < old <= new <= the newest head's size).
+    Answered by KT_CONSISTENCY_PROOF."""
+
+    TYPE: ClassVar[int] = 0x31
+    old_size: int
+    new_size: int
+
+    def encode_payload(self) -> bytes:
+        return codec.u64(self.old_size) + codec.u64(self.new_size)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KtConsistency:
+        return cls(r.u64(), r.u64())
+
+
+@dataclass(frozen=True, slots=True)
+class KtLookup(Frame):
+    """0x32: var8 username. Answered by KT_LOOKUP_ANSWER; budgeted with LOOKUP_IDENTITY."""
+
+    TYPE: ClassVar[int] = 0x32
+    username: str
+
+    def encode_payload(self) -> bytes:
+        return codec.var8(self.username.encode("ascii"))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KtLookup:
+        return cls(decode_username(r.var8()))
+
+
+@dataclass(frozen=True, slots=True)
+class KtEntries(Frame):
+    """0x33: u64 start || u16 count (1..2000). Answered by KT_ENTRY_RANGE."""
+
+    TYPE: ClassVar[int] = 0x33
+    start: int
+    count: int
+
+    def encode_payload(self) -> bytes:
+        return codec.u64(self.start) + codec.u16(self.count)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KtEntries:
+        start, count = r.u64(), r.u16()
+        if not 1 <= count <= KT_MAX_RANGE:
+            raise DecodeError(f"KT_ENTRIES asks for 1 to {KT_MAX_RANGE} entries")
+        return cls(start, count)
+
+
+@dataclass(frozen=True, slots=True)
+class KtOwn(Frame):
+    """0x34: empty. Answered by KT_OWN_ENTRIES: the openings of the caller's own
+    updates, so that its client can check every leaf under its label."""
+
+    TYPE: ClassVar[int] = 0x34
+
+
+KT_MAX_RANGE = 2000
+
+
 # ---- server -> client -------------------------------------------------------
 
 
@@ -493,15 +574,139 @@ class Error(Frame):
         return cls(code, message)
 
 
+@dataclass(frozen=True, slots=True)
+class KtInfoAnswer(Frame):
+    """0xB0: var16 log verifier key (C2SP signed-note, UTF-8) || VRF public key (32)
+    || var16 newest signed checkpoint."""
+
+    TYPE: ClassVar[int] = 0xB0
+    log_key: str
+    vrf_public_key: bytes
+    checkpoint: bytes
+
+    def encode_payload(self) -> bytes:
+        return (codec.var16(self.log_key.encode("utf-8")) + self.vrf_public_key
+                + codec.var16(self.checkpoint))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KtInfoAnswer:
+        try:
+            key = r.var16().decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecodeError("the log key is not UTF-8") from None
+        return cls(key, r.take(32), _note(r))
+
+
+def _note(r: codec.Reader) -> bytes:
+    note = r.var16()
+    if len(note) > MAX_KT_NOTE:
+        raise DecodeError(f"a signed checkpoint is at most {MAX_KT_NOTE} bytes")
+    return note
+
+
+def _hashes(r: codec.Reader, limit: int = 64) -> tuple[bytes, ...]:
+    count = r.u8()
+    if count > limit:
+        raise DecodeError(f"at most {limit} hashes")
+    return tuple(r.take(32) for _ in range(count))
+
+
+@dataclass(frozen=True, slots=True)
+class KtConsistencyProof(Frame):
+    """0xB1: old root (32, the log's root at the old size) || u8 n || n x 32 (RFC 9162
+    PROOF(old, D[new]), empty for equal sizes)."""
+
+    TYPE: ClassVar[int] = 0xB1
+    old_root: bytes
+    proof: tuple[bytes, ...]
+
+    def encode_payload(self) -> bytes:
+        return self.old_root + codec.u8(len(self.proof)) + b"".join(self.proof)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KtConsistencyProof:
+        return cls(r.take(32), _hashes(r))
+
+
+@dataclass(frozen=True, slots=True)
+class KtLookupAnswer(Frame):
+    """0xB2: var16 newest signed checkpoint || a LookupAnswer (19.7) against it, to the
+    end of the frame."""
+
+    TYPE: ClassVar[int] = 0xB2
+    checkpoint: bytes
+    answer: bytes
+
+    def encode_payload(self) -> bytes:
+        return codec.var16(self.checkpoint) + self.answer
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KtLookupAnswer:
+        return cls(_note(r), r.rest())
+
+
+@dataclass(frozen=True, slots=True)
+class KtEntryRange(Frame):
+    """0xB3: u64 start || u8 f || f x 32 (the frontier of size start) || u16 n ||
+    n x 96 (log entries start .. start+n-1)."""
+
+    TYPE: ClassVar[int] = 0xB3
+    start: int
+    frontier: tuple[bytes, ...]
+    entries: tuple[bytes, ...]
+
+    def encode_payload(self) -> bytes:
+        return (codec.u64(self.start) + codec.u8(len(self.frontier))
+                + b"".join(self.frontier) + codec.u16(len(self.entries))
+                + b"".join(self.entries))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KtEntryRange:
+        start, frontier = r.u64(), _hashes(r)
+        count = r.u16()
+        if count > KT_MAX_RANGE:
+            raise DecodeError(f"at most {KT_MAX_RANGE} entries")
+        return cls(start, frontier, tuple(r.take(96) for _ in range(count)))
+
+
+@dataclass(frozen=True, slots=True)
+class OwnEntry:
+    index: int
+    opening: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KtOwnEntries(Frame):
+    """0xB4: VRF proof (80) of the caller's name || u16 n || n x (u64 index ||
+    opening (16) || var16 value): every update of the caller's name, oldest first."""
+
+    TYPE: ClassVar[int] = 0xB4
+    vrf_proof: bytes
+    entries: tuple[OwnEntry, ...]
+
+    def encode_payload(self) -> bytes:
+        return (self.vrf_proof + codec.u16(len(self.entries)) + b"".join(
+            codec.u64(e.index) + e.opening + codec.var16(e.value) for e in self.entries))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KtOwnEntries:
+        proof = r.take(80)
+        return cls(proof, tuple(OwnEntry(r.u64(), r.take(16), r.var16())
+                                for _ in range(r.u16())))
+
+
 CLIENT_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
     for cls in (Register, Login, DeleteAccount, UploadSignedPrekeys, UploadOneTimePrekeys,
-                FetchBundle, LookupIdentity, PrekeyCount, Send, Ack)
+                FetchBundle, LookupIdentity, PrekeyCount, Send, Ack,
+                KtInfo, KtConsistency, KtLookup, KtEntries, KtOwn)
 }
 SERVER_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
     for cls in (Hello, Ok, Bundle, Identity, PrekeyCounts, Sent, Deliver, PrekeysLow,
-                QueueDone, Error)
+                QueueDone, Error, KtInfoAnswer, KtConsistencyProof, KtLookupAnswer,
+                KtEntryRange, KtOwnEntries)
 }
 
 

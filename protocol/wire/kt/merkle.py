@@ -91,6 +91,12 @@ class MerkleTree:
         n = self._size_arg(size)
         return EMPTY_ROOT if n == 0 else self._mth(0, n)
 
+    def root_of(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]) for a range inside the current tree."""
+        if not 0 <= start < end <= self.size:
+            raise LocalProtocolError(f"no range [{start}, {end}) in a tree of {self.size}")
+        return self._mth(start, end)
+
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """PATH(index, D[0:size]) of RFC 9162 2.1.3.1, lowest level first."""
         n = self._size_arg(size)
