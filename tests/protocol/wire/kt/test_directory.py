@@ -227,3 +227,17 @@ def test_gossip_agrees_on_one_history_and_catches_a_split_view() -> None:
     assert verify_evidence(caught.value.evidence.to_json()).conclusive
     with pytest.raises(LocalProtocolError):  # our own head must catch up first
         check_gossip(keys, open_head(keys, peer_note), mine.note)
+
+
+def test_replaying_stored_updates_rebuilds_the_same_directory() -> None:
+    d = directory(12)
+    d.append("user4", d.next_binding("user4", None), os.urandom(16))
+    again = Directory(d.signer, d.vrf_secret)
+    for entry, update in zip(d.entries, d.updates, strict=True):
+        again.replay(update.username, update.binding.encode(), update.opening, entry.label)
+    assert again.log.root() == d.log.root() and again.entries == d.entries
+    assert verify_answer(again.lookup("user4").encode(), "user4", again.vrf_public_key,
+                         head(again)).binding == d.current("user4")
+    with pytest.raises(LocalProtocolError):  # a stored update out of order is refused
+        again.replay("user4", Binding(EntryKind.REGISTER, 0, key()[1]).encode(),
+                     os.urandom(16))
