@@ -50,11 +50,13 @@ from protocol.wire.kt.directory import (
     LogEntry,
     RangeVerifier,
     Verified,
+    audit_entries,
     change_statement,
     fold_frontier,
     label_of,
     verify_answer,
 )
+from protocol.wire.kt.errors import ProofError
 from protocol.wire.kt.evidence import Evidence, binding_evidence, verify_evidence
 from protocol.wire.kt.note import parse_verifier_key
 from protocol.wire.kt.verifier import DirectoryKeys, Fork, Head, Rollback, advance, open_head
@@ -398,6 +400,49 @@ class KeyDirectory:
         path = evidence_path(self.home, evidence.kind, self.clock())
         path.write_text(text, encoding="utf-8")
         return path
+
+
+@dataclass
+class AuditResult:
+    """What `audit` established: entries checked, the head, and the first failure."""
+
+    checked: int
+    head: Head | None
+    failure: str | None = None
+
+
+async def audit(conn: RelayConnection) -> AuditResult:
+    """What a third-party auditor does (19.9), with no account: the newest head from
+    KT_INFO, every leaf from 0 in pages checked against it (RangeVerifier), and every
+    leaf's prefix root replayed from the updates before it (audit_entries)."""
+    info = await conn.kt_info()
+    checked = 0
+    head: Head | None = None
+    try:
+        keys = DirectoryKeys(parse_verifier_key(info.log_key).name, info.log_key,
+                             info.vrf_public_key)
+        head = open_head(keys, info.checkpoint)
+        ranger = RangeVerifier(0, [], fold_frontier([]))
+        tree = None
+        while checked < head.size:
+            count = min(MAX_RANGE, head.size - checked)
+            page = await conn.kt_entries(checked, count)
+            if page.start != checked or len(page.entries) != count:
+                raise DecodeError(f"asked for entries {checked}+{count}, got "
+                                  f"{page.start}+{len(page.entries)}")
+            for data in page.entries:
+                entry = LogEntry.decode(data)
+                ranger.add(entry.leaf())
+                try:
+                    tree = audit_entries([entry], tree)
+                except ProofError:
+                    raise ProofError(f"entry {checked}'s prefix root does not follow from "
+                                     "the updates before it") from None
+                checked += 1
+        ranger.finish(head.size, head.root)
+    except ProtocolError as exc:
+        return AuditResult(checked, head, str(exc))
+    return AuditResult(checked, head)
 
 
 def _binds(entry: OwnEntry, label: bytes, key: bytes) -> bool:
