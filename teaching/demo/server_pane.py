@@ -20,6 +20,8 @@ from textual.widgets import DataTable, Static
 from server.events import (
     Acked,
     BundleTaken,
+    CheckpointPublished,
+    DirectoryLookup,
     Expired,
     FrameIn,
     LoggedIn,
@@ -140,11 +142,15 @@ class ServerPane(Vertical):
         elif isinstance(event, LoggedIn):
             text = f"{event.user} logged in, {event.delivered} queued delivered"
             label = "login"
-        elif isinstance(event, Expired):
+        elif isinstance(event, CheckpointPublished):
+            text = f"key directory: {event.size} entries, root {event.root_hex_prefix}… signed"
+            label = "checkpoint"
+        elif isinstance(event, DirectoryLookup):
+            text = f"key directory proof of {event.user} for {event.requester}"
+            label = "kt lookup"
+        else:
             text = f"DELETE {event.count} expired envelope(s)"
             label = "expired"
-        else:  # the key directory's events: shown by the KT pane work (issue 10)
-            return
         row_key = key or f"r{len(self.row_keys)}"
         self.row_keys.append(row_key)
         table.add_row(_hms(now), label, text, key=row_key)
