@@ -61,6 +61,15 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     budgets.add_arguments(p)
 
 
+def _add_witness(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from server import witness
+
+    p = sub.add_parser("witness", help="run an independent key-transparency witness",
+                       description="Cosign a relay's checkpoints only if each extends the "
+                       "last one cosigned (C2SP tlog-witness; docs/PROTOCOL.md 19.11).")
+    witness.add_arguments(p)
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if not value > 0:  # also refuses nan
@@ -165,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="no terminal UI: print a protocol walk-through instead")
     demo.add_argument("--messages", type=int, default=6, help="with --text: how many")
     _add_serve(sub)
+    _add_witness(sub)
     admin = sub.add_parser("admin", help="operator commands on a relay's data directory")
     admin_sub = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     gone = admin_sub.add_parser(
@@ -240,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args.scenario, args.pace)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "witness":
+        from server.witness import main as witness_main
+
+        return witness_main(args)
     if args.command == "admin":
         from server.admin import main as admin_main
 
