@@ -57,6 +57,9 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--max-connections-per-account", type=int, default=conns.max_per_account)
     p.add_argument("--max-outbox-bytes", type=int, default=conns.max_outbox_bytes,
                    help="bytes waiting for one connection before it is closed")
+    p.add_argument("--witness", action="append", default=[], metavar="URL",
+                   help="a witness (blindrelay witness) to cosign each key directory head "
+                   "(repeatable); clients configured with its key accept only cosigned heads")
     p.add_argument("--log-level", default="INFO")
     budgets.add_arguments(p)
 
@@ -152,6 +155,14 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     k.add_argument("url", help="ws:// or wss:// URL of the relay")
     k = actions.add_parser("verify-evidence", help="check an evidence file from scratch")
     k.add_argument("file", type=Path)
+    k = actions.add_parser("witness", parents=[common],
+                           help="require a witness's cosignature on every newer head",
+                           description="Configure the witnesses (blindrelay witness "
+                           "--show-key prints a witness's key) whose cosignature every "
+                           "newer directory head must carry; with none, any head the relay "
+                           "signs and proves consistent is accepted.")
+    k.add_argument("op", choices=["add", "remove", "list"])
+    k.add_argument("key", nargs="?", help="the witness's verifier key (add, remove)")
 
 
 
@@ -216,6 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(host=args.host, port=args.port, data_dir=args.data, limits=limits,
                           tls_cert=args.tls_cert, tls_key=args.tls_key,
                           public_urls=tuple(args.public_url),
+                          witnesses=tuple(args.witness),
                           synchronous_full=args.synchronous_full,
                           expiry_interval=args.expiry_interval,
                           budgets=budgets.from_arguments(args),
