@@ -63,6 +63,7 @@ from protocol.wire.kt.evidence import (
     entry_evidence,
     verify_evidence,
 )
+from protocol.wire.kt.merkle import verify_consistency
 from protocol.wire.kt.note import parse_verifier_key
 from protocol.wire.kt.verifier import (
     DirectoryKeys,
@@ -70,7 +71,9 @@ from protocol.wire.kt.verifier import (
     Head,
     Rollback,
     advance,
+    anchor_sizes,
     check_gossip,
+    head_code,
     open_head,
 )
 from protocol.wire.publickeys import verify_signature
@@ -230,7 +233,47 @@ class KeyDirectory:
             if head.note != state.head_note:
                 state.head_note = head.note
                 self.repo.save(state)
+            await self._anchor(conn, state, head)
             return head
+
+    async def _anchor(self, conn: RelayConnection, state: KtState, head: Head) -> None:
+        """Keeps the roots at the head's anchor sizes (for the safety-number screen),
+        each proven consistent with the head by the relay's own proof."""
+        sizes = anchor_sizes(head.size)
+        if set(state.anchors) == set(sizes):
+            return
+        anchors: dict[int, bytes] = {}
+        try:
+            for size in sizes:
+                if size == head.size:
+                    anchors[size] = head.root
+                    continue
+                with relay_errors():
+                    answer = await conn.kt_consistency(size, head.size)
+                verify_consistency(size, head.size, answer.old_root, head.root, answer.proof)
+                anchors[size] = answer.old_root
+        except (ClientError, ProtocolError) as exc:
+            log.info("directory anchors not updated: %s", exc)
+            return
+        state.anchors = anchors
+        self.repo.save(state)
+
+    def anchor_payload(self) -> str:
+        """The largest anchor for the safety-number QR code (alphanumeric mode):
+        ":KT<size>:<first 8 bytes of its root, upper-case hex>", or nothing."""
+        state = self.state()
+        if state is None or not state.anchors:
+            return ""
+        size = max(state.anchors)
+        return f":KT{size}:{state.anchors[size][:8].hex().upper()}"
+
+    def anchors(self) -> list[str]:
+        """The directory codes to compare on the safety-number screen, largest first."""
+        state = self.state()
+        if state is None:
+            return []
+        return [head_code(size, root) for size, root in sorted(state.anchors.items(),
+                                                                 reverse=True)]
 
     def head_note(self) -> bytes | None:
         """Our newest verified head, as our texts carry it (19.8), or None."""
