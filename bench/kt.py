@@ -238,6 +238,8 @@ def lookups(setup: Setup, count: int, rng: random.Random) -> None:
     absent_sizes = [len(a) for _, a in answers[len(sample):]]
     frame = len(encode_frame(KtLookupAnswer(note, answers[0][1])))
 
+    bytes_parts = size_breakdown(answers[: len(sample)], d.size)
+
     verify_ns: list[int] = []
     for name, answer in answers:
         t0 = time.perf_counter_ns()
@@ -259,6 +261,9 @@ def lookups(setup: Setup, count: int, rng: random.Random) -> None:
         f"{frame:,} B for the first name (signed checkpoint note {len(note)} B)")
     verdict = "meets" if max(found_sizes + absent_sizes) < PROOF_AIM else "misses"
     row("aim: proof < 2 KiB", f"{verdict} (largest {max(found_sizes + absent_sizes):,} B)")
+    print("  where the bytes of a registered name's answer go (medians):")
+    for label, value in bytes_parts:
+        row(f"  {label}", value)
     row("relay: lookup(name).encode()", Stats.of(relay_ns).ms(p99=True))
     row("client: verify_answer, all", verify.ms(p99=True))
     row("client: verify_answer, registered", verify_found.ms(p99=True))
@@ -270,6 +275,32 @@ def lookups(setup: Setup, count: int, rng: random.Random) -> None:
     for label, stats in parts:
         share = stats.median / verify_found.median * 100
         row(f"  {label}", f"{stats.median / 1e3:8.1f} us  ({share:4.1f}% of a registered lookup)")
+
+
+def size_breakdown(answers: Sequence[tuple[str, bytes]], size: int) -> list[tuple[str, str]]:
+    """The parts of section 19.7's layout, in bytes, over the registered names' answers."""
+    head, prefix, found_part = [], [], []
+    head_hashes, prefix_hashes, found_hashes = [], [], []
+    for _, raw in answers:
+        answer = LookupAnswer.decode(raw, size)
+        assert answer.head is not None and answer.found is not None
+        head.append(ENTRY_LEN + 1 + 32 * len(answer.head_inclusion))
+        head_hashes.append(len(answer.head_inclusion))
+        prefix.append(2 + len(answer.prefix_proof))
+        prefix_hashes.append(sum(s != bytes(32) for s in
+                                 LookupProof.decode(answer.prefix_proof).siblings))
+        found_part.append(len(answer.encode()) - head[-1] - prefix[-1] - vrf.PROOF_LEN)
+        found_hashes.append(len(answer.found.inclusion))
+    med = statistics.median
+    return [
+        ("VRF proof", f"{vrf.PROOF_LEN} B"),
+        ("head entry + its inclusion proof",
+         f"{med(head):,.0f} B ({med(head_hashes):.0f} hashes)"),
+        ("prefix tree proof (var16)",
+         f"{med(prefix):,.0f} B ({med(prefix_hashes):.0f} non-empty siblings)"),
+        ("found flag, opening, value, index, root, proof",
+         f"{med(found_part):,.0f} B ({med(found_hashes):.0f} hashes)"),
+    ]
 
 
 def breakdown(answers: Sequence[tuple[str, bytes]], vrf_pk: bytes,
