@@ -20,9 +20,9 @@ FORMAT = 1
 
 Json = dict[str, Any]
 
-NAMES = ("bundle", "content", "conversation", "drbg", "frames", "kdf", "keys", "messages",
-         "padding", "pqxdh", "safety_numbers", "sealed", "session_record", "state",
-         "usernames")
+NAMES = ("bundle", "content", "conversation", "drbg", "frames", "kdf", "keys",
+         "kt_directory", "messages", "padding", "pqxdh", "safety_numbers", "sealed",
+         "session_record", "state", "usernames")
 
 
 @cache
