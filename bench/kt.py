@@ -438,8 +438,9 @@ def batch(setup: Setup, count: int) -> Monitor:
         answers.append(encode_frame(KtEntryRange(
             start, tuple(d.frontier(start)),
             tuple(e.encode() for e in d.entries[start : start + n])), 1))
-    owned = tuple(OwnEntry(i, o, v) for i, o, v in d.owned(OWNER))
-    own = encode_frame(KtOwnEntries(d.label(OWNER)[1], owned), 2)
+    owned = tuple(OwnEntry(i, o, v, tuple(d.log.inclusion_proof(i, new_size)))
+                  for i, o, v in d.owned(OWNER))
+    own = encode_frame(KtOwnEntries(d.checkpoint(), d.label(OWNER)[1], owned), 2)
     return Monitor(d.label(OWNER)[0], old_size, old_root, new_size, new_root,
                    requests, answers, own)
 
