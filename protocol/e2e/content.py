@@ -5,6 +5,12 @@
     RECEIPT (2): receipt type u8 (1 delivered, 2 read) || u16 n (>= 1) || n message ids (16)
     DECRYPTION_ERROR (3): failed kind u8 (1 RATCHET, 2 PREKEY) || ratchet key (32)
                           || counter u32 || received_at u64 (ms)
+    WITH_CHECKPOINT (4): var16 signed checkpoint (C2SP note) || content (kind 1-3)
+
+WITH_CHECKPOINT wraps another content with the sender's newest verified directory
+head (PROTOCOL.md 19.8, "gossip"): the receiver checks that the relay showed both
+ends one history. It is inside the encryption, so the relay cannot strip or swap it
+without breaking the message, and padding (section 8) hides its length.
 
 Receipts and decryption errors are ordinary encrypted, padded messages, so the relay
 cannot tell them from text. A decryption error tells the sender of a message that
@@ -29,6 +35,10 @@ class ContentKind(IntEnum):
     TEXT = 1
     RECEIPT = 2
     DECRYPTION_ERROR = 3
+    WITH_CHECKPOINT = 4
+
+
+MAX_CHECKPOINT_LEN = 16384
 
 
 class ReceiptType(IntEnum):
@@ -84,7 +94,31 @@ class DecryptionError:
 Content = Text | Receipt | DecryptionError
 
 
+def with_checkpoint(content: bytes, checkpoint: bytes) -> bytes:
+    """Wraps encoded content (kind 1-3) with the sender's signed checkpoint."""
+    if not checkpoint or len(checkpoint) > MAX_CHECKPOINT_LEN:
+        raise ValueError(f"a checkpoint is 1 to {MAX_CHECKPOINT_LEN} bytes")
+    return (codec.u8(CONTENT_VERSION) + codec.u8(ContentKind.WITH_CHECKPOINT)
+            + codec.var16(checkpoint) + content)
+
+
+def decode_gossiped(data: bytes) -> tuple[Content, bytes | None]:
+    """Content and the sender's checkpoint, if the content carries one."""
+    if len(data) >= 2 and data[0] == CONTENT_VERSION and data[1] == ContentKind.WITH_CHECKPOINT:
+        r = codec.Reader(data[2:])
+        checkpoint = r.var16()
+        if not checkpoint or len(checkpoint) > MAX_CHECKPOINT_LEN:
+            raise DecodeError(f"a checkpoint is 1 to {MAX_CHECKPOINT_LEN} bytes")
+        return _decode_plain(r.rest()), checkpoint
+    return _decode_plain(data), None
+
+
 def decode_content(data: bytes) -> Content:
+    """The content, unwrapped from WITH_CHECKPOINT if it is (the checkpoint dropped)."""
+    return decode_gossiped(data)[0]
+
+
+def _decode_plain(data: bytes) -> Content:
     r = codec.Reader(data)
     r.expect(CONTENT_VERSION, "content version")
     kind = r.u8()

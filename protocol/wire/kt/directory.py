@@ -411,6 +411,7 @@ class Directory:
     latest: dict[bytes, int] = field(default_factory=dict)
     by_label: dict[bytes, list[int]] = field(default_factory=dict)
     _labels: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    _known: dict[str, bytes] = field(default_factory=dict)
     _signed: tuple[int, bytes] | None = None
 
     @property
@@ -432,10 +433,16 @@ class Directory:
             pi = vrf.prove(self.vrf_secret, vrf_input(username))
             cached = (vrf.proof_to_hash(pi)[:LABEL_LEN], pi)
             self._labels[username] = cached
+            self._known[username] = cached[0]
         return cached
 
+    def label_only(self, username: str) -> bytes:
+        """The name's label, without making a VRF proof when it is already known."""
+        known = self._known.get(username)
+        return known if known is not None else self.label(username)[0]
+
     def current(self, username: str) -> Binding | None:
-        index = self.latest.get(self.label(username)[0])
+        index = self.latest.get(self.label_only(username))
         return None if index is None else self.updates[index].binding
 
     def next_binding(self, username: str, identity: bytes | None) -> Binding:
@@ -461,7 +468,7 @@ class Directory:
         return self._append(username, binding, opening)
 
     def _append(self, username: str, binding: Binding, opening: bytes) -> LogEntry:
-        label = self.label(username)[0]
+        label = self.label_only(username)
         value = binding.encode()
         commitment = commit(opening, label, value)
         self.tree.insert(label, commitment)
@@ -473,9 +480,16 @@ class Directory:
         self.updates.append(_Update(username, binding, opening))
         return entry
 
-    def replay(self, username: str, value: bytes, opening: bytes) -> None:
-        """Re-appends a stored update at start-up (checked like a new one)."""
-        self.append(username, Binding.decode(value), opening)
+    def replay(self, username: str, value: bytes, opening: bytes,
+               label: bytes | None = None) -> LogEntry:
+        """Re-appends a stored update at start-up (checked like a new one). With the
+        stored `label`, no VRF proof is made now (about a millisecond each): proofs
+        are made when a name is first looked up."""
+        if label is not None:
+            if len(label) != LABEL_LEN:
+                raise LocalProtocolError("a label is 32 bytes")
+            self._known.setdefault(username, label)
+        return self.append(username, Binding.decode(value), opening)
 
     def checkpoint(self) -> bytes:
         """The signed checkpoint of the current size (signed once per size)."""
@@ -520,6 +534,6 @@ class Directory:
     def owned(self, username: str) -> list[tuple[int, bytes, bytes]]:
         """(index, opening, value) of every update of this name: what its owner needs
         to check the leaves under its label (section 19.8)."""
-        label = self.label(username)[0]
+        label = self.label_only(username)
         return [(i, self.updates[i].opening, self.updates[i].binding.encode())
                 for i in self.by_label.get(label, [])]

@@ -15,6 +15,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from protocol.wire.errors import LocalProtocolError
 from protocol.wire.kt.checkpoint import Checkpoint, open_checkpoint
 from protocol.wire.kt.errors import ProofError
 from protocol.wire.kt.evidence import Evidence, fork_evidence
@@ -106,3 +107,33 @@ def advance(keys: DirectoryKeys, current: Head | None, note: bytes,
                    fork_evidence(keys.log_key, current.note, note, old_root, proof))
     verify_consistency(current.size, new.size, current.root, new.root, proof)
     return new
+
+
+def check_gossip(keys: DirectoryKeys, mine: Head, theirs_note: bytes,
+                 old_root: bytes | None = None, proof: Sequence[bytes] = ()) -> Head:
+    """Checks a peer's checkpoint (carried inside an end-to-end message, 19.8) against
+    our own newest head: both must be one history.
+
+    The caller first brings its own head up to at least the peer's size (KT_INFO and
+    `advance`); `old_root` and `proof` are then the relay's KT_CONSISTENCY_PROOF from
+    the peer's size to ours, asked on our own connection, so they come from the view
+    the relay shows us. If the relay's past at the peer's size is not the root it
+    signed for the peer, the relay showed us two different directories: Fork, with
+    conclusive evidence. Returns the peer's head."""
+    theirs = open_head(keys, theirs_note)
+    if theirs.size > mine.size:
+        raise LocalProtocolError("bring our own head up to the peer's size first")
+    if theirs.size == mine.size:
+        if not hmac.compare_digest(theirs.root, mine.root):
+            raise Fork("a contact was shown another head of the same size",
+                       fork_evidence(keys.log_key, theirs_note, mine.note, None, ()))
+        return theirs
+    if theirs.size == 0:
+        return theirs
+    if old_root is None:
+        raise ProofError("checking a contact's head needs a consistency proof")
+    verify_consistency(theirs.size, mine.size, old_root, mine.root, proof)
+    if not hmac.compare_digest(old_root, theirs.root):
+        raise Fork("the relay showed a contact a directory that is not in our history",
+                   fork_evidence(keys.log_key, theirs_note, mine.note, old_root, proof))
+    return theirs

@@ -28,7 +28,14 @@ from protocol.wire.kt.directory import (
 from protocol.wire.kt.errors import ProofError, VrfError
 from protocol.wire.kt.evidence import binding_evidence, verify_evidence
 from protocol.wire.kt.note import Signer
-from protocol.wire.kt.verifier import DirectoryKeys, Fork, Rollback, advance, open_head
+from protocol.wire.kt.verifier import (
+    DirectoryKeys,
+    Fork,
+    Rollback,
+    advance,
+    check_gossip,
+    open_head,
+)
 
 ORIGIN = "relay.example:8765"
 
@@ -198,3 +205,39 @@ def test_binding_evidence_separates_proof_from_testimony() -> None:
         verify_evidence(honest.to_json())
     with pytest.raises(DecodeError):
         verify_evidence("{}")
+
+
+def test_gossip_agrees_on_one_history_and_catches_a_split_view() -> None:
+    honest = directory(6)
+    keys = keys_of(honest)
+    peer_note = honest.checkpoint()  # what a contact saw, then the log grew
+    for i in range(6, 11):
+        honest.append(f"user{i}", honest.next_binding(f"user{i}", key()[1]), os.urandom(16))
+    mine = open_head(keys, honest.checkpoint())
+    assert check_gossip(keys, mine, peer_note, honest.log.root(6),
+                        honest.consistency(6, mine.size)).size == 6
+    assert check_gossip(keys, mine, mine.note).size == mine.size
+    # the relay showed the contact a fork of 6 entries; our view has 11
+    fork = Directory(honest.signer, honest.vrf_secret)
+    for i in range(6):
+        fork.append(f"other{i}", fork.next_binding(f"other{i}", key()[1]), os.urandom(16))
+    with pytest.raises(Fork) as caught:
+        check_gossip(keys, mine, fork.checkpoint(), honest.log.root(6),
+                     honest.consistency(6, mine.size))
+    assert verify_evidence(caught.value.evidence.to_json()).conclusive
+    with pytest.raises(LocalProtocolError):  # our own head must catch up first
+        check_gossip(keys, open_head(keys, peer_note), mine.note)
+
+
+def test_replaying_stored_updates_rebuilds_the_same_directory() -> None:
+    d = directory(12)
+    d.append("user4", d.next_binding("user4", None), os.urandom(16))
+    again = Directory(d.signer, d.vrf_secret)
+    for entry, update in zip(d.entries, d.updates, strict=True):
+        again.replay(update.username, update.binding.encode(), update.opening, entry.label)
+    assert again.log.root() == d.log.root() and again.entries == d.entries
+    assert verify_answer(again.lookup("user4").encode(), "user4", again.vrf_public_key,
+                         head(again)).binding == d.current("user4")
+    with pytest.raises(LocalProtocolError):  # a stored update out of order is refused
+        again.replay("user4", Binding(EntryKind.REGISTER, 0, key()[1]).encode(),
+                     os.urandom(16))
