@@ -130,6 +130,20 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                            "this profile. The name is free again afterwards.")
     d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    p = sub.add_parser("kt", help="the relay's key directory (key transparency)",
+                       description="Look names up in the relay's verifiable key directory, "
+                       "watch your own name, audit a relay's whole log, check evidence.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    k = actions.add_parser("lookup", parents=[common],
+                           help="the verified binding of NAME in the directory")
+    k.add_argument("name")
+    actions.add_parser("monitor", parents=[common],
+                       help="check every binding of your own name now")
+    k = actions.add_parser("audit", help="replay a relay's whole directory log (no account)")
+    k.add_argument("url", help="ws:// or wss:// URL of the relay")
+    k = actions.add_parser("verify-evidence", help="check an evidence file from scratch")
+    k.add_argument("file", type=Path)
+
 
 
 
@@ -235,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return audit_main(args.data)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
-                        "accept-key", "chat", "account"):
+                        "accept-key", "chat", "account", "kt"):
         from client.commands import run_client_command
 
         return run_client_command(args)

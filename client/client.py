@@ -30,8 +30,10 @@ from typing import Any
 
 from client import account
 from client.connection import RelayConnection
+from client.directory import MONITOR_INTERVAL, KeyDirectory, MonitorResult
 from client.errors import (
     ClientError,
+    DirectoryRefused,
     KeyChangeBlocked,
     NotConnected,
     Refused,
@@ -52,6 +54,7 @@ from client.records import Contact, Direction, Message, Profile, State
 from client.store import (
     ContactRepo,
     KdfParams,
+    KtRepo,
     MessageRepo,
     OutboxRepo,
     PrekeyRepo,
@@ -96,8 +99,15 @@ class Client:
         self.events = Events()
         self.sessions = SessionRepo(store, self.profiles)
         self.messages = History(MessageRepo(store), self.events, clock)
+        self.directory = KeyDirectory(store, KtRepo(store), self.messages, self.events, home,
+                                      lambda: self.profile.server, lambda: self.username,
+                                      lambda: self.identity.public, clock)
+        self.kt_monitor_interval = MONITOR_INTERVAL
+        """Seconds between owner-monitoring passes while connected (tests shorten it)."""
+        self._monitor_task: asyncio.Task[None] | None = None
         self.trust = TrustBook(store, ContactRepo(store), self.sessions, self.messages,
-                               self.events, identity, lambda: self.username, clock)
+                               self.events, identity, lambda: self.username, clock,
+                               self.directory)
         self.prekeys = PrekeyKeeper(store, PrekeyRepo(store), self.profiles, profile,
                                     identity, clock)
         self.outbox = Outbox(store, OutboxRepo(store), self.messages, self.events,
@@ -178,6 +188,7 @@ class Client:
         await self.link.connect(self.profile.server, **kwargs)
 
     async def disconnect(self) -> None:
+        await self._stop_monitoring()
         await self.link.disconnect()
 
     async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
@@ -186,6 +197,7 @@ class Client:
         await self.link.run(self.profile.server, stop, max_backoff)
 
     async def login(self, conn: RelayConnection) -> None:
+        await self._start_directory(conn)
         with relay_errors():
             if not self.profile.registered:
                 await account.register(conn, self.username, self.identity)
@@ -205,6 +217,46 @@ class Client:
     async def online(self) -> None:
         await self.failures.follow_up(self._require_conn())  # PROTOCOL.md 9.2
         await self.flush_outbox()
+        await self._stop_monitoring()
+        self._monitor_task = asyncio.get_running_loop().create_task(
+            self._monitor_loop(self._require_conn()))
+
+    # -- the key directory (directory.py)
+
+    async def _start_directory(self, conn: RelayConnection) -> None:
+        """At each connection, before logging in: pins the relay's directory keys the
+        first time (before REGISTER, so monitoring starts before our own entry), else
+        checks them and advances the head. A failure is not fatal to the connection:
+        it was alerted, and every key check refuses until it is resolved."""
+        try:
+            await self.directory.start(conn, registered=self.profile.registered)
+        except DirectoryRefused:
+            pass
+        except RelayRefused as exc:
+            log.warning("the relay has no key directory to verify keys with: %s", exc)
+
+    async def kt_monitor(self) -> MonitorResult:
+        """One owner-monitoring pass now (directory.py): alerts are also events."""
+        return await self.directory.monitor(self._require_conn())
+
+    async def _monitor_loop(self, conn: RelayConnection) -> None:
+        """Owner monitoring after login and then every `kt_monitor_interval` seconds,
+        for as long as this connection lasts."""
+        while not conn.closed.is_set():
+            try:
+                await self.directory.monitor(conn)
+            except NotConnected:
+                return
+            except ClientError as exc:  # alerted already (a KtAlert event)
+                log.info("owner monitoring: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.closed.wait(), self.kt_monitor_interval)
+
+    async def _stop_monitoring(self) -> None:
+        task, self._monitor_task = self._monitor_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     def max_envelope(self) -> int:
         """The relay's announced max_envelope, or the largest size class offline."""
@@ -317,6 +369,11 @@ class Client:
             if exc.code == ErrorCode.NO_PREKEYS:
                 raise Refused(f"{name} has not published keys yet") from exc
             raise
+        try:  # the key the relay served, only if the key directory binds it to `name`
+            await self.directory.confirm(conn, name, bundle.identity)
+        except RelayRefused as exc:
+            raise Refused(f"cannot check {name}'s key in the relay's key directory ({exc}); "
+                          "nothing was sent") from exc
         # The pump may have handled this peer's own first message while we waited
         # for the bundle: use what is stored now, not what was read before.
         contact = self.contact(name)

@@ -21,15 +21,18 @@ from typing import Any
 
 from client import account
 from client.client import Client
+from client.connection import RelayConnection
+from client.directory import audit, safety_form
 from client.errors import (
     ClientError,
+    DirectoryRefused,
     KeyChangeBlocked,
     NotConnected,
     RelayRefused,
     UnknownContact,
     relay_errors,
 )
-from client.events import Event, MessageEvent
+from client.events import Event, KtAlert, MessageEvent
 from client.login import LoginRefused
 from client.paths import PASSPHRASE_ENV, resolve_home
 from client.records import Direction, Message, State
@@ -149,6 +152,13 @@ async def _connect(client: Client, command: str = "", stall: float = STALL_TIMEO
                    tick: Tick | None = None) -> None:
     """Logs in and waits until the relay's queue has been handled (QUEUE_DONE);
     `tick` runs between checks (recv commits what it printed there)."""
+    def alert(event: Event) -> None:  # a key directory alert is loud, whatever the command
+        if isinstance(event, KtAlert):
+            print(f"blindrelay {command or 'client'}: KEY DIRECTORY ALERT: "
+                  f"{one_line(event.text)}", file=sys.stderr, flush=True)
+
+    if alert not in client.listeners:
+        client.on_event(alert)
     try:
         await client.connect()
     except NotConnected as exc:
@@ -517,8 +527,106 @@ def cmd_chat(args: argparse.Namespace) -> int:
         client.close()
 
 
+# -- the key directory (client/directory.py; issue 10 items 6 and 7)
+
+
+async def cmd_kt(args: argparse.Namespace) -> int:
+    """`kt lookup NAME`, `kt monitor`, `kt audit URL`, `kt verify-evidence FILE`."""
+    if args.action == "verify-evidence":
+        return kt_verify_evidence(args.file)
+    if args.action == "audit":
+        return await kt_audit(args.url)
+    client = _open(args)
+    try:
+        await _connect(client, "kt")
+        conn = client.link.require()
+        if args.action == "lookup":
+            return await kt_lookup(client, conn, args.name)
+        return await kt_monitor(client)
+    finally:
+        await client.disconnect()
+        client.close()
+
+
+async def kt_lookup(client: Client, conn: RelayConnection, name: str) -> int:
+    found = await client.directory.lookup(conn, name)
+    verified, shown = found.verified, one_line(name)
+    cp = verified.checkpoint
+    at = f"checkpoint: size {cp.size}, root {cp.root_hash.hex()[:16]}…"
+    binding = verified.binding
+    if binding is None or binding.identity is None:
+        state = "not in the directory" if binding is None else \
+            f"deleted ({binding.kind.name}, version {binding.version})"
+        print(f"{shown}: {state} (verified)\n  {at}")
+        return EXIT_UNKNOWN_CONTACT
+    print(f"{shown}: {binding.kind.name}, version {binding.version}, entry {verified.index} "
+          f"(verified)\n  key: {safety_form(binding.identity, name)}\n  {at}")
+    return EXIT_OK
+
+
+async def kt_monitor(client: Client) -> int:
+    result = await client.kt_monitor()
+    mine = ", ".join(map(str, result.own_leaves)) or "none"
+    print(f"checked log entries {result.start} to {result.end} (yours among them: {mine})")
+    if result.alerts:
+        for alert in result.alerts:
+            print(f"ALERT: {one_line(alert.text)}")
+        return EXIT_ERROR
+    print("OK: every binding of your name is one this device made")
+    return EXIT_OK
+
+
+async def kt_audit(url: str) -> int:
+    try:
+        conn = await RelayConnection.open(normalize_url(url))
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    except Exception as exc:
+        raise CommandError(f"cannot reach {url}: {exc}", EXIT_UNREACHABLE) from exc
+    try:
+        with relay_errors():
+            result = await audit(conn)
+    finally:
+        await conn.close()
+    if result.head is not None:
+        print(f"head: size {result.head.size}, root {result.head.root.hex()}")
+    print(f"entries checked: {result.checked}")
+    if result.failure is not None:
+        print(f"FAILED: {one_line(result.failure)}")
+        return EXIT_ERROR
+    print("OK: every entry is in the signed log and every prefix root follows from the "
+          "updates before it")
+    return EXIT_OK
+
+
+def kt_verify_evidence(path: Path) -> int:
+    from protocol.wire.kt.evidence import verify_evidence
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc}", EXIT_USAGE) from exc
+    try:
+        finding = verify_evidence(data)
+    except ProtocolError as exc:
+        print(f"does NOT verify: {one_line(str(exc))}")
+        return EXIT_ERROR
+    print(f"evidence of a {finding.kind} in the directory {one_line(finding.origin)} "
+          f"(log key {one_line(finding.log_key)})")
+    print(f"conclusive: {'yes' if finding.conclusive else 'no'}")
+    print("proven (signed by the relay):")
+    for line in finding.proven:
+        print(f"  - {one_line(line)}")
+    if finding.testimony:
+        print("testimony (what the reporter says; not proven):")
+        for line in finding.testimony:
+            print(f"  - {one_line(line)}")
+    return EXIT_OK
+
+
 ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "init": cmd_init, "send": cmd_send, "recv": cmd_recv, "account": cmd_account,
+    "kt": cmd_kt,
 }
 SYNC: dict[str, Callable[[argparse.Namespace], int]] = {
     "contacts": cmd_contacts, "safety-number": cmd_safety_number, "verify": cmd_verify,
@@ -599,7 +707,7 @@ def _run(args: argparse.Namespace) -> int:
     except CommandError as exc:
         print(_error_line(args.command, exc), file=sys.stderr)
         return exc.code
-    except KeyChangeBlocked as exc:
+    except (KeyChangeBlocked, DirectoryRefused) as exc:
         print(_error_line(args.command, exc), file=sys.stderr)
         return EXIT_KEY_CHANGED
     except UnknownContact as exc:

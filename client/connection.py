@@ -39,6 +39,16 @@ from protocol.wire.frames import (
     Frame,
     Hello,
     Identity,
+    KtConsistency,
+    KtConsistencyProof,
+    KtEntries,
+    KtEntryRange,
+    KtInfo,
+    KtInfoAnswer,
+    KtLookup,
+    KtLookupAnswer,
+    KtOwn,
+    KtOwnEntries,
     Limits,
     LookupIdentity,
     Ok,
@@ -303,6 +313,29 @@ class RelayConnection:
 
     async def ack(self, envelope_ids: Sequence[bytes]) -> None:
         await self.request(Ack(tuple(envelope_ids)), Ok)
+
+    # -- the key directory (PROTOCOL.md 19.10): answers are returned as they came;
+    # client/directory.py verifies them before anything is believed
+
+    async def kt_info(self) -> KtInfoAnswer:
+        """KT_INFO: the directory's keys and newest signed checkpoint (before login too)."""
+        return await self.request(KtInfo(), KtInfoAnswer)
+
+    async def kt_consistency(self, old_size: int, new_size: int) -> KtConsistencyProof:
+        """KT_CONSISTENCY: the old root and RFC 9162 proof from old_size to new_size."""
+        return await self.request(KtConsistency(old_size, new_size), KtConsistencyProof)
+
+    async def kt_lookup(self, username: str) -> KtLookupAnswer:
+        """KT_LOOKUP: the newest checkpoint and a proof of the name's latest binding."""
+        return await self.request(KtLookup(username), KtLookupAnswer)
+
+    async def kt_entries(self, start: int, count: int) -> KtEntryRange:
+        """KT_ENTRIES: log leaves start .. start+count-1 and the frontier of size start."""
+        return await self.request(KtEntries(start, count), KtEntryRange)
+
+    async def kt_own(self) -> KtOwnEntries:
+        """KT_OWN: the VRF proof of our own name and the openings of its updates."""
+        return await self.request(KtOwn(), KtOwnEntries)
 
     async def next_push(self, timeout: float | None = None) -> Frame:
         return await asyncio.wait_for(self.pushes.get(), timeout)

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Iterator
 
 from client.connection import ConnectionLost, RelayError
+from client.events import KtAlert
 from protocol.wire.frames import ErrorCode, error_name
 
 
@@ -34,6 +35,16 @@ class KeyChangeBlocked(Refused):
             f"{name}'s identity key has changed. Nothing is sent until you compare safety "
             f"numbers and accept the new key (blindrelay accept-key {name}).")
         self.name = name
+
+
+class DirectoryRefused(Refused):
+    """The key directory did not confirm a key the relay served (client/directory.py):
+    nothing is sent to it and nothing from it is accepted. `alert` says what was
+    caught and names the evidence file."""
+
+    def __init__(self, alert: KtAlert) -> None:
+        super().__init__(alert.text)
+        self.alert = alert
 
 
 class UnknownContact(Refused):

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from client.records import Contact, Message
 
@@ -40,7 +41,37 @@ class StatusEvent:
     detail: str = ""
 
 
-Event = MessageEvent | ContactEvent | StatusEvent
+class KtAlertKind(StrEnum):
+    """What the key directory check caught (client/directory.py)."""
+
+    KEYS_CHANGED = "keys-changed"
+    """The relay's directory keys are not the ones pinned at first use."""
+    ROLLBACK = "rollback"
+    """The relay showed an older head than one it showed before."""
+    FORK = "fork"
+    """The relay signed two heads that cannot both be true."""
+    BAD_PROOF = "bad-proof"
+    """An answer from the directory did not verify."""
+    NOT_IN_DIRECTORY = "not-in-directory"
+    """A key the relay served is bound to no key in the directory (absent, deleted)."""
+    KEY_MISMATCH = "key-mismatch"
+    """The directory binds the name to another key than the one the relay served."""
+    FOREIGN_BINDING = "foreign-binding"
+    """Owner monitoring: a binding under our own name that we did not make."""
+
+
+@dataclass(frozen=True)
+class KtAlert:
+    """A loud, blocking warning from the key directory check: `text` says what was
+    caught and what it means; `evidence` is the file anyone can check, if any."""
+
+    kind: KtAlertKind
+    name: str
+    text: str
+    evidence: Path | None = None
+
+
+Event = MessageEvent | ContactEvent | StatusEvent | KtAlert
 Listener = Callable[[Event], None]
 
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from client.connection import RelayConnection
-from client.errors import ClientError, RelayRefused, relay_errors
+from client.errors import ClientError, DirectoryRefused, RelayRefused, relay_errors
 from client.events import Events
 from client.history import UNKNOWN_SENDER, History
 from client.outbox import WAITING, Outbox
@@ -112,6 +112,12 @@ class FailureReports:
             return  # no such user any more, or not now: nothing to compare
         if registered == contact.identity:
             return
+        try:  # a new key only if the key directory binds the name to it
+            await self.trust.directory.confirm(conn, contact.name, registered)
+        except RelayRefused:
+            return  # not now: checked again at the next login
+        except DirectoryRefused:
+            return  # warned in the conversation; the messages stay as they are
         with self.store.transaction():
             self.trust.key_changed(contact, registered)
             for row in rows:

@@ -100,14 +100,13 @@ class Inbox:
             await _ack(conn, deliver)
             return result
         envelope = _open_envelope(self.identity, deliver.body)
-        impostor = None
+        impostor: str | None = None
         if envelope.sealed is not None and envelope.incoming is not None \
                 and envelope.incoming.initial is not None:
             live = conn if conn is not None and not conn.closed.is_set() else None
             try:
-                if await self._is_impostor(live, envelope.sealed.sender,
-                                           envelope.incoming.initial.identity):
-                    impostor = envelope.sealed.sender
+                impostor = await self._is_impostor(live, envelope.sealed.sender,
+                                                   envelope.incoming.initial.identity)
             except NotConnected:
                 return None
         try:
@@ -124,10 +123,11 @@ class Inbox:
         return result
 
     async def _is_impostor(self, conn: RelayConnection | None, name: str, claimed: bytes
-                           ) -> bool:
+                           ) -> str | None:
+        """Why an initial message is rejected as an impostor's, or None."""
         contact = self.trust.contact(name)
         if contact is not None and claimed in (contact.identity, contact.pending_identity):
-            return False
+            return None
         if conn is None:
             raise NotConnected("not connected to the relay")
         return await self.trust.is_impostor(conn, name, claimed)
@@ -152,9 +152,7 @@ class Inbox:
             self.trust.save(unknown)
 
         if impostor is not None:
-            unattributed(f"rejected: a message claiming to come from {impostor} was made "
-                         f"with an identity key that is not {impostor}'s (someone is "
-                         "impersonating them)")
+            unattributed(impostor)
             return
         sealed = envelope.sealed
         if sealed is None:  # the sender's name is inside the seal

@@ -3,6 +3,7 @@ directory."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -28,3 +29,15 @@ def resolve_home(arg: Path | None) -> Path:
         return arg
     env = os.environ.get(HOME_ENV)
     return Path(env) if env else default_home()
+
+
+def evidence_path(home: Path, kind: str, when: float) -> Path:
+    """Where a key-directory evidence file goes: the profile's directory, named
+    kt-evidence-<UTC time>-<kind>.json (a counter is added if the name is taken)."""
+    stamp = dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    path = home / f"kt-evidence-{stamp}-{kind}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = home / f"kt-evidence-{stamp}-{kind}-{n}.json"
+    return path

@@ -142,6 +142,37 @@ class OutboxItem:
 
 
 @dataclass
+class KtState:
+    """What this profile knows of one relay's key directory (docs/PROTOCOL.md 19.8):
+    the keys pinned at first use (like an ssh host key; never re-pinned silently), the
+    newest signed head it verified (so no older one is ever accepted), and how far the
+    owner's monitoring has read the log (size and the root at that size)."""
+
+    server: str
+    origin: str
+    log_key: str
+    vrf_public_key: bytes
+    head_note: bytes
+    checked_size: int | None = None
+    checked_root: bytes | None = None
+
+    def encode(self) -> bytes:
+        return _dumps({"server": self.server, "origin": self.origin, "log_key": self.log_key,
+                       "vrf_public_key": self.vrf_public_key.hex(),
+                       "head_note": self.head_note.hex(), "checked_size": self.checked_size,
+                       "checked_root": None if self.checked_root is None
+                       else self.checked_root.hex()})
+
+    @classmethod
+    def decode(cls, data: bytes) -> KtState:
+        d = json.loads(data)
+        root = d["checked_root"]
+        return cls(d["server"], d["origin"], d["log_key"], bytes.fromhex(d["vrf_public_key"]),
+                   bytes.fromhex(d["head_note"]), d["checked_size"],
+                   None if root is None else bytes.fromhex(root))
+
+
+@dataclass
 class Profile:
     """Who this profile is and where its prekey upkeep stands."""
 

@@ -36,7 +36,7 @@ import nacl.pwhash
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from client.records import Contact, Message, OutboxItem, PrekeyKind, Profile
+from client.records import Contact, KtState, Message, OutboxItem, PrekeyKind, Profile
 from client.store_meta import CorruptStore as CorruptStore
 from client.store_meta import KdfParams as KdfParams
 from client.store_meta import NoProfile as NoProfile
@@ -565,6 +565,22 @@ class ProfileRepo:
         session records held their own (read only to migrate them)."""
         data = self.store.get("settings", b"setting", b"base_keys")
         return [] if data is None else [bytes.fromhex(k) for k in json.loads(data)]
+
+
+class KtRepo:
+    """The key directory's state per relay (client/directory.py): one settings row per
+    server URL, versioned like every named row, so a profile restored from an older
+    copy cannot quietly take the client back to an older directory head."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load(self, server: str) -> KtState | None:
+        data = self.store.get("settings", b"kt", server.encode())
+        return None if data is None else KtState.decode(data)
+
+    def save(self, state: KtState) -> None:
+        self.store.put("settings", b"kt", state.server.encode(), state.encode())
 
 
 class PrekeyRepo:

@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 from client.confusables import lookalikes
 from client.connection import RelayConnection
+from client.directory import KeyDirectory
 from client.errors import (
     ConnectionDropped,
+    DirectoryRefused,
     KeyChangeBlocked,
     Refused,
     RelayRefused,
@@ -27,8 +29,10 @@ from protocol.wire.frames import ErrorCode
 class TrustBook:
     def __init__(self, store: Store, contacts: ContactRepo, sessions: SessionRepo,
                  history: History, events: Events, identity: IdentityKeyPair,
-                 username: Callable[[], str], clock: Callable[[], float]) -> None:
+                 username: Callable[[], str], clock: Callable[[], float],
+                 directory: KeyDirectory) -> None:
         self.store = store
+        self.directory = directory
         self.repo = contacts
         self.sessions = sessions
         self.history = history
@@ -73,6 +77,10 @@ class TrustBook:
         return contact
 
     def key_changed(self, contact: Contact, new_identity: bytes) -> None:
+        """Holds `new_identity` back until the user accepts it. The notice says what
+        the key directory showed for it, when it was checked (client/directory.py):
+        a CHANGE signed by the old key, or an operator's RESET."""
+        previous = contact.identity
         contact.pending_identity = new_identity
         verified = contact.trust is Trust.VERIFIED
         contact.trust = Trust.UNVERIFIED
@@ -82,6 +90,9 @@ class TrustBook:
                    "safety numbers and accept the new key.")
         if verified:
             warning = f"{contact.name} WAS VERIFIED and is no longer: " + warning
+        described = self.directory.describe(contact.name, new_identity, previous)
+        if described:
+            warning += " " + described
         self.history.notice(contact.name, warning)
 
     def safety_number(self, name: str) -> tuple[str, str]:
@@ -124,14 +135,17 @@ class TrustBook:
         self.events.flush()
         return contact
 
-    async def is_impostor(self, conn: RelayConnection, name: str, claimed: bytes) -> bool:
+    async def is_impostor(self, conn: RelayConnection, name: str, claimed: bytes
+                          ) -> str | None:
         """A sealed envelope names its sender, but only the sender says so. An initial
         message from an identity key this profile has not pinned for that name is
-        checked against the key the relay has for the name; True when they differ
-        (someone is impersonating it). Raises NotConnected if the relay cannot say."""
+        checked against the key the relay has for the name, and that key against the
+        key directory (client/directory.py). Returns why the message is rejected when
+        either differs (someone is impersonating the name, or the relay lies about
+        it), else None. Raises NotConnected if the relay cannot say."""
         contact = self.repo.get(name)
         if contact is not None and claimed in (contact.identity, contact.pending_identity):
-            return False
+            return None
         try:
             with relay_errors():
                 registered: bytes | None = await conn.lookup_identity(name)
@@ -139,7 +153,16 @@ class TrustBook:
             if exc.code != ErrorCode.UNKNOWN_USER:
                 raise ConnectionDropped(f"identity lookup failed: {exc}") from exc
             registered = None
-        return registered != claimed
+        if registered != claimed:
+            return (f"rejected: a message claiming to come from {name} was made with an "
+                    f"identity key that is not {name}'s (someone is impersonating them)")
+        try:
+            await self.directory.confirm(conn, name, claimed, warn=False)
+        except DirectoryRefused as exc:
+            return f"rejected: a message claiming to come from {name}: {exc}"
+        except RelayRefused as exc:
+            raise ConnectionDropped(f"key directory lookup failed: {exc}") from exc
+        return None
 
 
 def lookalike_warning(name: str, similar: list[str]) -> str:

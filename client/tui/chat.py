@@ -28,7 +28,7 @@ from client.errors import (
     RelayRefused,
     UnknownContact,
 )
-from client.events import ContactEvent, Event, MessageEvent, StatusEvent
+from client.events import ContactEvent, Event, KtAlert, MessageEvent, StatusEvent
 from client.history import UNKNOWN_SENDER
 from client.records import Message
 from client.sanitize import one_line
@@ -140,6 +140,9 @@ class ChatPane(Vertical):
                 self.conversation.set_contact(event.contact)
         elif isinstance(event, MessageEvent):
             await self._apply_message(event.message)
+        elif isinstance(event, KtAlert):  # loud: the relay's directory did not add up
+            self.notify(one_line(event.text), title="KEY DIRECTORY ALERT", severity="error",
+                        timeout=120, markup=False)
 
     async def _apply_message(self, message: Message) -> None:
         self.contact_list.note_conversation(message.contact, message.stored_at)
