@@ -67,7 +67,7 @@ from protocol.wire.frames import (
     Send,
     Sent,
 )
-from protocol.wire.kt.directory import Binding, Directory, EntryKind
+from protocol.wire.kt.directory import Directory, EntryKind
 from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from server.relay import Connection, Relay
 from server.storage import StoredEnvelope
