@@ -8,16 +8,35 @@ import asyncio
 import sys
 from pathlib import Path
 
+from server.kt import (
+    LOG_KEY_FILENAME,
+    VRF_KEY_FILENAME,
+    load_log_key,
+    load_vrf_key,
+    new_update,
+    open_directory,
+)
 from server.sqlite_store import DB_FILENAME, DataDirInUse, SqliteStorage
 from server.storage import UnknownUser
 
 
 async def delete_account(data_dir: Path, username: str) -> int:
     """Deletes the account, its prekeys and its queued envelopes; returns how many
-    envelopes went with it. Raises UnknownUser or DataDirInUse."""
+    envelopes went with it. Raises UnknownUser or DataDirInUse. The key directory's
+    DELETE goes in the same transaction (PROTOCOL.md 19.10); a data directory from
+    before the directory existed has no keys yet, and the relay's next start adds
+    what is missing (server/kt.py open_directory)."""
     storage = await SqliteStorage.open(data_dir)
     try:
-        return await storage.delete_account(username)
+        if await storage.identity(username) is None:
+            raise UnknownUser(username)
+        if not ((data_dir / LOG_KEY_FILENAME).exists()
+                and (data_dir / VRF_KEY_FILENAME).exists()):
+            return await storage.delete_account(username)
+        directory = await open_directory(storage, load_log_key(data_dir, None),
+                                         load_vrf_key(data_dir))
+        _, update = new_update(directory, username, None)
+        return await storage.delete_account(username, update)
     finally:
         await storage.close()
 

@@ -16,10 +16,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from protocol.wire.kt.directory import Binding, Directory
+from protocol.wire.kt.note import parse_signer_key
+from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
 from server.sqlite_store import DB_FILENAME
 
 KNOWN_TABLES = ("accounts", "signed_prekeys", "one_time_prekeys", "kem_one_time_prekeys",
-                "envelopes", "envelope_usage", "sqlite_sequence")
+                "envelopes", "envelope_usage", "kt_updates", "sqlite_sequence")
 ROWS_SHOWN = 20
 
 
@@ -40,6 +43,12 @@ def _cell(column: str, value: object) -> str:
             return f"id {key_id} {_blob(value)}"
         if column == "envelope_id":
             return value.hex()
+        if column == "value":  # a directory binding: public once looked up (19.6)
+            try:
+                binding = Binding.decode(value)
+            except Exception:
+                return _blob(value)
+            return f"{binding.kind.name} v{binding.version} {_blob(value)}"
         return _blob(value)
     if column == "received_at" and isinstance(value, int):
         return _when(value)
@@ -95,12 +104,36 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
               file=out)
         print("  No sender, no IP address, no plaintext: the schema has no column for them.",
               file=out)
+        if "kt_updates" in tables:
+            _directory_summary(data_dir, db, out)
         if unexpected:
             print(f"  WARNING: tables not in docs/DATA.md: {', '.join(unexpected)}", file=out)
             return 3
     finally:
         db.close()
     return 0
+
+
+def _directory_summary(data_dir: Path, db: sqlite3.Connection, out: TextIO) -> None:
+    """The key directory as the relay would rebuild it (PROTOCOL.md 19.10): its size,
+    head root and public log key. Reads the key files, writes nothing, prints no
+    secret."""
+    log_path, vrf_path = data_dir / LOG_KEY_FILENAME, data_dir / VRF_KEY_FILENAME
+    if not (log_path.exists() and vrf_path.exists()):
+        print("  Key directory: no keys yet (the relay creates them at start)", file=out)
+        return
+    try:
+        signer = parse_signer_key(log_path.read_text("ascii").strip())
+        directory = Directory(signer, vrf_path.read_bytes())
+        for _, username, value, opening in db.execute(
+                "SELECT idx, username, value, opening FROM kt_updates ORDER BY idx"):
+            directory.replay(username, bytes(value), bytes(opening))
+    except Exception as exc:
+        print(f"  Key directory: cannot be rebuilt: {type(exc).__name__}: {exc}", file=out)
+        return
+    print(f"  Key directory: {directory.size} updates, head root "
+          f"{directory.log.root().hex()}", file=out)
+    print(f"  Key directory log key: {signer.verifier.encode()}", file=out)
 
 
 def main(data_dir: Path) -> int:

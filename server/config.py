@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocol.wire.frames import Limits, normalize_url
+from protocol.wire.frames import Limits, normalize_url, url_origin
 from server.budgets import Budgets
 from server.connections import ConnectionLimits
 
@@ -72,3 +72,11 @@ class ServerConfig:
             hosts += LOOPBACK_ALIASES
         urls.update(normalize_url(f"{self.scheme}://{h}:{port}") for h in hosts)
         return frozenset(urls)
+
+    def origin(self, bound_port: int | None = None) -> str:
+        """The key directory's origin, its log key's name (PROTOCOL.md 19.2, 19.10):
+        from the first public URL if any, else from the address it listens on."""
+        if self.public_urls:
+            return url_origin(self.public_urls[0])
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return url_origin(f"{self.scheme}://{host}:{bound_port or self.port}")

@@ -64,5 +64,24 @@ class Expired:
     count: int
 
 
-RelayEvent = FrameIn | Registered | LoggedIn | BundleTaken | Stored | Acked | Expired
+@dataclass(frozen=True, slots=True)
+class CheckpointPublished:
+    """The key directory grew to `size` updates and signed a checkpoint for it
+    (PROTOCOL.md 19.10); `root_hex_prefix`: the first 16 hex digits of its root."""
+
+    size: int
+    root_hex_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryLookup:
+    """KT_LOOKUP from `requester` about `user` (19.10). Like BundleTaken it names
+    both, for the teaching demo's relay pane; the relay logs neither."""
+
+    requester: str
+    user: str
+
+
+RelayEvent = (FrameIn | Registered | LoggedIn | BundleTaken | Stored | Acked | Expired
+              | CheckpointPublished | DirectoryLookup)
 """Everything an observer of Relay.observers receives."""

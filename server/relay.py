@@ -15,8 +15,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from protocol.wire.connection import RequestRefused, ServerConnection, check_prekeys, check_send
 from protocol.wire.errors import LocalProtocolError
@@ -30,10 +30,21 @@ from protocol.wire.frames import (
     FetchBundle,
     Frame,
     Identity,
+    KtConsistency,
+    KtConsistencyProof,
+    KtEntries,
+    KtEntryRange,
+    KtInfo,
+    KtInfoAnswer,
+    KtLookup,
+    KtLookupAnswer,
+    KtOwn,
+    KtOwnEntries,
     Limits,
     Login,
     LookupIdentity,
     Ok,
+    OwnEntry,
     PrekeyCount,
     PrekeyCounts,
     Register,
@@ -42,7 +53,10 @@ from protocol.wire.frames import (
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     encode_frame,
+    url_origin,
 )
+from protocol.wire.kt.directory import Directory
+from protocol.wire.kt.note import Signer
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from server.budgets import Budgets, RelayBudgets
 from server.connections import (
@@ -56,6 +70,8 @@ from server.connections import (
 from server.events import (
     Acked,
     BundleTaken,
+    CheckpointPublished,
+    DirectoryLookup,
     Expired,
     FrameIn,
     LoggedIn,
@@ -63,8 +79,10 @@ from server.events import (
     RelayEvent,
     Stored,
 )
+from server.kt import new_update
 from server.lookups import LookupBudget
 from server.storage import (
+    DirectoryUpdate,
     IdentityInUse,
     NoPrekeys,
     QueueFull,
@@ -78,6 +96,8 @@ from server.storage import (
 )
 
 log = logging.getLogger("blindrelay.server")
+
+T = TypeVar("T")
 
 OUTBOX_SIZE = 256
 """Frames waiting to be written to one connection. A recipient that falls this far
@@ -190,6 +210,7 @@ class Relay:
         monotonic: Callable[[], float] = time.monotonic,
         budgets: Budgets | None = None,
         connection_limits: ConnectionLimits | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self.storage = storage
         self.connection_limits = connection_limits or ConnectionLimits()
@@ -203,6 +224,13 @@ class Relay:
         self.budgets = RelayBudgets(budgets or Budgets(), limits, monotonic)
         """What one requester, sender or address may take (server/budgets.py)."""
         self.lookups = LookupBudget()
+        if directory is None:  # a bare Relay over a fresh storage (tests): fresh keys
+            origin = url_origin(min(accepted_urls)) if accepted_urls else "localhost"
+            directory = Directory(Signer.generate(origin), os.urandom(32))
+        self.directory = directory
+        """The key directory (PROTOCOL.md 19.10); run_server passes the one rebuilt
+        from storage (server/kt.py). Changed only after a commit, under the lock."""
+        self._directory_lock = asyncio.Lock()
 
     def _emit(self, event: RelayEvent) -> None:
         for observer in self.observers:
@@ -296,8 +324,11 @@ class Relay:
         if isinstance(frame, Register):
             core.check_register(frame)
             self.budgets.admit_register(getattr(conn.ws, "remote_address", None))
-            await self.storage.register(frame.username, frame.identity)
+            await self._update_directory(
+                frame.username, frame.identity,
+                lambda update: self.storage.register(frame.username, frame.identity, update))
             self._emit(Registered(frame.username))
+            self._published()
             core.log_in(frame.username)
             return Ok()
         if isinstance(frame, Login):
@@ -305,6 +336,8 @@ class Relay:
             check_account_cap(self.online.get(frame.username, ()), self.connection_limits)
             core.log_in(frame.username)
             return Ok()
+        if isinstance(frame, KtInfo | KtConsistency | KtEntries):
+            return self._directory_read(frame)
         user = core.username
         if user is None:  # pragma: no cover - the core refuses this before login
             raise LocalProtocolError("request before login")
@@ -338,15 +371,28 @@ class Relay:
             return Identity(await self._lookup_identity(frame.username, user))
         if isinstance(frame, PrekeyCount):
             return PrekeyCounts(*await self.storage.prekey_counts(user))
+        if isinstance(frame, KtLookup):
+            self._take_lookup(user)
+            self._emit(DirectoryLookup(user, frame.username))
+            # the checkpoint and the proof from one state: no await between them
+            return KtLookupAnswer(self.directory.checkpoint(),
+                                  self.directory.lookup(frame.username).encode())
+        if isinstance(frame, KtOwn):
+            return KtOwnEntries(self.directory.label(user)[1], tuple(
+                OwnEntry(*owned) for owned in self.directory.owned(user)))
         raise LocalProtocolError(f"no handler for {type(frame).__name__}")  # pragma: no cover
 
     # -- accounts
 
-    async def _lookup_identity(self, username: str, requester: str) -> bytes:
+    def _take_lookup(self, requester: str) -> None:
+        """LOOKUP_IDENTITY and KT_LOOKUP share one budget per account (16.6, 19.10)."""
         if not self.lookups.take(requester, self.monotonic()):
             raise RequestRefused(ErrorCode.RATE_LIMITED,
                                  f"at most {self.lookups.burst} identity lookups at once, "
                                  f"{self.lookups.rate:g} per second after that")
+
+    async def _lookup_identity(self, username: str, requester: str) -> bytes:
+        self._take_lookup(requester)
         identity = await self.storage.identity(username)
         if identity is None:
             raise RequestRefused(ErrorCode.UNKNOWN_USER, f"no user {username!r}")
@@ -363,7 +409,9 @@ class Relay:
         challenge; then the account, its prekeys and its queue go in one transaction,
         and every connection logged in as it is closed (this one after its OK)."""
         conn.core.check_delete_account(frame, await self.storage.identity(user))
-        await self.storage.delete_account(user)
+        await self._update_directory(
+            user, None, lambda update: self.storage.delete_account(user, update))
+        self._published()
         conn.core.account_deleted()
         for other in self.online.pop(user, set()):
             if other is not conn and not other.closing:
@@ -371,6 +419,53 @@ class Relay:
                 other.close_task = asyncio.get_running_loop().create_task(
                     other.ws.close(1000, "account deleted"))
         return Ok()
+
+    # -- the key directory (PROTOCOL.md 19.10)
+
+    async def _update_directory(self, username: str, identity: bytes | None,
+                                write: Callable[[DirectoryUpdate], Awaitable[T]]) -> T:
+        """Stores a registration or deletion together with its directory update (one
+        transaction), then appends the update to the directory in memory and signs
+        the new checkpoint. One at a time, so each update is computed from the state
+        the one before left; shielded, so a connection that goes away mid-commit
+        cannot leave the memory behind what committed. If the write fails, nothing
+        changes."""
+        return await asyncio.shield(self._locked_update(username, identity, write))
+
+    async def _locked_update(self, username: str, identity: bytes | None,
+                             write: Callable[[DirectoryUpdate], Awaitable[T]]) -> T:
+        async with self._directory_lock:
+            binding, update = new_update(self.directory, username, identity)
+            result = await write(update)
+            self.directory.append(username, binding, update.opening)
+            self.directory.checkpoint()
+        return result
+
+    def _published(self) -> None:
+        self._emit(CheckpointPublished(self.directory.size,
+                                       self.directory.log.root().hex()[:16]))
+
+    def _directory_read(self, frame: KtInfo | KtConsistency | KtEntries) -> Frame:
+        """The public reads, allowed before login too (witnesses, auditors)."""
+        directory = self.directory
+        size = directory.size
+        if isinstance(frame, KtInfo):
+            return KtInfoAnswer(directory.signer.verifier.encode(), directory.vrf_public_key,
+                                directory.checkpoint())
+        if isinstance(frame, KtConsistency):
+            old, new = frame.old_size, frame.new_size
+            if old == 0 or old > new or new > size:
+                raise RequestRefused(ErrorCode.KT_OUT_OF_RANGE,
+                                     f"no consistency proof from {old} to {new}: the sizes "
+                                     f"must satisfy 0 < old <= new <= {size}")
+            return KtConsistencyProof(directory.log.root(old),
+                                      tuple(directory.consistency(old, new)))
+        if frame.start > size:
+            raise RequestRefused(ErrorCode.KT_OUT_OF_RANGE,
+                                 f"the log has {size} entries; none start at {frame.start}")
+        end = min(size, frame.start + frame.count)
+        return KtEntryRange(frame.start, tuple(directory.frontier(frame.start)),
+                            tuple(e.encode() for e in directory.entries[frame.start:end]))
 
     async def _drain(self, conn: Connection, user: str) -> None:
         """After login: the queue in order, then live pushes; QUEUE_DONE in between."""

@@ -17,6 +17,7 @@ from websockets.http11 import Request, Response
 
 from server.config import ServerConfig
 from server.connections import ConnectionGate, RateLimitedLog, connection_cap
+from server.kt import load_log_key, load_vrf_key, open_directory
 from server.relay import Relay
 from server.sqlite_store import DataDirInUse, SqliteStorage
 from server.startup import RelayStartError, bind_error, raise_open_file_limit
@@ -118,9 +119,14 @@ async def _serve(
             raise bind_error(exc, config.host, config.port) from None
         async with server:
             port = server.sockets[0].getsockname()[1] if server.sockets else config.port
+            # the directory's keys are named after the origin, which needs the port
+            directory = await open_directory(
+                storage, load_log_key(config.data_dir, config.origin(port)),
+                load_vrf_key(config.data_dir))
             relay = relay_factory(storage, config.limits, config.accepted_urls(port),
                                   budgets=config.budgets,
-                                  connection_limits=config.connections)
+                                  connection_limits=config.connections,
+                                  directory=directory)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, stop.set)

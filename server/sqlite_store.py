@@ -26,6 +26,8 @@ from protocol.wire.prekeys import KemKind
 from server.storage import (
     ENVELOPE_OVERHEAD,
     BundleParts,
+    DirectoryOutOfStep,
+    DirectoryUpdate,
     IdentityInUse,
     NoPrekeys,
     QueueFull,
@@ -39,7 +41,7 @@ from server.storage import (
 )
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_FILENAME = "relay.sqlite3"
 LOCK_FILENAME = "relay.lock"
 
@@ -78,6 +80,12 @@ CREATE TABLE IF NOT EXISTS envelopes (
 );
 CREATE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
 CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
+CREATE TABLE IF NOT EXISTS kt_updates (
+    idx       INTEGER PRIMARY KEY,
+    username  TEXT NOT NULL,
+    value     BLOB NOT NULL,
+    opening   BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS envelope_usage (
     id     INTEGER PRIMARY KEY CHECK (id = 0),
     bytes  INTEGER NOT NULL,
@@ -235,7 +243,8 @@ class SqliteStorage(Storage):
 
     # -- accounts
 
-    async def register(self, username: str, identity: bytes) -> None:
+    async def register(self, username: str, identity: bytes,
+                       update: DirectoryUpdate | None = None) -> None:
         def op(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM accounts WHERE username=?", (username,)).fetchone():
                 raise UsernameTaken(username)
@@ -243,6 +252,8 @@ class SqliteStorage(Storage):
                 raise IdentityInUse(username)
             db.execute("INSERT INTO accounts (username, identity_key) VALUES (?, ?)",
                        (username, identity))
+            if update is not None:
+                _append_update(db, update)
 
         await self._write(op)
 
@@ -254,7 +265,8 @@ class SqliteStorage(Storage):
 
         return await self._read(op)
 
-    async def delete_account(self, username: str) -> int:
+    async def delete_account(self, username: str,
+                             update: DirectoryUpdate | None = None) -> int:
         def op(db: sqlite3.Connection) -> int:
             if not db.execute("SELECT 1 FROM accounts WHERE username=?",
                               (username,)).fetchone():
@@ -264,9 +276,35 @@ class SqliteStorage(Storage):
             for table in ("one_time_prekeys", "kem_one_time_prekeys", "signed_prekeys",
                           "accounts"):
                 db.execute(f"DELETE FROM {table} WHERE username=?", (username,))
+            if update is not None:
+                _append_update(db, update)
             return int(count)
 
         return await self._write(op)
+
+    async def accounts(self) -> list[tuple[str, bytes]]:
+        def op(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            return [(name, bytes(key)) for name, key in db.execute(
+                "SELECT username, identity_key FROM accounts ORDER BY username")]
+
+        return await self._read(op)
+
+    # -- the key directory (PROTOCOL.md 19.10)
+
+    async def directory_updates(self) -> list[DirectoryUpdate]:
+        def op(db: sqlite3.Connection) -> list[DirectoryUpdate]:
+            return [DirectoryUpdate(idx, name, bytes(value), bytes(opening))
+                    for idx, name, value, opening in db.execute(
+                        "SELECT idx, username, value, opening FROM kt_updates ORDER BY idx")]
+
+        return await self._read(op)
+
+    async def append_directory_updates(self, updates: list[DirectoryUpdate]) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            for update in updates:
+                _append_update(db, update)
+
+        await self._write(op)
 
     # -- prekeys
 
@@ -409,6 +447,17 @@ class SqliteStorage(Storage):
             self._db = None
         self._executor.shutdown(wait=True)
         self._release_lock()
+
+
+def _append_update(db: sqlite3.Connection, update: DirectoryUpdate) -> None:
+    """Appends one directory update; its index must be the next one (the log has no
+    gaps and never rewrites a row)."""
+    following = db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM kt_updates").fetchone()[0]
+    if update.index != following:
+        raise DirectoryOutOfStep(f"directory update {update.index} is not the next "
+                                 f"one ({following})")
+    db.execute("INSERT INTO kt_updates (idx, username, value, opening) VALUES (?, ?, ?, ?)",
+               (update.index, update.username, update.value, update.opening))
 
 
 def _counts(db: sqlite3.Connection, username: str) -> tuple[int, int]:

@@ -44,6 +44,11 @@ class QueueFull(StorageError):
         self.username = username
 
 
+class DirectoryOutOfStep(StorageError):
+    """A directory update's index is not the next one in kt_updates: the relay's
+    in-memory directory and the stored log disagree, so nothing is written."""
+
+
 class StorageFull(StorageError):
     """The global disk budget: stored envelopes would count for more than it."""
 
@@ -67,6 +72,19 @@ class StoredEnvelope:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectoryUpdate:
+    """One row of kt_updates (docs/DATA.md): the update at log index `index` set
+    `username`'s binding to `value` (protocol.wire.kt.directory.Binding's encoding)
+    behind a commitment with `opening` (16 random bytes). Kept forever, append-only:
+    the directory's log is rebuilt from these rows at start (PROTOCOL.md 19.10)."""
+
+    index: int
+    username: str
+    value: bytes
+    opening: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class BundleParts:
     """The stored records a bundle is assembled from, and what is left afterwards."""
 
@@ -84,17 +102,37 @@ class Storage(abc.ABC):
     committed."""
 
     @abc.abstractmethod
-    async def register(self, username: str, identity: bytes) -> None:
-        """Raises UsernameTaken or IdentityInUse."""
+    async def register(self, username: str, identity: bytes,
+                       update: DirectoryUpdate | None = None) -> None:
+        """Raises UsernameTaken or IdentityInUse. `update` (the directory's REGISTER or
+        RESET for the name) is appended in the same transaction, or neither is
+        stored; DirectoryOutOfStep if its index is not the next one."""
 
     @abc.abstractmethod
     async def identity(self, username: str) -> bytes | None: ...
 
     @abc.abstractmethod
-    async def delete_account(self, username: str) -> int:
+    async def delete_account(self, username: str,
+                             update: DirectoryUpdate | None = None) -> int:
         """Deletes the account, its prekeys and every envelope queued for it, in one
         transaction; returns how many envelopes went with it. Raises UnknownUser.
-        Nothing of the account is kept: its name is free again (docs/DATA.md)."""
+        Nothing of the account is kept: its name is free again (docs/DATA.md). The
+        directory's DELETE `update` is appended in the same transaction; the
+        directory's log keeps the name's past updates (they are public, 19.10)."""
+
+    @abc.abstractmethod
+    async def accounts(self) -> list[tuple[str, bytes]]:
+        """(username, identity key) of every account, for the directory's check at
+        start that it binds exactly the registered accounts."""
+
+    @abc.abstractmethod
+    async def directory_updates(self) -> list[DirectoryUpdate]:
+        """Every stored directory update, in log order."""
+
+    @abc.abstractmethod
+    async def append_directory_updates(self, updates: list[DirectoryUpdate]) -> None:
+        """Appends updates that change no account (bringing a directory in line with
+        accounts stored before it existed), all or none."""
 
     @abc.abstractmethod
     async def set_signed_prekeys(self, username: str, signed_prekey: bytes,

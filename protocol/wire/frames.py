@@ -754,3 +754,14 @@ def normalize_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
+
+
+def url_origin(url: str) -> str:
+    """A relay's origin, the name of its directory's log key (PROTOCOL.md 19.2 "Key
+    names"): the URL's host in lower case, with `:port` only when the port is not the
+    scheme's default (wss 443, ws 80); an IPv6 host keeps its brackets."""
+    normal = normalize_url(url)
+    scheme, rest = normal.split("://", 1)
+    host, port = rest.rsplit(":", 1)
+    default = "443" if scheme == "wss" else "80"
+    return host if port == default else f"{host}:{port}"

@@ -140,9 +140,11 @@ class ServerPane(Vertical):
         elif isinstance(event, LoggedIn):
             text = f"{event.user} logged in, {event.delivered} queued delivered"
             label = "login"
-        else:
+        elif isinstance(event, Expired):
             text = f"DELETE {event.count} expired envelope(s)"
             label = "expired"
+        else:  # the key directory's events: shown by the KT pane work (issue 10)
+            return
         row_key = key or f"r{len(self.row_keys)}"
         self.row_keys.append(row_key)
         table.add_row(_hms(now), label, text, key=row_key)

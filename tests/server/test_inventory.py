@@ -48,6 +48,16 @@ def test_inventory_parser_sees_every_table() -> None:
     documented = documented_schema()
     assert documented["envelopes"] == {"seq", "envelope_id", "recipient", "body", "received_at"}
     assert "sender" not in documented["envelopes"]
+    assert documented["kt_updates"] == {"idx", "username", "value", "opening"}
+
+
+def test_key_files_are_documented() -> None:
+    """The directory's two key files are in the inventory's list of files."""
+    from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
+
+    text = (ROOT / "docs" / "DATA.md").read_text()
+    for name in (LOG_KEY_FILENAME, VRF_KEY_FILENAME):
+        assert f"| `{name}` |" in text, f"{name} not in docs/DATA.md"
 
 
 async def test_sqlite_internal_tables_are_documented(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from protocol.wire.frames import Deliver
 from server.events import (
     Acked,
     BundleTaken,
+    CheckpointPublished,
     Expired,
     FrameIn,
     LoggedIn,
@@ -61,9 +62,12 @@ async def test_a_conversation_as_the_relay_reports_it(tmp_path: Path) -> None:
     assert FrameIn("Send", frames[-1].size, "alice") == frames[-1]
     others = [e for e in events if not isinstance(e, FrameIn)]
     stored = [e for e in others if isinstance(e, Stored)]
+    checkpoints = [e for e in others if isinstance(e, CheckpointPublished)]
+    assert [c.size for c in checkpoints] == [1, 2]
+    assert checkpoints[1].root_hex_prefix == relay.relay.directory.log.root().hex()[:16]
     assert others == [
-        Registered("alice"), LoggedIn("alice", 0),
-        Registered("bob"), LoggedIn("bob", 0),
+        Registered("alice"), checkpoints[0], LoggedIn("alice", 0),
+        Registered("bob"), checkpoints[1], LoggedIn("bob", 0),
         BundleTaken("bob", "alice", 3, 2, "LAST_RESORT"),  # no one-time KEM key
         stored[0], Acked("bob", (envelope_id,), 1), stored[1], Expired(1),
     ]
