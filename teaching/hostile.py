@@ -70,7 +70,7 @@ from protocol.wire.frames import (
 from protocol.wire.kt.directory import Directory, EntryKind
 from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from server.relay import Connection, Relay
-from server.storage import StoredEnvelope
+from server.storage import DirectoryUpdate, StoredEnvelope
 from teaching.names import Scenario
 
 
@@ -226,10 +226,13 @@ class HostileRelay(Relay):
         """Appends a RESET of `username` to the relay's fake key in the REAL directory,
         the one everyone is shown: the only way a lookup proof for the fake key can
         verify without a split view."""
-        directory = self.directory
-        binding = directory.next_binding(username, identity)
-        directory.append(username, binding, os.urandom(16))
-        index = directory.size - 1
+        async def store(update: DirectoryUpdate) -> None:
+            await self.storage.append_directory_updates([update])
+
+        await self._update_directory(username, identity, store)
+        self._published()
+        index = self.directory.size - 1
+        binding = self.directory.updates[index].binding
         self.logged.append((username, index))
         self.narrate(f"To get past {victim.capitalize()}'s client, which checks every key "
                      "against the key directory, the relay LOGGED its fake key: entry "
@@ -278,12 +281,13 @@ class HostileRelay(Relay):
                              f"{view.log.root().hex()[:8]}), where the lookup verifies.")
             return KtLookupAnswer(view.checkpoint(), view.lookup(frame.username).encode())
         if isinstance(frame, KtEntries):
-            start, count = frame.start, frame.count
-            if start + count > view.size:
+            start = frame.start
+            if start > view.size:
                 raise RequestRefused(ErrorCode.KT_OUT_OF_RANGE,
                                      f"the log has {view.size} entries")
+            end = min(view.size, start + frame.count)
             return KtEntryRange(start, tuple(view.frontier(start)),
-                                tuple(e.encode() for e in view.entries[start:start + count]))
+                                tuple(e.encode() for e in view.entries[start:end]))
         assert isinstance(frame, KtOwn)
         return KtOwnEntries(view.label(user)[1],
                             tuple(OwnEntry(i, opening, value)

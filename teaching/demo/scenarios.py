@@ -120,8 +120,10 @@ def show_evidence(world: World, who: str, alert: KtAlert, check: str) -> dict[st
     else:
         world.narrate("Not conclusive on its own: the file PROVES what the relay's directory "
                       "says (the relay signed it); why that is wrong is "
-                      f"{who.capitalize()}'s testimony. A RESET the owner never asked for "
-                      "is the relay's own public admission that the old key did not sign.")
+                      f"{who.capitalize()}'s testimony.")
+        if any("RESET" in line for line in finding.proven):
+            world.narrate("And a RESET the owner never asked for is the relay's own public "
+                          "admission that the old key did not sign the change.")
     facts.update(evidence=str(path), conclusive=finding.conclusive, verify_output=text,
                  proven=finding.proven, testimony=finding.testimony)
     return facts
