@@ -17,6 +17,7 @@ are reported as SKIP.
 # importing the check modules registers their checks
 from conformance.relay import (  # noqa: F401
     checks_accounts,
+    checks_directory,
     checks_limits,
     checks_malformed,
     checks_messages,

@@ -69,7 +69,8 @@ class CheckResult:
 CHECKS: dict[str, Check] = {}
 """Every check, by name, in the order they were registered (see `ordered`)."""
 
-GROUPS = ("hello", "register", "login", "prekeys", "messages", "limits", "malformed")
+GROUPS = ("hello", "register", "login", "prekeys", "messages", "directory", "limits",
+          "malformed")
 """The order the groups of checks (the part of a name before the dot) run in. The
 malformed-frame checks come last, so that their final check shows the server still
 serving clients after everything before it."""
