@@ -34,12 +34,16 @@ from server.relay import Relay
 from teaching.demo import scenarios
 from teaching.demo.server_pane import ServerPane, narrate_event
 from teaching.demo.world import World, demo_world, hostile_factory
-from teaching.names import Scenario
+from teaching.names import COVER_UP, Scenario
 
 HONEST = "honest"
+UNLOGGED = " --unlogged"
+"""A menu entry's suffix: the scenario without the cover-up (teaching.names.COVER_UP)."""
 DESCRIPTIONS = {
     HONEST: "An honest relay: chat as Alice and Bob and watch what the relay sees.",
     **{s.value: s.blurb for s in Scenario},
+    **{s.value + UNLOGGED: s.blurb + " It does not log that key in the key directory."
+       for s in Scenario if s in COVER_UP},
 }
 DEMO_KEYS: list[tuple[str, str, str]] = [
     ("Demo", "F2", "switch between Alice, Bob and the relay"),
@@ -109,9 +113,12 @@ class DemoApp(App[int]):
             self.who = who
             self.event = event
 
-    def __init__(self, scenario: str | None = None, pace: float = 1.2) -> None:
+    def __init__(self, scenario: str | None = None, pace: float = 1.2,
+                 unlogged: bool = False) -> None:
         super().__init__()
         self.scenario = scenario or HONEST
+        if unlogged and self.scenario + UNLOGGED in DESCRIPTIONS:
+            self.scenario += UNLOGGED
         self.pace = pace
         self.world: World | None = None
         self.restart = asyncio.Event()
@@ -148,13 +155,14 @@ class DemoApp(App[int]):
         while not self.quitting:
             self.restart.clear()
             self.lesson = ""
-            name = self.scenario
+            choice = self.scenario
+            name = choice.removesuffix(UNLOGGED)
             factory: Callable[..., Relay] = Relay if name == HONEST else \
-                hostile_factory(name, self.narrate)
-            self.narrate(DESCRIPTIONS[name])
-            async with demo_world(self.narrate, factory) as world:
+                hostile_factory(name, self.narrate, cover_up=not choice.endswith(UNLOGGED))
+            self.narrate(DESCRIPTIONS[choice])
+            async with demo_world(self.narrate, factory,
+                                  observe=self._forwarder("relay")) as world:
                 self.world = world
-                world.relay.observers.append(self._forwarder("relay"))
                 for who, client in world.clients().items():
                     client.on_event(self._forwarder(who))
                     slot = self.query_one(f"#{who}", Container)
@@ -254,7 +262,7 @@ class DemoApp(App[int]):
         self.exit(0)
 
 
-def run_demo(scenario: str | None = None, pace: float = 1.2) -> int:
-    app = DemoApp(scenario, pace)
+def run_demo(scenario: str | None = None, pace: float = 1.2, unlogged: bool = False) -> int:
+    app = DemoApp(scenario, pace, unlogged)
     app.run()
     return app.return_code or 0

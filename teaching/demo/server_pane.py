@@ -20,6 +20,8 @@ from textual.widgets import DataTable, Static
 from server.events import (
     Acked,
     BundleTaken,
+    CheckpointPublished,
+    DirectoryLookup,
     Expired,
     FrameIn,
     LoggedIn,
@@ -52,7 +54,13 @@ def narrate_event(event: RelayEvent) -> str | None:
     """One plain sentence for the status line, or None for events not worth one."""
     if isinstance(event, Registered):
         return (f"{event.user.capitalize()} registered: the relay stored a username and a "
-                "public identity key, nothing else.")
+                "public identity key, nothing else, and logged the key in its key "
+                "directory.")
+    if isinstance(event, CheckpointPublished):
+        return (f"The relay signed and published a checkpoint of its key directory: "
+                f"{event.size} {'entry' if event.size == 1 else 'entries'}, root "
+                f"{event.root_hex_prefix[:8]}... Every client "
+                "checks each new one against the last one it saw.")
     if isinstance(event, BundleTaken):
         opk = event.one_time_prekey
         used = (f"used one-time prekey {opk}, which the relay deleted" if opk is not None
@@ -143,8 +151,14 @@ class ServerPane(Vertical):
         elif isinstance(event, Expired):
             text = f"DELETE {event.count} expired envelope(s)"
             label = "expired"
-        else:  # the key directory's events: shown by the KT pane work (issue 10)
-            return
+        elif isinstance(event, CheckpointPublished):
+            text = (f"SIGN checkpoint: {event.size} entries, root "
+                    f"{event.root_hex_prefix[:8]}...")
+            label = "checkpoint"
+        else:
+            assert isinstance(event, DirectoryLookup)
+            text = f"directory lookup of {event.user} for {event.requester}"
+            label = "kt lookup"
         row_key = key or f"r{len(self.row_keys)}"
         self.row_keys.append(row_key)
         table.add_row(_hms(now), label, text, key=row_key)

@@ -17,6 +17,7 @@ from client.client import Client
 from client.events import Event, KtAlert
 from client.store import KdfParams
 from server.config import ServerConfig
+from server.events import RelayEvent
 from server.relay import Relay
 from server.serve import running_relay
 
@@ -83,8 +84,11 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
 @contextlib.asynccontextmanager
 async def demo_world(narrate: Callable[[str], None] = print,
                      relay_factory: Callable[..., Relay] = Relay,
-                     workdir: Path | None = None) -> AsyncIterator[World]:
-    """Starts everything; on exit stops it and deletes every file it made."""
+                     workdir: Path | None = None,
+                     observe: Callable[[RelayEvent], None] | None = None
+                     ) -> AsyncIterator[World]:
+    """Starts everything; on exit stops it and deletes every file it made. `observe`
+    sees every relay event from the start (the registrations' checkpoints too)."""
     own_dir = workdir is None
     base = Path(tempfile.mkdtemp(prefix="blindrelay-demo-")) if workdir is None else workdir
     config = ServerConfig(port=0, data_dir=base / "relay")
@@ -94,6 +98,8 @@ async def demo_world(narrate: Callable[[str], None] = print,
     try:
         async with running_relay(config, relay_factory) as running:
             url = running.url
+            if observe is not None:
+                running.relay.observers.append(observe)
             narrate(f"A relay is running at {url}, with a throw-away data directory.")
             try:
                 for name in ("alice", "bob"):
