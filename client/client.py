@@ -197,7 +197,8 @@ class Client:
         await self.link.run(self.profile.server, stop, max_backoff)
 
     async def login(self, conn: RelayConnection) -> None:
-        await self._start_directory(conn)
+        if not self.profile.registered:  # the directory's head before our own entry
+            await self._start_directory(conn)
         with relay_errors():
             if not self.profile.registered:
                 await account.register(conn, self.username, self.identity)
@@ -205,6 +206,7 @@ class Client:
                 self._save_profile()
             else:
                 await log_in(conn, self.username, self.identity)  # explains a refusal
+                await self._start_directory(conn)
 
     async def ready(self) -> None:
         # envelope ids older than any the relay could still redeliver (its TTL is shorter)
@@ -224,16 +226,17 @@ class Client:
     # -- the key directory (directory.py)
 
     async def _start_directory(self, conn: RelayConnection) -> None:
-        """At each connection, before logging in: pins the relay's directory keys the
-        first time (before REGISTER, so monitoring starts before our own entry), else
-        checks them and advances the head. A failure is not fatal to the connection:
-        it was alerted, and every key check refuses until it is resolved."""
+        """At each connection: pins the relay's directory keys the first time (before
+        REGISTER, so monitoring starts before our own entry), else (once logged in, so
+        a refused login is said alone) checks them and advances the head. A failure
+        is not fatal to the connection: it was alerted, and every key check refuses
+        until it is resolved."""
         try:
             await self.directory.start(conn, registered=self.profile.registered)
         except DirectoryRefused:
             pass
         except RelayRefused as exc:
-            log.warning("the relay has no key directory to verify keys with: %s", exc)
+            log.info("the relay has no key directory to verify keys with: %s", exc)
 
     async def kt_monitor(self) -> MonitorResult:
         """One owner-monitoring pass now (directory.py): alerts are also events."""
@@ -249,6 +252,9 @@ class Client:
                 return
             except ClientError as exc:  # alerted already (a KtAlert event)
                 log.info("owner monitoring: %s", exc)
+            except Exception:  # a library bug must not end the connection's other work
+                log.exception("owner monitoring failed")
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(conn.closed.wait(), self.kt_monitor_interval)
 

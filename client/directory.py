@@ -373,7 +373,7 @@ class KeyDirectory:
         if path is not None:
             text += f" Evidence: {path} ({CHECK_IT})."
         alert = KtAlert(kind, name, text, path)
-        log.warning("key directory: %s", text)
+        log.info("key directory alert: %s", text)  # views show it (KtAlert), loudly
         self.events.emit(alert)
         return alert
 

@@ -143,7 +143,8 @@ class ServerPane(Vertical):
                     f"bundle of {event.user} (last-resort keys)")
             label = "keys out"
         elif isinstance(event, Registered):
-            text = f"INSERT account {event.user} (username, public identity key)"
+            text = (f"INSERT account {event.user} (username, public identity key), and "
+                    "its key directory entry")
             label = "row stored"
         elif isinstance(event, LoggedIn):
             text = f"{event.user} logged in, {event.delivered} queued delivered"
@@ -157,7 +158,7 @@ class ServerPane(Vertical):
             label = "checkpoint"
         else:
             assert isinstance(event, DirectoryLookup)
-            text = f"directory lookup of {event.user} for {event.requester}"
+            text = f"key directory proof of {event.user} for {event.requester}"
             label = "kt lookup"
         row_key = key or f"r{len(self.row_keys)}"
         self.row_keys.append(row_key)

@@ -18,6 +18,11 @@ from protocol.wire.frames import (
     Error,
     ErrorCode,
     Hello,
+    KtConsistency,
+    KtEntries,
+    KtInfo,
+    KtLookup,
+    KtOwn,
     Login,
     Ok,
     PrekeyCount,
@@ -62,7 +67,9 @@ async def _handle(ws: ServerConnection, stats: FloodStats, interval: float, acce
                 await ws.send(encode_frame(QueueDone(0)))
                 flood = flood or asyncio.get_running_loop().create_task(push())
                 continue
-            if isinstance(frame, PrekeyCount):
+            if isinstance(frame, KtInfo | KtConsistency | KtLookup | KtEntries | KtOwn):
+                answer = Error(ErrorCode.INTERNAL_ERROR, "this relay keeps no key directory")
+            elif isinstance(frame, PrekeyCount):
                 answer = PrekeyCounts(0, 0)  # the lie
             elif isinstance(frame, UploadOneTimePrekeys):
                 stats.uploads += 1
