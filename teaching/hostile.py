@@ -4,10 +4,10 @@
 It shows what a relay operator who turns hostile can and cannot do:
 
 - mitm-first-contact: hand Alice a bundle with the relay's own identity key in place
-  of Bob's, and sit in the middle re-encrypting everything. Messages flow; only the
-  safety numbers (which differ on the two screens) reveal it.
+  of Bob's, and sit in the middle re-encrypting everything. Messages flow; the safety
+  numbers differ on the two screens, and the key directory catches it (below).
 - key-swap: claim, after Alice and Bob have talked, that Bob has a new identity key.
-  Alice's client warns and sends nothing until she accepts.
+  Alice's client warns and sends nothing until she accepts; the directory catches it.
 - tamper: flip bits in a ciphertext. Authentication fails; the next message is fine.
 - replay: deliver an old envelope again. The ratchet rejects it as a duplicate.
 - drop: acknowledge an envelope and throw it away. The message counters show the gap.
