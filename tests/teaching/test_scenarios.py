@@ -38,7 +38,7 @@ async def run(name: str, tmp_path: Path, cover_up: bool = True
 def check_evidence(outcome: Outcome, files: list[Path], conclusive: bool) -> None:
     """The evidence the narration showed is the file the client wrote, and it holds up
     when checked from scratch (what `blindrelay kt verify-evidence` does)."""
-    assert files and outcome.facts["evidence"] == str(files[0])
+    assert files and outcome.facts["evidence"] in [str(f) for f in files]
     for path in files:
         finding = verify_evidence(path.read_bytes())
         assert finding.conclusive is conclusive
@@ -71,7 +71,7 @@ async def test_mitm_first_contact_unlogged_is_refused_at_first_contact(
     assert outcome.facts["alert"] == "key-mismatch"
     assert any(line.startswith("CAUGHT by the first-contact lookup") for line in lines)
     check_evidence(outcome, files, conclusive=False)
-    assert [f.parent.name for f in files] == ["alice"]
+    assert {f.parent.name for f in files} == {"alice"}
 
 
 async def test_key_swap_is_shown_as_a_reset_and_caught_by_monitoring(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ async def test_key_swap_is_shown_as_a_reset_and_caught_by_monitoring(tmp_path: P
     assert "Hi, it's Bob on a new phone. Send me the code." in outcome.facts["alice_got"]
     assert outcome.facts["caught_by"] == OWNER_MONITORING
     check_evidence(outcome, files, conclusive=False)
-    assert [f.parent.name for f in files] == ["bob"]
+    assert {f.parent.name for f in files} == {"bob"}
 
 
 async def test_key_swap_unlogged_is_refused(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ async def test_key_swap_unlogged_is_refused(tmp_path: Path) -> None:
     assert outcome.facts["alice_got"] == ["Hello Alice"]  # the lure was rejected
     assert outcome.facts["caught_by"] == FIRST_CONTACT
     check_evidence(outcome, files, conclusive=False)
-    assert [f.parent.name for f in files] == ["alice"]
+    assert {f.parent.name for f in files} == {"alice"}
 
 
 @pytest.mark.xfail(strict=True, reason="needs gossip")
@@ -99,7 +99,7 @@ async def test_split_view_is_caught_by_gossip(tmp_path: Path) -> None:
     assert outcome.facts["caught_by"] == GOSSIP and outcome.facts["alert"] == "fork"
     assert any(line.startswith("CAUGHT by gossip") for line in lines)
     check_evidence(outcome, files, conclusive=True)
-    assert [f.parent.name for f in files] == ["alice"]
+    assert {f.parent.name for f in files} == {"alice"}
 
 
 async def test_the_split_view_leaves_two_heads_that_prove_the_fork(tmp_path: Path) -> None:
