@@ -167,6 +167,7 @@ class HostileRelay(Relay):
         self.cover_up = cover_up
         """Whether the relay logs its fake keys in the key directory (as RESETs)."""
         self.split: SplitView | None = None
+        self._fork_signed = 0
         self.logged: list[tuple[str, int]] = []
         """(name, log index) of every fake binding the relay logged in the real view."""
         self.opened: list[tuple[str, str, bytes]] = []
@@ -246,6 +247,7 @@ class HostileRelay(Relay):
         fake = self.fakes.setdefault(target, FakeIdentity())
         self.split = SplitView(self.directory, frozenset({victim}),
                                {target: fake.identity.public})
+        self._fork_signed = self.split.fork.size
         self.narrate(f"The relay forked its key directory at {self.split.base} entries: "
                      f"{victim.capitalize()} will be shown a copy, signed with the same "
                      f"key, in which {target.capitalize()} is bound to the relay's key; "
@@ -257,8 +259,23 @@ class HostileRelay(Relay):
         user = conn.username
         if split is not None and user in split.victims and isinstance(frame, KT_FRAMES):
             assert user is not None
-            return self._kt_answer(split.view(), frame, user)
+            view = split.view()
+            if view.size != self._fork_signed:
+                self._fork_signed = view.size
+                self._narrate_fork(view, user)
+            return self._kt_answer(view, frame, user)
         return await super()._carry_out(conn, frame)
+
+    def _narrate_fork(self, view: Directory, user: str) -> None:
+        """The fork's checkpoints are published too, to its victims only."""
+        real = self.directory
+        size = view.size
+        other = (f"the real directory's checkpoint of {size} entries has root "
+                 f"{real.log.root(size).hex()[:8]}" if real.size >= size else
+                 f"the real directory has {real.size} entries")
+        self.narrate(f"The relay signed a FORK checkpoint for {user.capitalize()}'s eyes "
+                     f"only: {size} entries, root {view.log.root().hex()[:8]}; {other}. "
+                     "Same signing key: both verify, and both are the relay's word.")
 
     def _kt_answer(self, view: Directory, frame: Frame, user: str) -> Frame:
         """The KT answers (PROTOCOL.md 19.10), from the view this user is shown."""
@@ -277,8 +294,7 @@ class HostileRelay(Relay):
             if self.split is not None and frame.username in self.split.fakes:
                 self.narrate(f"{user.capitalize()}'s client looked up "
                              f"{frame.username.capitalize()} in the key directory; the "
-                             f"relay answered from its FORK ({view.size} entries, root "
-                             f"{view.log.root().hex()[:8]}), where the lookup verifies.")
+                             "relay answered from its FORK, where the lookup verifies.")
             return KtLookupAnswer(view.checkpoint(), view.lookup(frame.username).encode())
         if isinstance(frame, KtEntries):
             start = frame.start
