@@ -57,7 +57,12 @@ from protocol.wire.kt.directory import (
     verify_answer,
 )
 from protocol.wire.kt.errors import ProofError
-from protocol.wire.kt.evidence import Evidence, binding_evidence, verify_evidence
+from protocol.wire.kt.evidence import (
+    Evidence,
+    binding_evidence,
+    entry_evidence,
+    verify_evidence,
+)
 from protocol.wire.kt.note import parse_verifier_key
 from protocol.wire.kt.verifier import DirectoryKeys, Fork, Head, Rollback, advance, open_head
 from protocol.wire.publickeys import verify_signature
@@ -342,21 +347,41 @@ class KeyDirectory:
             if problem is not None:
                 foreign.append(f"entry {index}: {problem}")
         if foreign:
-            result.alerts.append(await self._foreign(conn, me, foreign))
+            result.alerts.append(await self._foreign(conn, me, foreign, label, mine))
         state.checked_size, state.checked_root = head.size, head.root
         self.repo.save(state)
         return result
 
-    async def _foreign(self, conn: RelayConnection, me: str, problems: list[str]) -> KtAlert:
-        """Alert, with evidence: a lookup of our own name showing what it binds now."""
+    async def _foreign(self, conn: RelayConnection, me: str, problems: list[str],
+                       label: bytes, mine: dict[int, LogEntry]) -> KtAlert:
+        """Alert, with evidence: the first entry under our label that is not ours, with
+        its inclusion proof against a signed head (19.9 "entry"); if the relay will not
+        reveal it, a lookup of our own name showing what it binds now."""
         path = None
+        testimony = "the owner did not make this binding (" + "; ".join(problems) + ")"
         try:
-            found = await self.lookup(conn, me)
-            state = self.state()
-            assert state is not None
-            path = self._write(binding_evidence(
-                state.log_key, state.vrf_public_key, found.note, me, found.answer,
-                "the owner did not make this binding (" + "; ".join(problems) + ")"))
+            with relay_errors():
+                own = await conn.kt_own()
+            head = await self._advance(conn, self.state() or self._must_state(), own.checkpoint)
+            state = self._must_state()
+            my_key = self.identity()
+            revealed = {e.index: e for e in own.entries}
+            for index, entry in sorted(mine.items()):
+                opened = revealed.get(index)
+                if opened is None or not opened.inclusion or \
+                        _not_ours(entry, opened, label, my_key) is None:
+                    continue
+                path = self._write(entry_evidence(
+                    state.log_key, state.vrf_public_key, head.note, me, own.vrf_proof,
+                    index, entry.encode(), opened.inclusion, opened.opening, opened.value,
+                    testimony))
+                if path is not None:
+                    break
+            if path is None:
+                found = await self.lookup(conn, me)
+                path = self._write(binding_evidence(
+                    state.log_key, state.vrf_public_key, found.note, me, found.answer,
+                    testimony))
         except ClientError as exc:
             log.warning("no evidence for the foreign binding: %s", exc)
         alert = self._alert(
@@ -365,6 +390,13 @@ class KeyDirectory:
             f"did not make ({'; '.join(problems)}). Someone (the relay's operator, or "
             "whoever controls it) may be giving others a key that is not yours.", path)
         return alert
+
+    def _must_state(self) -> KtState:
+        state = self.state()
+        if state is None:
+            raise DirectoryRefused(self._alert(KtAlertKind.BAD_PROOF, "",
+                                               "the key directory is not pinned yet"))
+        return state
 
     # -- alerts and evidence
 

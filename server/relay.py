@@ -377,9 +377,12 @@ class Relay:
             # the checkpoint and the proof from one state: no await between them
             return KtLookupAnswer(self.directory.checkpoint(),
                                   self.directory.lookup(frame.username).encode())
-        if isinstance(frame, KtOwn):
-            return KtOwnEntries(self.directory.label(user)[1], tuple(
-                OwnEntry(*owned) for owned in self.directory.owned(user)))
+        if isinstance(frame, KtOwn):  # proofs against the checkpoint: no await between
+            size = self.directory.size
+            return KtOwnEntries(self.directory.checkpoint(), self.directory.label(user)[1],
+                                tuple(OwnEntry(index, opening, value, tuple(
+                                    self.directory.log.inclusion_proof(index, size)))
+                                    for index, opening, value in self.directory.owned(user)))
         raise LocalProtocolError(f"no handler for {type(frame).__name__}")  # pragma: no cover
 
     # -- accounts

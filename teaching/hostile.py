@@ -305,8 +305,10 @@ class HostileRelay(Relay):
             return KtEntryRange(start, tuple(view.frontier(start)),
                                 tuple(e.encode() for e in view.entries[start:end]))
         assert isinstance(frame, KtOwn)
-        return KtOwnEntries(view.label(user)[1],
-                            tuple(OwnEntry(i, opening, value)
+        size = view.size  # the proofs are against this checkpoint
+        return KtOwnEntries(view.checkpoint(), view.label(user)[1],
+                            tuple(OwnEntry(i, opening, value,
+                                           tuple(view.log.inclusion_proof(i, size)))
                                   for i, opening, value in view.owned(user)))
 
     async def _send(self, frame: Send, sender: str) -> Sent:

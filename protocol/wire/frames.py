@@ -674,26 +674,33 @@ class OwnEntry:
     index: int
     opening: bytes
     value: bytes
+    inclusion: tuple[bytes, ...] = ()
+    """PATH(index, D[n]) for the answer's checkpoint of size n."""
 
 
 @dataclass(frozen=True, slots=True)
 class KtOwnEntries(Frame):
-    """0xB4: VRF proof (80) of the caller's name || u16 n || n x (u64 index ||
-    opening (16) || var16 value): every update of the caller's name, oldest first."""
+    """0xB4: var16 newest signed checkpoint || VRF proof (80) of the caller's name ||
+    u16 n || n x (u64 index || opening (16) || var16 value || u8 k || k x 32): every
+    update of the caller's name, oldest first, each with its inclusion proof against
+    the checkpoint, so that one update is evidence on its own (19.9)."""
 
     TYPE: ClassVar[int] = 0xB4
+    checkpoint: bytes
     vrf_proof: bytes
     entries: tuple[OwnEntry, ...]
 
     def encode_payload(self) -> bytes:
-        return (self.vrf_proof + codec.u16(len(self.entries)) + b"".join(
-            codec.u64(e.index) + e.opening + codec.var16(e.value) for e in self.entries))
+        return (codec.var16(self.checkpoint) + self.vrf_proof + codec.u16(len(self.entries))
+                + b"".join(codec.u64(e.index) + e.opening + codec.var16(e.value)
+                           + codec.u8(len(e.inclusion)) + b"".join(e.inclusion)
+                           for e in self.entries))
 
     @classmethod
     def decode_payload(cls, r: codec.Reader) -> KtOwnEntries:
-        proof = r.take(80)
-        return cls(proof, tuple(OwnEntry(r.u64(), r.take(16), r.var16())
-                                for _ in range(r.u16())))
+        note, proof = _note(r), r.take(80)
+        return cls(note, proof, tuple(OwnEntry(r.u64(), r.take(16), r.var16(), _hashes(r))
+                                      for _ in range(r.u16())))
 
 
 CLIENT_FRAMES: dict[int, type[Frame]] = {

@@ -207,10 +207,30 @@ async def test_monitoring_catches_a_reset_behind_the_owners_back(relay: RunningR
     assert "RESET" in alert.text and alert.evidence is not None
     assert evidence_files(alice) == [alert.evidence]
     finding = verify_evidence(alert.evidence.read_bytes())
-    assert mallory.hex() in finding.proven[0]
+    assert finding.kind == "entry"
+    assert any(mallory.hex() in line for line in finding.proven)
     assert any("RESET" in line for line in finding.proven)
     assert any("the owner did not make this binding" in t for t in finding.testimony)
     assert not (await alice.kt_monitor()).alerts  # said once, with its evidence
+    await shut(alice)
+
+
+async def test_a_key_swapped_back_before_the_check_is_still_proven(
+        relay: RunningRelay, tmp_path: Path) -> None:
+    """The operator binds alice's name to its key, uses it, and restores alice's key
+    before her next check: the log keeps the update, and her evidence is that update
+    (an "entry" file), not the innocent-looking latest binding."""
+    alice = await make_client(tmp_path, "alice", relay.url)
+    assert not (await alice.kt_monitor()).alerts
+    directory = relay.relay.directory
+    mallory = IdentityKeyPair.generate().public
+    directory.append("alice", directory.next_binding("alice", mallory), os.urandom(16))
+    directory.append("alice", directory.next_binding("alice", alice.identity.public),
+                     os.urandom(16))
+    (alert,) = (await alice.kt_monitor()).alerts
+    assert alert.evidence is not None
+    finding = verify_evidence(alert.evidence.read_bytes())
+    assert finding.kind == "entry" and any(mallory.hex() in p for p in finding.proven)
     await shut(alice)
 
 

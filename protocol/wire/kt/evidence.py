@@ -7,6 +7,10 @@ Two kinds:
   same size and different roots, or a consistency proof from the relay, valid for the
   larger head, that shows a root at the smaller size other than the one the relay
   signed for it. Conclusive on its own: only the holder of the log key could sign both.
+- ``entry``: a signed checkpoint, the VRF proof of a name's label, and one log entry
+  under that label with its inclusion proof and (when the relay revealed it) its
+  opening: proves the log holds that update of that name, however briefly it was the
+  latest. What owner monitoring writes.
 - ``binding``: a signed checkpoint and a lookup proof showing what the directory binds
   a name to. What is proven is the directory's content (the relay signed it); why it
   is wrong is the reporter's testimony (the relay served another key; the owner never
@@ -27,9 +31,16 @@ from typing import Any
 
 from protocol.wire.errors import DecodeError
 from protocol.wire.kt.checkpoint import open_checkpoint
-from protocol.wire.kt.directory import EntryKind, verify_answer
+from protocol.wire.kt.commitment import verify_commitment
+from protocol.wire.kt.directory import (
+    Binding,
+    EntryKind,
+    LogEntry,
+    label_of,
+    verify_answer,
+)
 from protocol.wire.kt.errors import ProofError
-from protocol.wire.kt.merkle import verify_consistency
+from protocol.wire.kt.merkle import verify_consistency, verify_inclusion
 from protocol.wire.kt.note import parse_verifier_key
 
 FORMAT = "blindrelay-kt-evidence-v1"
@@ -73,7 +84,7 @@ class Evidence:
             raise DecodeError(f"not a {FORMAT} file")
         kind, log_key = data.pop("kind", None), data.pop("log_key", None)
         data.pop("format")
-        if kind not in ("fork", "binding") or not isinstance(log_key, str):
+        if kind not in ("fork", "binding", "entry") or not isinstance(log_key, str):
             raise DecodeError("an evidence file names its kind and the log key")
         return cls(kind, log_key, data)
 
@@ -111,6 +122,20 @@ def binding_evidence(log_key: str, vrf_public_key: bytes, note: bytes, username:
     return Evidence("binding", log_key, fields)
 
 
+def entry_evidence(log_key: str, vrf_public_key: bytes, note: bytes, username: str,
+                   vrf_proof: bytes, index: int, entry: bytes, inclusion: Sequence[bytes],
+                   opening: bytes | None, value: bytes | None, testimony: str) -> Evidence:
+    """One log entry under `username`'s label, included in the signed head `note`,
+    with its opening and value when the relay revealed them."""
+    fields: dict[str, Any] = {
+        "vrf_public_key": _b64(vrf_public_key), "checkpoints": [_b64(note)],
+        "username": username, "vrf_proof": _b64(vrf_proof), "index": index,
+        "entry": _b64(entry), "inclusion": [_b64(h) for h in inclusion],
+        "opening": None if opening is None else _b64(opening),
+        "value": None if value is None else _b64(value), "testimony": testimony}
+    return Evidence("entry", log_key, fields)
+
+
 def verify_evidence(text: str | bytes) -> Finding:
     """Checks an evidence file from scratch. Raises ProofError (or DecodeError) if it
     does not hold up; otherwise says what it proves and what is only testimony."""
@@ -123,6 +148,8 @@ def verify_evidence(text: str | bytes) -> Finding:
     key = f"{verifier.name}+{verifier.key_id.hex()}"
     if evidence.kind == "fork":
         return _fork(evidence, heads, key)
+    if evidence.kind == "entry":
+        return _entry(evidence, heads[0], key)
     return _binding(evidence, heads[0], key)
 
 
@@ -180,3 +207,37 @@ def _binding(evidence: Evidence, head: Any, key: str) -> Finding:
             raise ProofError("the served key is the one the directory binds: no conflict")
         said.append(f"the relay served the key {served_key.hex()} for {username!r}")
     return Finding("binding", head.origin, evidence.log_key, False, proven, said)
+
+
+def _entry(evidence: Evidence, head: Any, key: str) -> Finding:
+    f = evidence.fields
+    username, testimony, index = f.get("username"), f.get("testimony"), f.get("index")
+    if not isinstance(username, str) or not isinstance(testimony, str) \
+            or not isinstance(index, int) or isinstance(index, bool):
+        raise DecodeError("entry evidence names the user, the index and what was seen")
+    label = label_of(_unb64(f.get("vrf_public_key"), "vrf_public_key"),
+                     _unb64(f.get("vrf_proof"), "vrf_proof"), username)
+    entry = LogEntry.decode(_unb64(f.get("entry"), "entry"))
+    if entry.label != label:
+        raise ProofError("the entry is not under the name's label")
+    inclusion = f.get("inclusion")
+    if not isinstance(inclusion, list):
+        raise DecodeError("entry evidence carries an inclusion proof")
+    verify_inclusion(entry.leaf(), index, head.size,
+                     [_unb64(h, "a proof hash") for h in inclusion], head.root_hash)
+    where = (f"at the head of size {head.size} signed by the log key {key}, log entry "
+             f"{index} is an update of {username!r} (its label is proven by the VRF)")
+    said = [testimony]
+    if f.get("opening") is None or f.get("value") is None:
+        said.append("the relay did not reveal what this entry binds")
+        return Finding("entry", head.origin, evidence.log_key, False, [where], said)
+    value = _unb64(f.get("value"), "value")
+    verify_commitment(entry.commitment, _unb64(f.get("opening"), "opening"), label, value)
+    binding = Binding.decode(value)
+    bound = ("no key" if binding.identity is None
+             else f"the identity key {binding.identity.hex()}")
+    proven = [where, f"it binds {username!r} to {bound} ({binding.kind.name}, version "
+              f"{binding.version})"]
+    if binding.kind is EntryKind.RESET:
+        proven.append("the relay itself marked it a RESET: the previous key did not sign it")
+    return Finding("entry", head.origin, evidence.log_key, False, proven, said)

@@ -26,7 +26,7 @@ from protocol.wire.kt.directory import (
     verify_answer,
 )
 from protocol.wire.kt.errors import ProofError, VrfError
-from protocol.wire.kt.evidence import binding_evidence, verify_evidence
+from protocol.wire.kt.evidence import binding_evidence, entry_evidence, verify_evidence
 from protocol.wire.kt.note import Signer
 from protocol.wire.kt.verifier import (
     DirectoryKeys,
@@ -241,3 +241,30 @@ def test_replaying_stored_updates_rebuilds_the_same_directory() -> None:
     with pytest.raises(LocalProtocolError):  # a stored update out of order is refused
         again.replay("user4", Binding(EntryKind.REGISTER, 0, key()[1]).encode(),
                      os.urandom(16))
+
+
+def test_entry_evidence_proves_one_update_of_a_name() -> None:
+    d = directory(6)
+    _, mallory = key()
+    d.append("user2", d.next_binding("user2", mallory), os.urandom(16))
+    index = d.size - 1
+    update = d.updates[index]
+
+    def evidence(name: str = "user2", at: int = index, reveal: bool = True) -> str:
+        return entry_evidence(
+            d.signer.verifier.encode(), d.vrf_public_key, d.checkpoint(), name,
+            d.label(name)[1], at, d.entries[at].encode(), d.log.inclusion_proof(at),
+            update.opening if reveal else None,
+            update.binding.encode() if reveal else None, "not mine").to_json()
+
+    finding = verify_evidence(evidence())
+    assert finding.kind == "entry" and not finding.conclusive
+    assert any(mallory.hex() in line for line in finding.proven)
+    assert any("RESET" in line for line in finding.proven)
+    hidden = verify_evidence(evidence(reveal=False))
+    assert "did not reveal" in hidden.testimony[-1]
+    with pytest.raises(ProofError):  # another name's update is not this name's
+        verify_evidence(evidence(name="user3"))
+    with pytest.raises(ProofError):  # the inclusion proof is for another leaf
+        verify_evidence(evidence(at=index - 1).replace(
+            f'"index": {index - 1}', f'"index": {index}'))
