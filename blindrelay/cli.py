@@ -57,8 +57,20 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--max-connections-per-account", type=int, default=conns.max_per_account)
     p.add_argument("--max-outbox-bytes", type=int, default=conns.max_outbox_bytes,
                    help="bytes waiting for one connection before it is closed")
+    p.add_argument("--witness", action="append", default=[], metavar="URL",
+                   help="a witness (blindrelay witness) to cosign each key directory head "
+                   "(repeatable); clients configured with its key accept only cosigned heads")
     p.add_argument("--log-level", default="INFO")
     budgets.add_arguments(p)
+
+
+def _add_witness(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from server import witness
+
+    p = sub.add_parser("witness", help="run an independent key-transparency witness",
+                       description="Cosign a relay's checkpoints only if each extends the "
+                       "last one cosigned (C2SP tlog-witness; docs/PROTOCOL.md 19.11).")
+    witness.add_arguments(p)
 
 
 def _seconds(text: str) -> float:
@@ -143,6 +155,14 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     k.add_argument("url", help="ws:// or wss:// URL of the relay")
     k = actions.add_parser("verify-evidence", help="check an evidence file from scratch")
     k.add_argument("file", type=Path)
+    k = actions.add_parser("witness", parents=[common],
+                           help="require a witness's cosignature on every newer head",
+                           description="Configure the witnesses (blindrelay witness "
+                           "--show-key prints a witness's key) whose cosignature every "
+                           "newer directory head must carry; with none, any head the relay "
+                           "signs and proves consistent is accepted.")
+    k.add_argument("op", choices=["add", "remove", "list"])
+    k.add_argument("key", nargs="?", help="the witness's verifier key (add, remove)")
 
 
 
@@ -170,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "--scenario, the scenario's story as text")
     demo.add_argument("--messages", type=int, default=6, help="with --text: how many")
     _add_serve(sub)
+    _add_witness(sub)
     admin = sub.add_parser("admin", help="operator commands on a relay's data directory")
     admin_sub = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     gone = admin_sub.add_parser(
@@ -211,6 +232,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(host=args.host, port=args.port, data_dir=args.data, limits=limits,
                           tls_cert=args.tls_cert, tls_key=args.tls_key,
                           public_urls=tuple(args.public_url),
+                          witnesses=tuple(args.witness),
                           synchronous_full=args.synchronous_full,
                           expiry_interval=args.expiry_interval,
                           budgets=budgets.from_arguments(args),
@@ -249,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args.scenario, args.pace, args.unlogged)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "witness":
+        from server.witness import main as witness_main
+
+        return witness_main(args)
     if args.command == "admin":
         from server.admin import main as admin_main
 

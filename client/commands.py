@@ -536,6 +536,8 @@ async def cmd_kt(args: argparse.Namespace) -> int:
         return kt_verify_evidence(args.file)
     if args.action == "audit":
         return await kt_audit(args.url)
+    if args.action == "witness":
+        return kt_witness(args)
     client = _open(args)
     try:
         await _connect(client, "kt")
@@ -545,6 +547,32 @@ async def cmd_kt(args: argparse.Namespace) -> int:
         return await kt_monitor(client)
     finally:
         await client.disconnect()
+        client.close()
+
+
+def kt_witness(args: argparse.Namespace) -> int:
+    """`kt witness add|remove|list [KEY]`: the witnesses newer heads must be cosigned by."""
+    client = _open(args)
+    try:
+        state = client.directory.state()
+        witnesses = [] if state is None else list(state.witnesses)
+        if args.op != "list":
+            if not args.key:
+                raise CommandError(f"kt witness {args.op} needs the witness's key", EXIT_USAGE)
+            if args.op == "add" and args.key not in witnesses:
+                witnesses.append(args.key)
+            elif args.op == "remove":
+                if args.key not in witnesses:
+                    raise CommandError("that witness is not configured", EXIT_USAGE)
+                witnesses.remove(args.key)
+            client.directory.set_witnesses(witnesses)
+        for key in witnesses:
+            print(one_line(key))
+        if not witnesses:
+            print("no witnesses: any head the relay signs and proves consistent is accepted",
+                  file=sys.stderr)
+        return EXIT_OK
+    finally:
         client.close()
 
 

@@ -125,7 +125,22 @@ class KeyDirectory:
         return self.repo.load(self.server())
 
     def keys(self, state: KtState) -> DirectoryKeys:
-        return DirectoryKeys(state.origin, state.log_key, state.vrf_public_key)
+        return DirectoryKeys(state.origin, state.log_key, state.vrf_public_key,
+                             tuple(state.witnesses))
+
+    def set_witnesses(self, witnesses: list[str]) -> KtState:
+        """The witness keys whose cosignature every newer head must carry (19.11)."""
+        state = self.state()
+        if state is None:
+            raise ClientError("the key directory is not pinned yet: connect once first")
+        try:  # each key must parse
+            DirectoryKeys(state.origin, state.log_key, state.vrf_public_key, tuple(witnesses))
+        except ProtocolError as exc:
+            raise ClientError(f"not a witness key: {exc}") from None
+        state.witnesses = list(witnesses)
+        with self.store.transaction():
+            self.repo.save(state)
+        return state
 
     async def start(self, conn: RelayConnection, registered: bool = True) -> None:
         """KT_INFO at a connection (before login is fine): pins the keys at first use,
@@ -178,7 +193,7 @@ class KeyDirectory:
         async with self._lock:
             state = self.state() or state  # another task may have advanced it
             keys = self.keys(state)
-            current = open_head(keys, state.head_note)
+            current = open_head(keys, state.head_note, cosigned=False)
             try:
                 new = open_head(keys, note)
                 old_root: bytes | None = None

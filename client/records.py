@@ -155,13 +155,15 @@ class KtState:
     head_note: bytes
     checked_size: int | None = None
     checked_root: bytes | None = None
+    witnesses: list[str] = field(default_factory=list)
+    """Witness verifier keys the user configured: newer heads need one's cosignature."""
 
     def encode(self) -> bytes:
         return _dumps({"server": self.server, "origin": self.origin, "log_key": self.log_key,
                        "vrf_public_key": self.vrf_public_key.hex(),
                        "head_note": self.head_note.hex(), "checked_size": self.checked_size,
                        "checked_root": None if self.checked_root is None
-                       else self.checked_root.hex()})
+                       else self.checked_root.hex(), "witnesses": self.witnesses})
 
     @classmethod
     def decode(cls, data: bytes) -> KtState:
@@ -169,7 +171,8 @@ class KtState:
         root = d["checked_root"]
         return cls(d["server"], d["origin"], d["log_key"], bytes.fromhex(d["vrf_public_key"]),
                    bytes.fromhex(d["head_note"]), d["checked_size"],
-                   None if root is None else bytes.fromhex(root))
+                   None if root is None else bytes.fromhex(root),
+                   list(d.get("witnesses", [])))
 
 
 @dataclass

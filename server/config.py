@@ -53,6 +53,8 @@ class ServerConfig:
     """Per-requester, per-sender and per-address budgets and the global disk budget
     (server/budgets.py, docs/PROTOCOL.md 16.7); not announced in HELLO."""
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    witnesses: tuple[str, ...] = ()
+    """URLs of witnesses that cosign each new directory head (PROTOCOL.md 19.11)."""
 
     @property
     def scheme(self) -> str:

@@ -94,6 +94,7 @@ from server.storage import (
     UnknownUser,
     UsernameTaken,
 )
+from server.witnessing import Witnesses
 
 log = logging.getLogger("blindrelay.server")
 
@@ -211,6 +212,7 @@ class Relay:
         budgets: Budgets | None = None,
         connection_limits: ConnectionLimits | None = None,
         directory: Directory | None = None,
+        witnesses: Witnesses | None = None,
     ) -> None:
         self.storage = storage
         self.connection_limits = connection_limits or ConnectionLimits()
@@ -231,6 +233,8 @@ class Relay:
         """The key directory (PROTOCOL.md 19.10); run_server passes the one rebuilt
         from storage (server/kt.py). Changed only after a commit, under the lock."""
         self._directory_lock = asyncio.Lock()
+        self.witnesses = witnesses or Witnesses()
+        """Where each new head is sent for cosigning (server/witnessing.py, 19.11)."""
 
     def _emit(self, event: RelayEvent) -> None:
         for observer in self.observers:
@@ -375,11 +379,11 @@ class Relay:
             self._take_lookup(user)
             self._emit(DirectoryLookup(user, frame.username))
             # the checkpoint and the proof from one state: no await between them
-            return KtLookupAnswer(self.directory.checkpoint(),
+            return KtLookupAnswer(self.head_note(),
                                   self.directory.lookup(frame.username).encode())
         if isinstance(frame, KtOwn):  # proofs against the checkpoint: no await between
             size = self.directory.size
-            return KtOwnEntries(self.directory.checkpoint(), self.directory.label(user)[1],
+            return KtOwnEntries(self.head_note(), self.directory.label(user)[1],
                                 tuple(OwnEntry(index, opening, value, tuple(
                                     self.directory.log.inclusion_proof(index, size)))
                                     for index, opening, value in self.directory.owned(user)))
@@ -442,7 +446,17 @@ class Relay:
             result = await write(update)
             self.directory.append(username, binding, update.opening)
             self.directory.checkpoint()
+            await self.witnesses.publish(self.directory)
         return result
+
+    async def publish_head(self) -> None:
+        """Has the current head cosigned (at start, before any update)."""
+        async with self._directory_lock:
+            await self.witnesses.publish(self.directory)
+
+    def head_note(self) -> bytes:
+        """The newest signed checkpoint as served: with its witnesses' cosignatures."""
+        return self.witnesses.note(self.directory)
 
     def _published(self) -> None:
         self._emit(CheckpointPublished(self.directory.size,
@@ -454,7 +468,7 @@ class Relay:
         size = directory.size
         if isinstance(frame, KtInfo):
             return KtInfoAnswer(directory.signer.verifier.encode(), directory.vrf_public_key,
-                                directory.checkpoint())
+                                self.head_note())
         if isinstance(frame, KtConsistency):
             old, new = frame.old_size, frame.new_size
             if old == 0 or old > new or new > size:

@@ -21,6 +21,7 @@ from server.kt import load_log_key, load_vrf_key, open_directory
 from server.relay import Relay
 from server.sqlite_store import DataDirInUse, SqliteStorage
 from server.startup import RelayStartError, bind_error, raise_open_file_limit
+from server.witnessing import Witnesses
 
 log = logging.getLogger("blindrelay.server")
 
@@ -126,7 +127,9 @@ async def _serve(
             relay = relay_factory(storage, config.limits, config.accepted_urls(port),
                                   budgets=config.budgets,
                                   connection_limits=config.connections,
-                                  directory=directory)
+                                  directory=directory,
+                                  witnesses=Witnesses(config.witnesses))
+            await relay.publish_head()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, stop.set)

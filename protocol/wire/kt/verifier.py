@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from protocol.wire.errors import LocalProtocolError
 from protocol.wire.kt.checkpoint import Checkpoint, open_checkpoint
+from protocol.wire.kt.cosignature import parse_cosigner_key, require_cosignature
 from protocol.wire.kt.errors import ProofError
 from protocol.wire.kt.evidence import Evidence, fork_evidence
 from protocol.wire.kt.merkle import verify_consistency
@@ -32,12 +33,17 @@ class DirectoryKeys:
     origin: str
     log_key: str
     vrf_public_key: bytes
+    witnesses: tuple[str, ...] = ()
+    """Witness keys (C2SP tlog-cosignature, 19.11) configured by the user: when there
+    are any, a head is accepted only with a cosignature from one of them."""
 
     def __post_init__(self) -> None:
         verifier = parse_verifier_key(self.log_key)
         if verifier.name != self.origin:
             raise ProofError("the log key is not named after the directory's origin")
         validate_key(self.vrf_public_key)
+        for key in self.witnesses:
+            parse_cosigner_key(key)
 
     @property
     def verifier(self) -> Verifier:
@@ -68,9 +74,13 @@ class Fork(ProofError):
         self.evidence = evidence
 
 
-def open_head(keys: DirectoryKeys, note: bytes) -> Head:
-    """A signed checkpoint from this directory's log key (the signature is required)."""
+def open_head(keys: DirectoryKeys, note: bytes, cosigned: bool = True) -> Head:
+    """A signed checkpoint from this directory's log key (the signature is required)
+    and, when witnesses are configured and `cosigned`, a cosignature from one of them
+    (`cosigned` False only reopens a head this side already accepted)."""
     checkpoint, _ = open_checkpoint(note, keys.verifier)
+    if cosigned and keys.witnesses:
+        require_cosignature(note, [parse_cosigner_key(k) for k in keys.witnesses])
     return Head(checkpoint.size, checkpoint.root_hash, note)
 
 
@@ -93,7 +103,7 @@ def advance(keys: DirectoryKeys, current: Head | None, note: bytes,
         if not hmac.compare_digest(new.root, current.root):
             raise Fork("the relay signed two different heads of the same size",
                        fork_evidence(keys.log_key, current.note, note, None, ()))
-        return current
+        return new  # the same head, perhaps with more cosignatures
     if old_root is None:
         raise ProofError("a newer head needs a consistency proof")
     if current.size == 0:
@@ -120,7 +130,7 @@ def check_gossip(keys: DirectoryKeys, mine: Head, theirs_note: bytes,
     the relay shows us. If the relay's past at the peer's size is not the root it
     signed for the peer, the relay showed us two different directories: Fork, with
     conclusive evidence. Returns the peer's head."""
-    theirs = open_head(keys, theirs_note)
+    theirs = open_head(keys, theirs_note, cosigned=False)
     if theirs.size > mine.size:
         raise LocalProtocolError("bring our own head up to the peer's size first")
     if theirs.size == mine.size:
