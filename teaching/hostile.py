@@ -71,6 +71,7 @@ from protocol.wire.kt.directory import Directory, EntryKind
 from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from server.relay import Connection, Relay
 from server.storage import DirectoryUpdate, StoredEnvelope
+from server.witnessing import Witnesses
 from teaching.names import Scenario
 
 
@@ -160,14 +161,17 @@ class HostileRelay(Relay):
 
     def __init__(self, *args: Any, behaviour: Scenario,
                  narrate: Callable[[str], None] | None = None, cover_up: bool = True,
-                 **kwargs: Any) -> None:
+                 witnessed: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.behaviour = behaviour
         self.narrate = narrate or (lambda _s: None)
         self.cover_up = cover_up
         """Whether the relay logs its fake keys in the key directory (as RESETs)."""
+        self.witnessed = witnessed
+        """split-view: the victim's client requires a witness's cosignature."""
         self.split: SplitView | None = None
         self._fork_signed = 0
+        self._fork_note: tuple[int, bytes] | None = None
         self.logged: list[tuple[str, int]] = []
         """(name, log index) of every fake binding the relay logged in the real view."""
         self.opened: list[tuple[str, str, bytes]] = []
@@ -263,8 +267,31 @@ class HostileRelay(Relay):
             if view.size != self._fork_signed:
                 self._fork_signed = view.size
                 self._narrate_fork(view, user)
-            return self._kt_answer(view, frame, user)
+            return self._kt_answer(view, await self._view_note(view), frame, user)
         return await super()._carry_out(conn, frame)
+
+    async def _view_note(self, view: Directory) -> bytes:
+        """The checkpoint served with a view: the real one (with its witnesses'
+        cosignatures) while the fork has not diverged, else the fork's own, which the
+        relay tries to have cosigned by the same witnesses."""
+        real = self.directory
+        if view.size == real.size and view.log.root() == real.log.root():
+            return self.head_note()
+        if self._fork_note is not None and self._fork_note[0] == view.size:
+            return self._fork_note[1]
+        note = view.checkpoint()
+        if self.witnesses.urls:
+            attempt = Witnesses(self.witnesses.urls, self.witnesses.timeout)
+            await attempt.publish(view)
+            cosigned = attempt.note(view)
+            if cosigned == note:
+                self.narrate(f"The relay asked the witness to cosign its fork checkpoint of "
+                             f"{view.size} entries: REFUSED, because the witness already "
+                             "cosigned another head of that size. A witness cosigns one "
+                             "history only.")
+            note = cosigned
+        self._fork_note = (view.size, note)
+        return note
 
     def _narrate_fork(self, view: Directory, user: str) -> None:
         """The fork's checkpoints are published too, to its victims only."""
@@ -277,11 +304,11 @@ class HostileRelay(Relay):
                      f"only: {size} entries, root {view.log.root().hex()[:8]}; {other}. "
                      "Same signing key: both verify, and both are the relay's word.")
 
-    def _kt_answer(self, view: Directory, frame: Frame, user: str) -> Frame:
-        """The KT answers (PROTOCOL.md 19.10), from the view this user is shown."""
+    def _kt_answer(self, view: Directory, note: bytes, frame: Frame, user: str) -> Frame:
+        """The KT answers (PROTOCOL.md 19.10), from the view this user is shown, with
+        `note` its checkpoint as served."""
         if isinstance(frame, KtInfo):
-            return KtInfoAnswer(view.signer.verifier.encode(), view.vrf_public_key,
-                                view.checkpoint())
+            return KtInfoAnswer(view.signer.verifier.encode(), view.vrf_public_key, note)
         if isinstance(frame, KtConsistency):
             old, new = frame.old_size, frame.new_size
             if not 0 < old <= new <= view.size:
@@ -294,8 +321,9 @@ class HostileRelay(Relay):
             if self.split is not None and frame.username in self.split.fakes:
                 self.narrate(f"{user.capitalize()}'s client looked up "
                              f"{frame.username.capitalize()} in the key directory; the "
-                             "relay answered from its FORK, where the lookup verifies.")
-            return KtLookupAnswer(view.checkpoint(), view.lookup(frame.username).encode())
+                             "relay answered from its FORK (the proof itself verifies "
+                             "against the fork's checkpoint).")
+            return KtLookupAnswer(note, view.lookup(frame.username).encode())
         if isinstance(frame, KtEntries):
             start = frame.start
             if start > view.size:
@@ -306,7 +334,7 @@ class HostileRelay(Relay):
                                 tuple(e.encode() for e in view.entries[start:end]))
         assert isinstance(frame, KtOwn)
         size = view.size  # the proofs are against this checkpoint
-        return KtOwnEntries(view.checkpoint(), view.label(user)[1],
+        return KtOwnEntries(note, view.label(user)[1],
                             tuple(OwnEntry(i, opening, value,
                                            tuple(view.log.inclusion_proof(i, size)))
                                   for i, opening, value in view.owned(user)))

@@ -44,3 +44,8 @@ directory (docs/PROTOCOL.md 19): by default it does (a RESET of the victim's nam
 the stronger attack: the lookup verifies, and the owner's monitoring catches it);
 `blindrelay demo --unlogged` makes it skip that (the first-contact lookup refuses
 the key)."""
+
+WITNESSED = frozenset({Scenario.SPLIT_VIEW})
+"""The scenarios with a witness variant (`blindrelay demo --witness`): Alice's client
+accepts only checkpoints a witness cosigned (docs/PROTOCOL.md 19.11), and the witness
+cosigns only one history, so the fork is refused before Alice relies on it."""

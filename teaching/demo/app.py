@@ -34,17 +34,27 @@ from server.relay import Relay
 from teaching.demo import scenarios
 from teaching.demo.server_pane import ServerPane, narrate_event
 from teaching.demo.world import World, demo_world, hostile_factory
-from teaching.names import COVER_UP, Scenario
+from teaching.names import COVER_UP, WITNESSED, Scenario
 
 HONEST = "honest"
 UNLOGGED = " --unlogged"
 """A menu entry's suffix: the scenario without the cover-up (teaching.names.COVER_UP)."""
+WITNESS = " --witness"
+"""A menu entry's suffix: Alice's client requires a witness (teaching.names.WITNESSED)."""
 DESCRIPTIONS = {
     HONEST: "An honest relay: chat as Alice and Bob and watch what the relay sees.",
     **{s.value: s.blurb for s in Scenario},
     **{s.value + UNLOGGED: s.blurb + " It does not log that key in the key directory."
        for s in Scenario if s in COVER_UP},
+    **{s.value + WITNESS: s.blurb + " Alice's client requires a witness's cosignature."
+       for s in Scenario if s in WITNESSED},
 }
+
+
+def parse_choice(choice: str) -> tuple[str, bool, bool]:
+    """(scenario or HONEST, cover_up, witnessed) of a menu entry."""
+    name = choice.removesuffix(UNLOGGED).removesuffix(WITNESS)
+    return name, not choice.endswith(UNLOGGED), choice.endswith(WITNESS)
 DEMO_KEYS: list[tuple[str, str, str]] = [
     ("Demo", "F2", "switch between Alice, Bob and the relay"),
     ("Demo", "F3", "choose a scenario: what a malicious relay can and cannot do"),
@@ -114,11 +124,13 @@ class DemoApp(App[int]):
             self.event = event
 
     def __init__(self, scenario: str | None = None, pace: float = 1.2,
-                 unlogged: bool = False) -> None:
+                 unlogged: bool = False, witness: bool = False) -> None:
         super().__init__()
         self.scenario = scenario or HONEST
         if unlogged and self.scenario + UNLOGGED in DESCRIPTIONS:
             self.scenario += UNLOGGED
+        if witness and self.scenario + WITNESS in DESCRIPTIONS:
+            self.scenario += WITNESS
         self.pace = pace
         self.world: World | None = None
         self.restart = asyncio.Event()
@@ -156,9 +168,9 @@ class DemoApp(App[int]):
             self.restart.clear()
             self.lesson = ""
             choice = self.scenario
-            name = choice.removesuffix(UNLOGGED)
+            name, cover_up, witnessed = parse_choice(choice)
             factory: Callable[..., Relay] = Relay if name == HONEST else \
-                hostile_factory(name, self.narrate, cover_up=not choice.endswith(UNLOGGED))
+                hostile_factory(name, self.narrate, cover_up, witnessed)
             self.narrate(DESCRIPTIONS[choice])
             async with demo_world(self.narrate, factory,
                                   observe=self._forwarder("relay")) as world:
@@ -262,7 +274,8 @@ class DemoApp(App[int]):
         self.exit(0)
 
 
-def run_demo(scenario: str | None = None, pace: float = 1.2, unlogged: bool = False) -> int:
-    app = DemoApp(scenario, pace, unlogged)
+def run_demo(scenario: str | None = None, pace: float = 1.2, unlogged: bool = False,
+             witness: bool = False) -> int:
+    app = DemoApp(scenario, pace, unlogged, witness)
     app.run()
     return app.return_code or 0

@@ -23,6 +23,8 @@ from protocol.e2e.sealed import unseal
 from protocol.e2e.session import Session
 from protocol.wire.errors import ProtocolError
 from protocol.wire.kt.evidence import verify_evidence
+from server.witness import open_witness, running_witness
+from server.witnessing import Witnesses
 from teaching.demo.world import World, wait_until
 from teaching.hostile import HostileRelay
 from teaching.names import Scenario
@@ -68,6 +70,9 @@ FIRST_CONTACT = "the first-contact lookup proof"
 the name to it (at first contact, and for a changed key)."""
 OWNER_MONITORING = "owner monitoring"
 """Client check 2: each client reads the directory's entries under its own name."""
+WITNESS = "the witness's cosignature"
+"""Client check 4 (PROTOCOL.md 19.11): with a witness configured, only checkpoints it
+cosigned are accepted."""
 GOSSIP = "gossip consistency"
 """Client check 3: each message carries its sender's newest checkpoint; the receiver
 checks it is the same history as its own."""
@@ -95,7 +100,8 @@ async def wait_alert(world: World, who: str, *kinds: KtAlertKind,
     return alert
 
 
-def show_evidence(world: World, who: str, alert: KtAlert, check: str) -> dict[str, Any]:
+def show_evidence(world: World, who: str, alert: KtAlert, check: str,
+                  why_none: str = "") -> dict[str, Any]:
     """Narrates which check caught the relay and what the evidence proves (the output
     of `blindrelay kt verify-evidence`); returns the facts for the tests."""
     world.narrate(f"CAUGHT by {check}: {who.capitalize()}'s client raised a key directory "
@@ -103,7 +109,7 @@ def show_evidence(world: World, who: str, alert: KtAlert, check: str) -> dict[st
     facts: dict[str, Any] = {"caught_by": check, "alert": alert.kind.value,
                              "evidence": None, "conclusive": None}
     if alert.evidence is None:
-        world.narrate("It left no evidence file.")
+        world.narrate(f"It left no evidence file{why_none}.")
         return facts
     path = alert.evidence
     finding = verify_evidence(path.read_bytes())
@@ -235,6 +241,22 @@ async def key_swap(world: World) -> Outcome:
 
 async def split_view(world: World) -> Outcome:
     relay = hostile(world)
+    if not relay.witnessed:
+        return await _split_view(world, relay)
+    witness = open_witness(world.workdir / "witness", [relay.directory.signer.verifier],
+                           "witness.example")
+    async with running_witness(witness) as running:
+        relay.witnesses = Witnesses((running.url,))
+        await relay.publish_head()
+        world.alice.directory.set_witnesses([witness.cosigner.verifier.encode()])
+        world.narrate("Alice's client is configured with a witness (her school runs one, "
+                      "`blindrelay witness`): it accepts only checkpoints the witness "
+                      "cosigned, and the witness cosigns a checkpoint only if it extends "
+                      "the last one it cosigned. The relay sends it every new checkpoint.")
+        return await _split_view(world, relay)
+
+
+async def _split_view(world: World, relay: HostileRelay) -> Outcome:
     await say(world, "alice", "bob", "Hi Bob")
     await say(world, "bob", "alice", "Hi Alice")
     world.narrate("Alice and Bob already talk: each message carries, inside the encryption, "
@@ -247,6 +269,8 @@ async def split_view(world: World) -> Outcome:
     await carol.kt_monitor()
     world.narrate("Carol's client checked her own entry: it is hers, since the relay shows "
                   "Carol the real directory. Owner monitoring has nothing to catch.")
+    if relay.witnessed:
+        return await _witness_refuses(world, entry)
     await world.alice.send_text("carol", "Hi Carol, it's Alice. Welcome!")
     world.narrate("Alice wrote to Carol. Her client looked Carol up and the proof verified, "
                   "against the fork. The relay decrypted the message.")
@@ -352,6 +376,29 @@ async def keep_everything(world: World) -> Outcome:
         "A relay can keep every ciphertext; with forward secrecy, even seizing a device "
         "later does not decrypt earlier messages.",
         {"kept": len(kept), "opened": opened, "decrypted": decrypted})
+
+
+async def _witness_refuses(world: World, entry: int) -> Outcome:
+    """split-view with a witness: the fork's checkpoint carries no cosignature."""
+    refused: DirectoryRefused | None = None
+    try:
+        await world.alice.send_text("carol", "Hi Carol, it's Alice. Welcome!")
+    except DirectoryRefused as exc:
+        refused = exc
+    if refused is None:
+        raise RuntimeError("Alice's client accepted a checkpoint the witness never cosigned")
+    world.narrate("Alice's client refused the fork's checkpoint: the witness did not cosign "
+                  "it. Nothing was sent to the relay's key. The fork was stopped before "
+                  "Alice relied on it, not found out afterwards.")
+    facts = show_evidence(world, "alice", refused.alert, WITNESS,
+                          ": a checkpoint without a cosignature proves nothing against "
+                          "the relay, and Alice's client keeps its last cosigned head. The "
+                          "witness prevents; gossip (the default split-view) proves")
+    return Outcome(
+        "split-view",
+        "A witness cosigns one history only: a client that requires its cosignature "
+        "refuses a forked directory before relying on it.",
+        {"fork_at": entry, "sent": False, "relay_read": [], **facts})
 
 
 SCENARIOS: dict[Scenario, Callable[[World], Awaitable[Outcome]]] = {

@@ -32,7 +32,8 @@ def printer(prefix: str = "") -> Callable[[str], None]:
 
 
 async def play(scenario: Scenario, cover_up: bool = True, pace: float = 0.0,
-               say: Callable[[str], None] | None = None) -> Outcome:
+               say: Callable[[str], None] | None = None, witnessed: bool = False
+               ) -> Outcome:
     say = say or printer()
     relay_say = printer("relay: ")
 
@@ -41,9 +42,11 @@ async def play(scenario: Scenario, cover_up: bool = True, pace: float = 0.0,
         if sentence is not None:
             relay_say(sentence)
 
-    say(scenario.blurb + ("" if cover_up else " It does NOT log its key in the key "
-                                                "directory (--unlogged)."))
-    async with demo_world(say, hostile_factory(scenario, say, cover_up),
+    say(scenario.blurb
+        + ("" if cover_up else " It does NOT log its key in the key directory (--unlogged).")
+        + (" Alice's client requires a witness's cosignature (--witness)." if witnessed
+           else ""))
+    async with demo_world(say, hostile_factory(scenario, say, cover_up, witnessed),
                           observe=relay_event) as world:
         world.pace = pace
         outcome = await SCENARIOS[scenario](world)
@@ -51,6 +54,7 @@ async def play(scenario: Scenario, cover_up: bool = True, pace: float = 0.0,
     return outcome
 
 
-def run_story(scenario: str, cover_up: bool = True, pace: float = 0.0) -> int:
-    asyncio.run(play(Scenario(scenario), cover_up, pace))
+def run_story(scenario: str, cover_up: bool = True, pace: float = 0.0,
+              witnessed: bool = False) -> int:
+    asyncio.run(play(Scenario(scenario), cover_up, pace, witnessed=witnessed))
     return 0

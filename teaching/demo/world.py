@@ -124,11 +124,12 @@ async def demo_world(narrate: Callable[[str], None] = print,
 
 
 def hostile_factory(behaviour: str, narrate: Callable[[str], None],
-                    cover_up: bool = True) -> Callable[..., Relay]:
+                    cover_up: bool = True, witnessed: bool = False) -> Callable[..., Relay]:
     """A HostileRelay playing `behaviour`; `cover_up` False: it does not log its fake
-    keys in the key directory (teaching.names.COVER_UP)."""
+    keys in the key directory (teaching.names.COVER_UP); `witnessed`: the victim's
+    client requires a witness's cosignature (teaching.names.WITNESSED)."""
     from teaching.hostile import HostileRelay
     from teaching.names import Scenario
 
     return functools.partial(HostileRelay, behaviour=Scenario(behaviour), narrate=narrate,
-                             cover_up=cover_up)
+                             cover_up=cover_up, witnessed=witnessed)

@@ -15,6 +15,7 @@ from teaching.demo.scenarios import (
     GOSSIP,
     OWNER_MONITORING,
     SCENARIOS,
+    WITNESS,
     Outcome,
     split_view,
 )
@@ -23,11 +24,12 @@ from teaching.hostile import HostileRelay
 from teaching.names import Scenario
 
 
-async def run(name: str, tmp_path: Path, cover_up: bool = True
+async def run(name: str, tmp_path: Path, cover_up: bool = True, witnessed: bool = False
               ) -> tuple[Outcome, list[str], list[Path]]:
     """The scenario, headless; also the evidence files every client left behind."""
     lines: list[str] = []
-    async with demo_world(lines.append, hostile_factory(name, lines.append, cover_up),
+    async with demo_world(lines.append,
+                          hostile_factory(name, lines.append, cover_up, witnessed),
                           workdir=tmp_path) as world:
         assert isinstance(world.relay, HostileRelay)
         outcome = await SCENARIOS[Scenario(name)](world)
@@ -100,6 +102,17 @@ async def test_split_view_is_caught_by_gossip(tmp_path: Path) -> None:
     assert any(line.startswith("CAUGHT by gossip") for line in lines)
     check_evidence(outcome, files, conclusive=True)
     assert {f.parent.name for f in files} == {"alice"}
+
+
+async def test_split_view_against_a_witness_is_refused_up_front(tmp_path: Path) -> None:
+    """With a witness required, the fork's checkpoint carries no cosignature (the
+    witness already cosigned the real head of that size): Alice's client refuses it
+    before relying on it, and nothing reaches the relay's key."""
+    outcome, lines, files = await run("split-view", tmp_path, witnessed=True)
+    assert outcome.facts["caught_by"] == WITNESS and outcome.facts["alert"] == "bad-proof"
+    assert not outcome.facts["sent"] and outcome.facts["relay_read"] == []
+    assert any("cosign its fork checkpoint" in line and "REFUSED" in line for line in lines)
+    assert files == []  # prevention: an uncosigned head proves nothing against the relay
 
 
 async def test_the_split_view_leaves_two_heads_that_prove_the_fork(tmp_path: Path) -> None:

@@ -7,7 +7,14 @@ import pytest
 from textual.widgets import DataTable
 
 from blindrelay.cli import main
-from teaching.demo.app import DESCRIPTIONS, UNLOGGED, DemoApp, StoryScreen
+from teaching.demo.app import (
+    DESCRIPTIONS,
+    UNLOGGED,
+    WITNESS,
+    DemoApp,
+    StoryScreen,
+    parse_choice,
+)
 from teaching.demo.server_pane import ServerPane
 from tests.client.helpers import wait_for
 
@@ -30,6 +37,9 @@ def test_the_menu_offers_the_scenarios_without_the_cover_up() -> None:
     assert "key-swap" + UNLOGGED in DESCRIPTIONS
     assert "split-view" in DESCRIPTIONS
     assert "tamper" + UNLOGGED not in DESCRIPTIONS
+    assert parse_choice("split-view" + WITNESS) == ("split-view", True, True)
+    assert parse_choice("key-swap" + UNLOGGED) == ("key-swap", False, False)
+    assert parse_choice("honest") == ("honest", True, False)
 
 
 async def test_the_relay_pane_shows_checkpoints_and_the_story_the_catch() -> None:
