@@ -63,7 +63,6 @@ from client.store import (
     Store,
 )
 from client.trust import TrustBook
-from protocol.e2e.content import Text
 from protocol.e2e.errors import MessageTooLarge
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.session import Session
@@ -111,7 +110,8 @@ class Client:
         self.prekeys = PrekeyKeeper(store, PrekeyRepo(store), self.profiles, profile,
                                     identity, clock)
         self.outbox = Outbox(store, OutboxRepo(store), self.messages, self.events,
-                             lambda: self.username, self.max_envelope)
+                             lambda: self.username, self.max_envelope,
+                             self.directory.head_note)
         self.inbox = Inbox(store, self.sessions, self.trust, self.prekeys, self.messages,
                            self.outbox, self.events, identity, clock)
         self.failures = FailureReports(store, self.sessions, self.trust, self.outbox,
@@ -284,7 +284,21 @@ class Client:
             return ReceiveResult()  # not acknowledged: the relay delivers it again
         await self.failures.send(result.reports)  # decryption errors, PROTOCOL.md 9.2
         await self._flush_quietly()
+        for sender, head in result.gossip:  # the contact's directory head (19.8)
+            await self._check_gossip(sender, head)
         return result
+
+    async def _check_gossip(self, sender: str, head: bytes) -> None:
+        """A contact's head must be in our history of the directory: a fork found here
+        is alerted with its evidence (KeyDirectory.gossip); anything else that stops
+        the check (no connection, a refusal) waits for the contact's next message."""
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            await self.directory.gossip(conn, sender, head)
+        except ClientError as exc:
+            log.info("a contact's directory head was not checked: %s", exc)
 
     # -- contacts and trust (trust.py)
 
@@ -338,7 +352,7 @@ class Client:
         if len(text.encode("utf-8")) > MAX_TEXT:
             raise Refused(f"message too long (at most {MAX_TEXT} bytes)")
         try:  # refused here, before the session advances, rather than by the relay
-            envelope_size(len(Text(bytes(16), 0, text).encode()), self.max_envelope())
+            envelope_size(len(self.outbox.text(bytes(16), 0, text)), self.max_envelope())
         except MessageTooLarge as exc:
             raise Refused(f"message too long: {exc}") from exc
         contact = self.contact(name)
@@ -348,7 +362,7 @@ class Client:
             await self._start_session(name)
         message = Message(name, Direction.OUT, text, State.SENDING,
                           message_id=os.urandom(16), sent_at_ms=int(self.clock() * 1000))
-        plaintext = Text(message.message_id, message.sent_at_ms, text).encode()
+        plaintext = self.outbox.text(message.message_id, message.sent_at_ms, text)
         with self.store.transaction():
             contact = self.trust.need(name)
             record = self.sessions.load(name)

@@ -487,6 +487,10 @@ def cmd_safety_number(args: argparse.Namespace) -> int:
         print(f"Safety number with {args.name} "
               f"({'KEY CHANGED, not accepted' if contact.key_changed else contact.trust.value})"
               f":\n\n{digits}\n")
+        codes = client.directory.anchors()
+        if codes:
+            print("Key directory (these must match too, for the same size):\n  "
+                  + "\n  ".join(codes) + "\n")
         if not args.no_qr:
             print(render_qr(payload))
         print("Compare these digits with what your contact sees (in person or over another "

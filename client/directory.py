@@ -63,8 +63,19 @@ from protocol.wire.kt.evidence import (
     entry_evidence,
     verify_evidence,
 )
+from protocol.wire.kt.merkle import verify_consistency
 from protocol.wire.kt.note import parse_verifier_key
-from protocol.wire.kt.verifier import DirectoryKeys, Fork, Head, Rollback, advance, open_head
+from protocol.wire.kt.verifier import (
+    DirectoryKeys,
+    Fork,
+    Head,
+    Rollback,
+    advance,
+    anchor_sizes,
+    check_gossip,
+    head_code,
+    open_head,
+)
 from protocol.wire.publickeys import verify_signature
 
 log = logging.getLogger("blindrelay.client")
@@ -222,7 +233,92 @@ class KeyDirectory:
             if head.note != state.head_note:
                 state.head_note = head.note
                 self.repo.save(state)
+            await self._anchor(conn, state, head)
             return head
+
+    async def _anchor(self, conn: RelayConnection, state: KtState, head: Head) -> None:
+        """Keeps the roots at the head's anchor sizes (for the safety-number screen),
+        each proven consistent with the head by the relay's own proof."""
+        sizes = anchor_sizes(head.size)
+        if set(state.anchors) == set(sizes):
+            return
+        anchors: dict[int, bytes] = {}
+        try:
+            for size in sizes:
+                if size == head.size:
+                    anchors[size] = head.root
+                    continue
+                with relay_errors():
+                    answer = await conn.kt_consistency(size, head.size)
+                verify_consistency(size, head.size, answer.old_root, head.root, answer.proof)
+                anchors[size] = answer.old_root
+        except (ClientError, ProtocolError) as exc:
+            log.info("directory anchors not updated: %s", exc)
+            return
+        state.anchors = anchors
+        self.repo.save(state)
+
+    def anchor_payload(self) -> str:
+        """The largest anchor for the safety-number QR code (alphanumeric mode):
+        ":KT<size>:<first 8 bytes of its root, upper-case hex>", or nothing."""
+        state = self.state()
+        if state is None or not state.anchors:
+            return ""
+        size = max(state.anchors)
+        return f":KT{size}:{state.anchors[size][:8].hex().upper()}"
+
+    def anchors(self) -> list[str]:
+        """The directory codes to compare on the safety-number screen, largest first."""
+        state = self.state()
+        if state is None:
+            return []
+        return [head_code(size, root) for size, root in sorted(state.anchors.items(),
+                                                                 reverse=True)]
+
+    def head_note(self) -> bytes | None:
+        """Our newest verified head, as our texts carry it (19.8), or None."""
+        state = self.state()
+        return None if state is None else state.head_note
+
+    async def gossip(self, conn: RelayConnection, sender: str, note: bytes) -> None:
+        """Checks a contact's directory head against ours (19.8, `check_gossip`): our
+        head is first brought up to at least the contact's size (KT_INFO), then the
+        relay proves, on our own connection, what its log was at the contact's size.
+        If that is not what it signed for the contact, the relay showed the two of us
+        two directories: a fork alert with conclusive evidence, in that conversation."""
+        state = await self._pinned(conn)
+        keys = self.keys(state)
+        try:
+            theirs = open_head(keys, note, cosigned=False)
+        except ProtocolError as exc:  # another relay's head, or garbage: not ours to judge
+            log.info("a contact's directory head is not this relay's: %s", exc)
+            return
+        head = open_head(keys, state.head_note, cosigned=False)
+        if theirs.size > head.size:
+            with relay_errors():
+                info = await conn.kt_info()
+            head = await self._advance(conn, state, info.checkpoint)
+            if theirs.size > head.size:
+                log.info("a contact saw a newer directory head than the relay shows us")
+                return
+        old_root: bytes | None = None
+        proof: tuple[bytes, ...] = ()
+        if 0 < theirs.size < head.size:
+            with relay_errors():
+                answer = await conn.kt_consistency(theirs.size, head.size)
+            old_root, proof = answer.old_root, answer.proof
+        try:
+            check_gossip(keys, head, note, old_root, proof)
+        except Fork as exc:
+            path = self._write(exc.evidence)
+            alert = self._alert(
+                KtAlertKind.FORK, sender,
+                f"ALERT: the relay showed {sender} a key directory that is not the one it "
+                f"shows you (a split view): it signed two histories that cannot both be "
+                f"true, so it can show each of you keys the other never sees. {exc}", path)
+            self._warn(sender, alert)
+        except ProtocolError as exc:
+            log.info("a contact's directory head could not be checked: %s", exc)
 
     # -- lookups
 

@@ -20,7 +20,7 @@ from client.prekeys import PrekeyKeeper
 from client.records import Contact, Direction, Message, State
 from client.store import SessionRepo, Store
 from client.trust import TrustBook
-from protocol.e2e.content import DecryptionError, ReceiptType, Text, decode_content
+from protocol.e2e.content import DecryptionError, ReceiptType, Text, decode_gossiped
 from protocol.e2e.errors import (
     DecryptionFailed,
     DuplicateMessage,
@@ -54,6 +54,8 @@ class ReceiveResult:
 
     messages: list[Message] = field(default_factory=list)
     reports: list[tuple[str, DecryptionError]] = field(default_factory=list)
+    gossip: list[tuple[str, bytes]] = field(default_factory=list)
+    """(sender, the directory head its message carried): checked once committed (19.8)."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ class Inbox:
                 self._report(name, envelope.incoming, received_at, result)
             return
         contact = self._after_open(name, contact, opened)
-        self._deliver(name, contact, record, opened.plaintext, note)
+        self._deliver(name, contact, record, opened.plaintext, note, result)
         self.sessions.save(name, record)
 
     def _report(self, name: str, incoming: Incoming, received_at: int,
@@ -231,13 +233,15 @@ class Inbox:
         return contact
 
     def _deliver(self, name: str, contact: Contact, record: SessionRecord, plaintext: bytes,
-                 note: Callable[[Message], None]) -> None:
+                 note: Callable[[Message], None], result: ReceiveResult) -> None:
         try:
-            item = decode_content(plaintext)
+            item, head = decode_gossiped(plaintext)
         except DecodeError as exc:
             note(Message(name, Direction.IN, "", State.UNDECRYPTABLE,
                          error=f"unreadable content: {exc}"))
             return
+        if head is not None:
+            result.gossip.append((name, head))
         if isinstance(item, Text):
             note(Message(name, Direction.IN, item.text, State.RECEIVED,
                          message_id=item.message_id, sent_at_ms=item.sent_at_ms, unread=True))

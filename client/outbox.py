@@ -16,7 +16,7 @@ from client.events import Events
 from client.history import History
 from client.records import Contact, Direction, Message, OutboxItem, State
 from client.store import OutboxRepo, Store
-from protocol.e2e.content import DecryptionError, Receipt, ReceiptType, Text
+from protocol.e2e.content import DecryptionError, Receipt, ReceiptType, Text, with_checkpoint
 from protocol.e2e.sealed import SealedContent, seal
 from protocol.e2e.session import Session
 from protocol.e2e.session_record import SessionRecord
@@ -43,7 +43,10 @@ WAITING = ("not delivered: the recipient's identity key has changed; it is sent 
 
 class Outbox:
     def __init__(self, store: Store, repo: OutboxRepo, history: History, events: Events,
-                 username: Callable[[], str], max_envelope: Callable[[], int]) -> None:
+                 username: Callable[[], str], max_envelope: Callable[[], int],
+                 head: Callable[[], bytes | None] = lambda: None) -> None:
+        self.head = head
+        """Our newest verified directory head, carried in every text (PROTOCOL.md 19.8)."""
         self.store = store
         self.max_envelope = max_envelope
         self.repo = repo
@@ -51,6 +54,13 @@ class Outbox:
         self.events = events
         self.username = username
         self._lock = asyncio.Lock()
+
+    def text(self, message_id: bytes, sent_at_ms: int, text: str) -> bytes:
+        """A TEXT's content, wrapped with our newest directory head when we have one, so
+        the receiver can check that the relay showed us both one directory (19.8)."""
+        content = Text(message_id, sent_at_ms, text).encode()
+        head = self.head()
+        return content if head is None else with_checkpoint(content, head)
 
     def seal(self, contact: Contact, session: Session, plaintext: bytes) -> bytes:
         """Encrypts in `session` (the caller saves its record in the same transaction)
@@ -121,7 +131,7 @@ class Outbox:
         return sum(self._resend(contact, record, m) for m in waiting)
 
     def _resend(self, contact: Contact, record: SessionRecord, message: Message) -> bool:
-        plaintext = Text(message.message_id, message.sent_at_ms, message.text).encode()
+        plaintext = self.text(message.message_id, message.sent_at_ms, message.text)
         if record.current is None or contact.key_changed:
             return False
         self.queue(contact.name, self.seal(contact, record.current, plaintext),

@@ -157,13 +157,17 @@ class KtState:
     checked_root: bytes | None = None
     witnesses: list[str] = field(default_factory=list)
     """Witness verifier keys the user configured: newer heads need one's cosignature."""
+    anchors: dict[int, bytes] = field(default_factory=dict)
+    """Roots of the log at the anchor sizes of the head (verifier.anchor_sizes), proven
+    consistent with it: what the safety-number screen shows for comparison."""
 
     def encode(self) -> bytes:
         return _dumps({"server": self.server, "origin": self.origin, "log_key": self.log_key,
                        "vrf_public_key": self.vrf_public_key.hex(),
                        "head_note": self.head_note.hex(), "checked_size": self.checked_size,
                        "checked_root": None if self.checked_root is None
-                       else self.checked_root.hex(), "witnesses": self.witnesses})
+                       else self.checked_root.hex(), "witnesses": self.witnesses,
+                       "anchors": {str(k): v.hex() for k, v in self.anchors.items()}})
 
     @classmethod
     def decode(cls, data: bytes) -> KtState:
@@ -172,7 +176,8 @@ class KtState:
         return cls(d["server"], d["origin"], d["log_key"], bytes.fromhex(d["vrf_public_key"]),
                    bytes.fromhex(d["head_note"]), d["checked_size"],
                    None if root is None else bytes.fromhex(root),
-                   list(d.get("witnesses", [])))
+                   list(d.get("witnesses", [])),
+                   {int(k): bytes.fromhex(v) for k, v in d.get("anchors", {}).items()})
 
 
 @dataclass

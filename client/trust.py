@@ -102,7 +102,8 @@ class TrustBook:
         key = contact.pending_identity or contact.identity
         me = self.username()
         digits = safety_number(self.identity.public, me, key, name)
-        return format_safety_number(digits), qr_payload(self.identity.public, me, key, name)
+        payload = qr_payload(self.identity.public, me, key, name)
+        return format_safety_number(digits), payload + self.directory.anchor_payload()
 
     def verify(self, name: str) -> Contact:
         contact = self.need(name)

@@ -297,7 +297,8 @@ class ChatPane(Vertical):
             except VIEW_ERRORS as exc:
                 self.report("change the contact's trust", exc)
 
-        self.app.push_screen(SafetyNumberScreen(contact, digits, payload), done)
+        self.app.push_screen(SafetyNumberScreen(contact, digits, payload,
+                                                self.client.directory.anchors()), done)
 
     async def action_switch(self, step: int) -> None:
         name = self.contact_list.move(step)

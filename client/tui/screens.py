@@ -108,11 +108,15 @@ class SafetyNumberScreen(ModalScreen[str | None]):
                 Binding("a", "accept", "Accept new key"),
                 Binding("escape", "close", "Close")]
 
-    def __init__(self, contact: Contact, digits: str, payload: str) -> None:
+    def __init__(self, contact: Contact, digits: str, payload: str,
+                 directory: list[str] | None = None) -> None:
         super().__init__()
         self.contact = contact
         self.digits = digits
         self.payload = payload
+        self.directory = directory or []
+        """Key directory codes (PROTOCOL.md 19.8): equal for the same size on both
+        screens unless the relay showed the two of you different directories."""
 
     def compose(self) -> ComposeResult:
         contact, name = self.contact, display_name(self.contact.name)
@@ -123,6 +127,9 @@ class SafetyNumberScreen(ModalScreen[str | None]):
                                               (name, "bold $accent")), classes="dialog-title")
                 yield Static(Content.styled(label, style))
                 yield Static(self.digits, id="safety-digits")
+                if self.directory:
+                    yield Static("Key directory, " + " · ".join(self.directory),
+                                 id="safety-directory", markup=False)
                 if contact.key_changed:
                     yield Static(Content.assemble(
                         (f"{name}'s identity key CHANGED. ", "bold $text-error"),

@@ -147,3 +147,22 @@ def check_gossip(keys: DirectoryKeys, mine: Head, theirs_note: bytes,
         raise Fork("the relay showed a contact a directory that is not in our history",
                    fork_evidence(keys.log_key, theirs_note, mine.note, old_root, proof))
     return theirs
+
+
+def anchor_sizes(size: int) -> tuple[int, ...]:
+    """The log sizes whose roots two people compare on the safety-number screen (19.8):
+    the largest power of two not above `size`, and half of it. Any two heads within a
+    factor of two of each other share one of them, so their codes can be compared
+    without either knowing the other's size; equal codes mean the relay showed both
+    the same first entries."""
+    if size <= 0:
+        return ()
+    top = 1 << (size.bit_length() - 1)
+    return (top, top // 2) if top > 1 else (top,)
+
+
+def head_code(size: int, root: bytes) -> str:
+    """A directory anchor for people to compare: the size and the root's first 8
+    bytes, as four groups of four upper-case hex digits."""
+    digits = root[:8].hex().upper()
+    return f"first {size}: " + " ".join(digits[i:i + 4] for i in range(0, 16, 4))
