@@ -19,6 +19,7 @@ from client.errors import DirectoryRefused, KeyChangeBlocked
 from client.events import KtAlert, KtAlertKind
 from client.history import UNKNOWN_SENDER
 from client.records import Direction, Message, State
+from protocol.e2e.content import Text, decode_content
 from protocol.e2e.sealed import unseal
 from protocol.e2e.session import Session
 from protocol.wire.errors import ProtocolError
@@ -272,8 +273,9 @@ async def _split_view(world: World, relay: HostileRelay) -> Outcome:
     if relay.witnessed:
         return await _witness_refuses(world, entry)
     await world.alice.send_text("carol", "Hi Carol, it's Alice. Welcome!")
+    read = [_text_of(t) for s, r, t in relay.opened if (s, r) == ("alice", "carol")]
     world.narrate("Alice wrote to Carol. Her client looked Carol up and the proof verified, "
-                  "against the fork. The relay decrypted the message.")
+                  f"against the fork. The relay decrypted the message: {read[-1]!r}.")
     await monitor(world, "bob")
     await say(world, "bob", "alice", "Did you see that Carol joined?", wait=False)
     world.narrate("Bob's message carries his newest checkpoint, from the real directory. "
@@ -285,8 +287,7 @@ async def _split_view(world: World, relay: HostileRelay) -> Outcome:
         "split-view",
         "A relay can show one person a forked directory, but it signs both: the first "
         "message from someone shown the real one proves the fork.",
-        {"fork_at": entry, "relay_read": [t for s, r, t in relay.opened
-                                          if (s, r) == ("alice", "carol")], **facts})
+        {"fork_at": entry, "relay_read": read, **facts})
 
 
 async def tamper(world: World) -> Outcome:
@@ -376,6 +377,12 @@ async def keep_everything(world: World) -> Outcome:
         "A relay can keep every ciphertext; with forward secrecy, even seizing a device "
         "later does not decrypt earlier messages.",
         {"kept": len(kept), "opened": opened, "decrypted": decrypted})
+
+
+def _text_of(plaintext: bytes) -> str:
+    """The text of a decrypted message (unwrapped from its gossiped checkpoint)."""
+    content = decode_content(plaintext)
+    return content.text if isinstance(content, Text) else type(content).__name__
 
 
 async def _witness_refuses(world: World, entry: int) -> Outcome:

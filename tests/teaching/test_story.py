@@ -71,3 +71,16 @@ async def test_the_unlogged_variant_runs_from_the_command_line_flag() -> None:
         assert app.outcome is not None
         assert app.outcome.facts["caught_by"] == "the first-contact lookup proof"
         await pilot.press("ctrl+q")
+
+
+async def test_split_view_in_the_demo_shows_the_fork_evidence() -> None:
+    app = DemoApp("split-view", pace=0)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(lambda: app.outcome is not None, 40)
+        assert app.outcome is not None
+        assert app.outcome.facts["caught_by"] == "gossip consistency"
+        assert app.outcome.facts["conclusive"] is True
+        story = "\n".join(app.narration)
+        assert "FORK checkpoint for Alice's eyes only" in story
+        assert "conclusive: yes" in story
+        await pilot.press("ctrl+q")
