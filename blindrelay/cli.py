@@ -181,8 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run a malicious-relay scenario (also in the demo's F3 menu)")
     demo.add_argument("--pace", type=float, default=1.2,
                       help="seconds between scenario steps (default 1.2)")
+    demo.add_argument("--unlogged", action="store_true",
+                      help="with mitm-first-contact or key-swap: the relay does not log its "
+                      "fake key in the key directory (caught at first contact) instead of "
+                      "logging it as a RESET (caught by the owner's monitoring)")
+    demo.add_argument("--witness", action="store_true",
+                      help="with split-view: Alice's client accepts only checkpoints a "
+                      "witness cosigned, so the fork is refused up front (instead of "
+                      "proven by gossip afterwards)")
     demo.add_argument("--text", action="store_true",
-                      help="no terminal UI: print a protocol walk-through instead")
+                      help="no terminal UI: print a protocol walk-through instead; with "
+                      "--scenario, the scenario's story as text")
     demo.add_argument("--messages", type=int, default=6, help="with --text: how many")
     _add_serve(sub)
     _add_witness(sub)
@@ -253,13 +262,18 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
+        if args.text and args.scenario:
+            from teaching.demo.story import run_story
+
+            return run_story(args.scenario, cover_up=not args.unlogged,
+                             witnessed=args.witness)
         if args.text:
             from teaching.walkthrough import run
 
             return run(args.messages)
         from teaching.demo.app import run_demo
 
-        return run_demo(args.scenario, args.pace)
+        return run_demo(args.scenario, args.pace, args.unlogged, args.witness)
     if args.command == "serve":
         return _serve(args)
     if args.command == "witness":

@@ -4,15 +4,25 @@
 It shows what a relay operator who turns hostile can and cannot do:
 
 - mitm-first-contact: hand Alice a bundle with the relay's own identity key in place
-  of Bob's, and sit in the middle re-encrypting everything. Messages flow; only the
-  safety numbers (which differ on the two screens) reveal it.
+  of Bob's, and sit in the middle re-encrypting everything. Messages flow; the safety
+  numbers differ on the two screens, and the key directory catches it (below).
 - key-swap: claim, after Alice and Bob have talked, that Bob has a new identity key.
-  Alice's client warns and sends nothing until she accepts.
+  Alice's client warns and sends nothing until she accepts; the directory catches it.
 - tamper: flip bits in a ciphertext. Authentication fails; the next message is fine.
 - replay: deliver an old envelope again. The ratchet rejects it as a duplicate.
 - drop: acknowledge an envelope and throw it away. The message counters show the gap.
 - keep-everything: keep a copy of every ciphertext, then "seize" Bob's device state and
   try to decrypt the copies with it. Forward secrecy: the earlier ones stay sealed.
+- split-view: keep two key directories, signed with the same keys: a fork shown to
+  Alice, in which Carol registered with the relay's key, and the real one shown to
+  everyone else (Carol included, so her own monitoring sees nothing wrong). Caught by
+  gossip: Bob's messages carry his newest checkpoint, and the two cannot both be true.
+
+With key transparency (docs/PROTOCOL.md 19) the two key lies each have two versions,
+and both are caught: the relay either does not log its fake key in the directory, and
+the client's lookup at first contact (or at the key change) refuses it, or it logs
+the key as an operator RESET so that the lookup verifies, and the victim's own client,
+watching its name in the directory, finds a binding it never made (`cover_up`).
 
 Unlike the real relay, the attacker here has to do cryptography (it plays a client to
 each side), so it imports the session code. That is exactly the point: an honest relay
@@ -37,11 +47,31 @@ from protocol.e2e.keys import (
 from protocol.e2e.messages import PreKeyMessage
 from protocol.e2e.sealed import MessageKind, SealedContent, seal, unseal
 from protocol.e2e.session import PrivatePrekeys, Session
-from protocol.wire.errors import ProtocolError
-from protocol.wire.frames import Bundle, Send, Sent
+from protocol.wire.connection import RequestRefused
+from protocol.wire.errors import LocalProtocolError, ProtocolError
+from protocol.wire.frames import (
+    Bundle,
+    ErrorCode,
+    Frame,
+    KtConsistency,
+    KtConsistencyProof,
+    KtEntries,
+    KtEntryRange,
+    KtInfo,
+    KtInfoAnswer,
+    KtLookup,
+    KtLookupAnswer,
+    KtOwn,
+    KtOwnEntries,
+    OwnEntry,
+    Send,
+    Sent,
+)
+from protocol.wire.kt.directory import Directory, EntryKind
 from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
-from server.relay import Relay
-from server.storage import StoredEnvelope
+from server.relay import Connection, Relay
+from server.storage import DirectoryUpdate, StoredEnvelope
+from server.witnessing import Witnesses
 from teaching.names import Scenario
 
 
@@ -76,15 +106,76 @@ class Kept:
     received_at: int
 
 
+KT_FRAMES = (KtInfo, KtConsistency, KtLookup, KtEntries, KtOwn)
+"""The key directory's requests (PROTOCOL.md 19.10): a split view answers them per
+connection."""
+
+
+class SplitView:
+    """A fork of the relay's directory, shown to `victims` only.
+
+    Same log signing key and VRF key as the real one (so every signature and proof in
+    it verifies), the same history up to the moment of the fork, and after it: every
+    update the real directory gains is copied in (new users appear in both views),
+    except that the names in `fakes` are bound to the relay's keys instead. Each view
+    is consistent on its own; the two cannot both be true, and that is what gossip
+    between a victim and someone shown the real view proves."""
+
+    def __init__(self, honest: Directory, victims: frozenset[str],
+                 fakes: dict[str, bytes]) -> None:
+        self.honest = honest
+        self.victims = victims
+        self.fakes = fakes
+        self.fork = Directory(honest.signer, honest.vrf_secret)
+        for update in honest.updates:
+            self.fork.append(update.username, update.binding, update.opening)
+        self.base = honest.size
+        """Entries both views share: the fork point."""
+        self.copied = honest.size
+        for name in fakes:  # a name already bound: the fork re-binds it, as a RESET
+            if self.fork.current(name) is not None:
+                self._bind_fake(name)
+
+    def _bind_fake(self, name: str) -> None:
+        self.fork.append(name, self.fork.next_binding(name, self.fakes[name]),
+                         os.urandom(16))
+
+    def view(self) -> Directory:
+        """The fork, brought up to date with what the real directory gained since."""
+        for update in self.honest.updates[self.copied:]:
+            self.copied += 1
+            name = update.username
+            try:
+                if name in self.fakes and update.binding.kind is not EntryKind.DELETE:
+                    self._bind_fake(name)
+                else:
+                    self.fork.append(name, update.binding, update.opening)
+            except LocalProtocolError:
+                continue  # the real name moved on in a way the fork cannot follow
+        return self.fork
+
+
 class HostileRelay(Relay):
     """A Relay with one hostile behaviour switched on. `narrate` receives one plain
     sentence per thing it does, for the demo's status line."""
 
     def __init__(self, *args: Any, behaviour: Scenario,
-                 narrate: Callable[[str], None] | None = None, **kwargs: Any) -> None:
+                 narrate: Callable[[str], None] | None = None, cover_up: bool = True,
+                 witnessed: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.behaviour = behaviour
         self.narrate = narrate or (lambda _s: None)
+        self.cover_up = cover_up
+        """Whether the relay logs its fake keys in the key directory (as RESETs)."""
+        self.witnessed = witnessed
+        """split-view: the victim's client requires a witness's cosignature."""
+        self.split: SplitView | None = None
+        self._fork_signed = 0
+        self._fork_note: tuple[int, bytes] | None = None
+        self.logged: list[tuple[str, int]] = []
+        """(name, log index) of every fake binding the relay logged in the real view."""
+        self.opened: list[tuple[str, str, bytes]] = []
+        """(sender, meant for, plaintext) of what the relay decrypted."""
         self.kept: list[Kept] = []
         self.delivered: dict[str, list[bytes]] = {}
         self.tamper_next: str | None = None
@@ -116,8 +207,137 @@ class HostileRelay(Relay):
                 requester, FakeIdentity()).identity.public
             self.narrate(f"The relay answered {requester}'s request for {username}'s key "
                          f"bundle with a bundle of its OWN identity key.")
+            if self.cover_up:
+                await self.log_fake_key(username, fake.identity.public, requester)
+                await self.log_fake_key(requester, self.fakes[requester].identity.public,
+                                        username)
+            else:
+                self.narrate("The relay did NOT log the fake key in the key directory: "
+                             "the directory still binds the real key.")
+            return Bundle(fake.bundle().encode())
+        split = self.split
+        if split is not None and requester in split.victims and username in split.fakes:
+            fake = self.fakes[username]
+            self.lies[(requester, username)] = fake.identity.public
+            self.narrate(f"The relay answered {requester}'s request for {username}'s key "
+                         "bundle with a bundle of its OWN identity key, the one its fork "
+                         f"of the directory shows {requester}.")
             return Bundle(fake.bundle().encode())
         return await super()._fetch_bundle(username, requester)
+
+    # -- the key directory
+
+    async def log_fake_key(self, username: str, identity: bytes, victim: str) -> None:
+        """Appends a RESET of `username` to the relay's fake key in the REAL directory,
+        the one everyone is shown: the only way a lookup proof for the fake key can
+        verify without a split view."""
+        async def store(update: DirectoryUpdate) -> None:
+            await self.storage.append_directory_updates([update])
+
+        await self._update_directory(username, identity, store)
+        self._published()
+        index = self.directory.size - 1
+        binding = self.directory.updates[index].binding
+        self.logged.append((username, index))
+        self.narrate(f"To get past {victim.capitalize()}'s client, which checks every key "
+                     "against the key directory, the relay LOGGED its fake key: entry "
+                     f"{index} says the operator RESET {username}'s account (version "
+                     f"{binding.version}). That entry is public, forever, and it is "
+                     f"exactly what {username.capitalize()}'s client watches.")
+
+    def start_split_view(self, victim: str, target: str) -> SplitView:
+        """From now on `victim` is shown a fork in which `target` is bound to a key the
+        relay holds; everyone else the real directory."""
+        fake = self.fakes.setdefault(target, FakeIdentity())
+        self.split = SplitView(self.directory, frozenset({victim}),
+                               {target: fake.identity.public})
+        self._fork_signed = self.split.fork.size
+        self.narrate(f"The relay forked its key directory at {self.split.base} entries: "
+                     f"{victim.capitalize()} will be shown a copy, signed with the same "
+                     f"key, in which {target.capitalize()} is bound to the relay's key; "
+                     "everyone else sees the real one.")
+        return self.split
+
+    async def _carry_out(self, conn: Connection, frame: Frame) -> Frame:
+        split = self.split
+        user = conn.username
+        if split is not None and user in split.victims and isinstance(frame, KT_FRAMES):
+            assert user is not None
+            view = split.view()
+            if view.size != self._fork_signed:
+                self._fork_signed = view.size
+                self._narrate_fork(view, user)
+            return self._kt_answer(view, await self._view_note(view), frame, user)
+        return await super()._carry_out(conn, frame)
+
+    async def _view_note(self, view: Directory) -> bytes:
+        """The checkpoint served with a view: the real one (with its witnesses'
+        cosignatures) while the fork has not diverged, else the fork's own, which the
+        relay tries to have cosigned by the same witnesses."""
+        real = self.directory
+        if view.size == real.size and view.log.root() == real.log.root():
+            return self.head_note()
+        if self._fork_note is not None and self._fork_note[0] == view.size:
+            return self._fork_note[1]
+        note = view.checkpoint()
+        if self.witnesses.urls:
+            attempt = Witnesses(self.witnesses.urls, self.witnesses.timeout)
+            await attempt.publish(view)
+            cosigned = attempt.note(view)
+            if cosigned == note:
+                self.narrate(f"The relay asked the witness to cosign its fork checkpoint of "
+                             f"{view.size} entries: REFUSED, because the witness already "
+                             "cosigned another head of that size. A witness cosigns one "
+                             "history only.")
+            note = cosigned
+        self._fork_note = (view.size, note)
+        return note
+
+    def _narrate_fork(self, view: Directory, user: str) -> None:
+        """The fork's checkpoints are published too, to its victims only."""
+        real = self.directory
+        size = view.size
+        other = (f"the real directory's checkpoint of {size} entries has root "
+                 f"{real.log.root(size).hex()[:8]}" if real.size >= size else
+                 f"the real directory has {real.size} entries")
+        self.narrate(f"The relay signed a FORK checkpoint for {user.capitalize()}'s eyes "
+                     f"only: {size} entries, root {view.log.root().hex()[:8]}; {other}. "
+                     "Same signing key: both verify, and both are the relay's word.")
+
+    def _kt_answer(self, view: Directory, note: bytes, frame: Frame, user: str) -> Frame:
+        """The KT answers (PROTOCOL.md 19.10), from the view this user is shown, with
+        `note` its checkpoint as served."""
+        if isinstance(frame, KtInfo):
+            return KtInfoAnswer(view.signer.verifier.encode(), view.vrf_public_key, note)
+        if isinstance(frame, KtConsistency):
+            old, new = frame.old_size, frame.new_size
+            if not 0 < old <= new <= view.size:
+                raise RequestRefused(ErrorCode.KT_OUT_OF_RANGE,
+                                     f"the log has {view.size} entries")
+            return KtConsistencyProof(view.log.root(old), tuple(view.consistency(old, new)))
+        if isinstance(frame, KtLookup):
+            if not self.lookups.take(user, self.monotonic()):
+                raise RequestRefused(ErrorCode.RATE_LIMITED, "too many lookups")
+            if self.split is not None and frame.username in self.split.fakes:
+                self.narrate(f"{user.capitalize()}'s client looked up "
+                             f"{frame.username.capitalize()} in the key directory; the "
+                             "relay answered from its FORK (the proof itself verifies "
+                             "against the fork's checkpoint).")
+            return KtLookupAnswer(note, view.lookup(frame.username).encode())
+        if isinstance(frame, KtEntries):
+            start = frame.start
+            if start > view.size:
+                raise RequestRefused(ErrorCode.KT_OUT_OF_RANGE,
+                                     f"the log has {view.size} entries")
+            end = min(view.size, start + frame.count)
+            return KtEntryRange(start, tuple(view.frontier(start)),
+                                tuple(e.encode() for e in view.entries[start:end]))
+        assert isinstance(frame, KtOwn)
+        size = view.size  # the proofs are against this checkpoint
+        return KtOwnEntries(note, view.label(user)[1],
+                            tuple(OwnEntry(i, opening, value,
+                                           tuple(view.log.inclusion_proof(i, size)))
+                                  for i, opening, value in view.owned(user)))
 
     async def _send(self, frame: Send, sender: str) -> Sent:
         self._check_send(frame)
@@ -143,6 +363,16 @@ class HostileRelay(Relay):
             if self.behaviour is Scenario.MITM_FIRST_CONTACT and self.victims is not None \
                     and out.recipient in self.fakes_for(sender):
                 body = await self._relay_through(sender, out.recipient, body)
+            split = self.split
+            if split is not None and sender in split.victims and out.recipient in split.fakes \
+                    and self._open(sender, out.recipient, body) is not None:
+                ids.append(os.urandom(16))  # kept, not forwarded: see split_view
+                self.narrate(f"The relay kept {sender}'s message to {out.recipient} "
+                             "instead of forwarding it: re-encrypting it for the real "
+                             f"{out.recipient.capitalize()} would need a fake "
+                             f"'{sender}' key, which {out.recipient.capitalize()}'s client "
+                             "would look up in the real directory.")
+                continue
             self.delivered.setdefault(out.recipient, []).append(body)
             (env,) = await self.store_and_push([(out.recipient, body)])
             ids.append(env.envelope_id)
@@ -168,6 +398,11 @@ class HostileRelay(Relay):
         identity key the relay made up, and sends one message."""
         fake = self.fakes.setdefault(impersonated, FakeIdentity())
         self.lies[(victim, impersonated)] = fake.identity.public
+        if self.cover_up:
+            await self.log_fake_key(impersonated, fake.identity.public, victim)
+        else:
+            self.narrate("The relay did NOT log the new key in the key directory: the "
+                         f"directory still binds {impersonated}'s real key.")
         parts = await self.storage.take_bundle(victim)
         bundle = _bundle(parts.identity, parts.signed_prekey, parts.kem_kind,
                          parts.kem_prekey, parts.one_time_prekey)
@@ -191,23 +426,10 @@ class HostileRelay(Relay):
         """Opens what `sender` sealed to the fake `recipient` key, decrypts it in the
         relay's session with `sender`, and re-encrypts it in the relay's session with
         the real `recipient`, posing as `sender` under a fake identity key."""
-        fake_recipient = self.fakes.setdefault(recipient, FakeIdentity())
         fake_sender = self.fakes.setdefault(sender, FakeIdentity())
-        try:
-            content = unseal(fake_recipient.identity, body)
-        except ProtocolError:
+        plaintext = self._open(sender, recipient, body)
+        if plaintext is None:
             return body  # not sealed to a fake key: pass it on untouched
-        inbound = self.sessions.get(sender)
-        if content.kind is MessageKind.PREKEY and (
-                inbound is None
-                or inbound.base_key != PreKeyMessage.decode(content.message).ephemeral):
-            inbound, plaintext, _ = Session.respond(fake_recipient.identity, content.message,
-                                                    fake_recipient.lookup)
-            self.sessions[sender] = inbound
-        else:
-            if inbound is None:
-                return body
-            plaintext = inbound.decrypt(content.kind, content.message)
         self.narrate(f"The relay decrypted {sender}'s message with the fake key it gave "
                      f"out for {recipient}, read {len(plaintext)} bytes of plaintext, and "
                      f"re-encrypted it to the real {recipient}.")
@@ -222,6 +444,31 @@ class HostileRelay(Relay):
         assert real_identity is not None
         kind, message = outbound.encrypt(plaintext)
         return seal(real_identity, SealedContent(sender, kind, message))
+
+    def _open(self, sender: str, recipient: str, body: bytes) -> bytes | None:
+        """The plaintext of what `sender` sealed to the relay's fake key for
+        `recipient`, decrypted in the relay's session with `sender` (None: not sealed
+        to a fake key)."""
+        fake_recipient = self.fakes.get(recipient)
+        if fake_recipient is None:
+            return None
+        try:
+            content = unseal(fake_recipient.identity, body)
+        except ProtocolError:
+            return None
+        inbound = self.sessions.get(sender)
+        if content.kind is MessageKind.PREKEY and (
+                inbound is None
+                or inbound.base_key != PreKeyMessage.decode(content.message).ephemeral):
+            inbound, plaintext, _ = Session.respond(fake_recipient.identity, content.message,
+                                                    fake_recipient.lookup)
+            self.sessions[sender] = inbound
+        else:
+            if inbound is None:
+                return None
+            plaintext = inbound.decrypt(content.kind, content.message)
+        self.opened.append((sender, recipient, plaintext))
+        return plaintext
 
     def _seal_text(self, session: Session, sender: str, recipient_identity: bytes,
                    text: str) -> bytes:

@@ -19,6 +19,7 @@ class Scenario(StrEnum):
     REPLAY = "replay"
     DROP = "drop"
     KEEP_EVERYTHING = "keep-everything"
+    SPLIT_VIEW = "split-view"
 
     @property
     def blurb(self) -> str:
@@ -33,4 +34,18 @@ _BLURBS = {
     Scenario.REPLAY: "The relay delivers an old envelope again.",
     Scenario.DROP: "The relay silently drops one envelope.",
     Scenario.KEEP_EVERYTHING: "The relay keeps every ciphertext, then seizes Bob's device.",
+    Scenario.SPLIT_VIEW: "The relay shows Alice a forked key directory, everyone else the "
+                         "real one.",
 }
+
+COVER_UP = frozenset({Scenario.MITM_FIRST_CONTACT, Scenario.KEY_SWAP})
+"""The scenarios where the relay chooses whether to log its fake key in the key
+directory (docs/PROTOCOL.md 19): by default it does (a RESET of the victim's name,
+the stronger attack: the lookup verifies, and the owner's monitoring catches it);
+`blindrelay demo --unlogged` makes it skip that (the first-contact lookup refuses
+the key)."""
+
+WITNESSED = frozenset({Scenario.SPLIT_VIEW})
+"""The scenarios with a witness variant (`blindrelay demo --witness`): Alice's client
+accepts only checkpoints a witness cosigned (docs/PROTOCOL.md 19.11), and the witness
+cosigns only one history, so the fork is refused before Alice relies on it."""

@@ -34,13 +34,27 @@ from server.relay import Relay
 from teaching.demo import scenarios
 from teaching.demo.server_pane import ServerPane, narrate_event
 from teaching.demo.world import World, demo_world, hostile_factory
-from teaching.names import Scenario
+from teaching.names import COVER_UP, WITNESSED, Scenario
 
 HONEST = "honest"
+UNLOGGED = " --unlogged"
+"""A menu entry's suffix: the scenario without the cover-up (teaching.names.COVER_UP)."""
+WITNESS = " --witness"
+"""A menu entry's suffix: Alice's client requires a witness (teaching.names.WITNESSED)."""
 DESCRIPTIONS = {
     HONEST: "An honest relay: chat as Alice and Bob and watch what the relay sees.",
     **{s.value: s.blurb for s in Scenario},
+    **{s.value + UNLOGGED: s.blurb + " It does not log that key in the key directory."
+       for s in Scenario if s in COVER_UP},
+    **{s.value + WITNESS: s.blurb + " Alice's client requires a witness's cosignature."
+       for s in Scenario if s in WITNESSED},
 }
+
+
+def parse_choice(choice: str) -> tuple[str, bool, bool]:
+    """(scenario or HONEST, cover_up, witnessed) of a menu entry."""
+    name = choice.removesuffix(UNLOGGED).removesuffix(WITNESS)
+    return name, not choice.endswith(UNLOGGED), choice.endswith(WITNESS)
 DEMO_KEYS: list[tuple[str, str, str]] = [
     ("Demo", "F2", "switch between Alice, Bob and the relay"),
     ("Demo", "F3", "choose a scenario: what a malicious relay can and cannot do"),
@@ -109,9 +123,14 @@ class DemoApp(App[int]):
             self.who = who
             self.event = event
 
-    def __init__(self, scenario: str | None = None, pace: float = 1.2) -> None:
+    def __init__(self, scenario: str | None = None, pace: float = 1.2,
+                 unlogged: bool = False, witness: bool = False) -> None:
         super().__init__()
         self.scenario = scenario or HONEST
+        if unlogged and self.scenario + UNLOGGED in DESCRIPTIONS:
+            self.scenario += UNLOGGED
+        if witness and self.scenario + WITNESS in DESCRIPTIONS:
+            self.scenario += WITNESS
         self.pace = pace
         self.world: World | None = None
         self.restart = asyncio.Event()
@@ -148,13 +167,14 @@ class DemoApp(App[int]):
         while not self.quitting:
             self.restart.clear()
             self.lesson = ""
-            name = self.scenario
+            choice = self.scenario
+            name, cover_up, witnessed = parse_choice(choice)
             factory: Callable[..., Relay] = Relay if name == HONEST else \
-                hostile_factory(name, self.narrate)
-            self.narrate(DESCRIPTIONS[name])
-            async with demo_world(self.narrate, factory) as world:
+                hostile_factory(name, self.narrate, cover_up, witnessed)
+            self.narrate(DESCRIPTIONS[choice])
+            async with demo_world(self.narrate, factory,
+                                  observe=self._forwarder("relay")) as world:
                 self.world = world
-                world.relay.observers.append(self._forwarder("relay"))
                 for who, client in world.clients().items():
                     client.on_event(self._forwarder(who))
                     slot = self.query_one(f"#{who}", Container)
@@ -254,7 +274,8 @@ class DemoApp(App[int]):
         self.exit(0)
 
 
-def run_demo(scenario: str | None = None, pace: float = 1.2) -> int:
-    app = DemoApp(scenario, pace)
+def run_demo(scenario: str | None = None, pace: float = 1.2, unlogged: bool = False,
+             witness: bool = False) -> int:
+    app = DemoApp(scenario, pace, unlogged, witness)
     app.run()
     return app.return_code or 0

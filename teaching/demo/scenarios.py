@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from client.client import Client
-from client.errors import KeyChangeBlocked
+from client.errors import DirectoryRefused, KeyChangeBlocked
+from client.events import KtAlert, KtAlertKind
 from client.history import UNKNOWN_SENDER
 from client.records import Direction, Message, State
+from protocol.e2e.content import Text, decode_content
 from protocol.e2e.sealed import unseal
 from protocol.e2e.session import Session
 from protocol.wire.errors import ProtocolError
+from protocol.wire.kt.evidence import verify_evidence
+from server.witness import open_witness, running_witness
+from server.witnessing import Witnesses
 from teaching.demo.world import World, wait_until
 from teaching.hostile import HostileRelay
 from teaching.names import Scenario
@@ -59,35 +66,162 @@ def hostile(world: World) -> HostileRelay:
     return world.relay
 
 
+FIRST_CONTACT = "the first-contact lookup proof"
+"""Client check 1 (PROTOCOL.md 19.8): a served key is used only if a lookup proof binds
+the name to it (at first contact, and for a changed key)."""
+OWNER_MONITORING = "owner monitoring"
+"""Client check 2: each client reads the directory's entries under its own name."""
+WITNESS = "the witness's cosignature"
+"""Client check 4 (PROTOCOL.md 19.11): with a witness configured, only checkpoints it
+cosigned are accepted."""
+GOSSIP = "gossip consistency"
+"""Client check 3: each message carries its sender's newest checkpoint; the receiver
+checks it is the same history as its own."""
+
+
+def verify_evidence_text(path: Path) -> str:
+    """What `blindrelay kt verify-evidence PATH` prints, word for word."""
+    from client.commands import kt_verify_evidence
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        kt_verify_evidence(path)
+    return out.getvalue()
+
+
+async def wait_alert(world: World, who: str, *kinds: KtAlertKind,
+                     timeout: float = 10.0) -> KtAlert:
+    """The first key directory alert of one of `kinds` that `who`'s client raised."""
+    def found() -> KtAlert | None:
+        return next((a for a in world.alerts.get(who, []) if a.kind in kinds), None)
+
+    await wait_until(lambda: found() is not None, timeout)
+    alert = found()
+    assert alert is not None
+    return alert
+
+
+def show_evidence(world: World, who: str, alert: KtAlert, check: str,
+                  why_none: str = "") -> dict[str, Any]:
+    """Narrates which check caught the relay and what the evidence proves (the output
+    of `blindrelay kt verify-evidence`); returns the facts for the tests."""
+    world.narrate(f"CAUGHT by {check}: {who.capitalize()}'s client raised a key directory "
+                  f"alert ({alert.kind.value}).")
+    facts: dict[str, Any] = {"caught_by": check, "alert": alert.kind.value,
+                             "evidence": None, "conclusive": None}
+    if alert.evidence is None:
+        world.narrate(f"It left no evidence file{why_none}.")
+        return facts
+    path = alert.evidence
+    finding = verify_evidence(path.read_bytes())
+    text = verify_evidence_text(path)
+    world.narrate(f"Evidence file: {path} ({path.stat().st_size} bytes, signed statements "
+                  "of the relay that anyone can check without trusting "
+                  f"{who.capitalize()}'s client).")
+    world.narrate(f"$ blindrelay kt verify-evidence {path.name}")
+    for line in text.splitlines():
+        world.narrate(f"  {line.strip()}")
+    if finding.conclusive:
+        world.narrate("Conclusive: only the holder of the relay's log key could have signed "
+                      "both statements. The relay cannot talk its way out of this file.")
+    else:
+        world.narrate("Not conclusive on its own: the file PROVES what the relay's directory "
+                      "says (the relay signed it); why that is wrong is "
+                      f"{who.capitalize()}'s testimony.")
+        if any("RESET" in line for line in finding.proven):
+            world.narrate("And a RESET the owner never asked for is the relay's own public "
+                          "admission that the old key did not sign the change.")
+    facts.update(evidence=str(path), conclusive=finding.conclusive, verify_output=text,
+                 proven=finding.proven, testimony=finding.testimony)
+    return facts
+
+
+async def monitor(world: World, who: str) -> None:
+    """One owner-monitoring pass of `who`'s client, narrated."""
+    world.narrate(f"{who.capitalize()}'s client checks the directory's entries under "
+                  f"{'her' if who == 'alice' else 'his'} own name, as it does after every "
+                  "login and every ten minutes (the demo runs it now).")
+    await world.clients()[who].kt_monitor()
+
+
 async def mitm_first_contact(world: World) -> Outcome:
     relay = hostile(world)
     relay.start_mitm("alice", "bob")
     world.narrate("The relay will answer Alice's first request for Bob's keys with its own.")
+    if not relay.cover_up:
+        return await _mitm_unlogged(world)
     await say(world, "alice", "bob", "Hi Bob, it's Alice. Is this really you?")
+    world.narrate("Alice's client looked Bob up in the key directory before using the key: "
+                  "the lookup proof VERIFIED, because the relay had logged its key (as an "
+                  "operator RESET of Bob's account). Bob's client did the same for "
+                  "'Alice'.")
     await say(world, "bob", "alice", "Yes, it's me, Bob!")
     alice_sees, _ = world.alice.safety_number("bob")
     bob_sees, _ = world.bob.safety_number("alice")
     world.narrate("Messages flowed both ways, and the relay read every one of them.")
     world.narrate(f"Alice's screen shows safety number {alice_sees.splitlines()[0]} ... and "
-                  f"Bob's shows {bob_sees.splitlines()[0]} ...: they DIFFER.")
-    world.narrate("A safety number is computed from both identity keys. Alice's is made "
-                  "from the relay's fake 'Bob' key, Bob's from the fake 'Alice' key, so "
-                  "comparing them (in person, or over another channel) exposes the relay.")
+                  f"Bob's shows {bob_sees.splitlines()[0]} ...: they DIFFER (comparing them "
+                  "would expose the relay, but almost nobody compares).")
+    await monitor(world, "bob")
+    alert = await wait_alert(world, "bob", KtAlertKind.FOREIGN_BINDING)
+    facts = show_evidence(world, "bob", alert, OWNER_MONITORING)
+    world.narrate("To pass Alice's first-contact check the relay HAD to log its key; that "
+                  "log entry is exactly what Bob's client watches. Either way it is caught.")
     return Outcome(
         "mitm-first-contact",
-        "A relay can impersonate someone at first contact; comparing safety numbers "
-        "catches it.",
+        "A relay can hand out its own key at first contact, but to pass the client's "
+        "directory check it must log it, and the owner's own client catches the entry.",
         {"alice_sees": alice_sees, "bob_sees": bob_sees, "match": alice_sees == bob_sees,
-         "alice_got": texts(world.alice, "bob"), "bob_got": texts(world.bob, "alice")})
+         "alice_got": texts(world.alice, "bob"), "bob_got": texts(world.bob, "alice"),
+         "logged": list(relay.logged), **facts})
+
+
+async def _mitm_unlogged(world: World) -> Outcome:
+    """mitm-first-contact without the cover-up: the fake key is not in the directory."""
+    text = "Hi Bob, it's Alice. Is this really you?"
+    refused: DirectoryRefused | None = None
+    try:
+        await world.alice.send_text("bob", text)
+    except DirectoryRefused as exc:
+        refused = exc
+    if refused is None:
+        raise RuntimeError("Alice's client used a key the directory does not bind")
+    world.narrate("Alice's client looked Bob up in the key directory before using the key "
+                  "the relay served: the directory binds bob to ANOTHER key. It sent "
+                  "nothing, and shows a blocking warning in the conversation.")
+    facts = show_evidence(world, "alice", refused.alert, FIRST_CONTACT)
+    return Outcome(
+        "mitm-first-contact",
+        "A relay that hands out its own key without logging it is caught at first "
+        "contact: the client uses no key the directory does not prove.",
+        {"sent": False, "bob_got": texts(world.bob, "alice"),
+         "warning": any("KEY DIRECTORY WARNING" in m.text
+                        for m in world.alice.history("bob")), **facts})
 
 
 async def key_swap(world: World) -> Outcome:
+    relay = hostile(world)
     await say(world, "alice", "bob", "Hello Bob")
     await say(world, "bob", "alice", "Hello Alice")
-    await hostile(world).claim_new_key("alice", "bob", "Hi, it's Bob on a new phone. "
-                                       "Send me the code.")
+    lure = "Hi, it's Bob on a new phone. Send me the code."
+    await relay.claim_new_key("alice", "bob", lure)
+    if not relay.cover_up:
+        alert = await wait_alert(world, "alice", KtAlertKind.KEY_MISMATCH,
+                                 KtAlertKind.NOT_IN_DIRECTORY)
+        world.narrate("Alice's client looked the 'new' key up in the key directory: the "
+                      "directory still binds Bob to his old key. The message was rejected "
+                      "as an impostor's; Alice never sees it as Bob's.")
+        facts = show_evidence(world, "alice", alert, FIRST_CONTACT)
+        return Outcome(
+            "key-swap",
+            "A relay that claims a new key without logging it is caught at once: the "
+            "client accepts no key the directory does not prove.",
+            {"alice_got": texts(world.alice, "bob"), **facts})
     await wait_until(lambda: (c := world.alice.contact("bob")) is not None and c.key_changed)
-    world.narrate("Alice's client shows a warning: Bob's identity key has changed.")
+    notice = next((m.text for m in world.alice.history("bob") if "CHANGED" in m.text), "")
+    world.narrate("Alice's client shows a warning: Bob's identity key has changed, and the "
+                  "key directory confirms it only as a RESET by the relay's operator: "
+                  "Bob's old key did NOT sign the change.")
     blocked = False
     try:
         await world.alice.send_text("bob", "The code is 1234")
@@ -95,13 +229,65 @@ async def key_swap(world: World) -> Outcome:
         blocked = True
         world.narrate("Alice tried to answer: her client refused to send anything until "
                       "she compares safety numbers and accepts the new key.")
+    await monitor(world, "bob")
+    alert = await wait_alert(world, "bob", KtAlertKind.FOREIGN_BINDING)
+    facts = show_evidence(world, "bob", alert, OWNER_MONITORING)
     return Outcome(
         "key-swap",
-        "A relay can claim a key changed; the client warns loudly and sends nothing to the "
-        "new key until the user accepts it.",
-        {"blocked": blocked,
-         "warning": any("CHANGED" in m.text for m in world.alice.history("bob")),
-         "alice_got": texts(world.alice, "bob")})
+        "A relay can claim a key changed; the client warns and sends nothing to it, and "
+        "the RESET the relay had to log is caught by the owner's own client.",
+        {"blocked": blocked, "warning": bool(notice), "reset_shown": "RESET" in notice,
+         "alice_got": texts(world.alice, "bob"), "logged": list(relay.logged), **facts})
+
+
+async def split_view(world: World) -> Outcome:
+    relay = hostile(world)
+    if not relay.witnessed:
+        return await _split_view(world, relay)
+    witness = open_witness(world.workdir / "witness", [relay.directory.signer.verifier],
+                           "witness.example")
+    async with running_witness(witness) as running:
+        relay.witnesses = Witnesses((running.url,))
+        await relay.publish_head()
+        world.alice.directory.set_witnesses([witness.cosigner.verifier.encode()])
+        world.narrate("Alice's client is configured with a witness (her school runs one, "
+                      "`blindrelay witness`): it accepts only checkpoints the witness "
+                      "cosigned, and the witness cosigns a checkpoint only if it extends "
+                      "the last one it cosigned. The relay sends it every new checkpoint.")
+        return await _split_view(world, relay)
+
+
+async def _split_view(world: World, relay: HostileRelay) -> Outcome:
+    await say(world, "alice", "bob", "Hi Bob")
+    await say(world, "bob", "alice", "Hi Alice")
+    world.narrate("Alice and Bob already talk: each message carries, inside the encryption, "
+                  "the sender's newest directory checkpoint.")
+    split = relay.start_split_view("alice", "carol")
+    carol = await world.add_client("carol")
+    entry = split.base
+    world.narrate(f"Carol joined: the real directory logged her key as entry {entry}. In the "
+                  f"fork shown to Alice, entry {entry} binds carol to the relay's key.")
+    await carol.kt_monitor()
+    world.narrate("Carol's client checked her own entry: it is hers, since the relay shows "
+                  "Carol the real directory. Owner monitoring has nothing to catch.")
+    if relay.witnessed:
+        return await _witness_refuses(world, entry)
+    await world.alice.send_text("carol", "Hi Carol, it's Alice. Welcome!")
+    read = [_text_of(t) for s, r, t in relay.opened if (s, r) == ("alice", "carol")]
+    world.narrate("Alice wrote to Carol. Her client looked Carol up and the proof verified, "
+                  f"against the fork. The relay decrypted the message: {read[-1]!r}.")
+    await monitor(world, "bob")
+    await say(world, "bob", "alice", "Did you see that Carol joined?", wait=False)
+    world.narrate("Bob's message carries his newest checkpoint, from the real directory. "
+                  "Alice's client checks it against its own, asking the relay for a "
+                  "consistency proof where the sizes differ.")
+    alert = await wait_alert(world, "alice", KtAlertKind.FORK)
+    facts = show_evidence(world, "alice", alert, GOSSIP)
+    return Outcome(
+        "split-view",
+        "A relay can show one person a forked directory, but it signs both: the first "
+        "message from someone shown the real one proves the fork.",
+        {"fork_at": entry, "relay_read": read, **facts})
 
 
 async def tamper(world: World) -> Outcome:
@@ -193,6 +379,35 @@ async def keep_everything(world: World) -> Outcome:
         {"kept": len(kept), "opened": opened, "decrypted": decrypted})
 
 
+def _text_of(plaintext: bytes) -> str:
+    """The text of a decrypted message (unwrapped from its gossiped checkpoint)."""
+    content = decode_content(plaintext)
+    return content.text if isinstance(content, Text) else type(content).__name__
+
+
+async def _witness_refuses(world: World, entry: int) -> Outcome:
+    """split-view with a witness: the fork's checkpoint carries no cosignature."""
+    refused: DirectoryRefused | None = None
+    try:
+        await world.alice.send_text("carol", "Hi Carol, it's Alice. Welcome!")
+    except DirectoryRefused as exc:
+        refused = exc
+    if refused is None:
+        raise RuntimeError("Alice's client accepted a checkpoint the witness never cosigned")
+    world.narrate("Alice's client refused the fork's checkpoint: the witness did not cosign "
+                  "it. Nothing was sent to the relay's key. The fork was stopped before "
+                  "Alice relied on it, not found out afterwards.")
+    facts = show_evidence(world, "alice", refused.alert, WITNESS,
+                          ": a checkpoint without a cosignature proves nothing against "
+                          "the relay, and Alice's client keeps its last cosigned head. The "
+                          "witness prevents; gossip (the default split-view) proves")
+    return Outcome(
+        "split-view",
+        "A witness cosigns one history only: a client that requires its cosignature "
+        "refuses a forked directory before relying on it.",
+        {"fork_at": entry, "sent": False, "relay_read": [], **facts})
+
+
 SCENARIOS: dict[Scenario, Callable[[World], Awaitable[Outcome]]] = {
     Scenario.MITM_FIRST_CONTACT: mitm_first_contact,
     Scenario.KEY_SWAP: key_swap,
@@ -200,4 +415,5 @@ SCENARIOS: dict[Scenario, Callable[[World], Awaitable[Outcome]]] = {
     Scenario.REPLAY: replay,
     Scenario.DROP: drop,
     Scenario.KEEP_EVERYTHING: keep_everything,
+    Scenario.SPLIT_VIEW: split_view,
 }

@@ -54,7 +54,13 @@ def narrate_event(event: RelayEvent) -> str | None:
     """One plain sentence for the status line, or None for events not worth one."""
     if isinstance(event, Registered):
         return (f"{event.user.capitalize()} registered: the relay stored a username and a "
-                "public identity key, nothing else.")
+                "public identity key, nothing else, and logged the key in its key "
+                "directory.")
+    if isinstance(event, CheckpointPublished):
+        return (f"The relay signed and published a checkpoint of its key directory: "
+                f"{event.size} {'entry' if event.size == 1 else 'entries'}, root "
+                f"{event.root_hex_prefix[:8]}... Every client "
+                "checks each new one against the last one it saw.")
     if isinstance(event, BundleTaken):
         opk = event.one_time_prekey
         used = (f"used one-time prekey {opk}, which the relay deleted" if opk is not None
@@ -137,20 +143,23 @@ class ServerPane(Vertical):
                     f"bundle of {event.user} (last-resort keys)")
             label = "keys out"
         elif isinstance(event, Registered):
-            text = f"INSERT account {event.user} (username, public identity key)"
+            text = (f"INSERT account {event.user} (username, public identity key), and "
+                    "its key directory entry")
             label = "row stored"
         elif isinstance(event, LoggedIn):
             text = f"{event.user} logged in, {event.delivered} queued delivered"
             label = "login"
-        elif isinstance(event, CheckpointPublished):
-            text = f"key directory: {event.size} entries, root {event.root_hex_prefix}… signed"
-            label = "checkpoint"
-        elif isinstance(event, DirectoryLookup):
-            text = f"key directory proof of {event.user} for {event.requester}"
-            label = "kt lookup"
-        else:
+        elif isinstance(event, Expired):
             text = f"DELETE {event.count} expired envelope(s)"
             label = "expired"
+        elif isinstance(event, CheckpointPublished):
+            text = (f"SIGN checkpoint: {event.size} entries, root "
+                    f"{event.root_hex_prefix[:8]}...")
+            label = "checkpoint"
+        else:
+            assert isinstance(event, DirectoryLookup)
+            text = f"key directory proof of {event.user} for {event.requester}"
+            label = "kt lookup"
         row_key = key or f"r{len(self.row_keys)}"
         self.row_keys.append(row_key)
         table.add_row(_hms(now), label, text, key=row_key)
