@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         "adds the operator-side audit; elsewhere, ask its operator to run "
         "`blindrelay audit`.")
     conf.add_argument("url", nargs="?", help="ws:// or wss:// URL of the relay")
-    conf.add_argument("-k", "--only", help="run only checks whose name contains this")
+    conf.add_argument("-k", "--only", help="run only checks whose name contains this (or "
+                      "one of several, separated by commas)")
     conf.add_argument("--list", action="store_true",
                       help="print each check's name and description, run nothing")
     conf.add_argument("--json", action="store_true",

@@ -26,12 +26,16 @@ class Unreachable(Exception):
     """Nothing answers at the URL: no check can run."""
 
 
+def matches(name: str, only: str | None) -> bool:
+    """`only` is one substring or several separated by commas ('messages.,storage.')."""
+    return only is None or any(part and part in name for part in only.split(","))
+
+
 def select(only: str | None = None, options: RunOptions | None = None) -> list[Check]:
     """The checks whose name contains `only` (all of them for None) and that run with
     these options (bars set, --data given), in run order."""
     options = options if options is not None else RunOptions()
-    return [c for c in ordered()
-            if (only is None or only in c.name) and c.runs_with(options)]
+    return [c for c in ordered() if matches(c.name, only) and c.runs_with(options)]
 
 
 async def run_one(check: Check, url: str, limits: Limits,
@@ -153,7 +157,7 @@ def list_checks(only: str | None = None) -> list[str]:
     """`--list`: one line per check (every check, whatever options would enable it):
     its name and its description's first sentence."""
     return listing((c.name, _first_sentence(c.doc)) for c in ordered()
-                   if only is None or only in c.name)
+                   if matches(c.name, only))
 
 
 def _first_sentence(doc: str) -> str:
