@@ -115,6 +115,17 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                    help="give up when the relay delivers nothing for S seconds; a queue "
                    "of any size drains as long as it moves (default 30)")
 
+    p = sub.add_parser("history", parents=[common],
+                       help="print a conversation with each message's delivery state",
+                       description="Print the conversation with NAME from this profile, "
+                       "oldest first, with each message's state (sending, sent, delivered, "
+                       "read; received; failed). Works offline and marks nothing read; run "
+                       "recv first to fetch receipts.")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--limit", type=int, default=200, metavar="N",
+                   help="the newest N messages (default 200)")
+
     p = sub.add_parser("contacts", parents=[common], help="list contacts")
     p.add_argument("--json", action="store_true")
 
@@ -317,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return audit_main(args.data, args.json)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
-                        "accept-key", "chat", "account", "kt"):
+                        "accept-key", "chat", "account", "kt", "history"):
         from client.commands import run_client_command
 
         return run_client_command(args)
