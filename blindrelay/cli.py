@@ -115,6 +115,17 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                    help="give up when the relay delivers nothing for S seconds; a queue "
                    "of any size drains as long as it moves (default 30)")
 
+    p = sub.add_parser("history", parents=[common],
+                       help="print a conversation with each message's delivery state",
+                       description="Print the conversation with NAME from this profile, "
+                       "oldest first, with each message's state (sending, sent, delivered, "
+                       "read; received; failed). Works offline and marks nothing read; run "
+                       "recv first to fetch receipts.")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--limit", type=int, default=200, metavar="N",
+                   help="the newest N messages (default 200)")
+
     p = sub.add_parser("contacts", parents=[common], help="list contacts")
     p.add_argument("--json", action="store_true")
 
@@ -205,9 +216,37 @@ def build_parser() -> argparse.ArgumentParser:
     gone.add_argument("--data", "--data-dir", dest="data", type=Path, required=True)
     audit = sub.add_parser("audit", help="print everything a relay's data directory holds")
     audit.add_argument("--data", type=Path, required=True)
-    conf = sub.add_parser("conformance", help="check a relay against the protocol's frames")
-    conf.add_argument("url", help="ws:// or wss:// URL of the relay")
-    conf.add_argument("-k", "--only", help="run only checks whose name contains this")
+    audit.add_argument("--json", action="store_true",
+                       help="one JSON document for machines (what conformance --data reads)")
+    conf = sub.add_parser(
+        "conformance", help="check a relay against the protocol's frames",
+        description="Black-box checks of a relay, given its URL. Every account it registers "
+        "is named cf... and deleted at the end, with the queued envelopes. What a relay "
+        "stores cannot be seen from outside: for a relay running on this machine, --data "
+        "adds the operator-side audit; elsewhere, ask its operator to run "
+        "`blindrelay audit`.")
+    conf.add_argument("url", nargs="?", help="ws:// or wss:// URL of the relay")
+    conf.add_argument("-k", "--only", help="run only checks whose name contains this (or "
+                      "one of several, separated by commas)")
+    conf.add_argument("--list", action="store_true",
+                      help="print each check's name and description, run nothing")
+    conf.add_argument("--json", action="store_true",
+                      help="print one JSON document instead of the lines")
+    conf.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")
+    conf.add_argument("--strict", action="store_true", help="a SKIP fails the run")
+    conf.add_argument("--data", type=Path, metavar="DIR",
+                      help="the relay's data directory (relay on this machine): audit it "
+                      "before and after the run (storage.* checks)")
+    bars = conf.add_argument_group(
+        "bars", "upper bounds the limits the relay announces in HELLO must meet")
+    for flag, what in (("--max-ttl", "envelope_ttl, seconds"), ("--max-queue", "max_queue"),
+                       ("--max-frame", "max_frame, bytes"),
+                       ("--max-envelope", "max_envelope, bytes"),
+                       ("--max-prekeys", "max_prekeys"),
+                       ("--max-rate", "rate_per_second"), ("--max-burst", "rate_burst")):
+        bars.add_argument(flag, type=_natural, metavar="N", help=f"largest {what} accepted")
+    bars.add_argument("--require-rate-limit", action="store_true",
+                      help="the announced rate limit must be one the suite can see enforced")
     cc = sub.add_parser("conformance-client",
                         help="check a client against a hostile relay (docs/CONFORMANCE.md)",
                         description="Run a hostile relay on loopback and drive the client "
@@ -302,9 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "audit":
         from server.audit import main as audit_main
 
-        return audit_main(args.data)
+        return audit_main(args.data, args.json)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
-                        "accept-key", "chat", "account", "kt"):
+                        "accept-key", "chat", "account", "kt", "history"):
         from client.commands import run_client_command
 
         return run_client_command(args)
@@ -313,15 +352,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return prove(keep=args.keep)
     if args.command == "conformance":
-        from conformance.relay import main as conformance_main
-
-        return conformance_main(args.url, args.only)
+        return _conformance(args)
     if args.command == "conformance-client":
         from conformance.client import main as client_kit
 
         return client_kit(args.client, args.only, list_only=args.list, as_json=args.json,
                           junit=args.junit, timeout=args.timeout)
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    from conformance.relay import Bars, Outputs, RunOptions, list_checks
+    from conformance.relay import main as conformance_main
+
+    if args.list:
+        for line in list_checks(args.only):
+            print(line)
+        return 0
+    if args.url is None:
+        print("blindrelay conformance: give the relay's URL (or --list)", file=sys.stderr)
+        return 2
+    bars = Bars(args.max_ttl, args.max_queue, args.max_frame, args.max_envelope,
+                args.max_prekeys, args.max_rate, args.max_burst, args.require_rate_limit)
+    if args.data is not None and not args.data.is_dir():
+        print(f"blindrelay conformance: --data {args.data} is not a directory", file=sys.stderr)
+        return 2
+    return conformance_main(args.url, args.only, options=RunOptions(bars, args.data),
+                            outputs=Outputs(args.json, args.junit, args.strict))
 
 
 if __name__ == "__main__":

@@ -470,6 +470,45 @@ def cmd_contacts(args: argparse.Namespace) -> int:
         client.close()
 
 
+def history_json(message: Message) -> str:
+    """One `history --json` line: the message's fields as `recv --json` gives them
+    (kind in/out/notice, state sending/sent/delivered/read for ours, received/
+    undecryptable for theirs, failed, id, sent_at_ms, stored_at, text) plus `time`, the
+    moment shown (ISO 8601, UTC). json.dumps escapes every control character (\\u001b),
+    so the exact text reaches a script and no raw escape reaches a terminal; no further
+    sanitizing, which would change what a script compares."""
+    when = message.sent_at_ms / 1000 if message.sent_at_ms else message.stored_at
+    stamp = dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="milliseconds")
+    return json.dumps({"kind": message.direction.value, **message.to_json(),
+                       "time": stamp.replace("+00:00", "Z")}, ensure_ascii=True)
+
+
+def format_history_line(message: Message) -> str:
+    """One line of `history NAME` for the terminal: ours with their delivery state,
+    theirs as `recv` prints them (sanitized)."""
+    if message.direction is Direction.OUT:
+        failed = f" ({one_line(message.error)})" if message.error else ""
+        return (f"[{_stamp(message)}] me -> {one_line(message.contact)}: "
+                f"{continuation_lines(message.text)}  [{message.state.value}{failed}]")
+    return format_message(message)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """`history NAME [--json] [--limit N]`: the conversation from the local store,
+    oldest first, without connecting and without marking anything read (a script
+    checking delivery must not change what it checks)."""
+    client = _open(args)
+    try:
+        messages = client.history(args.name, args.limit)
+        for message in messages:
+            print(history_json(message) if args.json else format_history_line(message))
+        if not messages and not args.json:
+            print(f"no messages with {one_line(args.name)}", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        client.close()
+
+
 def render_qr(payload: str) -> str:
     import segno
 
@@ -662,7 +701,7 @@ ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
 }
 SYNC: dict[str, Callable[[argparse.Namespace], int]] = {
     "contacts": cmd_contacts, "safety-number": cmd_safety_number, "verify": cmd_verify,
-    "accept-key": cmd_accept_key, "chat": cmd_chat,
+    "accept-key": cmd_accept_key, "chat": cmd_chat, "history": cmd_history,
 }
 
 

@@ -4,12 +4,20 @@ Reads the database read-only and prints, per table, the row count, the metadata
 columns in the clear and every key or ciphertext as its length and SHA-256 only,
 then the files on disk and a summary. An operator, or a class, can see that there
 is nothing else.
+
+`--json` prints the same inventory for machines (one document, schema 1: files,
+tables with their row counts and columns, what is not in docs/DATA.md, the oldest
+queued envelope). `blindrelay conformance --data DIR` runs it as a process before
+and after its checks: the conformance kit is a black box that imports no relay
+code, and the audit is the operator-side tool that knows this relay's storage.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import re
 import sqlite3
 import sys
 import time
@@ -21,8 +29,25 @@ from protocol.wire.kt.note import parse_signer_key
 from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
 from server.sqlite_store import DB_FILENAME
 
-KNOWN_TABLES = ("accounts", "signed_prekeys", "one_time_prekeys", "kem_one_time_prekeys",
-                "envelopes", "envelope_usage", "kt_updates", "sqlite_sequence")
+INVENTORY: dict[str, tuple[str, ...]] = {
+    "accounts": ("username", "identity_key"),
+    "signed_prekeys": ("username", "signed_prekey", "last_resort_kem_prekey"),
+    "one_time_prekeys": ("username", "key_id", "record"),
+    "kem_one_time_prekeys": ("username", "key_id", "record"),
+    "envelopes": ("seq", "envelope_id", "recipient", "body", "received_at"),
+    "envelope_usage": ("id", "bytes", "count"),
+    "kt_updates": ("idx", "username", "value", "opening"),
+    "sqlite_sequence": ("name", "seq"),
+}
+"""Every table and column docs/DATA.md lists (tests/server/test_inventory.py keeps
+the two in step)."""
+KNOWN_TABLES = tuple(INVENTORY)
+KNOWN_FILES = (DB_FILENAME, DB_FILENAME + "-wal", DB_FILENAME + "-shm",
+               DB_FILENAME + "-journal", LOG_KEY_FILENAME, VRF_KEY_FILENAME, "relay.lock")
+"""The files docs/DATA.md lists ('-journal': SQLite's, for a moment, outside WAL mode)."""
+IDENTIFYING = re.compile(r"sender|from|source|origin|author|ip|addr|host|peer|plain",
+                         re.IGNORECASE)
+"""Column names that would mean a promise in docs/DATA.md is broken outright."""
 ROWS_SHOWN = 20
 
 
@@ -77,6 +102,11 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
             flag = "   <-- NOT IN THE DATA INVENTORY" if table in unexpected else ""
             print(f"\nTable {table}: {count} rows{flag}", file=out)
             print("  columns: " + ", ".join(f"{n} ({t})" for n, t in columns), file=out)
+            extra = [n for n, _ in columns if n not in INVENTORY.get(table, (n,))]
+            if extra:
+                unexpected.append(f"{table}.{'/'.join(extra)}")
+                print(f"  <-- columns NOT IN THE DATA INVENTORY: {', '.join(extra)}",
+                      file=out)
             names = [n for n, _ in columns]
             for row in db.execute(f"SELECT * FROM {table} LIMIT ?", (rows_shown,)):
                 print("  " + "  ".join(f"{n}={_cell(n, v)}" for n, v in zip(names, row,
@@ -107,7 +137,8 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
         if "kt_updates" in tables:
             _directory_summary(data_dir, db, out)
         if unexpected:
-            print(f"  WARNING: tables not in docs/DATA.md: {', '.join(unexpected)}", file=out)
+            print(f"  WARNING: tables or columns not in docs/DATA.md: {', '.join(unexpected)}",
+                  file=out)
             return 3
     finally:
         db.close()
@@ -136,5 +167,59 @@ def _directory_summary(data_dir: Path, db: sqlite3.Connection, out: TextIO) -> N
     print(f"  Key directory log key: {signer.verifier.encode()}", file=out)
 
 
-def main(data_dir: Path) -> int:
-    return audit(data_dir)
+def inventory(data_dir: Path) -> dict[str, object]:
+    """The `--json` document: what the data directory holds, and `findings`, one
+    sentence per thing docs/DATA.md does not list. Raises FileNotFoundError when there
+    is no relay database."""
+    db_path = data_dir / DB_FILENAME
+    if not db_path.exists():
+        raise FileNotFoundError(f"no relay database at {db_path}")
+    findings: list[str] = []
+    files = [{"path": str(p.relative_to(data_dir)), "bytes": p.stat().st_size}
+             for p in sorted(p for p in data_dir.rglob("*") if p.is_file())]
+    for f in files:
+        if f["path"] not in KNOWN_FILES:
+            findings.append(f"file {f['path']} is not in the data inventory")
+    db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables: list[dict[str, object]] = []
+        for (name,) in db.execute(
+                "SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name").fetchall():
+            columns = [r[1] for r in db.execute(f"PRAGMA table_info(\"{name}\")")]
+            rows = db.execute(f"SELECT COUNT(*) FROM \"{name}\"").fetchone()[0]
+            documented = name in INVENTORY
+            extra = [c for c in columns if documented and c not in INVENTORY[name]]
+            tables.append({"name": name, "rows": rows, "columns": columns,
+                           "documented": documented, "undocumented_columns": extra})
+            if not documented:
+                findings.append(f"table {name} ({rows} rows; columns {', '.join(columns)}) "
+                                "is not in the data inventory")
+            for column in extra:
+                findings.append(f"column {name}.{column} is not in the data inventory")
+            for column in columns:
+                if (not documented or column in extra) and IDENTIFYING.search(column):
+                    findings.append(f"column {name}.{column} looks like it stores who sent "
+                                    "or from where, which docs/DATA.md says is never stored")
+        envelopes: dict[str, object] = {}
+        if any(t["name"] == "envelopes" for t in tables):
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(received_at) FROM envelopes").fetchone()
+            envelopes = {"count": count, "oldest_received_at": oldest}
+    finally:
+        db.close()
+    return {"schema": 1, "data_dir": str(data_dir.resolve()), "files": files,
+            "tables": tables, "envelopes": envelopes, "findings": findings,
+            "audited_at": int(time.time())}
+
+
+def main(data_dir: Path, as_json: bool = False) -> int:
+    """Exit status: 0, 1 (no database), 3 (something not in docs/DATA.md)."""
+    if not as_json:
+        return audit(data_dir)
+    try:
+        doc = inventory(data_dir)
+    except FileNotFoundError as exc:
+        print(f"blindrelay audit: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(doc, ensure_ascii=True))
+    return 3 if doc["findings"] else 0

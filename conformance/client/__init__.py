@@ -6,6 +6,7 @@ and acknowledges.
 """
 
 from conformance.client.checks import CHECKS, ClientCheck, select
-from conformance.client.runner import ClientResult, main, run_checks
+from conformance.client.runner import main, run_checks
+from conformance.report import Outcome as ClientResult
 
 __all__ = ["CHECKS", "ClientCheck", "ClientResult", "main", "run_checks", "select"]

@@ -8,23 +8,16 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-from conformance.client import report
+from conformance import report
 from conformance.client.checks import ClientCheck, run_check, select
 from conformance.client.driver import COMMAND_TIMEOUT, CheckFailed
+from conformance.report import Outcome as ClientResult
 
 CHECK_TIMEOUT = 180.0
-SUITE = "blindrelay conformance-client"
-
-
-@dataclass(frozen=True)
-class ClientResult:
-    name: str
-    status: str
-    reason: str = ""
-    seconds: float = 0.0
+SUITE = "client"
 
 
 async def run_one(check: ClientCheck, command: list[str], timeout: float) -> ClientResult:
@@ -48,12 +41,13 @@ async def run_one(check: ClientCheck, command: list[str], timeout: float) -> Cli
 
 async def run_checks(command: list[str], only: str | None = None,
                      timeout: float = COMMAND_TIMEOUT,
-                     on_result: object = None) -> list[ClientResult]:
+                     on_result: Callable[[ClientResult], None] | None = None
+                     ) -> list[ClientResult]:
     results = []
     for check in select(only):
         result = await run_one(check, command, timeout)
         results.append(result)
-        if callable(on_result):
+        if on_result is not None:
             on_result(result)
     return results
 
@@ -64,8 +58,8 @@ def main(command: list[str], only: str | None = None, *, list_only: bool = False
     """Exit status 0 only if every selected check passed (and at least one ran)."""
     checks = select(only)
     if list_only:
-        for c in checks:
-            print(f"{c.name}: {c.doc}")
+        for row in report.listing((c.name, c.doc) for c in checks):
+            print(row)
         return 0
     if command and command[0] == "--":
         command = command[1:]
@@ -80,14 +74,14 @@ def main(command: list[str], only: str | None = None, *, list_only: bool = False
 
     def show(result: ClientResult) -> None:
         if not as_json:
-            print(report.line(result), flush=True)
+            print(result.line(), flush=True)
 
     results = asyncio.run(run_checks(command, only, timeout, show))
+    run = report.Report(SUITE, " ".join(command), results)
     if as_json:
-        print(report.to_json(SUITE, " ".join(command), results,
-                             {c.name: c.doc for c in checks}))
+        report.write_json(sys.stdout, run)
     else:
         print(report.summary(results), flush=True)
     if junit is not None:
-        report.write_junit(junit, SUITE, results)
-    return 1 if any(r.status != report.PASS for r in results) else 0
+        report.write_junit(junit, run)
+    return report.exit_status(results)

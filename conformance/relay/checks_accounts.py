@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 
+from conformance.relay.cleanup import NAME_PREFIX
 from conformance.relay.probe import (
     KEM_RECORD_LEN,
     CheckFailed,
@@ -66,6 +67,7 @@ def _other_urls(url: str) -> list[str]:
 def _raw_register(probe: Probe, name: bytes, identity: IdentityKeyPair) -> bytes:
     """A REGISTER frame for a username given as raw bytes (which may break the rule),
     signed as register_statement would sign it."""
+    probe.ledger.remember(identity)
     statement = (REGISTER_PURPOSE + codec.var16(probe.url.encode()) + probe.challenge
                  + codec.var8(name) + encode_key(TYPE_ED25519, identity.public))
     payload = (codec.var8(name) + encode_key(TYPE_ED25519, identity.public)
@@ -177,13 +179,11 @@ async def register_username_invalid(ctx: Context) -> None:
         await probe.expect_error(_raw_register(probe, name, identity),
                                  ErrorCode.USERNAME_INVALID, f"REGISTER of {name!r}")
     await _not_logged_in(probe, "USERNAME_INVALID")
-    longest = "cf" + secrets.token_hex(15)
+    longest = NAME_PREFIX + secrets.token_hex(15)
     await probe.register(longest, identity)
     # a 3-character name may have been taken by an earlier run: TAKEN also proves it valid
     edge = await ctx.connect()
-    short = "".join((secrets.choice("abcdefghijklmnopqrstuvwxyz"),
-                     secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789_.-"),
-                     secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789")))
+    short = NAME_PREFIX[:2] + secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789")
     raw = _raw_register(edge, short.encode(), IdentityKeyPair.generate())
     rec = await edge.roundtrip(raw, what=f"REGISTER of {short!r}")
     if not isinstance(rec.frame, Ok) and not (
@@ -191,7 +191,7 @@ async def register_username_invalid(ctx: Context) -> None:
         raise CheckFailed(f"REGISTER of the valid 3-character name {short!r} got "
                           f"{describe_answer(rec)}")
     mixed = await ctx.connect()
-    await mixed.register("c0_.-" + secrets.token_hex(4), IdentityKeyPair.generate())
+    await mixed.register(NAME_PREFIX + "0_.-" + secrets.token_hex(4), IdentityKeyPair.generate())
 
 
 @check("register.identity_in_use")

@@ -24,6 +24,7 @@ from typing import Self, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from conformance.relay.cleanup import Ledger
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire import codec
 from protocol.wire.connection import PUSHES
@@ -54,6 +55,7 @@ from protocol.wire.frames import (
     Sent,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
+    decode_client_frame,
     encode_frame,
     error_name,
 )
@@ -156,6 +158,9 @@ class ProbeShell:
         self.skipped: list[Received] = []
         self.violations: list[str] = []
         self.pacer = Pacer(self.limits)
+        self.ledger = Ledger()
+        """Where this probe notes the accounts it may have registered (the check's
+        Context shares one ledger among its probes and deletes them at the end)."""
         self.closed = asyncio.Event()
         self._waiting: dict[int, asyncio.Future[Received]] = {}
         self._zero_waiters: list[asyncio.Future[Received]] = []
@@ -299,6 +304,8 @@ class ProbeShell:
             waiters.append(zero)
         what = what or describe(data)
         limit = self.timeout if timeout is None else timeout
+        registering = _register_in(data)
+        refused = False
         try:
             await self.send_raw(data, paced)
             done, _ = await asyncio.wait(waiters, timeout=limit,
@@ -308,11 +315,16 @@ class ProbeShell:
                     raise CheckFailed(f"{self.close_description()} instead of answering {what}")
                 raise CheckFailed(f"no answer within {limit:g} s to {what}")
             try:
-                return done.pop().result()
+                answer = done.pop().result()
             except _Lost:
                 raise CheckFailed(
                     f"{self.close_description()} instead of answering {what}") from None
+            refused = isinstance(answer.frame, Error)
+            return answer
         finally:
+            if registering is not None and not refused:
+                # OK, or no answer: the account may exist, so it is deleted at the end
+                self.ledger.maybe_registered(registering.username, registering.identity)
             if by_id is not None and self._waiting.get(request_id) is by_id:
                 del self._waiting[request_id]
                 self.core.forget(request_id)  # an answer arriving later is a violation
@@ -420,9 +432,11 @@ class Probe(ProbeShell):
     # -- the requests
 
     def register_frame(self, username: str, identity: IdentityKeyPair) -> Register:
+        self.ledger.remember(identity)
         return self.core.register_frame(username, identity.public, identity.sign)
 
     def login_frame(self, username: str, identity: IdentityKeyPair) -> Login:
+        self.ledger.remember(identity)
         return self.core.login_frame(username, identity.sign)
 
     async def register(self, username: str, identity: IdentityKeyPair) -> None:
@@ -469,6 +483,17 @@ class Probe(ProbeShell):
         for start in range(0, len(envelope_ids), per_frame):
             chunk = tuple(envelope_ids[start:start + per_frame])
             await self.request(Ack(chunk), Ok, f"ACK of {len(chunk)} envelope(s)")
+
+
+def _register_in(data: bytes | str) -> Register | None:
+    """The REGISTER these bytes carry, if they are one (however they were made)."""
+    if isinstance(data, str) or len(data) < FRAME_HEADER_LEN or data[1] != Register.TYPE:
+        return None
+    try:
+        _, frame = decode_client_frame(data)
+    except DecodeError:
+        return None
+    return frame if isinstance(frame, Register) else None
 
 
 async def _close_ws(ws: ClientConnection) -> None:

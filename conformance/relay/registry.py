@@ -8,8 +8,14 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from conformance.relay.cleanup import NAME_PREFIX, Ledger
 from conformance.relay.probe import CheckFailed, Probe, Received
+from conformance.report import FAIL as FAIL
+from conformance.report import PASS as PASS
+from conformance.report import SKIP as SKIP
+from conformance.report import Outcome
 from protocol.e2e.keys import (
     IdentityKeyPair,
     make_kem_prekey,
@@ -20,8 +26,12 @@ from protocol.wire.frames import Deliver, Limits
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
 from protocol.wire.usernames import check_username
 
+if TYPE_CHECKING:
+    from conformance.relay.options import RunOptions
+
 CheckFunc = Callable[["Context"], Awaitable[None]]
 Timeout = float | Callable[[Limits], float]
+When = Callable[["RunOptions"], bool]
 
 DEFAULT_CHECK_TIMEOUT = 20.0
 
@@ -36,44 +46,30 @@ class Check:
     doc: str
     timeout: Timeout = DEFAULT_CHECK_TIMEOUT
     background: bool = False
+    when: When | None = None
+    """Runs only when this says so of the run's options (a bar the tester set, --data);
+    None: always."""
 
     def timeout_for(self, limits: Limits) -> float:
         return self.timeout(limits) if callable(self.timeout) else self.timeout
 
+    def runs_with(self, options: RunOptions) -> bool:
+        return self.when is None or self.when(options)
 
-PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    name: str
-    status: str
-    reason: str = ""
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.status == PASS
-
-    @property
-    def failed(self) -> bool:
-        return self.status == FAIL
-
-    def line(self) -> str:
-        if self.status == PASS:
-            return f"PASS {self.name}"
-        reason = " ".join(self.reason.split()) or "no reason given"
-        return f"{self.status} {self.name}: {reason}"
+CheckResult = Outcome
+"""A check's result: conformance.report's Outcome (PASS, FAIL or SKIP and why)."""
 
 
 CHECKS: dict[str, Check] = {}
 """Every check, by name, in the order they were registered (see `ordered`)."""
 
-GROUPS = ("hello", "register", "login", "prekeys", "messages", "directory", "limits",
-          "malformed")
+GROUPS = ("hello", "bars", "register", "login", "delete_account", "prekeys", "messages",
+          "directory", "limits", "malformed", "storage")
 """The order the groups of checks (the part of a name before the dot) run in. The
-malformed-frame checks come last, so that their final check shows the server still
-serving clients after everything before it."""
+malformed-frame checks come late, so that their final check shows the server still
+serving clients after everything before it; the storage audit (--data) comes last,
+after every other check has cleaned up."""
 
 
 def ordered() -> list[Check]:
@@ -89,14 +85,16 @@ def ordered() -> list[Check]:
 
 
 def check(name: str, *, timeout: Timeout = DEFAULT_CHECK_TIMEOUT,
-          background: bool = False) -> Callable[[CheckFunc], CheckFunc]:
-    """Registers an async function taking a Context as the check `name`."""
+          background: bool = False, when: When | None = None
+          ) -> Callable[[CheckFunc], CheckFunc]:
+    """Registers an async function taking a Context as the check `name`; its
+    docstring's first sentence is its `--list` description."""
 
     def register(func: CheckFunc) -> CheckFunc:
         if name in CHECKS:
             raise ValueError(f"duplicate check name {name}")
         doc = " ".join((func.__doc__ or "").split())
-        CHECKS[name] = Check(name, func, doc, timeout, background)
+        CHECKS[name] = Check(name, func, doc, timeout, background, when)
         return func
 
     return register
@@ -130,9 +128,10 @@ def make_prekeys(identity: IdentityKeyPair, one_time: int = 0, kem: int = 0,
     )
 
 
-def fresh_username(prefix: str = "cf") -> str:
+def fresh_username(prefix: str = NAME_PREFIX) -> str:
     """'cf' and 12 random hex digits: valid under the username rule and, in practice,
-    never seen by the server before, so the suite can run again and again."""
+    never seen by the server before, so the suite can run again and again (and its
+    accounts are told from people's by the prefix)."""
     return check_username(prefix + secrets.token_hex(6))
 
 
@@ -146,14 +145,21 @@ class Context:
     """What a check uses to reach the server. Every probe it opens is closed when the
     check ends, whether it passed, failed or timed out."""
 
-    def __init__(self, url: str, limits: Limits, request_timeout: float) -> None:
+    def __init__(self, url: str, limits: Limits, request_timeout: float,
+                 options: RunOptions | None = None) -> None:
+        from conformance.relay.options import RunOptions
+
         self.url = url
         self.limits = limits
         self.request_timeout = request_timeout
+        self.options = options if options is not None else RunOptions()
         self.probes: list[Probe] = []
+        self.ledger = Ledger()
+        """Accounts this check may have registered: deleted when it ends."""
 
     async def connect(self) -> Probe:
         probe = await Probe.open(self.url, self.request_timeout)
+        probe.ledger = self.ledger
         self.probes.append(probe)
         if probe.limits != self.limits:
             raise CheckFailed("HELLO announced different limits on another connection")

@@ -93,3 +93,51 @@ def test_errors_have_clear_messages_and_exit_codes(tmp_path: Path) -> None:
     assert unreachable.returncode == 5 and "cannot reach" in unreachable.stderr
     no_pass = blindrelay("contacts", "--home", a, passphrase=None)
     assert no_pass.returncode == 2 and "BLINDRELAY_PASSPHRASE" in no_pass.stderr
+
+
+def test_history_json_shows_delivered_then_read(tmp_path: Path) -> None:
+    """`history NAME --json`: one object per line with each message's state, id,
+    direction and time. Bob fetching Alice's message (here while sending his own, which
+    drains his queue) makes it delivered; Bob's recv, which shows and marks it read,
+    makes it read. A peer's escape sequence stays an escape inside the JSON."""
+    with relay_process(tmp_path / "relay") as relay:
+        a, b = str(tmp_path / "alice"), str(tmp_path / "bob")
+        for name, home in (("alice", a), ("bob", b)):
+            made = blindrelay("init", name, "--server", relay.url, "--home", home)
+            assert made.returncode == 0, made.stderr
+
+        def history(home: str, name: str) -> list[dict[str, object]]:
+            """The messages (not the notices, which say a conversation started)."""
+            out = blindrelay("history", name, "--json", "--home", home)
+            assert out.returncode == 0, out.stderr
+            lines = [json.loads(line) for line in out.stdout.splitlines()]
+            assert all(m["contact"] == name for m in lines)
+            return [m for m in lines if m["kind"] != "notice"]
+
+        assert blindrelay("send", "bob", "hello bob", "--home", a).returncode == 0
+        (mine,) = history(a, "bob")
+        assert (mine["kind"], mine["state"], mine["text"]) == ("out", "sent", "hello bob")
+        assert len(str(mine["id"])) == 32 and str(mine["time"]).endswith("Z")
+
+        # bob's send drains his queue: alice's message arrives, is not shown or read
+        sent = blindrelay("send", "alice", "hi \x1b[31malice", "--home", b)
+        assert sent.returncode == 0, sent.stderr
+        assert blindrelay("recv", "--home", a).returncode == 0
+        states = [(m["kind"], m["state"], m["text"]) for m in history(a, "bob")]
+        assert states == [("out", "delivered", "hello bob"),
+                          ("in", "received", "hi \x1b[31malice")]
+        raw = blindrelay("history", "bob", "--json", "--home", a).stdout
+        assert "\x1b" not in raw and "\\u001b" in raw
+
+        assert blindrelay("recv", "--home", b).returncode == 0  # shows it: read
+        assert blindrelay("recv", "--home", a).returncode == 0
+        (first, second) = history(a, "bob")
+        assert (first["state"], first["id"]) == ("read", mine["id"])
+        assert (second["kind"], second["state"]) == ("in", "received")
+        theirs = history(b, "alice")  # alice's first recv showed bob's message: read
+        assert [(m["kind"], m["state"]) for m in theirs] == [("in", "received"),
+                                                              ("out", "read")]
+
+        plain = blindrelay("history", "bob", "--home", a)
+        assert "me -> bob: hello bob  [read]" in plain.stdout
+        assert "\x1b" not in plain.stdout

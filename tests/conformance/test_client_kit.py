@@ -51,9 +51,10 @@ def test_reference_client_passes_every_check(tmp_path: Path) -> None:
     done = run_kit(tmp_path, "--json", "--junit", str(junit), "--", *REFERENCE)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
-    assert [r["name"] for r in report["results"]] == [c.name for c in CHECKS]
-    assert all(r["status"] == "PASS" for r in report["results"]), report
-    assert (report["passed"], report["failed"]) == (len(CHECKS), 0)
+    assert [r["name"] for r in report["checks"]] == [c.name for c in CHECKS]
+    assert all(r["status"] == "PASS" for r in report["checks"]), report
+    assert report["passed"] is True
+    assert report["summary"] == {"PASS": len(CHECKS), "FAIL": 0, "SKIP": 0}
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     assert (suite.get("tests"), suite.get("failures")) == (str(len(CHECKS)), "0")
@@ -77,8 +78,8 @@ def test_list_names_every_check_on_one_line(tmp_path: Path) -> None:
     done = run_kit(tmp_path, "--list")
     assert done.returncode == 0
     lines = done.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == [c.name for c in CHECKS]
-    assert all(len(line.split(": ", 1)[1]) > 20 for line in lines)
+    assert [line.split()[0] for line in lines] == [c.name for c in CHECKS]
+    assert all(len(line.split(None, 1)[1]) > 20 for line in lines)
 
 
 def test_a_client_that_cannot_run_fails_every_check_with_a_reason(tmp_path: Path) -> None:
