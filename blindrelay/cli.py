@@ -247,6 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
         bars.add_argument(flag, type=_natural, metavar="N", help=f"largest {what} accepted")
     bars.add_argument("--require-rate-limit", action="store_true",
                       help="the announced rate limit must be one the suite can see enforced")
+    cc = sub.add_parser("conformance-client",
+                        help="check a client against a hostile relay (docs/CONFORMANCE.md)",
+                        description="Run a hostile relay on loopback and drive the client "
+                        "CMD through the documented command-line contract: bad bundle "
+                        "signatures, key swaps, keys not in the key directory, replays, "
+                        "skipped-message limits, oversized frames, forged senders and "
+                        "terminal escapes.")
+    cc.add_argument("client", nargs=argparse.REMAINDER, metavar="-- CMD ...",
+                    help="the client's command line, e.g. '-- blindrelay'")
+    cc.add_argument("-k", "--only", help="run only checks whose name contains this")
+    cc.add_argument("--list", action="store_true", help="list the checks and exit")
+    cc.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    cc.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
+    cc.add_argument("--timeout", type=_seconds, default=30.0, metavar="S",
+                    help="seconds each client command may take (default 30)")
     prove = sub.add_parser("prove", help="check that a real relay never holds plaintext",
                            description="Run a relay and two clients, send random canaries, "
                            "and search the relay's files, logs and memory for them.")
@@ -338,6 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return prove(keep=args.keep)
     if args.command == "conformance":
         return _conformance(args)
+    if args.command == "conformance-client":
+        from conformance.client import main as client_kit
+
+        return client_kit(args.client, args.only, list_only=args.list, as_json=args.json,
+                          junit=args.junit, timeout=args.timeout)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
