@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "and search the relay's files, logs and memory for them.")
     prove.add_argument("--keep", action="store_true", help="keep the work directory")
     add_client_commands(sub)
+    from teaching.labs.cli import add_parser as add_lab_parser
+
+    add_lab_parser(sub)
     return parser
 
 
@@ -297,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from teaching.prove import prove
 
         return prove(keep=args.keep)
+    if args.command == "lab":
+        from teaching.labs.cli import run as run_lab
+
+        return run_lab(args)
     if args.command == "conformance":
         from conformance.relay import main as conformance_main
 
