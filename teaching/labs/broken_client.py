@@ -78,7 +78,7 @@ async def _converse(report: Report, proc: asyncio.subprocess.Process, world: Any
             break
     await wait_until(lambda: len(world.texts(TEACHER, "student")) >= len(texts), 10)
     got = world.texts(TEACHER, "student")
-    report.grade("interop: the reference client reads yours", got == texts,
+    report.grade("interop, the reference client reads yours", got == texts,
                  f"it decrypted all {len(texts)} messages, in order" if got == texts else
                  f"it decrypted {len(got)} of {len(texts)} messages your client sent"
                  + (" (the others failed authentication: your keys are not the "
@@ -92,11 +92,11 @@ async def _converse(report: Report, proc: asyncio.subprocess.Process, world: Any
     answer = await _lines(proc)
     received = answer.get("received", [])
     if not replies:
-        report.grade("interop: your client reads the reference's", False,
+        report.grade("interop, your client reads the reference's", False,
                      "nothing to read: the reference client could not read your messages, "
                      "so it did not answer")
     else:
         ok = received == replies
-        report.grade("interop: your client reads the reference's", ok,
+        report.grade("interop, your client reads the reference's", ok,
                      f"it decrypted all {len(replies)} replies, in order" if ok else
                      f"it decrypted {len(received)} of {len(replies)} replies")

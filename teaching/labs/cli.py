@@ -1,32 +1,13 @@
-"""The `blindrelay lab` command line: list, start N, check N."""
+"""The `blindrelay lab` command line: list, start N, check N (its parser is in
+blindrelay/cli.py, which builds its parser without importing teaching: see
+tests/test_layering.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
 from teaching.labs import LABS, LabError, check, get, start
-
-
-def add_parser(sub: Any) -> None:
-    """Adds `lab` to blindrelay's subcommands (`sub` is argparse's subparsers object)."""
-    lab = sub.add_parser("lab", help="graded exercises on a real relay",
-                         description="Graded labs: `start N` copies lab N's material into a "
-                         "directory, `check N` grades it (one line per criterion, exit 0 "
-                         "when all pass).")
-    actions = lab.add_subparsers(dest="lab_action", required=True)
-    actions.add_parser("list", help="list the labs")
-    for name, text in (("start", "copy lab N's README and files into a lab directory"),
-                       ("check", "grade the lab directory")):
-        p = actions.add_parser(name, help=text)
-        p.add_argument("number", type=int, metavar="N")
-        p.add_argument("--dir", type=Path, help="the lab directory (default: "
-                       "./blindrelay-labN-NAME)")
-        if name == "start":
-            p.add_argument("--force", action="store_true",
-                           help="overwrite the lab's files if they exist")
 
 
 def run(args: argparse.Namespace) -> int:

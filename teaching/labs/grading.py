@@ -46,8 +46,9 @@ class Report:
     def passed(self) -> bool:
         return bool(self.criteria) and all(c.passed for c in self.criteria)
 
-    def print(self, out: TextIO = sys.stdout) -> int:
+    def print(self, out: TextIO | None = None) -> int:
         """Prints the report; returns the exit code (0: every criterion passed)."""
+        out = out or sys.stdout
         for c in self.criteria:
             print(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.why}", file=out)
         for n in self.notes:

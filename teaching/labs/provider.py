@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import secrets
 import sqlite3
@@ -25,7 +26,7 @@ from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
 from server.relay import Relay
 from server.sqlite_store import DB_FILENAME, LOCK_FILENAME, SqliteStorage
 from teaching.labs.grading import Report, StudentCodeError, load_student_module
-from teaching.labs.world import lab_world, wait_until
+from teaching.labs.world import arrived, lab_world, wait_until
 from teaching.prove import Place, encodings, scan_files
 
 STUDENT_FILE = "keeper.py"
@@ -126,8 +127,8 @@ async def exchange(workdir: Path, factory: type[Relay], run: Run) -> None:
         for client, peer, text in script:
             run.sent += 1
             await client.send_text(peer, text)
-            if await wait_until(lambda p=peer, c=client, t=text:
-                                t in world.texts(p, c.username), 10):
+            if await wait_until(functools.partial(arrived, world, peer, client.username,
+                                                  text), 10):
                 run.delivered += 1
         storage = world.relay.storage
 

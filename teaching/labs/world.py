@@ -39,6 +39,11 @@ class LabWorld:
         return self.clients[who].history(peer)
 
 
+def arrived(world: LabWorld, recipient: str, sender: str, text: str) -> bool:
+    """Whether `recipient`'s client has decrypted `text` from `sender`."""
+    return text in world.texts(recipient, sender)
+
+
 async def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
     """True once `predicate` holds, False if `timeout` seconds pass first."""
     loop = asyncio.get_running_loop()
