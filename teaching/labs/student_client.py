@@ -139,7 +139,7 @@ async def talk(home: Path, url: str, peer: str, texts: list[str]) -> None:
         line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         expected = int(line.strip() or 0)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
+        deadline = loop.time() + 30
 
         def got() -> list[str]:
             return [m.text for m in client.history(peer)
