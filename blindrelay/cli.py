@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from teaching.names import Scenario
 
@@ -267,7 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
                            "and search the relay's files, logs and memory for them.")
     prove.add_argument("--keep", action="store_true", help="keep the work directory")
     add_client_commands(sub)
+    _add_lab_parser(sub)
     return parser
+
+
+def _add_lab_parser(sub: Any) -> None:
+    """`blindrelay lab` (teaching/labs/cli.py runs it)."""
+    lab = sub.add_parser("lab", help="graded exercises on a real relay",
+                         description="Graded labs: `start N` copies lab N's material into a "
+                         "directory, `check N` grades it (one line per criterion, exit 0 "
+                         "when all pass). `lab list` lists them.")
+    actions = lab.add_subparsers(dest="lab_action", required=True)
+    actions.add_parser("list", help="list the labs")
+    for name, text in (("start", "copy lab N's README and files into a lab directory"),
+                       ("check", "grade the lab directory")):
+        p = actions.add_parser(name, help=text)
+        p.add_argument("number", type=int, metavar="N")
+        p.add_argument("--dir", type=Path, help="the lab directory (default: "
+                       "./blindrelay-labN-NAME)")
+        if name == "start":
+            p.add_argument("--force", action="store_true",
+                           help="overwrite the lab's files if they exist")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -351,6 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from teaching.prove import prove
 
         return prove(keep=args.keep)
+    if args.command == "lab":
+        from teaching.labs.cli import run as run_lab
+
+        return run_lab(args)
     if args.command == "conformance":
         return _conformance(args)
     if args.command == "conformance-client":
