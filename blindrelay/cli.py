@@ -81,6 +81,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    """`demo --text --messages N`: a count a walk-through can show (argparse turns the
+    error into a usage line and exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text}: must be from 1 to 1000")
+    return value
+
+
 def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", type=Path,
@@ -204,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--text", action="store_true",
                       help="no terminal UI: print a protocol walk-through instead; with "
                       "--scenario, the scenario's story as text")
-    demo.add_argument("--messages", type=int, default=6, help="with --text: how many")
+    demo.add_argument("--messages", type=_positive_int, default=6,
+                      help="with --text and no --scenario: how many messages (1-1000)")
     _add_serve(sub)
     _add_witness(sub)
     admin = sub.add_parser("admin", help="operator commands on a relay's data directory")

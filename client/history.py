@@ -76,10 +76,27 @@ class History:
     def note_gap(self, name: str, gap: int) -> None:
         """A message whose counter skips ahead stores keys for the ones in between:
         those have not arrived (yet), and the user is told so."""
-        if gap > 0:
-            self.notice(name, f"{gap} earlier message{'s' if gap > 1 else ''} from {name} "
-                        f"{'have' if gap > 1 else 'has'} not arrived (the message counters "
-                        "show a gap).")
+        if gap <= 0:
+            return
+        text = (f"{gap} earlier message{'s' if gap > 1 else ''} from {name} "
+                f"{'have' if gap > 1 else 'has'} not arrived (the message counters show a "
+                "gap).")
+        if self._undecryptable_since(name):
+            # A damaged envelope hides its sender (sealed sender), so its placeholder
+            # stays in the unknown-sender conversation; but a drop and a damaged
+            # envelope are different stories, and the user is told which this may be.
+            text += (" An envelope that could not be decrypted arrived since the last "
+                     f"message from {name} (under 'unknown sender'): it may be the "
+                     "missing one, damaged on the way.")
+        self.notice(name, text)
+
+    def _undecryptable_since(self, name: str) -> bool:
+        """Whether a placeholder in the unknown-sender conversation was filed after the
+        last message received from `name`."""
+        since = next((m.stored_at for m in self.messages.conversation(name, 50)[::-1]
+                      if m.direction is Direction.IN), 0.0)
+        return any(m.state is State.UNDECRYPTABLE and m.stored_at >= since
+                   for m in self.messages.conversation(UNKNOWN_SENDER, 20))
 
     def advance(self, row_id: int | None, state: State) -> Message | None:
         """Moves an outgoing message forward (sending < sent < delivered < read)."""

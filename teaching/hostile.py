@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from client.sanitize import one_line
 from protocol.e2e.keys import (
     IdentityKeyPair,
     KemKeyPair,
@@ -72,7 +73,7 @@ from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundl
 from server.relay import Connection, Relay
 from server.storage import DirectoryUpdate, StoredEnvelope
 from server.witnessing import Witnesses
-from teaching.names import Scenario
+from teaching.names import HostileAct, Scenario
 
 
 @dataclass
@@ -165,6 +166,9 @@ class HostileRelay(Relay):
         super().__init__(*args, **kwargs)
         self.behaviour = behaviour
         self.narrate = narrate or (lambda _s: None)
+        self.marks: list[Callable[[HostileAct], None]] = []
+        """Observers of what it does that an honest relay never does (the demo marks
+        each in its relay pane)."""
         self.cover_up = cover_up
         """Whether the relay logs its fake keys in the key directory (as RESETs)."""
         self.witnessed = witnessed
@@ -187,6 +191,10 @@ class HostileRelay(Relay):
         # (who asks, about whom) -> the identity key the relay lies with
         self.lies: dict[tuple[str, str], bytes] = {}
 
+    def mark(self, kind: str, what: str) -> None:
+        for observer in self.marks:
+            observer(HostileAct(kind, what))
+
     # -- hooks on the honest relay's behaviour
 
     async def _lookup_identity(self, username: str, requester: str) -> bytes:
@@ -196,6 +204,7 @@ class HostileRelay(Relay):
         self.narrate(f"{requester.capitalize()}'s client asked the relay for "
                      f"{username.capitalize()}'s identity key; the relay answered with "
                      "its own fake key.")
+        self.mark("FAKE KEY", f"as {username}'s identity key, to {requester}")
         return lie
 
     async def _fetch_bundle(self, username: str, requester: str) -> Bundle:
@@ -207,6 +216,7 @@ class HostileRelay(Relay):
                 requester, FakeIdentity()).identity.public
             self.narrate(f"The relay answered {requester}'s request for {username}'s key "
                          f"bundle with a bundle of its OWN identity key.")
+            self.mark("FAKE KEY", f"its own bundle as {username}'s, to {requester}")
             if self.cover_up:
                 await self.log_fake_key(username, fake.identity.public, requester)
                 await self.log_fake_key(requester, self.fakes[requester].identity.public,
@@ -222,6 +232,7 @@ class HostileRelay(Relay):
             self.narrate(f"The relay answered {requester}'s request for {username}'s key "
                          "bundle with a bundle of its OWN identity key, the one its fork "
                          f"of the directory shows {requester}.")
+            self.mark("FAKE KEY", f"its own bundle as {username}'s, to {requester}")
             return Bundle(fake.bundle().encode())
         return await super()._fetch_bundle(username, requester)
 
@@ -239,6 +250,7 @@ class HostileRelay(Relay):
         index = self.directory.size - 1
         binding = self.directory.updates[index].binding
         self.logged.append((username, index))
+        self.mark("FAKE KEY", f"logged: RESET of {username}, entry {index}")
         self.narrate(f"To get past {victim.capitalize()}'s client, which checks every key "
                      "against the key directory, the relay LOGGED its fake key: entry "
                      f"{index} says the operator RESET {username}'s account (version "
@@ -348,11 +360,13 @@ class HostileRelay(Relay):
                 self.kept.append(Kept(out.recipient, body, int(self.clock())))
                 self.narrate(f"The relay secretly kept a copy of an envelope for "
                              f"{out.recipient} ({len(body)} bytes); {len(self.kept)} kept.")
+                self.mark("KEPT", f"a copy: to {out.recipient}, {len(body)} B")
             if self.drop_next == out.recipient:
                 self.drop_next = None
                 ids.append(os.urandom(16))  # the sender is told it was stored
                 self.narrate(f"The relay acknowledged {sender}'s envelope and silently "
                              "threw it away.")
+                self.mark("DROPPED", f"to {out.recipient}, {len(body)} B, thrown away")
                 continue
             if self.tamper_next == out.recipient:
                 self.tamper_next = None
@@ -360,6 +374,7 @@ class HostileRelay(Relay):
                 body = body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1:]
                 self.narrate(f"The relay flipped one bit in byte {index} of the envelope "
                              f"for {out.recipient}.")
+                self.mark("TAMPERED", f"to {out.recipient}, {len(body)} B, 1 bit flipped")
             if self.behaviour is Scenario.MITM_FIRST_CONTACT and self.victims is not None \
                     and out.recipient in self.fakes_for(sender):
                 body = await self._relay_through(sender, out.recipient, body)
@@ -367,6 +382,7 @@ class HostileRelay(Relay):
             if split is not None and sender in split.victims and out.recipient in split.fakes \
                     and self._open(sender, out.recipient, body) is not None:
                 ids.append(os.urandom(16))  # kept, not forwarded: see split_view
+                self.mark("KEPT", f"{sender} to {out.recipient}: read, not sent on")
                 self.narrate(f"The relay kept {sender}'s message to {out.recipient} "
                              "instead of forwarding it: re-encrypting it for the real "
                              f"{out.recipient.capitalize()} would need a fake "
@@ -391,6 +407,7 @@ class HostileRelay(Relay):
         body = self.delivered[recipient][index]
         (env,) = await self.store_and_push([(recipient, body)])
         self.narrate(f"The relay delivered an old envelope to {recipient} a second time.")
+        self.mark("REPLAYED", f"old envelope to {recipient}, {len(body)} B")
         return env
 
     async def claim_new_key(self, victim: str, impersonated: str, text: str) -> None:
@@ -411,6 +428,7 @@ class HostileRelay(Relay):
         await self.store_and_push([(victim, body)])
         self.narrate(f"The relay told {victim} that {impersonated} has a new identity key, "
                      "with a message signed by nobody but the relay.")
+        self.mark("FAKE KEY", f"new key for {impersonated}, to {victim}")
 
     # -- man in the middle
 
@@ -431,8 +449,9 @@ class HostileRelay(Relay):
         if plaintext is None:
             return body  # not sealed to a fake key: pass it on untouched
         self.narrate(f"The relay decrypted {sender}'s message with the fake key it gave "
-                     f"out for {recipient}, read {len(plaintext)} bytes of plaintext, and "
-                     f"re-encrypted it to the real {recipient}.")
+                     f"out for {recipient} and read {len(plaintext)} bytes of plaintext: "
+                     f"{readable(plaintext)}. It re-encrypted them to the real {recipient}.")
+        self.mark("READ", f"{sender} to {recipient}: {len(plaintext)} B plaintext")
         outbound = self.sessions.get(recipient)
         if outbound is None:
             parts = await self.storage.take_bundle(recipient)
@@ -477,6 +496,20 @@ class HostileRelay(Relay):
         plaintext = Text(os.urandom(16), int(self.clock() * 1000), text).encode()
         kind, message = session.encrypt(plaintext)
         return seal(recipient_identity, SealedContent(sender, kind, message))
+
+
+def readable(plaintext: bytes) -> str:
+    """What a decrypted message says, as the narration shows it: a text in quotes, or
+    which kind of content it is (a receipt, say)."""
+    from protocol.e2e.content import Text, decode_gossiped
+
+    try:
+        item, _head = decode_gossiped(plaintext)
+    except ProtocolError:
+        return "content it could not parse"
+    if isinstance(item, Text):
+        return f"the text “{one_line(item.text)}”"
+    return f"a {type(item).__name__}"
 
 
 def _bundle(identity: bytes, spk: bytes, kind: KemKind, kem: bytes,

@@ -7,7 +7,18 @@ hostile relay.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class HostileAct:
+    """Something the hostile relay did that an honest one never does, for a marked row
+    in the demo's relay pane (beside the relay's own events): `kind` in capitals
+    (DROPPED, TAMPERED, ...) and what it was done to, short enough for one row."""
+
+    kind: str
+    what: str
 
 
 class Scenario(StrEnum):

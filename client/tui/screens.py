@@ -38,7 +38,8 @@ class NewConversationScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="new-dialog", classes="dialog"):
-            yield Static("Start a conversation", classes="dialog-title")
+            yield Static(Content(f"Start a conversation as {one_line(self.own_username)}"),
+                         classes="dialog-title")
             yield Input(placeholder="their username", id="new-name")
             yield Static(f"Usernames: {USERNAME_RULE}.", classes="dialog-hint")
             yield Static("", id="new-error", classes="dialog-error")

@@ -44,6 +44,10 @@ def texts(client: Client, peer: str) -> list[str]:
     return [m.text for m in client.history(peer) if m.direction is Direction.IN and m.text]
 
 
+def notices(client: Client, peer: str) -> list[str]:
+    return [m.text for m in client.history(peer) if m.direction is Direction.NOTICE]
+
+
 def last(client: Client, peer: str) -> Message:
     return client.history(peer)[-1]
 
@@ -52,7 +56,7 @@ async def say(world: World, sender: str, recipient: str, text: str,
               wait: bool = True) -> Message:
     clients = world.clients()
     message = await clients[sender].send_text(recipient, text)
-    world.narrate(f"{sender.capitalize()} sent: {text!r}")
+    world.narrate(f"{sender.capitalize()} sent: “{text}”")
     if wait:
         await wait_until(lambda: text in texts(clients[recipient], sender))
         world.narrate(f"{recipient.capitalize()} decrypted it.")
@@ -144,6 +148,16 @@ async def monitor(world: World, who: str) -> None:
     await world.clients()[who].kt_monitor()
 
 
+def side_by_side(left_title: str, left: str, right_title: str, right: str) -> list[str]:
+    """Two safety numbers in two columns, as narration lines (indented: printed as
+    they are)."""
+    lines, rights = left.splitlines(), right.splitlines()
+    width = max(len(left_title), *(len(x) for x in lines)) + 4
+    rows = [f"  {left_title:<{width}}{right_title}"]
+    rows += [f"  {a:<{width}}{b}" for a, b in zip(lines, rights, strict=False)]
+    return rows
+
+
 async def mitm_first_contact(world: World) -> Outcome:
     relay = hostile(world)
     relay.start_mitm("alice", "bob")
@@ -159,9 +173,11 @@ async def mitm_first_contact(world: World) -> Outcome:
     alice_sees, _ = world.alice.safety_number("bob")
     bob_sees, _ = world.bob.safety_number("alice")
     world.narrate("Messages flowed both ways, and the relay read every one of them.")
-    world.narrate(f"Alice's screen shows safety number {alice_sees.splitlines()[0]} ... and "
-                  f"Bob's shows {bob_sees.splitlines()[0]} ...: they DIFFER (comparing them "
-                  "would expose the relay, but almost nobody compares).")
+    world.narrate("The safety numbers on the two screens DIFFER: comparing them would "
+                  "expose the relay, but almost nobody compares.")
+    for line in side_by_side("Alice's screen, with bob", alice_sees,
+                             "Bob's screen, with alice", bob_sees):
+        world.narrate(line)
     await monitor(world, "bob")
     alert = await wait_alert(world, "bob", KtAlertKind.FOREIGN_BINDING)
     facts = show_evidence(world, "bob", alert, OWNER_MONITORING)
@@ -275,7 +291,7 @@ async def _split_view(world: World, relay: HostileRelay) -> Outcome:
     await world.alice.send_text("carol", "Hi Carol, it's Alice. Welcome!")
     read = [_text_of(t) for s, r, t in relay.opened if (s, r) == ("alice", "carol")]
     world.narrate("Alice wrote to Carol. Her client looked Carol up and the proof verified, "
-                  f"against the fork. The relay decrypted the message: {read[-1]!r}.")
+                  f"against the fork. The relay decrypted the message: “{read[-1]}”.")
     await monitor(world, "bob")
     await say(world, "bob", "alice", "Did you see that Carol joined?", wait=False)
     world.narrate("Bob's message carries his newest checkpoint, from the real directory. "
@@ -293,20 +309,26 @@ async def _split_view(world: World, relay: HostileRelay) -> Outcome:
 async def tamper(world: World) -> Outcome:
     await say(world, "alice", "bob", "First message")
     hostile(world).arm_tamper("bob")
+    world.narrate("Alice sends a second message; the relay is set to flip a bit in it.")
     await world.alice.send_text("bob", "This one will be tampered with")
-    world.narrate("Alice sent a second message; the relay will flip a bit in it.")
     await wait_until(lambda: any(m.state is State.UNDECRYPTABLE
                                  for m in world.bob.history(UNKNOWN_SENDER)))
     placeholder = next(m for m in world.bob.history(UNKNOWN_SENDER)
                        if m.state is State.UNDECRYPTABLE)
-    world.narrate(f"Bob's client shows a placeholder: {placeholder.error}.")
+    world.narrate("Bob's client shows a placeholder in its 'unknown sender' conversation: "
+                  f"{placeholder.error}. A damaged envelope hides even who sent it: the "
+                  "sender's name is sealed inside.")
     await say(world, "alice", "bob", "And this one arrives fine")
-    world.narrate("Bob's session kept working: the next message decrypted.")
+    world.narrate("Bob's session kept working: the next message decrypted. Its counter "
+                  "shows one message from Alice missing before it, and Bob's conversation "
+                  "with Alice says so, and that an envelope that could not be decrypted "
+                  "arrived in between: unlike a drop, something did arrive, damaged.")
     return Outcome(
         "tamper",
         "A relay can damage ciphertext but not forge it: the change is detected, shown, "
         "and the conversation goes on.",
-        {"placeholder": placeholder.error, "bob_got": texts(world.bob, "alice")})
+        {"placeholder": placeholder.error, "bob_got": texts(world.bob, "alice"),
+         "bob_notices": notices(world.bob, "alice")})
 
 
 async def replay(world: World) -> Outcome:
@@ -341,7 +363,8 @@ async def drop(world: World) -> Outcome:
         "A relay can drop messages, but not silently: the ratchet's counters reveal the "
         "gap, and the sender never sees 'delivered'.",
         {"bob_got": texts(world.bob, "alice"), "dropped_state": state.value,
-         "gap_notice": any("not arrived" in m.text for m in world.bob.history("alice"))})
+         "gap_notice": any("not arrived" in m.text for m in world.bob.history("alice")),
+         "bob_notices": notices(world.bob, "alice")})
 
 
 async def keep_everything(world: World) -> Outcome:
@@ -372,6 +395,11 @@ async def keep_everything(world: World) -> Outcome:
                   f"{len(kept)} envelopes (learning that they came from Alice), but "
                   f"decrypted {decrypted} messages: the keys for earlier messages were "
                   "deleted as soon as they were used. That is forward secrecy.")
+    world.narrate("But a seized device holds more than keys: Bob's client keeps his whole "
+                  "history in his profile, every message he sent and received, encrypted "
+                  "under a key derived from his passphrase (Argon2id). With the passphrase, "
+                  "or a weak one guessed, the seizer reads all of it: forward secrecy "
+                  "protects what the relay kept, not what the device keeps.")
     return Outcome(
         "keep-everything",
         "A relay can keep every ciphertext; with forward secrecy, even seizing a device "

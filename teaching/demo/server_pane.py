@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -29,6 +30,7 @@ from server.events import (
     RelayEvent,
     Stored,
 )
+from teaching.names import HostileAct
 
 MAX_ROWS = 400
 EXCERPT = 12
@@ -87,6 +89,7 @@ class ServerPane(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "toggle_detail", "What the relay can read"),
+        Binding("escape", "close_detail", "Close", show=False),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -96,8 +99,8 @@ class ServerPane(Vertical):
         self.last_sender: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("Relay: what the server sees", classes="pane-title")
-        table: DataTable[str] = DataTable(id="relay-log", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str | Text] = DataTable(id="relay-log", cursor_type="row",
+                                                 zebra_stripes=True)
         yield table
         with Horizontal(id="relay-detail"):
             yield Static("", id="detail-can")
@@ -106,18 +109,28 @@ class ServerPane(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("time", "event", "what")
+        table.add_columns("event", "what")
+        self.query_one("#relay-detail").display = False
+
+    def clear(self) -> None:
+        """A new run starts with an empty pane: nothing of the last one is left."""
+        self.query_one(DataTable).clear()
+        self.envelopes.clear()
+        self.row_keys.clear()
+        self.last_sender = None
         self.query_one("#relay-detail").display = False
 
     # -- events
 
     def add_event(self, event: RelayEvent, now: float) -> None:
-        table: DataTable[str] = self.query_one(DataTable)
+        """One row per event: short enough that the event, the recipient and the size
+        show in full at 120x36 and 80x24 (the time and the ciphertext are in the
+        detail view, D)."""
+        del now  # each envelope's own time is in its detail
         key = None
         if isinstance(event, FrameIn):
             self.last_sender = event.user
-            who = event.user or "(not logged in)"
-            text = f"{event.frame_type} from {who}, {event.size} B"
+            text = f"{event.frame_type} from {event.user or '(no login)'}, {event.size} B"
             label = "frame in"
         elif isinstance(event, Stored):
             view = EnvelopeView(event.envelope_id, event.recipient, event.size,
@@ -125,44 +138,51 @@ class ServerPane(Vertical):
                                 self.last_sender)
             self.envelopes[event.envelope_id] = view
             key = event.envelope_id.hex()
-            text = (f"INSERT envelope {key[:8]} to={view.recipient} {view.size} B "
-                    f"{view.excerpt}...")
-            label = "row stored"
+            text = f"envelope {key[:8]} to {view.recipient}, {view.size} B"
+            label = "stored"
         elif isinstance(event, Acked):
             ids = event.envelope_ids
             for eid in ids:
                 if eid in self.envelopes:
                     self.envelopes[eid].deleted = True
-            text = f"DELETE {len(ids)} envelope(s) of {event.recipient}: " + ", ".join(
-                e.hex()[:8] for e in ids[:3])
-            label = "row deleted"
+            more = f" +{len(ids) - 1}" if len(ids) > 1 else ""
+            text = f"{len(ids)} of {event.recipient}: {ids[0].hex()[:8]}{more}" if ids else \
+                f"none of {event.recipient}"
+            label = "deleted"
         elif isinstance(event, BundleTaken):
             opk = event.one_time_prekey
-            text = (f"bundle of {event.user} for {event.requester}; DELETE one-time "
-                    f"prekey {opk}" if opk is not None else
-                    f"bundle of {event.user} (last-resort keys)")
+            text = (f"{event.user}'s keys to {event.requester}, prekey {opk} gone"
+                    if opk is not None else
+                    f"{event.user}'s keys to {event.requester}, last resort")
             label = "keys out"
         elif isinstance(event, Registered):
-            text = (f"INSERT account {event.user} (username, public identity key), and "
-                    "its key directory entry")
-            label = "row stored"
+            text = f"{event.user}: username, identity key"
+            label = "account"
         elif isinstance(event, LoggedIn):
-            text = f"{event.user} logged in, {event.delivered} queued delivered"
+            text = f"{event.user}, {event.delivered} queued sent"
             label = "login"
         elif isinstance(event, Expired):
-            text = f"DELETE {event.count} expired envelope(s)"
+            text = f"{event.count} envelope(s) deleted"
             label = "expired"
         elif isinstance(event, CheckpointPublished):
             text = (f"SIGN checkpoint: {event.size} entries, root "
-                    f"{event.root_hex_prefix[:8]}...")
+                    f"{event.root_hex_prefix[:8]}")
             label = "checkpoint"
         else:
             assert isinstance(event, DirectoryLookup)
-            text = f"key directory proof of {event.user} for {event.requester}"
+            text = f"{event.user}'s key proof for {event.requester}"
             label = "kt lookup"
+        self._add_row(label, text, key)
+
+    def add_act(self, act: HostileAct) -> None:
+        """What the hostile relay did, marked: in capitals, and in the warning colour."""
+        self._add_row(Text(act.kind, style="bold reverse"), act.what, None)
+
+    def _add_row(self, label: str | Text, text: str, key: str | None) -> None:
+        table: DataTable[str | Text] = self.query_one(DataTable)
         row_key = key or f"r{len(self.row_keys)}"
         self.row_keys.append(row_key)
-        table.add_row(_hms(now), label, text, key=row_key)
+        table.add_row(label, text, key=row_key)
         if len(self.row_keys) > MAX_ROWS:
             table.remove_row(self.row_keys.pop(0))
         table.move_cursor(row=table.row_count - 1)
@@ -179,7 +199,7 @@ class ServerPane(Vertical):
     # -- the detail view
 
     def selected(self) -> EnvelopeView | None:
-        table: DataTable[str] = self.query_one(DataTable)
+        table: DataTable[str | Text] = self.query_one(DataTable)
         if table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
@@ -189,6 +209,9 @@ class ServerPane(Vertical):
             return self.envelopes.get(bytes.fromhex(key))
         except ValueError:
             return None
+
+    def action_close_detail(self) -> None:
+        self.query_one("#relay-detail").display = False
 
     def action_toggle_detail(self) -> None:
         detail = self.query_one("#relay-detail")

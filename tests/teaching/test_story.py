@@ -50,7 +50,7 @@ async def test_the_relay_pane_shows_checkpoints_and_the_story_the_catch() -> Non
         assert app.outcome.facts["caught_by"] == "owner monitoring"
         table = app.query_one(ServerPane).query_one("#relay-log", DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-        signed = [row[2] for row in rows if row[1] == "checkpoint"]
+        signed = [row[1] for row in rows if row[0] == "checkpoint"]
         assert signed and all(s.startswith("SIGN checkpoint: ") for s in signed)
         assert [s.split()[2] for s in signed] == ["1", "2", "3"]  # alice, bob, the RESET
         await pilot.press("f4")
