@@ -480,17 +480,24 @@ def prove(keep: bool = False) -> int:
         if receiver is not None:
             receiver.communicate(timeout=10)
         server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        # Whatever the relay started and left behind (it may hold the log pipes open):
+        # scan it, then end it; these processes are ours, started by the relay we started.
+        left = _scan_session(lingering, server.pid, (), patterns)
+        for pid in left:
+            lingering.hits.append(f"process {pid} still running")
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         server_out, server_err = server.communicate(timeout=15)
         recorder.stop()
     print("relay stopped; scanning again...")
     scan_bytes(log, (server_out + server_err).encode(), patterns)
     if data_dir.exists():
         scan_files(data_after, data_dir, patterns)
-    left = _scan_session(lingering, server.pid, (), patterns)
-    for pid in left:
-        lingering.hits.append(f"process {pid} still running")
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)  # ours: started by the relay we started
     files = scan_machine(machine, since, excluded, patterns)
     known_answer(envelopes, recorder.envelopes, patterns)
     if not recorder.envelopes:
