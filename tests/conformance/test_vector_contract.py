@@ -76,5 +76,6 @@ def test_vector_files_are_installed_with_the_package(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in NAMES:
         assert f"conformance/vectors/{name}.json" in names, name
+        assert f"conformance/vectors/schemas/{name}.schema.json" in names, name
     assert "conformance/vectors/reference.py" in names
     assert "conformance/vectors/contract.py" in names
