@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conformance.vectors import NAMES
+from conformance.vectors import NAMES, load
 from tests.support import ROOT
 
 CLI = [sys.executable, "-m", "blindrelay", "vectors", "check"]
@@ -26,6 +26,12 @@ for line in sys.stdin:
         out["output"]["message_key"] = ("0" if key[0] != "0" else "1") + key[1:]
     if request["op"] == "pad":
         out = {"unsupported": True}
+    if request["op"] == "seal":  # a box that no longer opens
+        box = out["output"]["sealed"]
+        out["output"]["sealed"] = box[:-2] + ("00" if box[-2:] != "00" else "01")
+    if request["op"] == "verify_answer" and "error" in out:  # accepts a forged answer
+        out = {"output": {"found": False, "kind": None, "version": None, "index": None,
+                          "label": "", "identity": None}}
     print(json.dumps(out), flush=True)
 '''
 
@@ -37,7 +43,10 @@ def test_reference_adapter_passes_the_contract() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     for file, op in [("kdf", "kdf_ck"), ("padding", "unpad"), ("usernames", "username"),
-                     ("safety_numbers", "safety_number")]:
+                     ("safety_numbers", "safety_number"), ("drbg", "drbg"),
+                     ("keys", "x25519_dh"), ("messages", "decode_header"),
+                     ("sealed", "encode_content"), ("sealed", "seal"), ("sealed", "unseal"),
+                     ("kt_directory", "verify_answer")]:
         assert any(x.startswith(f"{file}.json") and f" {op} " in x and x.endswith("ok")
                    for x in lines), done.stdout
 
@@ -52,6 +61,12 @@ def test_wrong_adapter_fails_with_a_clear_line(tmp_path: Path) -> None:
     bad = [x for x in done.stdout.splitlines() if "FAIL" in x and "kdf_ck" in x]
     assert bad and "message_key" in bad[0], done.stdout
     assert any(" pad " in x and x.endswith("SKIP") for x in done.stdout.splitlines())
+    seal = next(x for x in done.stdout.splitlines() if " seal " in x)
+    assert "FAIL" in seal and "does not open (DecryptionFailed)" in seal, seal
+    verify = next(x for x in done.stdout.splitlines() if " verify_answer " in x)
+    forged = len(load("kt_directory")["failures"])  # every refusal became an acceptance
+    assert "FAIL" in verify and f"{forged} failed" in verify, verify
+    assert '"error": "VrfError"' in verify, verify
     # a SKIP alone is not a failure, unless --strict
     as_json = subprocess.run([*CLI, "--json", "--", sys.executable, str(adapter)], cwd=ROOT,
                              capture_output=True, text=True, timeout=120, check=False,
@@ -61,6 +76,8 @@ def test_wrong_adapter_fails_with_a_clear_line(tmp_path: Path) -> None:
     statuses = {(r["file"], r["op"]): r["status"] for r in report["results"]}
     assert statuses[("kdf", "kdf_ck")] == "FAIL"
     assert statuses[("kdf", "kdf_rk")] == "ok"
+    assert statuses[("sealed", "unseal")] == "ok"
+    assert statuses[("sealed", "seal")] == statuses[("kt_directory", "verify_answer")] == "FAIL"
 
 
 def test_vector_files_are_installed_with_the_package(tmp_path: Path) -> None:
