@@ -14,8 +14,9 @@ proxy, sends messages that carry fresh random canary strings, then checks:
   write what it kept only at exit), its log output, its process memory and the memory of
   every other process in its session (children it started), while running and after;
 - every regular file created or modified anywhere on the machine during the run, except
-  the short EXCLUDED list printed with the result (pseudo-filesystems, read-only mounts,
-  the Python installation, the two clients' homes, where plaintext legitimately is);
+  the short exclusion list printed with the result (/proc, /sys, /dev but not /dev/shm,
+  read-only mounts, the Python installation, and the two clients' homes, where the
+  plaintext legitimately is);
 - a known answer on every captured envelope: none opens as a sealed box under a fixed
   key (all-zero and other trivial X25519 keys, the test vectors' identities) or as a
   secretbox under the all-zero key, and none holds a run of repeated bytes or
@@ -133,27 +134,69 @@ def scan_files(place: Place, root: Path, patterns: dict[str, dict[str, list[byte
         scan_file(place, path, patterns, str(path.relative_to(root)))
 
 
-def excluded_paths(extra: list[Path]) -> list[str]:
-    """What the machine-wide scan leaves out: pseudo-filesystems and read-only mounts
-    (nothing the relay can write to, or no files at all), the Python installation
-    and `extra` (the clients' homes). Printed with the result."""
-    out: list[str] = []
+KERNEL_FS = ("/proc", "/sys")
+"""Kernel pseudo-filesystems: no regular file there holds what a process wrote."""
+
+
+@dataclass
+class Exclusions:
+    """What the machine-wide scan leaves out, as full paths (`paths`, for the walk) and as
+    the short list printed with the result (`summary()`, so a reader can judge it)."""
+
+    homes: list[str]
+    python: list[str]
+    other_pseudo: list[str] = field(default_factory=list)
+    read_only: list[str] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[str]:
+        out = sorted({*KERNEL_FS, "/dev", *self.other_pseudo, *self.read_only, *self.python,
+                      *self.homes})
+        return [e for e in out
+                if not any(e.startswith(other.rstrip("/") + "/") for other in out if other != e)]
+
+    def summary(self) -> list[str]:
+        out = [f"{', '.join(KERNEL_FS)} (kernel pseudo-filesystems)",
+               "/dev except /dev/shm (device nodes)"]
+        if self.other_pseudo:
+            out.append(f"{len(self.other_pseudo)} other pseudo-filesystem mount(s)")
+        if self.read_only:
+            out.append(f"{len(self.read_only)} read-only mount(s) (nothing can be written "
+                       f"there: {_first(self.read_only)})")
+        out.append(f"{', '.join(self.python)} (the Python installation)")
+        out.append(f"{', '.join(self.homes)} (the two clients' homes, where the plaintext "
+                   "legitimately is)")
+        return out
+
+
+def _first(paths: list[str]) -> str:
+    return ", ".join(paths[:2]) + (", ..." if len(paths) > 2 else "")
+
+
+def exclusions(homes: list[Path]) -> Exclusions:
+    """The machine-wide scan leaves out the kernel's pseudo-filesystems, /dev (its only
+    writable place, /dev/shm, is scanned), read-only mounts (no file can change there),
+    the Python installation (prove's own interpreter and venv) and the clients' homes."""
+    python = [sys.prefix] + ([sys.base_prefix] if sys.base_prefix != sys.prefix else [])
+    found = Exclusions([str(h) for h in homes], python)
+    covered = [*KERNEL_FS, "/dev", *python]
     try:
         with open("/proc/self/mounts") as mounts:
             for line in mounts:
                 _dev, point, fstype, options = line.split()[:4]
                 point = point.replace("\\040", " ")
-                if (fstype in PSEUDO_FS or "ro" in options.split(",")) and point != "/":
-                    out.append(point)
+                if point == "/" or any(point == c or point.startswith(c.rstrip("/") + "/")
+                                       for c in covered):
+                    continue
+                if fstype in PSEUDO_FS:
+                    found.other_pseudo.append(point)
+                elif "ro" in options.split(","):
+                    found.read_only.append(point)
     except OSError:
-        out += ["/proc", "/sys", "/dev/pts"]
-    out.append(sys.prefix)
-    if sys.base_prefix != sys.prefix:
-        out.append(sys.base_prefix)
-    out += [str(p) for p in extra]
-    unique = sorted(set(out))
-    return [e for e in unique
-            if not any(e.startswith(other.rstrip("/") + "/") for other in unique if other != e)]
+        pass
+    found.other_pseudo = sorted(set(found.other_pseudo))
+    found.read_only = sorted(set(found.read_only))
+    return found
 
 
 def changed_files(since: float, excluded: list[str], root: str = "/") -> Iterator[Path]:
@@ -458,7 +501,7 @@ def prove(keep: bool = False) -> int:
     machine = Place("files changed on this machine during the run")
     envelopes = Place("captured envelopes (known answer)")
     control = Place("receiving client's memory (control)")
-    excluded = excluded_paths([work / "alice", work / "bob"])
+    excluded = exclusions([work / "alice", work / "bob"])
     try:
         url = LISTENING.search(_wait_line(server, LISTENING)).group(1)  # type: ignore[union-attr]
         recorder.start(url)
@@ -498,7 +541,7 @@ def prove(keep: bool = False) -> int:
     scan_bytes(log, (server_out + server_err).encode(), patterns)
     if data_dir.exists():
         scan_files(data_after, data_dir, patterns)
-    files = scan_machine(machine, since, excluded, patterns)
+    files = scan_machine(machine, since, excluded.paths, patterns)
     known_answer(envelopes, recorder.envelopes, patterns)
     if not recorder.envelopes:
         envelopes.skipped = "the proxy captured no envelope"
@@ -519,7 +562,9 @@ def prove(keep: bool = False) -> int:
         note = f" [{notes[place.name]}]" if place.name in notes else ""
         print(f"  {place.name:<{width}}  {place.scanned:>12,} bytes  {result}{note}")
     print()
-    print("not scanned on this machine (printed so you can judge): " + ", ".join(excluded))
+    print("not scanned on this machine (printed so you can judge):")
+    for entry in excluded.summary():
+        print(f"  - {entry}")
     leaked = [p for p in places[:-1] if p.hits]
     found = {hit.split()[1] for hit in control.hits}
     control_ok = not control.skipped and found == set(patterns)
