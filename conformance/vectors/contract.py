@@ -21,8 +21,8 @@ kit judges the answer itself (it opens the box with the recipient's key).
 
 One result line per file and op; an unsupported op is SKIP (a failure with --strict).
 Checked in-process only, by `python -m conformance.vectors.check`: bundle, content,
-conversation, frames, pqxdh, session_record, state, and the parts of the covered files
-that are not pure functions of their inputs (e.g. ML-KEM-768 keys).
+conversation, frames, pqxdh, session_record, state, and the few parts of the covered
+files that are constants or DRBG bookkeeping (17.6 lists them).
 """
 
 from __future__ import annotations
@@ -141,6 +141,18 @@ def _keys() -> Iterator[Request]:
     for e in keys["ed25519"]:
         yield Request("keys", "ed25519_to_x25519", {"ed25519_public": e["public"]},
                       _out(x25519_public=e["x25519_public"]))
+    for e in keys["mlkem768"]:
+        yield Request("keys", "mlkem768", {"seed": e["seed"], "ciphertext": e["kem_ciphertext"]},
+                      _out(public=e["public"], encoded=e["encoded"],
+                           shared_secret=e["kem_shared_secret"]))
+    for section in ("ed25519", "x25519", "mlkem768"):
+        for e in keys[section]:
+            yield Request("keys", "decode_key", {"expected_type": keys["type_bytes"][section],
+                                                 "encoded": e["encoded"]},
+                          _out(public=e["public"]))
+    for e in keys["decode_errors"]:
+        yield Request("keys", "decode_key", {"expected_type": e["expected_type"],
+                                             "encoded": e["encoded"]}, {"error": e["error"]})
 
 
 def _messages() -> Iterator[Request]:

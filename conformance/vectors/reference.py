@@ -11,7 +11,14 @@ from typing import Any
 
 from conformance.drbg import Drbg
 from protocol.e2e import aead, kdf, padding, safety_numbers, size_classes
-from protocol.e2e.keys import IdentityKeyPair, X25519KeyPair, identity_dh_public, x25519
+from protocol.e2e.keys import (
+    IdentityKeyPair,
+    KemKeyPair,
+    X25519KeyPair,
+    decode_key,
+    identity_dh_public,
+    x25519,
+)
 from protocol.e2e.messages import Header
 from protocol.e2e.sealed import MessageKind, SealedContent, seal, unseal
 from protocol.wire.errors import ProtocolError
@@ -56,6 +63,12 @@ def _ed25519(i: dict[str, Any]) -> dict[str, str]:
 def _x25519(i: dict[str, Any]) -> dict[str, str]:
     pair = X25519KeyPair.from_private(_b(i["private"]))
     return {"public": pair.public.hex(), "encoded": pair.encoded_public().hex()}
+
+
+def _mlkem768(i: dict[str, Any]) -> dict[str, str]:
+    pair = KemKeyPair.from_seed(_b(i["seed"]))
+    return {"public": pair.public.hex(), "encoded": pair.encoded_public().hex(),
+            "shared_secret": pair.decapsulate(_b(i["ciphertext"])).hex()}
 
 
 def _decode_header(i: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +126,8 @@ OPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "x25519_dh": lambda i: {"shared": x25519(_b(i["private"]), _b(i["peer_public"])).hex()},
     "ed25519_to_x25519": lambda i: {
         "x25519_public": identity_dh_public(_b(i["ed25519_public"])).hex()},
+    "mlkem768": _mlkem768,
+    "decode_key": lambda i: {"public": decode_key(i["expected_type"], _b(i["encoded"])).hex()},
     "encode_header": lambda i: {"encoded": Header(_b(i["dh"]), i["pn"], i["n"]).encode().hex()},
     "decode_header": _decode_header,
     "encode_content": lambda i: {"content": _content(i).encode(i["limit"]).hex()},
