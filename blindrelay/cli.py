@@ -280,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run a relay and two clients, send random canaries, "
                            "and search the relay's files, logs and memory for them.")
     prove.add_argument("--keep", action="store_true", help="keep the work directory")
+    vectors = sub.add_parser("vectors", help="the test vectors shipped with this package")
+    vsub = vectors.add_subparsers(dest="vectors_command", required=True)
+    vcheck = vsub.add_parser(
+        "check", help="check an implementation against the vectors",
+        description="Without a command: check this implementation in-process. With "
+        "`-- CMD...`: run CMD and check it through the JSON-lines contract of "
+        "conformance/vectors/contract.py (docs/PROTOCOL.md 17.6).")
+    vcheck.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    vcheck.add_argument("--strict", action="store_true", help="an unsupported op fails")
+    vcheck.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    vsub.add_parser("path", help="print the directory the vector files are installed in")
     add_client_commands(sub)
     _add_lab_parser(sub)
     return parser
@@ -302,6 +313,32 @@ def _add_lab_parser(sub: Any) -> None:
         if name == "start":
             p.add_argument("--force", action="store_true",
                            help="overwrite the lab's files if they exist")
+
+
+def _vectors(args: argparse.Namespace) -> int:
+    import json
+    from importlib import resources
+
+    if args.vectors_command == "path":
+        print(resources.files("conformance.vectors"))
+        return 0
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        from conformance.vectors.check.__main__ import main as check_main
+
+        return check_main([])
+    from conformance.vectors.contract import run
+
+    results = run(cmd)
+    failed = any(r.failures or (args.strict and r.skipped) for r in results)
+    if args.json:
+        print(json.dumps({"command": cmd, "ok": not failed,
+                          "results": [r.as_json() for r in results]}, indent=2))
+    else:
+        for result in results:
+            print(result.line())
+        print("FAIL" if failed else "ok")
+    return 1 if failed else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -381,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from client.commands import run_client_command
 
         return run_client_command(args)
+    if args.command == "vectors":
+        return _vectors(args)
     if args.command == "prove":
         from teaching.prove import prove
 

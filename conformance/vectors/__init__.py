@@ -6,6 +6,9 @@ included). `load(name)` reads one; `NAMES` lists them (one `gen_<name>` module m
 each file, one `check.<name>` module checks it). `python -m conformance.vectors.generate`
 makes them from this implementation; `python -m conformance.vectors.check` checks an
 implementation against them, from both sides (tests/conformance/test_vectors.py runs it).
+`schemas/NAME.schema.json` is each file's JSON Schema (draft 2020-12, kept by hand beside
+the generator): the documented layout another implementation can validate its own
+copy against (`schema(name)`; tests/conformance/test_vector_schemas.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ def load(name: str) -> Json:
     if name not in NAMES:
         raise KeyError(f"no vector file {name!r}")
     return parse(name, resources.files(__package__).joinpath(f"{name}.json").read_text("utf-8"))
+
+
+@cache
+def schema(name: str) -> Json:
+    """The JSON Schema (draft 2020-12) of vector file `name`, shipped beside it."""
+    if name not in NAMES:
+        raise KeyError(f"no vector file {name!r}")
+    text = resources.files(__package__).joinpath("schemas", f"{name}.schema.json")
+    parsed: Json = json.loads(text.read_text("utf-8"))
+    return parsed
 
 
 def load_from(directory: Path, name: str) -> Json:

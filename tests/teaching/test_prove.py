@@ -7,10 +7,20 @@ import base64
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from teaching.prove import Place, encodings, make_canaries, scan_bytes, scan_process
+from teaching.prove import (
+    Place,
+    changed_files,
+    encodings,
+    exclusions,
+    make_canaries,
+    scan_bytes,
+    scan_process,
+)
 from tests.support import ROOT
 
 
@@ -59,3 +69,31 @@ def test_prove_passes_against_our_relay() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout
     assert "relay process memory" in result.stdout
+    # The exclusion list is short, top-level and printed (issue 11 item 13).
+    lines = result.stdout.splitlines()
+    start = lines.index("not scanned on this machine (printed so you can judge):")
+    listed = [x for x in lines[start + 1:start + 10] if x.startswith("  - ")]
+    assert 4 <= len(listed) <= 6, listed
+    assert listed[0] == "  - /proc, /sys (kernel pseudo-filesystems)"
+    assert listed[1] == "  - /dev except /dev/shm (device nodes)"
+    assert any(sys.prefix in x and "Python installation" in x for x in listed), listed
+    assert any("clients' homes" in x and x.count("blindrelay-prove-") == 2 for x in listed)
+    assert all(len(x) < 240 for x in listed), listed
+
+
+def test_exclusions_leave_dev_shm_and_everything_else_writable_scanned() -> None:
+    """/dev is left out but /dev/shm, the one writable place under it, is walked; the
+    paths left out are exactly those the summary names."""
+    excluded = exclusions([Path("/tmp/prove-test/alice"), Path("/tmp/prove-test/bob")])
+    assert "/dev" in excluded.paths and "/dev/shm" not in excluded.paths
+    assert {"/proc", "/sys", sys.prefix, "/tmp/prove-test/alice"} <= set(excluded.paths)
+    assert "/tmp" not in excluded.paths and "/" not in excluded.paths
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm on this machine")
+    since = time.time() - 2
+    planted = Path("/dev/shm") / f"prove-test-{os.getpid()}"
+    planted.write_text("x")
+    try:
+        assert planted in set(changed_files(since, excluded.paths, "/dev/shm"))
+    finally:
+        planted.unlink()
