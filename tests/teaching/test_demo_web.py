@@ -51,11 +51,13 @@ class WebDemo:
 
 
 @pytest.fixture
-async def web_demo() -> AsyncIterator[WebDemo]:
-    """`blindrelay demo --web --theme projector` playing `drop`, on a free loopback port."""
+async def web_demo(request: pytest.FixtureRequest) -> AsyncIterator[WebDemo]:
+    """`blindrelay demo --web --theme projector` playing `drop`, on a free loopback port
+    (its pace: the test's parameter, else 0.3 s)."""
+    pace = getattr(request, "param", 0.3)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "blindrelay", "demo", "--web", "--theme", "projector",
-        "--scenario", "drop", "--pace", "0.3", cwd=ROOT,
+        "--scenario", "drop", "--pace", str(pace), cwd=ROOT,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
@@ -105,6 +107,7 @@ async def test_the_demo_in_a_browser_shows_the_three_panes(
     assert web_demo.proc.returncode is None
 
 
+@pytest.mark.parametrize("web_demo", [2.0], indirect=True)
 async def test_stopping_the_server_ends_every_open_tabs_demo(
         web_demo: WebDemo, tmp_path: Path) -> None:
     chromium = need_chromium()
@@ -114,6 +117,9 @@ async def test_stopping_the_server_ends_every_open_tabs_demo(
         await page.call("Page.navigate", url=web_demo.url)
         # 24px at 1280x720 is about 90 columns: the demo's narrow layout, one pane at a time
         await page.wait_for_text("blindrelay · alice", "Switch pane", timeout=90)
+        # in the middle of the scenario (a demo told to stop there by textual-serve's
+        # own "quit" never exits)
+        await page.wait_for_text("Message one", timeout=60)
         demos = web_demo.descendants()
         assert demos
         started = time.monotonic()
