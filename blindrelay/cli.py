@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from teaching.demo.theme import DEFAULT, THEMES
-from teaching.names import Scenario
+from teaching.names import DEFAULT_THEME, THEMES, Scenario
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -194,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="no terminal UI: print a protocol walk-through instead; with "
                       "--scenario, the scenario's story as text")
     demo.add_argument("--messages", type=int, default=6, help="with --text: how many")
-    demo.add_argument("--theme", choices=THEMES, default=DEFAULT,
+    demo.add_argument("--theme", choices=THEMES, default=DEFAULT_THEME,
                       help="'projector': a high-contrast light theme for a projector or "
                       "a bright room (in a terminal and with --web)")
     demo.add_argument("--web", action="store_true",

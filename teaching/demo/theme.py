@@ -17,14 +17,14 @@ if TYPE_CHECKING:
     from textual.app import App
     from textual.theme import Theme
 
-DEFAULT = "default"
-PROJECTOR = "projector"
-THEMES = (DEFAULT, PROJECTOR)
+from teaching.names import DEFAULT_THEME, PROJECTOR_THEME, THEMES
+
+DEFAULT = DEFAULT_THEME
+PROJECTOR = PROJECTOR_THEME
 
 
 def projector_theme() -> Theme:
-    """The projector theme (built on demand: the CLI imports this module's names without
-    paying for Textual's import)."""
+    """The projector theme (built on demand: importing this module costs no Textual)."""
     from textual.theme import Theme
 
     return Theme(
