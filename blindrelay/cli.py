@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from teaching.names import Scenario
+from teaching.names import DEFAULT_THEME, THEMES, Scenario
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -218,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
                       "--scenario, the scenario's story as text")
     demo.add_argument("--messages", type=_positive_int, default=6,
                       help="with --text and no --scenario: how many messages (1-1000)")
+    demo.add_argument("--theme", choices=THEMES, default=DEFAULT_THEME,
+                      help="'projector': a high-contrast light theme for a projector or "
+                      "a bright room (in a terminal and with --web)")
+    demo.add_argument("--web", action="store_true",
+                      help="serve the demo to a browser on this machine (127.0.0.1) "
+                      "instead of the terminal, and print the URL; needs the 'web' extra")
+    demo.add_argument("--font-size", type=int, metavar="PX",
+                      help="with --web: the page's font size in CSS pixels (default 16, "
+                      "24 with --theme projector); fewer, larger cells switch the demo "
+                      "to its narrow layout")
+    demo.add_argument("--port", type=int, default=0,
+                      help="with --web: the loopback port (default: a free one)")
     _add_serve(sub)
     _add_witness(sub)
     admin = sub.add_parser("admin", help="operator commands on a relay's data directory")
@@ -384,9 +396,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_demo_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse `demo --web` options that would be silently ignored."""
+    from teaching.demo.web import MAX_FONT_SIZE, MIN_FONT_SIZE
+
+    if args.web and args.text:
+        parser.error("demo: --web and --text exclude each other")
+    if not args.web and (args.font_size is not None or args.port):
+        parser.error("demo: --font-size and --port only apply with --web (a terminal's "
+                     "font is the terminal's)")
+    if args.font_size is not None and not MIN_FONT_SIZE <= args.font_size <= MAX_FONT_SIZE:
+        parser.error(f"demo: --font-size must be {MIN_FONT_SIZE}..{MAX_FONT_SIZE} pixels")
+    if not 0 <= args.port <= 65535:
+        parser.error("demo: --port must be 0..65535")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "demo":
+        _check_demo_args(parser, args)
+        if args.web:
+            from teaching.demo.web import WebOptions, run_web
+
+            return run_web(WebOptions(args.scenario, args.pace, args.unlogged,
+                                      args.witness, args.theme, args.font_size, args.port))
         if args.text and args.scenario:
             from teaching.demo.story import run_story
 
@@ -398,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args.messages)
         from teaching.demo.app import run_demo
 
-        return run_demo(args.scenario, args.pace, args.unlogged, args.witness)
+        return run_demo(args.scenario, args.pace, args.unlogged, args.witness, args.theme)
     if args.command == "serve":
         return _serve(args)
     if args.command == "witness":

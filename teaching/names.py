@@ -60,3 +60,9 @@ WITNESSED = frozenset({Scenario.SPLIT_VIEW})
 """The scenarios with a witness variant (`blindrelay demo --witness`): Alice's client
 accepts only checkpoints a witness cosigned (docs/PROTOCOL.md 19.11), and the witness
 cosigns only one history, so the fork is refused before Alice relies on it."""
+
+DEFAULT_THEME = "default"
+PROJECTOR_THEME = "projector"
+THEMES = (DEFAULT_THEME, PROJECTOR_THEME)
+"""`blindrelay demo --theme`: the terminal's default colours, or teaching.demo.theme's
+high-contrast light theme for a projector."""

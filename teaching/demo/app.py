@@ -35,6 +35,7 @@ from server.events import RelayEvent
 from server.relay import Relay
 from teaching.demo import scenarios
 from teaching.demo.server_pane import ServerPane, narrate_event
+from teaching.demo.theme import DEFAULT, use_theme
 from teaching.demo.world import World, demo_world, hostile_factory
 from teaching.hostile import HostileRelay
 from teaching.names import COVER_UP, WITNESSED, HostileAct, Scenario
@@ -424,7 +425,8 @@ class DemoApp(App[int]):
 
 
 def run_demo(scenario: str | None = None, pace: float = 1.2, unlogged: bool = False,
-             witness: bool = False) -> int:
+             witness: bool = False, theme: str = DEFAULT) -> int:
     app = DemoApp(scenario, pace, unlogged, witness)
+    use_theme(app, theme)  # teaching.demo.theme: the projector's high-contrast light theme
     app.run()
     return app.return_code or 0
