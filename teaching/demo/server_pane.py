@@ -165,8 +165,7 @@ class ServerPane(Vertical):
             text = f"{event.count} envelope(s) deleted"
             label = "expired"
         elif isinstance(event, CheckpointPublished):
-            text = (f"SIGN checkpoint: {event.size} entries, root "
-                    f"{event.root_hex_prefix[:8]}")
+            text = f"SIGNED {event.size} entries, root {event.root_hex_prefix[:8]}"
             label = "checkpoint"
         else:
             assert isinstance(event, DirectoryLookup)

@@ -51,8 +51,8 @@ async def test_the_relay_pane_shows_checkpoints_and_the_story_the_catch() -> Non
         table = app.query_one(ServerPane).query_one("#relay-log", DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         signed = [row[1] for row in rows if row[0] == "checkpoint"]
-        assert signed and all(s.startswith("SIGN checkpoint: ") for s in signed)
-        assert [s.split()[2] for s in signed] == ["1", "2", "3"]  # alice, bob, the RESET
+        assert signed and all(s.startswith("SIGNED ") for s in signed)
+        assert [s.split()[1] for s in signed] == ["1", "2", "3"]  # alice, bob, the RESET
         await pilot.press("f4")
         await pilot.pause()
         assert isinstance(app.screen, StoryScreen)
