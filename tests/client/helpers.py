@@ -8,7 +8,7 @@ from pathlib import Path
 
 from client.client import Client
 from client.connection import RelayConnection
-from client.events import Event, MessageEvent
+from client.events import Event, KtAlert, MessageEvent
 from client.records import Direction, Message, State
 from client.store import KdfParams
 from protocol.wire.frames import Deliver, QueueDone
@@ -124,3 +124,15 @@ async def intercept(url: str, client: Client) -> list[Deliver]:
         return taken
     finally:
         await conn.close()
+
+
+def alerts_of(client: Client) -> list[KtAlert]:
+    """Every key directory alert the client raises from now on (client/directory.py)."""
+    seen: list[KtAlert] = []
+
+    def listen(event: Event) -> None:
+        if isinstance(event, KtAlert):
+            seen.append(event)
+
+    client.on_event(listen)
+    return seen

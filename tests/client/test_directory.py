@@ -15,26 +15,15 @@ import pytest
 
 from client.client import Client
 from client.errors import DirectoryRefused, KeyChangeBlocked
-from client.events import Event, KtAlert, KtAlertKind
+from client.events import KtAlertKind
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire.frames import Bundle
 from protocol.wire.kt.directory import EntryKind
 from protocol.wire.kt.evidence import verify_evidence
 from protocol.wire.kt.verifier import open_head
 from teaching.hostile import FakeIdentity
-from tests.client.helpers import make_client, notices, reopen, shut, wait_for, wait_last
+from tests.client.helpers import alerts_of, make_client, notices, reopen, shut, wait_for, wait_last
 from tests.support import ROOT, RunningRelay
-
-
-def alerts_of(client: Client) -> list[KtAlert]:
-    seen: list[KtAlert] = []
-
-    def listen(event: Event) -> None:
-        if isinstance(event, KtAlert):
-            seen.append(event)
-
-    client.on_event(listen)
-    return seen
 
 
 def evidence_files(*clients: Client) -> list[Path]:

@@ -7,32 +7,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from client.client import Client
-from client.events import Event, KtAlert, KtAlertKind
+from client.events import KtAlertKind
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire.kt.directory import Directory
 from protocol.wire.kt.evidence import verify_evidence
 from protocol.wire.kt.verifier import anchor_sizes, head_code
-from tests.client.helpers import make_client, notices, shut, wait_for, wait_last
+from tests.client.helpers import alerts_of, make_client, notices, shut, wait_for, wait_last
 from tests.support import RunningRelay
-
-
-def alerts(client: Client) -> list[KtAlert]:
-    seen: list[KtAlert] = []
-
-    def listen(event: Event) -> None:
-        if isinstance(event, KtAlert):
-            seen.append(event)
-
-    client.on_event(listen)
-    return seen
 
 
 async def test_an_honest_relay_shows_both_ends_one_history(relay: RunningRelay,
                                                            tmp_path: Path) -> None:
     alice = await make_client(tmp_path, "alice", relay.url)
     bob = await make_client(tmp_path, "bob", relay.url)
-    seen = alerts(bob) + alerts(alice)
+    seen = alerts_of(bob) + alerts_of(alice)
     await alice.send_text("bob", "hello")
     await wait_last(bob, "alice", "hello")
     await make_client(tmp_path, "carol", relay.url)  # the log grows between the two
@@ -59,7 +47,7 @@ async def test_a_split_view_is_caught_with_conclusive_evidence(relay: RunningRel
     assert state is not None
     state.head_note = fork.checkpoint()
     alice.directory.repo.save(state)
-    seen = alerts(bob)
+    seen = alerts_of(bob)
     await alice.send_text("bob", "are you there?")  # carries alice's (forked) head
     await wait_last(bob, "alice", "are you there?")
     await wait_for(lambda: bool(seen))
