@@ -568,8 +568,8 @@ def test_a_sealed_send_makes_a_connection_that_never_logs_in() -> None:
     again = conn.receive_data(encode_frame(SEALED, 4), 0)
     assert isinstance(again, Request)
     assert isinstance(conn.receive_data(encode_frame(KtInfo(), 5), 0), Request)
-    for frame in (Login("alice", bytes(64)), Register("alice", ALICE.public, bytes(64))):
-        refused = conn.receive_data(encode_frame(frame, 6), 0)
+    for login in (Login("alice", bytes(64)), Register("alice", ALICE.public, bytes(64))):
+        refused = conn.receive_data(encode_frame(login, 6), 0)
         assert isinstance(refused, Refusal)
         assert refused.code is ErrorCode.ALREADY_AUTHENTICATED
         assert "never logs in" in refused.message
