@@ -174,3 +174,12 @@ async def test_sealed_send_after_login_and_login_after_sealed_send(tmp_path: Pat
         await bob.close()
     assert len(_rows(tmp_path, "envelopes")) == 1
 
+
+
+async def test_the_capability_goes_with_the_account(tmp_path: Path) -> None:
+    async with running_relay(tmp_path) as relay:
+        bob, bob_id = await _user(relay.url, "bob")
+        await bob.delete_account(bob_id)
+        await bob.close()
+        await _refused(relay.url, ErrorCode.BAD_CAPABILITY, ("bob", CAP, b"gone"))
+    assert _rows(tmp_path, "delivery_capabilities") == []
