@@ -37,6 +37,7 @@ INVENTORY: dict[str, tuple[str, ...]] = {
     "envelopes": ("seq", "envelope_id", "recipient", "body", "received_at"),
     "envelope_usage": ("id", "bytes", "count"),
     "kt_updates": ("idx", "username", "value", "opening"),
+    "delivery_capabilities": ("username", "capability_hash", "allow_anyone", "set_at"),
     "sqlite_sequence": ("name", "seq"),
 }
 """Every table and column docs/DATA.md lists (tests/server/test_inventory.py keeps
@@ -75,7 +76,7 @@ def _cell(column: str, value: object) -> str:
                 return _blob(value)
             return f"{binding.kind.name} v{binding.version} {_blob(value)}"
         return _blob(value)
-    if column == "received_at" and isinstance(value, int):
+    if column in ("received_at", "set_at") and isinstance(value, int):
         return _when(value)
     return str(value)
 

@@ -12,6 +12,10 @@ disk:
   a sender's share of each recipient's queue and of the relay's storage; SENDER_BUDGET.
 - REGISTER: token buckets per source address and for the whole relay;
   REGISTRATION_LIMITED.
+- SEALED_SEND (PROTOCOL.md 16.10): a token bucket on envelopes per (recipient,
+  capability hash), one per recipient for those sent under allow-anyone; RATE_LIMITED.
+  A sealed send has no sender, so the SEND budgets above cannot apply: this bucket
+  replaces them (the per-address connection cap still holds).
 
 The global disk budget is checked by the storage inside the storing transaction
 (StorageFull, STORAGE_FULL), since only it knows what is stored across restarts.
@@ -63,6 +67,9 @@ class Budgets:
     max_stored_envelopes: int = 1_000_000
     """The global budget on queued envelopes, which also bounds the memory the shares
     take (a few hundred bytes per envelope queued since start-up)."""
+    sealed_per_capability: Rate = Rate(2.0, 60)
+    """Sealed envelopes per (recipient, capability), or per recipient under
+    allow-anyone (PROTOCOL.md 16.10)."""
     register_per_address: Rate = Rate(0.2, 200)
     register_global: Rate = Rate(5.0, 1000)
     max_tracked: int = 100_000
@@ -226,6 +233,8 @@ class RelayBudgets:
         self.pair_bytes: BucketTable[tuple[str, str]] = BucketTable(budgets.pair_bytes, n)
         self.register_address: BucketTable[str] = BucketTable(budgets.register_per_address, n)
         self.register_global: BucketTable[None] = BucketTable(budgets.register_global, 1)
+        self.sealed: BucketTable[tuple[str, bytes | None]] = BucketTable(
+            budgets.sealed_per_capability, n)
         self.shares = QueueShares()
 
     @property
@@ -331,6 +340,24 @@ class RelayBudgets:
                                  "try again shortly")
         return Reservation(shares, sender, per_recipient)
 
+    # -- SEALED_SEND
+
+    def admit_sealed(self, keys: Sequence[tuple[str, bytes | None]]) -> None:
+        """One envelope each against its (recipient, capability hash) bucket (None: the
+        recipient's one allow-anyone bucket); all or nothing."""
+        if not self.sealed.enabled:
+            return
+        now = self.monotonic()
+        counts: dict[tuple[str, bytes | None], int] = {}
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        if not _take_all([(self.sealed.bucket(k, now), float(c)) for k, c in counts.items()],
+                         now):
+            rate = self.budgets.sealed_per_capability
+            raise RequestRefused(ErrorCode.RATE_LIMITED,
+                                 f"too many sealed envelopes under one capability: at most "
+                                 f"{rate.burst:g}, then {rate.per_second:g} per second")
+
     def acked(self, recipient: str, envelope_ids: Iterable[bytes]) -> None:
         self.shares.left(recipient, envelope_ids)
 
@@ -347,6 +374,8 @@ _RATE_OPTIONS = (
     ("send_bytes", "--send-bytes-budget", "bytes per sender"),
     ("pair_envelopes", "--pair-budget", "envelopes per (sender, recipient)"),
     ("pair_bytes", "--pair-bytes-budget", "bytes per (sender, recipient)"),
+    ("sealed_per_capability", "--sealed-budget",
+     "sealed envelopes per (recipient, capability)"),
     ("register_per_address", "--register-budget", "registrations per source address"),
     ("register_global", "--register-global-budget", "registrations in all"),
 )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import time
@@ -48,8 +50,10 @@ from protocol.wire.frames import (
     PrekeyCount,
     PrekeyCounts,
     Register,
+    SealedSend,
     Send,
     Sent,
+    SetCapability,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     encode_frame,
@@ -290,7 +294,7 @@ class Relay:
             await conn.outbox.put(conn.core.refuse(event.request_id, event.code,
                                                    event.message))
             return
-        if isinstance(event.frame, Send):
+        if isinstance(event.frame, Send | SealedSend):
             # Pipelined: the next frames are read while this SEND commits. Stores join
             # the group commit in arrival order (tasks start in the order created), and
             # their SENTs go out in that order too.
@@ -342,6 +346,8 @@ class Relay:
             return Ok()
         if isinstance(frame, KtInfo | KtConsistency | KtEntries):
             return self._directory_read(frame)
+        if isinstance(frame, SealedSend):  # the core allows it only on a connection
+            return await self._sealed_send(frame)  # that never logs in: no sender
         user = core.username
         if user is None:  # pragma: no cover - the core refuses this before login
             raise LocalProtocolError("request before login")
@@ -349,6 +355,10 @@ class Relay:
             return await self._send(frame, user)
         if isinstance(frame, DeleteAccount):
             return await self._delete_account(conn, frame, user)
+        if isinstance(frame, SetCapability):  # set_at: the day, no finer (docs/DATA.md)
+            await self.storage.set_capability(user, frame.capability_hash, frame.allow_anyone,
+                                              int(self.clock()) // 86400 * 86400)
+            return Ok()
         if isinstance(frame, Ack):
             count = await self.storage.delete_envelopes(user, list(frame.envelope_ids))
             self.budgets.acked(user, frame.envelope_ids)
@@ -543,6 +553,30 @@ class Relay:
             raise
         reservation.commit(stored)
         return Sent(tuple(env.envelope_id for env in stored))
+
+    async def _sealed_send(self, frame: SealedSend) -> Sent:
+        """SEALED_SEND (PROTOCOL.md 16.10). It takes no sender, by design: the relay
+        cannot store, log or budget one. Every envelope's capability must hash to its
+        recipient's (or the recipient allows anyone), else BAD_CAPABILITY and nothing
+        is stored; an unknown recipient has no capability, so it is refused the same
+        way (no oracle of which names exist). Then one envelope each against its
+        (recipient, capability) bucket, and the same store as SEND."""
+        check_send(frame, self.limits)
+        keys: list[tuple[str, bytes | None]] = []
+        for env in frame.envelopes:
+            stored = await self.storage.capability(env.recipient)
+            digest = hashlib.sha256(env.capability).digest()
+            if stored is not None and hmac.compare_digest(digest, stored[0]):
+                keys.append((env.recipient, digest))
+            elif stored is not None and stored[1]:
+                keys.append((env.recipient, None))
+            else:
+                raise RequestRefused(ErrorCode.BAD_CAPABILITY,
+                                     f"no valid capability for {env.recipient!r}")
+        self.budgets.admit_sealed(keys)
+        stored_envelopes = await self.store_and_push([(e.recipient, e.body)
+                                                      for e in frame.envelopes])
+        return Sent(tuple(env.envelope_id for env in stored_envelopes))
 
     def _check_send(self, frame: Send) -> None:
         check_send(frame, self.limits)

@@ -41,7 +41,7 @@ from server.storage import (
 )
 
 T = TypeVar("T")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_FILENAME = "relay.sqlite3"
 LOCK_FILENAME = "relay.lock"
 
@@ -80,6 +80,12 @@ CREATE TABLE IF NOT EXISTS envelopes (
 );
 CREATE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
 CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
+CREATE TABLE IF NOT EXISTS delivery_capabilities (
+    username         TEXT PRIMARY KEY REFERENCES accounts(username),
+    capability_hash  BLOB NOT NULL,
+    allow_anyone     INTEGER NOT NULL,
+    set_at           INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kt_updates (
     idx       INTEGER PRIMARY KEY,
     username  TEXT NOT NULL,
@@ -274,13 +280,33 @@ class SqliteStorage(Storage):
             count = db.execute("DELETE FROM envelopes WHERE recipient=?",
                                (username,)).rowcount
             for table in ("one_time_prekeys", "kem_one_time_prekeys", "signed_prekeys",
-                          "accounts"):
+                          "delivery_capabilities", "accounts"):
                 db.execute(f"DELETE FROM {table} WHERE username=?", (username,))
             if update is not None:
                 _append_update(db, update)
             return int(count)
 
         return await self._write(op)
+
+    async def set_capability(self, username: str, capability_hash: bytes,
+                             allow_anyone: bool, set_at: int) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            if not db.execute("SELECT 1 FROM accounts WHERE username=?",
+                              (username,)).fetchone():
+                raise UnknownUser(username)
+            db.execute("INSERT OR REPLACE INTO delivery_capabilities (username, "
+                       "capability_hash, allow_anyone, set_at) VALUES (?, ?, ?, ?)",
+                       (username, capability_hash, int(allow_anyone), set_at))
+
+        await self._write(op)
+
+    async def capability(self, username: str) -> tuple[bytes, bool] | None:
+        def op(db: sqlite3.Connection) -> tuple[bytes, bool] | None:
+            row = db.execute("SELECT capability_hash, allow_anyone FROM "
+                             "delivery_capabilities WHERE username=?", (username,)).fetchone()
+            return None if row is None else (bytes(row[0]), bool(row[1]))
+
+        return await self._read(op)
 
     async def accounts(self) -> list[tuple[str, bytes]]:
         def op(db: sqlite3.Connection) -> list[tuple[str, bytes]]:

@@ -135,6 +135,17 @@ class Storage(abc.ABC):
         accounts stored before it existed), all or none."""
 
     @abc.abstractmethod
+    async def set_capability(self, username: str, capability_hash: bytes,
+                             allow_anyone: bool, set_at: int) -> None:
+        """Replaces the account's delivery capability (PROTOCOL.md 16.10): one row per
+        account, deleted with it. Raises UnknownUser."""
+
+    @abc.abstractmethod
+    async def capability(self, username: str) -> tuple[bytes, bool] | None:
+        """(SHA-256 of the capability, allow anyone) of an account, or None if it has
+        set none or does not exist."""
+
+    @abc.abstractmethod
     async def set_signed_prekeys(self, username: str, signed_prekey: bytes,
                                  last_resort_kem: bytes) -> None: ...
 

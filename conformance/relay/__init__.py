@@ -27,6 +27,7 @@ from conformance.relay import (  # noqa: F401
     checks_malformed,
     checks_messages,
     checks_prekeys,
+    checks_sealed,
     checks_storage,
 )
 from conformance.relay.options import Bars, RunOptions

@@ -122,7 +122,7 @@ async def unknown_type(ctx: Context) -> None:
     UNKNOWN_FRAME_TYPE, logged in or not, and the connection goes on."""
     _, authed = await ctx.register()
     logged_out = await ctx.connect()
-    unknown = [0x00, 0x01, 0x05, 0x15, 0x22, 0x7F, Hello.TYPE, Ok.TYPE, Deliver.TYPE, 0xFF]
+    unknown = [0x00, 0x01, 0x05, 0x1F, 0x2F, 0x7F, Hello.TYPE, Ok.TYPE, Deliver.TYPE, 0xFF]
     assert not set(unknown) & set(CLIENT_FRAMES)
     for probe in (logged_out, authed):
         for frame_type in unknown:

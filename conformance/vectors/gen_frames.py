@@ -3,6 +3,7 @@ invalid client frames (docs/PROTOCOL.md section 16)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,10 @@ from protocol.e2e.keys import (
 )
 from protocol.wire import frames
 from protocol.wire.prekeys import KemKind, PreKeyBundle
+
+CAPABILITY = bytes(range(32))
+"""A delivery capability (16.10): any 32 bytes; SET_CAPABILITY carries its SHA-256."""
+CAPABILITY_HASH = hashlib.sha256(CAPABILITY).digest()
 
 SMALL_ORDER_KEY = b"\x01" + bytes(31)
 """The Ed25519 encoding of the neutral point (y = 1): a key with no X25519 form."""
@@ -48,6 +53,10 @@ def build() -> Json:
                               frames.Outgoing("carol", b"\x02")))),
         ("ACK", frames.Ack((envelope_id,))),
         ("DELETE_ACCOUNT", frames.DeleteAccount(alice.sign(delete))),
+        ("SET_CAPABILITY", frames.SetCapability(True, CAPABILITY_HASH)),
+        ("SEALED_SEND", frames.SealedSend((
+            frames.SealedOutgoing("bob", CAPABILITY, b"\x03" * 5),
+            frames.SealedOutgoing("carol", bytes(32), b"\x04")))),
     ]
     server_frames: list[tuple[str, frames.Frame]] = [
         ("HELLO", frames.Hello(challenge, limits)),
@@ -84,6 +93,9 @@ def build() -> Json:
         ("truncated payload", good[:-1]),
         ("invalid username", frames.encode_frame(frames.FetchBundle("bob"), 9)[:-3] + b"B0b"),
         ("SEND with no envelope", good[:1] + b"\x20" + good[2:6] + b"\x00\x00"),
+        ("SEALED_SEND with no envelope", good[:1] + b"\x22" + good[2:6] + b"\x00\x00"),
+        ("SET_CAPABILITY with an undefined flag bit",
+         good[:1] + b"\x15" + good[2:6] + b"\x02" + CAPABILITY_HASH),
         # the identity point (order 1) with the universal signature R = identity, S = 0,
         # which verifies for every message under a non-strict Ed25519
         ("REGISTER with a small-order identity key",

@@ -74,8 +74,10 @@ from protocol.wire.frames import (
     PrekeysLow,
     QueueDone,
     Register,
+    SealedSend,
     Send,
     Sent,
+    SetCapability,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     decode_client_frame,
@@ -99,28 +101,34 @@ class State(Enum):
     LOGGING_IN = "REGISTER or LOGIN in flight"
     """Client side only: the relay handles frames in order, so it has no such state."""
     LOGGED_IN = "logged in"
+    SENDING = "sending sealed envelopes"
+    """After a SEALED_SEND: the connection never logs in (16.10)."""
 
 
 _PUBLIC = frozenset({KtInfo, KtConsistency, KtEntries})
 """The directory's public reads (19.10): for witnesses and auditors, before login too."""
-_AUTH = frozenset({Register, Login}) | _PUBLIC
+_AUTH = frozenset({Register, Login, SealedSend}) | _PUBLIC
 _ACCOUNT = frozenset({UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
                       LookupIdentity, PrekeyCount, Send, Ack, DeleteAccount,
-                      KtLookup, KtOwn}) | _PUBLIC
+                      KtLookup, KtOwn, SetCapability}) | _PUBLIC
 
 CLIENT_MAY_SEND: dict[State, frozenset[type[Frame]]] = {
     State.AWAITING_HELLO: frozenset(),
     State.ANONYMOUS: _AUTH,
     State.LOGGING_IN: frozenset(),
     State.LOGGED_IN: _ACCOUNT,
+    State.SENDING: frozenset({SealedSend}) | _PUBLIC,
 }
 """The requests a client may send in each state."""
 
 REFUSED_IN_STATE: dict[State, ErrorCode] = {
     State.ANONYMOUS: ErrorCode.NOT_AUTHENTICATED,
     State.LOGGED_IN: ErrorCode.ALREADY_AUTHENTICATED,
+    State.SENDING: ErrorCode.NOT_AUTHENTICATED,
 }
-"""The ERROR a relay answers a request with that its state does not allow."""
+"""The ERROR a relay answers a request with that its state does not allow; but a
+sending connection's REGISTER or LOGIN gets ALREADY_AUTHENTICATED (16.10: it never
+logs in, so "log in first" would be wrong)."""
 
 ANSWERS: dict[type[Frame], type[Frame]] = {
     Register: Ok,
@@ -131,6 +139,8 @@ ANSWERS: dict[type[Frame], type[Frame]] = {
     LookupIdentity: Identity,
     PrekeyCount: PrekeyCounts,
     Send: Sent,
+    SealedSend: Sent,
+    SetCapability: Ok,
     Ack: Ok,
     DeleteAccount: Ok,
     KtInfo: KtInfoAnswer,
@@ -171,7 +181,7 @@ def request_id_of(data: bytes) -> int:
     return int.from_bytes(data[2:6], "big") if len(data) >= FRAME_HEADER_LEN else 0
 
 
-def check_send(frame: Send, limits: Limits) -> None:
+def check_send(frame: Send | SealedSend, limits: Limits) -> None:
     """SEND's own limits (16.6), checked before anything is stored."""
     if len(frame.envelopes) > limits.max_recipients:
         raise RequestRefused(ErrorCode.TOO_MANY_RECIPIENTS,
@@ -258,6 +268,8 @@ class ClientConnection:
             self._logins[request_id] = frame.username
             if self.state is State.ANONYMOUS:
                 self.state = State.LOGGING_IN
+        elif isinstance(frame, SealedSend) and self.state is State.ANONYMOUS:
+            self.state = State.SENDING
 
     def _login_settled(self) -> None:
         """A REGISTER or LOGIN was refused or given up: not logging in any more, unless
@@ -409,7 +421,11 @@ class ServerConnection:
             code = REFUSED_IN_STATE[self.state]
             message = "log in first" if code is ErrorCode.NOT_AUTHENTICATED else \
                 f"already logged in as {self.username}"
+            if self.state is State.SENDING:
+                code, message = _refused_sending(frame)
             return Refusal(request_id, code, message, frame)
+        if isinstance(frame, SealedSend):
+            self.state = State.SENDING
         return Request(request_id, frame)
 
     # -- answering
@@ -539,6 +555,14 @@ _STAND_IN_IDENTITY = bytes.fromhex(
 that it costs what a real one costs; it is refused whatever the outcome."""
 
 _BAD_SIGNATURE_MESSAGE = "signature does not verify for this server and challenge"
+
+
+def _refused_sending(frame: Frame) -> tuple[ErrorCode, str]:
+    """What a sending connection (16.10) answers a request it does not allow."""
+    if isinstance(frame, Register | Login):
+        return (ErrorCode.ALREADY_AUTHENTICATED, "this connection sent a SEALED_SEND: it "
+                "never logs in; log in on another connection")
+    return ErrorCode.NOT_AUTHENTICATED, "a sending connection only sends sealed envelopes"
 
 
 def _decode_code(exc: DecodeError) -> ErrorCode:

@@ -31,6 +31,7 @@ FRAME_VERSION = 1
 FRAME_HEADER_LEN = 6
 CHALLENGE_LEN = 32
 ENVELOPE_ID_LEN = 16
+CAPABILITY_LEN = 32
 
 REGISTER_PURPOSE = b"blindrelay-register-v1\x00"
 LOGIN_PURPOSE = b"blindrelay-login-v1\x00"
@@ -62,6 +63,7 @@ class ErrorCode(IntEnum):
     TOO_MANY_RECIPIENTS = 33
     SENDER_BUDGET = 34
     STORAGE_FULL = 35
+    BAD_CAPABILITY = 36
     INTERNAL_ERROR = 40
     KT_OUT_OF_RANGE = 50
 
@@ -301,6 +303,64 @@ class Ack(Frame):
         if count == 0:
             raise DecodeError("ACK names no envelope")
         return cls(tuple(r.take(ENVELOPE_ID_LEN) for _ in range(count)))
+
+
+# ---- sealed sending (PROTOCOL.md 16.10) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetCapability(Frame):
+    """0x15 (logged in): flags u8 (bit 0: allow sealed sends from anyone; the other bits
+    0) || SHA-256(capability) (32). Answered by OK; replaces the account's capability."""
+
+    TYPE: ClassVar[int] = 0x15
+    allow_anyone: bool
+    capability_hash: bytes
+
+    def encode_payload(self) -> bytes:
+        return codec.u8(1 if self.allow_anyone else 0) + self.capability_hash
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> SetCapability:
+        flags = r.u8()
+        if flags & ~1:
+            raise DecodeError(f"SET_CAPABILITY flags {flags:#04x}: only bit 0 is defined")
+        return cls(bool(flags & 1), r.take(CAPABILITY_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class SealedOutgoing:
+    recipient: str
+    capability: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSend(Frame):
+    """0x22 (only on a connection that never logs in): u16 n (>= 1) || n x (var8
+    recipient || capability (32) || var32 body). Answered by SENT, all or none."""
+
+    TYPE: ClassVar[int] = 0x22
+    envelopes: tuple[SealedOutgoing, ...]
+
+    def encode_payload(self) -> bytes:
+        return codec.u16(len(self.envelopes)) + b"".join(
+            codec.var8(e.recipient.encode("ascii")) + e.capability + codec.var32(e.body)
+            for e in self.envelopes)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> SealedSend:
+        count = r.u16()
+        if count == 0:
+            raise DecodeError("SEALED_SEND names no recipient")
+        envelopes = []
+        for _ in range(count):
+            recipient = decode_username(r.var8())
+            capability, body = r.take(CAPABILITY_LEN), r.var32()
+            if not body:
+                raise DecodeError("empty envelope body")
+            envelopes.append(SealedOutgoing(recipient, capability, body))
+        return cls(tuple(envelopes))
 
 
 # ---- key transparency (PROTOCOL.md 19.10) -------------------------------------
@@ -707,7 +767,7 @@ CLIENT_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
     for cls in (Register, Login, DeleteAccount, UploadSignedPrekeys, UploadOneTimePrekeys,
                 FetchBundle, LookupIdentity, PrekeyCount, Send, Ack,
-                KtInfo, KtConsistency, KtLookup, KtEntries, KtOwn)
+                SetCapability, SealedSend, KtInfo, KtConsistency, KtLookup, KtEntries, KtOwn)
 }
 SERVER_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls

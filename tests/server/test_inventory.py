@@ -49,6 +49,8 @@ def test_inventory_parser_sees_every_table() -> None:
     assert documented["envelopes"] == {"seq", "envelope_id", "recipient", "body", "received_at"}
     assert "sender" not in documented["envelopes"]
     assert documented["kt_updates"] == {"idx", "username", "value", "opening"}
+    assert documented["delivery_capabilities"] == {"username", "capability_hash",
+                                                   "allow_anyone", "set_at"}
 
 
 def test_key_files_are_documented() -> None:

@@ -19,6 +19,7 @@ from protocol.wire.connection import (
     ServerConnection,
     State,
     check_prekeys,
+    check_send,
     frame_name,
     request_id_of,
 )
@@ -57,8 +58,12 @@ from protocol.wire.frames import (
     PrekeysLow,
     QueueDone,
     Register,
+    SealedOutgoing,
+    SealedSend,
     Send,
     Sent,
+    SetCapability,
+    decode_client_frame,
     decode_server_frame,
     encode_frame,
     login_statement,
@@ -394,10 +399,15 @@ def test_every_client_frame_is_allowed_in_exactly_one_state() -> None:
     """...except the directory's public reads (PROTOCOL.md 19.10), which witnesses and
     auditors send without an account: allowed before and after login."""
     public = {KtInfo, KtConsistency, KtEntries}
-    allowed = [t for state in State for t in CLIENT_MAY_SEND[state] if t not in public]
+    allowed = [t for state in State for t in CLIENT_MAY_SEND[state]
+               if t not in public | {SealedSend}]
     assert sorted(allowed, key=lambda c: c.TYPE) == sorted(
-        set(CLIENT_FRAMES.values()) - public, key=lambda c: c.TYPE)
+        set(CLIENT_FRAMES.values()) - public - {SealedSend}, key=lambda c: c.TYPE)
     assert public <= CLIENT_MAY_SEND[State.ANONYMOUS] & CLIENT_MAY_SEND[State.LOGGED_IN]
+    assert public <= CLIENT_MAY_SEND[State.SENDING]
+    # SEALED_SEND: before login and on a sending connection, never after login (16.10)
+    assert {s for s in State if SealedSend in CLIENT_MAY_SEND[s]} == {State.ANONYMOUS,
+                                                                      State.SENDING}
     assert set(ANSWERS) == set(CLIENT_FRAMES.values())
 
 
@@ -525,3 +535,77 @@ def test_a_whole_conversation_between_the_two_cores() -> None:
 def test_frame_names_are_the_spec_names() -> None:
     assert [frame_name(c) for c in (Ok, PrekeyCounts, PrekeysLow, QueueDone, Register)] == \
         ["OK", "PREKEY_COUNTS", "PREKEYS_LOW", "QUEUE_DONE", "REGISTER"]
+
+
+# ---- sealed sending (PROTOCOL.md 16.10) ---------------------------------------------
+
+
+SEALED = SealedSend((SealedOutgoing("bob", bytes(range(32)), b"sealed"),
+                     SealedOutgoing("carol.x", b"\xff" * 32, b"\x01" * 300)))
+
+
+def test_sealed_frames_round_trip_and_refuse_bad_layouts() -> None:
+    for frame in (SEALED, SetCapability(True, b"\x07" * 32), SetCapability(False, bytes(32))):
+        assert decode_client_frame(encode_frame(frame, 9)) == (9, frame)
+    cap = encode_frame(SetCapability(False, bytes(32)), 9)
+    assert cap[1] == 0x15 and len(cap) == 6 + 1 + 32
+    for flags in (2, 0x80, 0xFF):
+        with pytest.raises(RemoteProtocolError, match="flags"):
+            decode_client_frame(cap[:6] + bytes([flags]) + cap[7:])
+    sealed = encode_frame(SEALED, 9)
+    assert sealed[1] == 0x22 and sealed[6:8] == b"\x00\x02"
+    for bad in (sealed[:6] + b"\x00\x00", sealed[:-1], sealed + b"\x00",
+                encode_frame(SealedSend((SealedOutgoing("bob", bytes(32), b""),)), 9)):
+        with pytest.raises(RemoteProtocolError):
+            decode_client_frame(bad)
+    assert ANSWERS[SealedSend] is Sent and ANSWERS[SetCapability] is Ok
+
+
+def test_a_sealed_send_makes_a_connection_that_never_logs_in() -> None:
+    conn = server(limits=dataclasses.replace(LIMITS, rate_burst=100))
+    event = conn.receive_data(encode_frame(SEALED, 3), 0)
+    assert isinstance(event, Request) and conn.state is State.SENDING
+    again = conn.receive_data(encode_frame(SEALED, 4), 0)
+    assert isinstance(again, Request)
+    assert isinstance(conn.receive_data(encode_frame(KtInfo(), 5), 0), Request)
+    for login in (Login("alice", bytes(64)), Register("alice", ALICE.public, bytes(64))):
+        refused = conn.receive_data(encode_frame(login, 6), 0)
+        assert isinstance(refused, Refusal)
+        assert refused.code is ErrorCode.ALREADY_AUTHENTICATED
+        assert "never logs in" in refused.message
+    for frame in (PrekeyCount(), Send((Outgoing("bob", b"x"),)),
+                  SetCapability(False, bytes(32))):
+        refused = conn.receive_data(encode_frame(frame, 7), 0)
+        assert isinstance(refused, Refusal) and refused.code is ErrorCode.NOT_AUTHENTICATED
+    with pytest.raises(LocalProtocolError):
+        conn.log_in("alice")
+    # a client connection follows along
+    client = hello_client()
+    client.send(SEALED)
+    assert client.state is State.SENDING
+    with pytest.raises(LocalProtocolError):
+        client.send(client.login_frame("alice", ALICE.sign))
+
+
+def test_sealed_send_is_refused_after_login_and_set_capability_before() -> None:
+    refused = logged_in_server("bob").receive_data(encode_frame(SEALED, 5), 0)
+    assert isinstance(refused, Refusal) and refused.code is ErrorCode.ALREADY_AUTHENTICATED
+    assert isinstance(logged_in_server("bob").receive_data(
+        encode_frame(SetCapability(True, bytes(32)), 6), 0), Request)
+    anonymous = server()
+    refused = anonymous.receive_data(encode_frame(SetCapability(True, bytes(32)), 6), 0)
+    assert isinstance(refused, Refusal) and refused.code is ErrorCode.NOT_AUTHENTICATED
+    assert anonymous.state is State.ANONYMOUS  # only an accepted SEALED_SEND changes it
+    with pytest.raises(LocalProtocolError):
+        logged_in_client().send(SEALED)
+
+
+def test_sealed_send_has_sends_limits() -> None:
+    conn = server()
+    too_many = SealedSend(tuple(SealedOutgoing("bob", bytes(32), b"x") for _ in range(4)))
+    with pytest.raises(RequestRefused) as many:
+        check_send(too_many, LIMITS)
+    assert many.value.code is ErrorCode.TOO_MANY_RECIPIENTS
+    with pytest.raises(RequestRefused) as big:
+        check_send(SealedSend((SealedOutgoing("bob", bytes(32), b"x" * 1001),)), conn.limits)
+    assert big.value.code is ErrorCode.ENVELOPE_TOO_LARGE
