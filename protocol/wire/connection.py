@@ -47,12 +47,16 @@ from protocol.wire.frames import (
     FRAME_HEADER_LEN,
     Ack,
     Bundle,
+    Certificate,
+    CertKey,
+    CertKeyAnswer,
     DeleteAccount,
     Deliver,
     Error,
     ErrorCode,
     FetchBundle,
     Frame,
+    GetCertificate,
     Hello,
     Identity,
     KtConsistency,
@@ -101,12 +105,13 @@ class State(Enum):
     LOGGED_IN = "logged in"
 
 
-_PUBLIC = frozenset({KtInfo, KtConsistency, KtEntries})
-"""The directory's public reads (19.10): for witnesses and auditors, before login too."""
+_PUBLIC = frozenset({KtInfo, KtConsistency, KtEntries, CertKey})
+"""The directory's public reads (19.10), for witnesses and auditors, and the relay's
+certificate key (20.3): before login too."""
 _AUTH = frozenset({Register, Login}) | _PUBLIC
 _ACCOUNT = frozenset({UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
                       LookupIdentity, PrekeyCount, Send, Ack, DeleteAccount,
-                      KtLookup, KtOwn}) | _PUBLIC
+                      KtLookup, KtOwn, GetCertificate}) | _PUBLIC
 
 CLIENT_MAY_SEND: dict[State, frozenset[type[Frame]]] = {
     State.AWAITING_HELLO: frozenset(),
@@ -138,6 +143,8 @@ ANSWERS: dict[type[Frame], type[Frame]] = {
     KtLookup: KtLookupAnswer,
     KtEntries: KtEntryRange,
     KtOwn: KtOwnEntries,
+    GetCertificate: Certificate,
+    CertKey: CertKeyAnswer,
 }
 """The answer each request calls for when it succeeds; ERROR may answer any request."""
 
