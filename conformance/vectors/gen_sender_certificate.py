@@ -30,7 +30,7 @@ def build() -> Json:
     cert_seed = rng(32)
     sign, cert_public = signer_from_seed(cert_seed)
     other_public = signer_from_seed(rng(32))[1]
-    valid = []
+    valid: list[Json] = []
     for username, expires in USERS:
         identity_seed = rng(32)
         identity = signer_from_seed(identity_seed)[1]

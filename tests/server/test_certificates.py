@@ -15,9 +15,9 @@ from client.connection import RelayConnection
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire.certificates import SenderCertificate, verify_certificate
 from protocol.wire.frames import (
+    Certificate,
     CertKey,
     CertKeyAnswer,
-    Certificate,
     ErrorCode,
     GetCertificate,
     QueueDone,

@@ -76,7 +76,7 @@ def test_another_relays_key_is_a_bad_signature() -> None:
 
 
 def test_a_changed_name_or_key_or_expiry_is_a_bad_signature() -> None:
-    cert, signature = decode(CERT)
+    _, signature = decode(CERT)
     bob_ik = signer_from_seed(b"\x02" * 32)[1]
     for forged in (SenderCertificate("alicf", ALICE_IK, EXPIRES),
                    SenderCertificate("alice", bob_ik, EXPIRES),
