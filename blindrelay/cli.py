@@ -61,6 +61,8 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--witness", action="append", default=[], metavar="URL",
                    help="a witness (blindrelay witness) to cosign each key directory head "
                    "(repeatable); clients configured with its key accept only cosigned heads")
+    p.add_argument("--certificate-lifetime", type=int, default=24 * 3600, metavar="S",
+                   help="seconds a sender certificate is valid (default 24 hours)")
     p.add_argument("--log-level", default="INFO")
     budgets.add_arguments(p)
 
@@ -374,6 +376,7 @@ def _serve(args: argparse.Namespace) -> int:
                           tls_cert=args.tls_cert, tls_key=args.tls_key,
                           public_urls=tuple(args.public_url),
                           witnesses=tuple(args.witness),
+                          certificate_lifetime=args.certificate_lifetime,
                           synchronous_full=args.synchronous_full,
                           expiry_interval=args.expiry_interval,
                           budgets=budgets.from_arguments(args),

@@ -24,8 +24,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from protocol.wire.certificates import signer_from_seed
 from protocol.wire.kt.directory import Binding, Directory
 from protocol.wire.kt.note import parse_signer_key
+from server.certificates import CERT_KEY_FILENAME
 from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
 from server.sqlite_store import DB_FILENAME
 
@@ -44,7 +46,8 @@ INVENTORY: dict[str, tuple[str, ...]] = {
 the two in step)."""
 KNOWN_TABLES = tuple(INVENTORY)
 KNOWN_FILES = (DB_FILENAME, DB_FILENAME + "-wal", DB_FILENAME + "-shm",
-               DB_FILENAME + "-journal", LOG_KEY_FILENAME, VRF_KEY_FILENAME, "relay.lock")
+               DB_FILENAME + "-journal", LOG_KEY_FILENAME, VRF_KEY_FILENAME,
+               CERT_KEY_FILENAME, "relay.lock")
 """The files docs/DATA.md lists ('-journal': SQLite's, for a moment, outside WAL mode)."""
 IDENTIFYING = re.compile(r"sender|from|source|origin|author|ip|addr|host|peer|plain",
                          re.IGNORECASE)
@@ -137,6 +140,7 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
               file=out)
         if "kt_updates" in tables:
             _directory_summary(data_dir, db, out)
+        _cert_key_summary(data_dir, out)
         if unexpected:
             print(f"  WARNING: tables or columns not in docs/DATA.md: {', '.join(unexpected)}",
                   file=out)
@@ -166,6 +170,22 @@ def _directory_summary(data_dir: Path, db: sqlite3.Connection, out: TextIO) -> N
     print(f"  Key directory: {directory.size} updates, head root "
           f"{directory.log.root().hex()}", file=out)
     print(f"  Key directory log key: {signer.verifier.encode()}", file=out)
+
+
+def _cert_key_summary(data_dir: Path, out: TextIO) -> None:
+    """The sender-certificate public key (PROTOCOL.md 20.3), what CERT_KEY announces;
+    never the seed. Certificates themselves are kept nowhere."""
+    path = data_dir / CERT_KEY_FILENAME
+    if not path.exists():
+        print("  Sender-certificate key: none yet (the relay creates it at start)", file=out)
+        return
+    try:
+        public = signer_from_seed(path.read_bytes())[1]
+    except ValueError as exc:
+        print(f"  Sender-certificate key: unreadable: {exc}", file=out)
+        return
+    print(f"  Sender-certificate key: {public.hex()} (issued certificates are not kept)",
+          file=out)
 
 
 def inventory(data_dir: Path) -> dict[str, object]:

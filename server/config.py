@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocol.wire.certificates import DEFAULT_LIFETIME
 from protocol.wire.frames import Limits, normalize_url, url_origin
 from server.budgets import Budgets
 from server.connections import ConnectionLimits
@@ -55,6 +56,8 @@ class ServerConfig:
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     witnesses: tuple[str, ...] = ()
     """URLs of witnesses that cosign each new directory head (PROTOCOL.md 19.11)."""
+    certificate_lifetime: int = DEFAULT_LIFETIME
+    """Seconds a sender certificate is valid (PROTOCOL.md 20.3; 24 hours)."""
 
     @property
     def scheme(self) -> str:

@@ -20,17 +20,22 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+from protocol.wire.certificates import DEFAULT_LIFETIME, issue, signer_from_seed
 from protocol.wire.connection import RequestRefused, ServerConnection, check_prekeys, check_send
 from protocol.wire.errors import LocalProtocolError
 from protocol.wire.events import Refusal, Request
 from protocol.wire.frames import (
     Ack,
     Bundle,
+    Certificate,
+    CertKey,
+    CertKeyAnswer,
     DeleteAccount,
     Deliver,
     ErrorCode,
     FetchBundle,
     Frame,
+    GetCertificate,
     Identity,
     KtConsistency,
     KtConsistencyProof,
@@ -217,6 +222,8 @@ class Relay:
         connection_limits: ConnectionLimits | None = None,
         directory: Directory | None = None,
         witnesses: Witnesses | None = None,
+        cert_seed: bytes | None = None,
+        certificate_lifetime: int = DEFAULT_LIFETIME,
     ) -> None:
         self.storage = storage
         self.connection_limits = connection_limits or ConnectionLimits()
@@ -239,6 +246,10 @@ class Relay:
         self._directory_lock = asyncio.Lock()
         self.witnesses = witnesses or Witnesses()
         """Where each new head is sent for cosigning (server/witnessing.py, 19.11)."""
+        self._cert_sign, self.cert_public_key = signer_from_seed(
+            os.urandom(32) if cert_seed is None else cert_seed)
+        """Sender certificates (PROTOCOL.md 20): run_server passes cert.key's seed."""
+        self.certificate_lifetime = certificate_lifetime
 
     def _emit(self, event: RelayEvent) -> None:
         for observer in self.observers:
@@ -348,6 +359,8 @@ class Relay:
             return self._directory_read(frame)
         if isinstance(frame, SealedSend):  # the core allows it only on a connection
             return await self._sealed_send(frame)  # that never logs in: no sender
+        if isinstance(frame, CertKey):
+            return CertKeyAnswer(self.cert_public_key)
         user = core.username
         if user is None:  # pragma: no cover - the core refuses this before login
             raise LocalProtocolError("request before login")
@@ -397,6 +410,9 @@ class Relay:
                                 tuple(OwnEntry(index, opening, value, tuple(
                                     self.directory.log.inclusion_proof(index, size)))
                                     for index, opening, value in self.directory.owned(user)))
+        if isinstance(frame, GetCertificate):  # issued, never recorded (docs/DATA.md)
+            return Certificate(issue(self._cert_sign, user, await self._identity(user),
+                                     int(self.clock()) + self.certificate_lifetime))
         raise LocalProtocolError(f"no handler for {type(frame).__name__}")  # pragma: no cover
 
     # -- accounts

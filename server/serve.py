@@ -15,6 +15,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from server.certificates import load_cert_key
 from server.config import ServerConfig
 from server.connections import ConnectionGate, RateLimitedLog, connection_cap
 from server.kt import load_log_key, load_vrf_key, open_directory
@@ -128,7 +129,9 @@ async def _serve(
                                   budgets=config.budgets,
                                   connection_limits=config.connections,
                                   directory=directory,
-                                  witnesses=Witnesses(config.witnesses))
+                                  witnesses=Witnesses(config.witnesses),
+                                  cert_seed=load_cert_key(config.data_dir),
+                                  certificate_lifetime=config.certificate_lifetime)
             await relay.publish_head()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

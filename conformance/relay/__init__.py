@@ -22,6 +22,7 @@ M failed' line (or --json, --junit FILE); `run_checks(url, only)` returns the re
 from conformance.relay import (  # noqa: F401
     checks_accounts,
     checks_bars,
+    checks_certificates,
     checks_directory,
     checks_limits,
     checks_malformed,

@@ -65,7 +65,7 @@ CHECKS: dict[str, Check] = {}
 """Every check, by name, in the order they were registered (see `ordered`)."""
 
 GROUPS = ("hello", "bars", "register", "login", "delete_account", "prekeys", "messages",
-          "sealed", "directory", "limits", "malformed", "storage")
+          "sealed", "directory", "certificates", "limits", "malformed", "storage")
 """The order the groups of checks (the part of a name before the dot) run in. The
 malformed-frame checks come late, so that their final check shows the server still
 serving clients after everything before it; the storage audit (--data) comes last,

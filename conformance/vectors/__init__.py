@@ -25,7 +25,7 @@ Json = dict[str, Any]
 
 NAMES = ("bundle", "content", "conversation", "drbg", "frames", "kdf", "keys",
          "kt_directory", "messages", "padding", "pqxdh", "safety_numbers", "sealed",
-         "session_record", "state", "usernames")
+         "sender_certificate", "session_record", "state", "usernames")
 
 
 @cache

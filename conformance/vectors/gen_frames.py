@@ -57,6 +57,13 @@ def build() -> Json:
         ("SEALED_SEND", frames.SealedSend((
             frames.SealedOutgoing("bob", CAPABILITY, b"\x03" * 5),
             frames.SealedOutgoing("carol", bytes(32), b"\x04")))),
+        ("KT_INFO", frames.KtInfo()),
+        ("KT_CONSISTENCY", frames.KtConsistency(3, 8)),
+        ("KT_LOOKUP", frames.KtLookup("bob")),
+        ("KT_ENTRIES", frames.KtEntries(0, 2000)),
+        ("KT_OWN", frames.KtOwn()),
+        ("GET_CERTIFICATE", frames.GetCertificate()),
+        ("CERT_KEY", frames.CertKey()),
     ]
     server_frames: list[tuple[str, frames.Frame]] = [
         ("HELLO", frames.Hello(challenge, limits)),
@@ -69,6 +76,9 @@ def build() -> Json:
         ("PREKEYS_LOW", frames.PrekeysLow(2, 0)),
         ("QUEUE_DONE", frames.QueueDone(5)),
         ("ERROR", frames.Error(frames.ErrorCode.QUEUE_FULL, "the queue of 'bob' is full")),
+        ("KT_CONSISTENCY_PROOF", frames.KtConsistencyProof(b"\x0a" * 32, (b"\x0b" * 32,))),
+        ("KT_ENTRY_RANGE", frames.KtEntryRange(4, (b"\x0c" * 32,), (b"\x0d" * 96,))),
+        ("CERT_KEY_ANSWER", frames.CertKeyAnswer(alice.public)),
     ]
 
     def entries(items: list[tuple[str, frames.Frame]], decode: Callable[[bytes], Any],

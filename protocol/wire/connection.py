@@ -47,12 +47,16 @@ from protocol.wire.frames import (
     FRAME_HEADER_LEN,
     Ack,
     Bundle,
+    Certificate,
+    CertKey,
+    CertKeyAnswer,
     DeleteAccount,
     Deliver,
     Error,
     ErrorCode,
     FetchBundle,
     Frame,
+    GetCertificate,
     Hello,
     Identity,
     KtConsistency,
@@ -105,12 +109,13 @@ class State(Enum):
     """After a SEALED_SEND: the connection never logs in (16.10)."""
 
 
-_PUBLIC = frozenset({KtInfo, KtConsistency, KtEntries})
-"""The directory's public reads (19.10): for witnesses and auditors, before login too."""
+_PUBLIC = frozenset({KtInfo, KtConsistency, KtEntries, CertKey})
+"""The directory's public reads (19.10), for witnesses and auditors, and the relay's
+certificate key (20.3): before login too."""
 _AUTH = frozenset({Register, Login, SealedSend}) | _PUBLIC
 _ACCOUNT = frozenset({UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
                       LookupIdentity, PrekeyCount, Send, Ack, DeleteAccount,
-                      KtLookup, KtOwn, SetCapability}) | _PUBLIC
+                      KtLookup, KtOwn, SetCapability, GetCertificate}) | _PUBLIC
 
 CLIENT_MAY_SEND: dict[State, frozenset[type[Frame]]] = {
     State.AWAITING_HELLO: frozenset(),
@@ -148,6 +153,8 @@ ANSWERS: dict[type[Frame], type[Frame]] = {
     KtLookup: KtLookupAnswer,
     KtEntries: KtEntryRange,
     KtOwn: KtOwnEntries,
+    GetCertificate: Certificate,
+    CertKey: CertKeyAnswer,
 }
 """The answer each request calls for when it succeeds; ERROR may answer any request."""
 

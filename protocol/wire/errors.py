@@ -45,3 +45,7 @@ class InvalidUsername(DecodeError):
 
 class BadSignature(RemoteProtocolError):
     """An Ed25519 signature did not verify."""
+
+
+class CertificateExpired(RemoteProtocolError):
+    """A sender certificate whose expiry has passed (PROTOCOL.md 20): `now >= expires`."""

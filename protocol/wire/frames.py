@@ -443,6 +443,26 @@ class KtOwn(Frame):
 KT_MAX_RANGE = 2000
 
 
+# ---- sender certificates (PROTOCOL.md 20) -------------------------------------
+#
+# GET_CERTIFICATE needs a login (a certificate names the caller); CERT_KEY is public,
+# before login too: the key is what clients pin to verify certificates.
+
+
+@dataclass(frozen=True, slots=True)
+class GetCertificate(Frame):
+    """0x16: empty. Answered by CERTIFICATE for the caller's name and registered key."""
+
+    TYPE: ClassVar[int] = 0x16
+
+
+@dataclass(frozen=True, slots=True)
+class CertKey(Frame):
+    """0x17: empty. Answered by CERT_KEY_ANSWER: the relay's certificate public key."""
+
+    TYPE: ClassVar[int] = 0x17
+
+
 # ---- server -> client -------------------------------------------------------
 
 
@@ -763,17 +783,49 @@ class KtOwnEntries(Frame):
                                       for _ in range(r.u16())))
 
 
+@dataclass(frozen=True, slots=True)
+class Certificate(Frame):
+    """0x96: var16 certificate (a sender certificate, PROTOCOL.md 20.1)."""
+
+    TYPE: ClassVar[int] = 0x96
+    certificate: bytes
+
+    def encode_payload(self) -> bytes:
+        return codec.var16(self.certificate)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> Certificate:
+        return cls(r.var16())
+
+
+@dataclass(frozen=True, slots=True)
+class CertKeyAnswer(Frame):
+    """0x97: the relay's certificate key, a raw Ed25519 public key (32)."""
+
+    TYPE: ClassVar[int] = 0x97
+    public_key: bytes
+
+    def encode_payload(self) -> bytes:
+        return self.public_key
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> CertKeyAnswer:
+        return cls(r.take(32))
+
+
 CLIENT_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
     for cls in (Register, Login, DeleteAccount, UploadSignedPrekeys, UploadOneTimePrekeys,
                 FetchBundle, LookupIdentity, PrekeyCount, Send, Ack,
-                SetCapability, SealedSend, KtInfo, KtConsistency, KtLookup, KtEntries, KtOwn)
+                SetCapability, SealedSend, KtInfo, KtConsistency, KtLookup, KtEntries, KtOwn,
+                GetCertificate, CertKey)
 }
 SERVER_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
     for cls in (Hello, Ok, Bundle, Identity, PrekeyCounts, Sent, Deliver, PrekeysLow,
                 QueueDone, Error, KtInfoAnswer, KtConsistencyProof, KtLookupAnswer,
-                KtEntryRange, KtOwnEntries)
+                KtEntryRange, KtOwnEntries,
+                Certificate, CertKeyAnswer)
 }
 
 

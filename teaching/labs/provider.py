@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.audit import audit
+from server.certificates import CERT_KEY_FILENAME
 from server.events import RelayEvent, Stored
 from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
 from server.relay import Relay
@@ -33,7 +34,7 @@ STUDENT_FILE = "keeper.py"
 PEOPLE = ("alice", "bob")
 DOCUMENTED_FILES = frozenset({DB_FILENAME, f"{DB_FILENAME}-wal", f"{DB_FILENAME}-shm",
                               f"{DB_FILENAME}-journal", LOCK_FILENAME, LOG_KEY_FILENAME,
-                              VRF_KEY_FILENAME})
+                              VRF_KEY_FILENAME, CERT_KEY_FILENAME})
 """Every file the honest relay may have in its data directory (docs/DATA.md)."""
 
 

@@ -392,3 +392,11 @@ async def test_a_server_whose_first_frame_is_no_hello_fails(tmp_path: Path) -> N
         results = await run_checks(url, "hello", request_timeout=0.5)
     assert [r.status for r in results] == ["FAIL"]
     assert "does not decode" in results[0].reason
+
+
+async def test_certificate_checks_pass_against_our_relay(tmp_path: Path) -> None:
+    async with running_relay(tmp_path, **SMALL) as relay:
+        results = await run_checks(relay.url, "certificates.")
+    assert [r.name for r in results] == ["certificates.issued_certificate_verifies",
+                                         "certificates.need_login_key_does_not"]
+    assert all(r.status == "PASS" for r in results), results

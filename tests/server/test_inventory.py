@@ -54,11 +54,13 @@ def test_inventory_parser_sees_every_table() -> None:
 
 
 def test_key_files_are_documented() -> None:
-    """The directory's two key files are in the inventory's list of files."""
+    """The directory's two key files and the certificate key are in the inventory's
+    list of files."""
+    from server.certificates import CERT_KEY_FILENAME
     from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
 
     text = (ROOT / "docs" / "DATA.md").read_text()
-    for name in (LOG_KEY_FILENAME, VRF_KEY_FILENAME):
+    for name in (LOG_KEY_FILENAME, VRF_KEY_FILENAME, CERT_KEY_FILENAME):
         assert f"| `{name}` |" in text, f"{name} not in docs/DATA.md"
 
 

@@ -40,6 +40,7 @@ from protocol.wire.frames import (
     SERVER_FRAMES,
     Ack,
     Bundle,
+    CertKey,
     Deliver,
     Error,
     ErrorCode,
@@ -397,8 +398,9 @@ def test_requests_before_login_and_logins_after_it_are_refused() -> None:
 
 def test_every_client_frame_is_allowed_in_exactly_one_state() -> None:
     """...except the directory's public reads (PROTOCOL.md 19.10), which witnesses and
-    auditors send without an account: allowed before and after login."""
-    public = {KtInfo, KtConsistency, KtEntries}
+    auditors send without an account, and CERT_KEY (20.3): allowed before and after
+    login."""
+    public = {KtInfo, KtConsistency, KtEntries, CertKey}
     allowed = [t for state in State for t in CLIENT_MAY_SEND[state]
                if t not in public | {SealedSend}]
     assert sorted(allowed, key=lambda c: c.TYPE) == sorted(
