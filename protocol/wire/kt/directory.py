@@ -56,6 +56,7 @@ from protocol.wire.publickeys import (
     encode_key,
     verify_signature,
 )
+from protocol.wire.usernames import check_username
 
 LABEL_PURPOSE = b"blindrelay-kt-label-v1\x00"
 CHANGE_PURPOSE = b"blindrelay-kt-change-v1\x00"
@@ -81,8 +82,9 @@ class EntryKind(IntEnum):
 
 
 def vrf_input(username: str) -> bytes:
-    """alpha for the VRF: "blindrelay-kt-label-v1" 0x00 || var8(username)."""
-    return LABEL_PURPOSE + codec.var8(username.encode("ascii"))
+    """alpha for the VRF: "blindrelay-kt-label-v1" 0x00 || var8(username). A name that
+    breaks section 12 is InvalidUsername (it may come from an evidence file)."""
+    return LABEL_PURPOSE + codec.var8(check_username(username).encode("ascii"))
 
 
 def change_statement(username: str, version: int, identity: bytes) -> bytes:

@@ -203,6 +203,8 @@ def _binding(evidence: Evidence, head: Any, key: str) -> Finding:
     said = [testimony]
     if served is not None:
         served_key = _unb64(served, "served_identity")
+        if len(served_key) != 32:
+            raise DecodeError("the served identity key is 32 bytes")
         if verified.identity is not None and served_key == verified.identity:
             raise ProofError("the served key is the one the directory binds: no conflict")
         said.append(f"the relay served the key {served_key.hex()} for {username!r}")

@@ -4,6 +4,7 @@ the client's head tracking, and evidence files."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -11,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.wire.errors import DecodeError, LocalProtocolError
+from protocol.wire.errors import DecodeError, LocalProtocolError, ProtocolError
 from protocol.wire.kt.checkpoint import open_checkpoint
 from protocol.wire.kt.directory import (
     Binding,
@@ -268,3 +269,17 @@ def test_entry_evidence_proves_one_update_of_a_name() -> None:
     with pytest.raises(ProofError):  # the inclusion proof is for another leaf
         verify_evidence(evidence(at=index - 1).replace(
             f'"index": {index - 1}', f'"index": {index}'))
+
+
+@pytest.mark.parametrize("field,value", [
+    ("username", "é"), ("username", "x" * 300), ("username", "Bob"),
+    ("served_identity", "AAAA"), ("log_key", "garbage"), ("checkpoints", ["!!"])])
+def test_a_hostile_evidence_file_gets_a_clear_refusal(field: str, value: object) -> None:
+    """`kt verify-evidence` reads files anyone can write: every bad field is a
+    ProtocolError (printed as "does NOT verify"), never a crash."""
+    d = directory(3)
+    good = json.loads(binding_evidence(
+        d.signer.verifier.encode(), d.vrf_public_key, d.checkpoint(), "user1",
+        d.lookup("user1").encode(), "x", key()[1]).to_json())
+    with pytest.raises(ProtocolError):
+        verify_evidence(json.dumps({**good, field: value}))
