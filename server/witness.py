@@ -350,7 +350,10 @@ async def witness_checkpoint(url: str, old_size: int, proof: Sequence[bytes], no
         except DecodeError:
             raise WitnessError(409, "conflict, with a malformed size") from None
     if status != 200:
-        raise WitnessError(status, answer[:200].decode("utf-8", "replace").strip())
+        # the witness's words reach the relay's log: printable ASCII only
+        said = "".join(c if " " <= c <= "~" else "?" for c in
+                       answer[:200].decode("ascii", "replace").strip())
+        raise WitnessError(status, said)
     try:
         return parse_cosignature_lines(answer)
     except DecodeError as exc:

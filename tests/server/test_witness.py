@@ -231,3 +231,28 @@ async def test_blindrelay_witness_runs_as_a_process(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(15) == 0
+
+
+async def test_a_hostile_witness_cannot_write_escapes_into_the_relays_log() -> None:
+    """A witness's refusal text is logged by the relay (server/witnessing.py): only
+    printable ASCII of it gets that far."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"\x1b]0;pwned\x07\x1b[2Jno\r\nway\xc2\x9b"
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n" % len(body)
+                     + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    d = directory(2)
+    try:
+        with pytest.raises(WitnessError) as refused:
+            await witness_checkpoint(f"http://127.0.0.1:{port}", 0, [], d.checkpoint())
+    finally:
+        server.close()
+        await server.wait_closed()
+    said = str(refused.value)
+    assert "no" in said and "way" in said
+    assert all(" " <= c <= "~" for c in said), said
