@@ -129,6 +129,9 @@ class KeyDirectory:
         self.confirmed: dict[str, Verified] = {}
         """The newest verified binding per name (a key change's notice names its kind)."""
         self._lock = asyncio.Lock()
+        self._agreed: set[tuple[int, bytes]] = set()
+        """Contacts' heads (size, root) already shown consistent with ours: gossip asks
+        the relay once per distinct head, not once per message."""
 
     # -- keys and heads
 
@@ -293,6 +296,8 @@ class KeyDirectory:
         except ProtocolError as exc:  # another relay's head, or garbage: not ours to judge
             log.info("a contact's directory head is not this relay's: %s", exc)
             return
+        if (theirs.size, theirs.root) in self._agreed:
+            return
         head = open_head(keys, state.head_note, cosigned=False)
         if theirs.size > head.size:
             with relay_errors():
@@ -309,6 +314,7 @@ class KeyDirectory:
             old_root, proof = answer.old_root, answer.proof
         try:
             check_gossip(keys, head, note, old_root, proof)
+            self._agreed.add((theirs.size, theirs.root))
         except Fork as exc:
             path = self._write(exc.evidence)
             alert = self._alert(

@@ -12,6 +12,7 @@ from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire.kt.directory import Directory
 from protocol.wire.kt.evidence import verify_evidence
 from protocol.wire.kt.verifier import anchor_sizes, head_code
+from server.events import FrameIn
 from tests.client.helpers import alerts_of, make_client, notices, shut, wait_for, wait_last
 from tests.support import RunningRelay
 
@@ -84,3 +85,29 @@ def test_anchor_sizes_overlap_within_a_factor_of_two() -> None:
         for large in range(small, 2 * small + 1):
             assert set(anchor_sizes(small)) & set(anchor_sizes(large))
     assert head_code(64, bytes(range(32))) == "first 64: 0001 0203 0405 0607"
+
+
+async def test_a_contacts_head_is_checked_once_not_per_message(relay: RunningRelay,
+                                                              tmp_path: Path) -> None:
+    """Gossip costs the receiver a relay round trip per distinct head, not per message:
+    a drain of many texts carrying one head asks KT_CONSISTENCY once."""
+    alice = await make_client(tmp_path, "alice", relay.url)
+    bob = await make_client(tmp_path, "bob", relay.url)
+    await alice.send_text("bob", "first")
+    await wait_last(bob, "alice", "first")
+    carol = await make_client(tmp_path, "carol", relay.url)
+    assert bob.conn is not None
+    await bob.directory.start(bob.conn)  # bob's head is now newer than alice's
+    asked: list[str] = []
+
+    def seen(event: object) -> None:
+        if isinstance(event, FrameIn) and event.frame_type == "KtConsistency" \
+                and event.user == "bob":
+            asked.append(event.frame_type)
+
+    relay.relay.observers.append(seen)
+    for i in range(5):
+        await alice.send_text("bob", f"more {i}")
+    await wait_last(bob, "alice", "more 4")
+    assert asked == []  # alice's head was checked with her first message
+    await shut(alice, bob, carol)
