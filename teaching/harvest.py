@@ -80,6 +80,9 @@ seconds. 5 s fits a run of a few tens of seconds in which someone sends every 0.
 average, so ~12 other events fall in one receipt's window; a deployment with real
 traffic rates would use minutes."""
 
+LOOKUP = "of the other's name"
+"""The reason given for an edge from a FETCH_BUNDLE, LOOKUP_IDENTITY or KT_LOOKUP."""
+
 MIN_EVIDENCE = 1.5
 """A timing-only edge is guessed when its evidence (below) reaches this much, i.e. more
 than one unambiguous coincidence, and twice the average over all pairs."""
@@ -310,7 +313,7 @@ def reconstruct(observations: Sequence[Observation], window: float = REACTION,
             for r in o.recipients:
                 know(o.account, r, "authenticated SEND")
         elif o.what == "IN" and o.target is not None and o.account is not None:
-            know(o.account, o.target, f"{o.frame} of a name")
+            know(o.account, o.target, f"{o.frame} {LOOKUP}")
         elif o.what == "IN" and o.frame == "SealedSend":
             anchor = opened.get(o.conn, o.at)
             sealed += [(anchor, r, o.address) for r in o.recipients]
@@ -413,6 +416,13 @@ def contact_graph(rng: random.Random, users: Sequence[str] = USERS,
     return graph
 
 
+def available_configs() -> tuple[Config, ...]:
+    """CONFIGS, or only the authenticated one for a client without sealed sending."""
+    names = Client.__init__.__code__.co_names
+    knob = hasattr(Client, "sealed_sending") or "sealed_sending" in names
+    return CONFIGS if knob else (AUTHENTICATED,)
+
+
 def configure(client: Client, config: Config) -> None:
     """The client's own knobs (client/client.py): sealed sending and receipt delay."""
     if not hasattr(client, "sealed_sending"):
@@ -493,7 +503,9 @@ class HarvestResult:
     users: tuple[str, ...]
     truth: set[Pair]
     first_contact: Score
-    """What the setup phase alone reveals (certain edges only)."""
+    """What the setup phase's key fetches and lookups alone reveal."""
+    first_contact_all: Score
+    """Every edge the setup phase reveals for certain."""
     first_contact_reconstruction: Reconstruction
     phases: list[PhaseResult]
 
@@ -510,10 +522,13 @@ async def play_group(relay: HarvestingRelay, clients: dict[str, Client], truth: 
         configure(client, SEALED if hasattr(client, "sealed_sending") else AUTHENTICATED)
     await introduce(clients, truth)
     setup = reconstruct(recording.of("setup"))
-    first = score(setup.guessed(certain_only=True), truth)
-    say(f"First contact: the relay saw {len(recording.of('setup'))} things; the key "
-        f"bundle fetches and directory lookups alone name {first.right} of the "
-        f"{first.true} pairs (who asked for whose keys).")
+    first = score({p for p, e in setup.edges.items() if any(LOOKUP in r for r in e.reasons)},
+                  truth)
+    first_all = score(setup.guessed(certain_only=True), truth)
+    say(f"First contact: the relay saw {len(recording.of('setup'))} things (the "
+        "registrations too). The key bundle fetches and directory lookups alone name "
+        f"{first.right} of the {first.true} pairs: who asked for whose keys. With the "
+        f"first messages, it knows {first_all.right} for certain.")
     phases = []
     users = sorted(clients)
     for config in configs:
@@ -538,7 +553,7 @@ async def play_group(relay: HarvestingRelay, clients: dict[str, Client], truth: 
             f"{result.shared_certain.right} of {len(truth)}.")
         for line in draw(users, truth, shared):
             say("  " + line)
-    return HarvestResult(tuple(users), truth, first, setup, phases)
+    return HarvestResult(tuple(users), truth, first, first_all, setup, phases)
 
 
 @contextlib.asynccontextmanager
@@ -586,6 +601,7 @@ async def harvest(seed: int, configs: Iterable[Config] = CONFIGS, messages: int 
             shutil.rmtree(base, ignore_errors=True)
 
 
-def spread(values: Sequence[float]) -> str:
+def spread(values: Sequence[float], digits: int = 2) -> str:
     """median (min-max), as the benchmarks print figures."""
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+    return (f"{statistics.median(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
