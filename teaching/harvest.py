@@ -86,7 +86,8 @@ LOOKUP = "of the other's name"
 
 MIN_EVIDENCE = 1.5
 """A timing-only edge is guessed when its evidence (below) reaches this much, i.e. more
-than one unambiguous coincidence, and twice the average over all pairs."""
+than one unambiguous coincidence, and twice the median over all pairs (the noise floor:
+most pairs of people are not contacts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +288,7 @@ def reconstruct(observations: Sequence[Observation], window: float = REACTION,
     connections were pushed a DELIVER or sent an ACK within `window` seconds before the
     sending connection opened are the candidates; each gets 1/(number of candidates).
     A pair's evidence is the sum both ways; it is guessed an edge when the evidence is
-    at least MIN_EVIDENCE and twice the average over all pairs. Its confidence: the
+    at least MIN_EVIDENCE and twice the median over all pairs. Its confidence: the
     evidence over the sealed envelopes sent to either of the two (capped below 1)."""
     accounts = {o.account for o in observations if o.account is not None}
     edges: dict[Pair, Edge] = {}
@@ -333,10 +334,10 @@ def reconstruct(observations: Sequence[Observation], window: float = REACTION,
         for a in candidates:
             p = pair(a, recipient)
             evidence[p] = evidence.get(p, 0.0) + 1 / len(candidates)
-    pairs = len(accounts) * (len(accounts) - 1) // 2
-    average = sum(evidence.values()) / pairs if pairs else 0.0
+    every = [evidence.get(pair(a, b), 0.0) for a, b in itertools.combinations(accounts, 2)]
+    floor = statistics.median(every) if every else 0.0
     for p, e in evidence.items():
-        if p in edges or e < MIN_EVIDENCE or e < 2 * average:
+        if p in edges or e < MIN_EVIDENCE or e < 2 * floor:
             continue
         total = into.get(p[0], 0) + into.get(p[1], 0)
         edges[p] = Edge(p, min(0.99, e / total if total else 0.0),
