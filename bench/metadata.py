@@ -46,6 +46,7 @@ import logging
 import os
 import platform
 import time
+from dataclasses import replace
 
 from teaching.harvest import (
     EDGES,
@@ -98,21 +99,27 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"contact pairs (default {EDGES})")
     parser.add_argument("--gap", type=float, default=0.4,
                         help="mean seconds between texts (default 0.4)")
+    parser.add_argument("--delay", type=float, default=RECEIPT_DELAY,
+                        help=f"D, the receipt delay of the third configuration "
+                        f"(default {RECEIPT_DELAY:g} s)")
     parser.add_argument("--seed", type=int, default=1, help="the first round's seed")
     args = parser.parse_args(argv)
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     messages = args.messages if args.messages is not None else (20 if args.quick else 30)
-    if rounds < 1 or messages < 1 or not 2 <= args.users <= len(USERS) or args.gap <= 0:
-        parser.error("--rounds and --messages must be positive, --users 2-8, --gap > 0")
+    if rounds < 1 or messages < 1 or not 2 <= args.users <= len(USERS) or args.gap <= 0 \
+            or not args.delay > 0:
+        parser.error("--rounds and --messages must be positive, --users 2-8, --gap and "
+                     "--delay > 0")
     users = USERS[: args.users]
-    configs = available_configs()
+    configs = tuple(replace(c, receipt_delay=args.delay) if c.receipt_delay else c
+                    for c in available_configs())
     logging.basicConfig(level=logging.WARNING)
 
     print("blindrelay metadata benchmark: what a recording relay reconstructs")
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}")
     print(f"{len(users)} users, {args.edges} contact pairs, {messages} texts per "
           f"configuration at mean gaps of {args.gap:g} s, {rounds} round(s) from seed "
-          f"{args.seed}; receipt delay D = {RECEIPT_DELAY:g} s; the analyst's window: "
+          f"{args.seed}; receipt delay D = {args.delay:g} s; the analyst's window: "
           f"{REACTION:g} s (+ D with the delay)")
     if len(configs) < 3:
         print("these clients have no sealed sending: only 'authenticated' runs")

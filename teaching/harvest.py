@@ -496,6 +496,8 @@ class PhaseResult:
     own: Score
     """Each user has an address of its own, which the analyst uses."""
     reconstruction: Reconstruction
+    """What the relay reconstructs with users sharing an address."""
+    own_reconstruction: Reconstruction
     observations: int
     seconds: float
 
@@ -545,7 +547,7 @@ async def play_group(relay: HarvestingRelay, clients: dict[str, Client], truth: 
         own = reconstruct(seen, window, use_addresses=True)
         result = PhaseResult(config, score(shared.guessed(), truth),
                              score(shared.guessed(certain_only=True), truth),
-                             score(own.guessed(), truth), shared, len(seen),
+                             score(own.guessed(), truth), shared, own, len(seen),
                              time.monotonic() - started)
         phases.append(result)
         say(f"Configuration '{config.name}': {messages} texts and their receipts; the "
