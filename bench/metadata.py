@@ -52,6 +52,7 @@ from teaching.harvest import (
     EDGES,
     REACTION,
     RECEIPT_DELAY,
+    SHARPNESS,
     USERS,
     HarvestResult,
     available_configs,
@@ -119,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}")
     print(f"{len(users)} users, {args.edges} contact pairs, {messages} texts per "
           f"configuration at mean gaps of {args.gap:g} s, {rounds} round(s) from seed "
-          f"{args.seed}; receipt delay D = {args.delay:g} s; the analyst's window: "
-          f"{REACTION:g} s (+ D with the delay)")
+          f"{args.seed}; receipt delay D = {args.delay:g} s; the analyst looks back "
+          f"{REACTION:g} s (+ D with the delay, which it is told), weights fall off "
+          f"past D over {SHARPNESS * 1000:.0f} ms")
     if len(configs) < 3:
         print("these clients have no sealed sending: only 'authenticated' runs")
     results = []

@@ -28,6 +28,7 @@ import contextlib
 import functools
 import hashlib
 import itertools
+import math
 import random
 import secrets
 import shutil
@@ -80,6 +81,13 @@ RECEIPT_DELAY = 5.0
 seconds. 5 s fits a run of a few tens of seconds in which someone sends every 0.4 s on
 average, so ~12 other events fall in one receipt's window; a deployment with real
 traffic rates would use minutes."""
+
+SHARPNESS = 0.05
+"""Seconds: how fast a candidate's weight falls off past the receipt delay."""
+
+NONE_WEIGHT = 0.1
+"""The weight of "no candidate explains this send" (it was a text sent at a random
+time): a lone candidate 0.25 s back gets little evidence, one 3 ms back nearly 1."""
 
 LOOKUP = "of the other's name"
 """The reason given for an edge from a FETCH_BUNDLE, LOOKUP_IDENTITY or KT_LOOKUP."""
@@ -276,7 +284,7 @@ class Reconstruction:
         return {p for p, e in self.edges.items() if e.certain or not certain_only}
 
 
-def reconstruct(observations: Sequence[Observation], window: float = REACTION,
+def reconstruct(observations: Sequence[Observation], delay: float = 0.0,
                 use_addresses: bool = False) -> Reconstruction:
     """The contact graph a relay can infer from `observations`.
 
@@ -285,11 +293,15 @@ def reconstruct(observations: Sequence[Observation], window: float = REACTION,
     an address that only A's logged-in connections came from, to B.
 
     Timing, for each SEALED_SEND to B left: the accounts (other than B) whose
-    connections were pushed a DELIVER or sent an ACK within `window` seconds before the
-    sending connection opened are the candidates; each gets 1/(number of candidates).
-    A pair's evidence is the sum both ways; it is guessed an edge when the evidence is
-    at least MIN_EVIDENCE and twice the median over all pairs. Its confidence: the
-    evidence over the sealed envelopes sent to either of the two (capped below 1)."""
+    connections were pushed a DELIVER or sent an ACK within `delay` + REACTION seconds
+    before the sending connection opened are the candidates. Each is weighted by how
+    well its last such event explains the send: 1 within `delay` (the clients' receipt
+    delay, which the analyst is assumed to know: the worst case), then falling off
+    exponentially with time constant SHARPNESS; a candidate's share is its weight over
+    the sum of the weights plus NONE_WEIGHT (for "none of them": a text, not a
+    receipt). A pair's evidence is the sum both ways; it is guessed an edge when the evidence is
+    at least MIN_EVIDENCE and twice the median over all pairs. Its confidence: its
+    evidence over itself plus the average pair's (capped below 1)."""
     accounts = {o.account for o in observations if o.account is not None}
     edges: dict[Pair, Edge] = {}
 
@@ -323,25 +335,30 @@ def reconstruct(observations: Sequence[Observation], window: float = REACTION,
                                       or (o.what == "IN" and o.frame == "Ack")):
             activity.append((o.at, o.account))
     evidence: dict[Pair, float] = {}
-    into: dict[str, int] = {}
     for anchor, recipient, address in sealed:
-        into[recipient] = into.get(recipient, 0) + 1
         owners = addresses.get(address or "", set()) - {recipient}
         if use_addresses and len(owners) == 1:
             know(next(iter(owners)), recipient, "sealed SEND from that account's address")
             continue
-        candidates = {a for t, a in activity if anchor - window <= t <= anchor} - {recipient}
-        for a in candidates:
+        weights: dict[str, float] = {}
+        for t, a in activity:
+            gap = anchor - t
+            if a != recipient and 0 <= gap <= delay + REACTION:
+                weight = math.exp(-max(0.0, gap - delay) / SHARPNESS)
+                weights[a] = max(weights.get(a, 0.0), weight)
+        total = sum(weights.values()) + NONE_WEIGHT
+        for a, weight in weights.items():
             p = pair(a, recipient)
-            evidence[p] = evidence.get(p, 0.0) + 1 / len(candidates)
+            evidence[p] = evidence.get(p, 0.0) + weight / total
     every = [evidence.get(pair(a, b), 0.0) for a, b in itertools.combinations(accounts, 2)]
     floor = statistics.median(every) if every else 0.0
+    mean = statistics.fmean(every) if every else 0.0
     for p, e in evidence.items():
         if p in edges or e < MIN_EVIDENCE or e < 2 * floor:
             continue
-        total = into.get(p[0], 0) + into.get(p[1], 0)
-        edges[p] = Edge(p, min(0.99, e / total if total else 0.0),
-                        [f"timing ({e:.1f} of {total} sealed envelopes to the two)"])
+        edges[p] = Edge(p, min(0.99, e / (e + mean)),
+                        [f"timing ({e:.1f} sealed envelopes' worth; an average pair "
+                         f"{mean:.1f})"])
     return Reconstruction(edges, accounts, evidence)
 
 
@@ -398,6 +415,42 @@ def draw(users: Sequence[str], truth: set[Pair], found: Reconstruction) -> list[
         lines.append("missed: " + ", ".join(f"{one_line(a)} - {one_line(b)}"
                                             for a, b in missed))
     return lines
+
+
+def follow_ups(observations: Sequence[Observation]) -> tuple[int, int, float | None]:
+    """How many sealed connections opened within REACTION seconds after another
+    account's DELIVER or ACK, of how many; and the median of those gaps (seconds)."""
+    activity = [o.at for o in observations if o.account is not None and (
+        (o.what == "OUT" and o.frame == "Deliver") or (o.what == "IN" and o.frame == "Ack"))]
+    sending = {o.conn for o in observations if o.frame == "SealedSend"}
+    gaps = []
+    for o in observations:
+        if o.what == "OPEN" and o.conn in sending:
+            before = [o.at - t for t in activity if 0 <= o.at - t <= REACTION]
+            if before:
+                gaps.append(min(before))
+    return len(gaps), len(sending), statistics.median(gaps) if gaps else None
+
+
+def explain(config: Config, observations: Sequence[Observation]) -> str:
+    """Why the relay did as well as it did, in the recording's own numbers."""
+    if not config.sealed:
+        return ("Every text and every receipt came by SEND on its sender's logged-in "
+                "connection: the relay does not guess, it reads the graph off its own "
+                "request handler.")
+    near, total, gap = follow_ups(observations)
+    text = (f"No sealed SEND came on a logged-in connection: the relay knows no edge for "
+            f"certain. But {near} of the {total} sealed connections opened within "
+            f"{REACTION:g} s of a DELIVER to, or an ACK from, one of the users")
+    if gap is not None:
+        text += f" (median {gap * 1000:.0f} ms after it)"
+    if config.receipt_delay:
+        return (text + f": with receipts held a random 0-{config.receipt_delay:g} s, "
+                "those are mostly other traffic, and the pairs the relay guesses from them "
+                "are few and less sure.")
+    return (text + ": the automatic DELIVERED receipt leaves as soon as the message is "
+            "stored, so a push to one user followed at once by a sealed send to another "
+            "pairs them.")
 
 
 # -- the scripted group
@@ -542,9 +595,8 @@ async def play_group(relay: HarvestingRelay, clients: dict[str, Client], truth: 
         started = time.monotonic()
         await chat(clients, truth, rng, messages, mean_gap, config.receipt_delay)
         seen = recording.of(config.name)
-        window = REACTION + config.receipt_delay
-        shared = reconstruct(seen, window)
-        own = reconstruct(seen, window, use_addresses=True)
+        shared = reconstruct(seen, config.receipt_delay)
+        own = reconstruct(seen, config.receipt_delay, use_addresses=True)
         result = PhaseResult(config, score(shared.guessed(), truth),
                              score(shared.guessed(certain_only=True), truth),
                              score(own.guessed(), truth), shared, own, len(seen),
@@ -557,6 +609,7 @@ async def play_group(relay: HarvestingRelay, clients: dict[str, Client], truth: 
             f"{result.shared_certain.right} of {len(truth)}.")
         for line in draw(users, truth, shared):
             say("  " + line)
+        say(explain(config, seen))
     return HarvestResult(tuple(users), truth, first, first_all, setup, phases)
 
 
