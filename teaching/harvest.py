@@ -131,8 +131,9 @@ class Observation:
     recipients: tuple[str, ...] = ()
     target: str | None = None
     sizes: tuple[int, ...] = ()
-    capability: str | None = None
-    """A SEALED_SEND's SHA-256(capability), first 16 hex digits (what the relay checks)."""
+    capabilities: tuple[str, ...] = ()
+    """A SEALED_SEND's SHA-256(capability) per envelope, first 16 hex digits each (what
+    the relay checks against the recipient's)."""
     envelopes: tuple[bytes, ...] = ()
     """Envelope ids: those a DELIVER pushes or an ACK names."""
 
@@ -241,8 +242,8 @@ class HarvestingRelay(HostileRelay):
         elif isinstance(frame, SealedSend):
             details.update(recipients=tuple(e.recipient for e in frame.envelopes),
                            sizes=tuple(len(e.body) for e in frame.envelopes),
-                           capability=hashlib.sha256(
-                               frame.envelopes[0].capability).hexdigest()[:16])
+                           capabilities=tuple(hashlib.sha256(e.capability).hexdigest()[:16]
+                                              for e in frame.envelopes))
         elif isinstance(frame, FetchBundle | LookupIdentity | KtLookup):
             details.update(target=frame.username)
         elif isinstance(frame, Ack):

@@ -38,7 +38,8 @@ async def test_a_sealed_send_hides_the_account_but_not_the_address(tmp_path: Pat
                          and {pair(o.account, r) for r in o.recipients} <= truth
                          for o in sends)
     sealed = [o for o in observations if o.frame == "SealedSend" and o.phase == "sealed"]
-    assert sealed and all(o.account is None and o.capability for o in sealed)
+    assert sealed and all(o.account is None and len(o.capabilities) == len(o.recipients)
+                          for o in sealed)
     assert not [o for o in observations if o.frame == "Send" and o.phase == "sealed"]
     pushes = [o for o in observations if o.what == "OUT" and o.frame == "Deliver"]
     assert pushes and all(o.account in USERS_4 and o.envelopes for o in pushes)
