@@ -52,6 +52,11 @@ def hash_(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def mac(key: bytes, data: bytes) -> bytes:
+    """MAC (section 5.1): HMAC with the suite's hash."""
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
 def extract(salt: bytes, ikm: bytes) -> bytes:
     """KDF.Extract (HKDF-Extract, RFC 5869 section 2.2); an empty salt is Nh zeros."""
     return hmac.new(salt or bytes(NH), ikm, hashlib.sha256).digest()

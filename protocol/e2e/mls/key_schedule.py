@@ -1,6 +1,6 @@
 """The key schedule (RFC 9420 section 8): from the previous epoch's init secret, the
 commit secret and the PSK secret to this epoch's secrets, and the PSK secret itself
-(section 8.4), the exporter (8.5) and the group context that binds them (8.1).
+(section 8.4), the exporter (8.5) and the group context that binds them (8.1, in `group_context`).
 
     init_secret[n-1] --Extract(ikm = commit_secret)--> ExpandWithLabel "joiner" (GroupContext)
         = joiner_secret --Extract(ikm = psk_secret)--> DeriveSecret "welcome" = welcome_secret
@@ -16,28 +16,6 @@ from dataclasses import dataclass, field
 
 from protocol.e2e.mls import cipher_suite as cs
 from protocol.e2e.mls import tls
-
-PROTOCOL_VERSION_MLS10 = 1
-
-
-@dataclass(frozen=True)
-class GroupContext:
-    """Section 8.1. `extensions` is the encoded extension list's items, already
-    serialized (the vector of Extension structs' bytes)."""
-
-    group_id: bytes
-    epoch: int
-    tree_hash: bytes
-    confirmed_transcript_hash: bytes
-    extensions: bytes = b""
-    cipher_suite: int = cs.CIPHER_SUITE
-    version: int = PROTOCOL_VERSION_MLS10
-
-    def encode(self) -> bytes:
-        return (tls.u16(self.version) + tls.u16(self.cipher_suite)
-                + tls.opaque(self.group_id) + tls.u64(self.epoch)
-                + tls.opaque(self.tree_hash) + tls.opaque(self.confirmed_transcript_hash)
-                + tls.opaque(self.extensions))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 
 from protocol.e2e.mls import cipher_suite as cs
 from protocol.e2e.mls import key_schedule as ks
+from protocol.e2e.mls.group_context import GroupContext
 from protocol.e2e.mls.secret_tree import SecretTree, sender_data_key_nonce
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -38,7 +39,7 @@ def test_key_schedule(entry: dict[str, Any]) -> None:
     group_id = h(entry["group_id"])
     init_secret = h(entry["initial_init_secret"])
     for epoch, v in enumerate(entry["epochs"]):
-        context = ks.GroupContext(group_id, epoch, h(v["tree_hash"]),
+        context = GroupContext(group_id, epoch, h(v["tree_hash"]),
                                   h(v["confirmed_transcript_hash"])).encode()
         assert context == h(v["group_context"])
         secrets = ks.advance(init_secret, h(v["commit_secret"]), h(v["psk_secret"]), context)
