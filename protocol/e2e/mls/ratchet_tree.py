@@ -4,9 +4,11 @@ trailing blank (a tree ends with its rightmost non-blank leaf)."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
-from protocol.e2e.mls import tls
+from protocol.e2e.mls import cipher_suite as cs
+from protocol.e2e.mls import tls, tree_math
 from protocol.e2e.mls.leaf_node import LeafNode
 from protocol.wire.errors import DecodeError
 
@@ -64,3 +66,158 @@ def read_tree(r: tls.Reader) -> list[Node | None]:
         if node is not None and isinstance(node, LeafNode) != (i % 2 == 0):
             raise DecodeError(f"node {i} is a {'leaf' if i % 2 else 'parent'} out of place")
     return nodes
+
+
+class RatchetTree:
+    """A group's ratchet tree (section 7): `nodes` in array order, always the full
+    width of a power-of-two number of leaves, blanks as None."""
+
+    def __init__(self, nodes: list[Node | None]) -> None:
+        n_leaves = 1
+        while tree_math.node_width(n_leaves) < len(nodes):
+            n_leaves *= 2
+        self.nodes: list[Node | None] = nodes + [None] * (
+            tree_math.node_width(n_leaves) - len(nodes))
+        self.n_leaves = n_leaves
+
+    @classmethod
+    def decode(cls, data: bytes) -> RatchetTree:
+        r = tls.Reader(data)
+        nodes = read_tree(r)
+        r.finish()
+        if not nodes:
+            raise DecodeError("a ratchet tree has at least one leaf")
+        return cls(nodes)
+
+    def encode(self) -> bytes:
+        return encode_tree(self.nodes)
+
+    def copy(self) -> RatchetTree:
+        return RatchetTree(list(self.nodes))
+
+    # -- reading
+
+    def leaf(self, index: int) -> LeafNode | None:
+        node = self.nodes[tree_math.node_index(index)]
+        assert node is None or isinstance(node, LeafNode)
+        return node
+
+    def parent_node(self, x: int) -> ParentNode | None:
+        node = self.nodes[x]
+        assert node is None or isinstance(node, ParentNode)
+        return node
+
+    def leaves(self) -> list[tuple[int, LeafNode]]:
+        return [(i, leaf) for i in range(self.n_leaves)
+                if (leaf := self.leaf(i)) is not None]
+
+    def resolution(self, x: int) -> list[int]:
+        """Section 4.1.1: the non-blank nodes that cover x's subtree."""
+        node = self.nodes[x]
+        if node is not None:
+            if isinstance(node, ParentNode):
+                return [x, *(tree_math.node_index(i) for i in node.unmerged_leaves)]
+            return [x]
+        if tree_math.is_leaf(x):
+            return []
+        return self.resolution(tree_math.left(x)) + self.resolution(tree_math.right(x))
+
+    def filtered_direct_path(self, leaf: int) -> list[int]:
+        """Section 4.1.2: the direct path without the nodes whose copath child has an
+        empty resolution."""
+        x = tree_math.node_index(leaf)
+        return [p for p, s in zip(tree_math.direct_path(x, self.n_leaves),
+                                  tree_math.copath(x, self.n_leaves), strict=True)
+                if self.resolution(s)]
+
+    # -- hashes (sections 7.8, 7.9)
+
+    def tree_hash(self, x: int | None = None) -> bytes:
+        """The tree hash of the subtree at x (the root by default)."""
+        return self._tree_hash(tree_math.root(self.n_leaves) if x is None else x, set())
+
+    def _tree_hash(self, x: int, removed: set[int]) -> bytes:
+        node = self.nodes[x]
+        if tree_math.is_leaf(x):
+            leaf = None if tree_math.leaf_index(x) in removed else node
+            body = tls.u32(tree_math.leaf_index(x)) + tls.optional(
+                None if leaf is None else leaf.encode())
+            return cs.hash_(tls.u8(1) + body)
+        encoded = None
+        if node is not None:
+            assert isinstance(node, ParentNode)
+            if removed:
+                node = ParentNode(node.encryption_key, node.parent_hash,
+                                  tuple(i for i in node.unmerged_leaves if i not in removed))
+            encoded = node.encode()
+        body = (tls.optional(encoded)
+                + tls.opaque(self._tree_hash(tree_math.left(x), removed))
+                + tls.opaque(self._tree_hash(tree_math.right(x), removed)))
+        return cs.hash_(tls.u8(2) + body)
+
+    def parent_hash(self, p: int, copath_child: int) -> bytes:
+        """ParentHash of p as seen from its child that is not `copath_child` (7.9): over
+        p's key and parent hash and the sibling's tree hash without p's unmerged leaves."""
+        node = self.parent_node(p)
+        assert node is not None
+        sibling = self._tree_hash(copath_child, set(node.unmerged_leaves))
+        return cs.hash_(tls.opaque(node.encryption_key) + tls.opaque(node.parent_hash)
+                        + tls.opaque(sibling))
+
+    def parent_hashes_valid(self) -> bool:
+        """Section 7.9.2: every non-blank parent node is the next link of a chain from
+        some node below it: a node D in the resolution of one child whose parent_hash
+        is p's parent hash with the other child as co-path child."""
+        for p in range(1, len(self.nodes), 2):
+            if self.nodes[p] is None:
+                continue
+            ok = False
+            for child, other in ((tree_math.left(p), tree_math.right(p)),
+                                 (tree_math.right(p), tree_math.left(p))):
+                want = self.parent_hash(p, other)
+                for d in self.resolution(child):
+                    below = self.nodes[d]
+                    assert below is not None
+                    if below.parent_hash and hmac.compare_digest(below.parent_hash, want):
+                        ok = True
+            if not ok:
+                return False
+        return True
+
+    # -- changes (section 12.1)
+
+    def _blank_direct_path(self, leaf: int) -> None:
+        for p in tree_math.direct_path(tree_math.node_index(leaf), self.n_leaves):
+            self.nodes[p] = None
+
+    def add(self, leaf_node: LeafNode) -> int:
+        """Section 12.1.1: the leftmost blank leaf, extending the tree if none; the new
+        leaf is unmerged at every non-blank parent above it."""
+        index = next((i for i in range(self.n_leaves) if self.leaf(i) is None), None)
+        if index is None:
+            index = self.n_leaves
+            self.nodes += [None] * (tree_math.node_width(2 * self.n_leaves) - len(self.nodes))
+            self.n_leaves *= 2
+        x = tree_math.node_index(index)
+        self.nodes[x] = leaf_node
+        for p in tree_math.direct_path(x, self.n_leaves):
+            node = self.parent_node(p)
+            if node is not None:
+                self.nodes[p] = ParentNode(node.encryption_key, node.parent_hash,
+                                           (*node.unmerged_leaves, index))
+        return index
+
+    def update(self, index: int, leaf_node: LeafNode) -> None:
+        """Section 12.1.2: the new leaf, and its direct path blanked."""
+        self.nodes[tree_math.node_index(index)] = leaf_node
+        self._blank_direct_path(index)
+
+    def remove(self, index: int) -> None:
+        """Section 12.1.3: the leaf and its direct path blanked, then the tree
+        truncated while the right half of the root holds no leaf."""
+        self.nodes[tree_math.node_index(index)] = None
+        self._blank_direct_path(index)
+        while self.n_leaves > 1 and all(self.leaf(i) is None for i in
+                                        range(self.n_leaves // 2, self.n_leaves)):
+            self.n_leaves //= 2
+            del self.nodes[tree_math.node_width(self.n_leaves):]
