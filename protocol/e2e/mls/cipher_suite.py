@@ -192,3 +192,60 @@ def aead_open(key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes) -> bytes:
         return AESGCM(key).decrypt(nonce, ciphertext, aad)
     except (InvalidTag, ValueError) as exc:
         raise DecryptionFailed("AEAD ciphertext does not open") from exc
+
+
+# -- HPKE export for external commits (RFC 9180 sections 4.1, 5.1, 5.3; RFC 9420 12.4.3.2)
+
+_HPKE_SUITE_ID = b"HPKE" + (0x0020).to_bytes(2, "big") + (0x0001).to_bytes(2, "big") \
+    + (0x0001).to_bytes(2, "big")  # DHKEM(X25519), HKDF-SHA256, AES-128-GCM
+
+
+def _hpke_labeled_extract(suite_id: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+    return extract(salt, b"HPKE-v1" + suite_id + label + ikm)
+
+
+def _hpke_labeled_expand(suite_id: bytes, prk: bytes, label: bytes, info: bytes,
+                         length: int) -> bytes:
+    return expand(prk, length.to_bytes(2, "big") + b"HPKE-v1" + suite_id + label + info,
+                  length)
+
+
+def _hpke_exporter_secret(dh: bytes, kem_context: bytes) -> bytes:
+    """Base mode with empty info, PSK and PSK id, up to the exporter secret."""
+    eae_prk = _hpke_labeled_extract(_KEM_SUITE_ID, b"", b"eae_prk", dh)
+    shared = _hpke_labeled_expand(_KEM_SUITE_ID, eae_prk, b"shared_secret", kem_context, 32)
+    psk_id_hash = _hpke_labeled_extract(_HPKE_SUITE_ID, b"", b"psk_id_hash", b"")
+    info_hash = _hpke_labeled_extract(_HPKE_SUITE_ID, b"", b"info_hash", b"")
+    context = b"\x00" + psk_id_hash + info_hash
+    secret = _hpke_labeled_extract(_HPKE_SUITE_ID, shared, b"secret", b"")
+    return _hpke_labeled_expand(_HPKE_SUITE_ID, secret, b"exp", context, NH)
+
+
+def _hpke_export(exporter_secret: bytes, exporter_context: bytes, length: int) -> bytes:
+    return _hpke_labeled_expand(_HPKE_SUITE_ID, exporter_secret, b"sec", exporter_context,
+                                length)
+
+
+EXTERNAL_INIT_LABEL = b"MLS 1.0 external init secret"
+
+
+def external_init_receive(external_private: bytes, kem_output: bytes) -> bytes:
+    """The init secret a member derives from an ExternalInit's kem_output (12.4.3.2):
+    SetupBaseR(kem_output, external_priv, "").Export("MLS 1.0 external init secret")."""
+    try:
+        private = X25519PrivateKey.from_private_bytes(external_private)
+        dh = private.exchange(X25519PublicKey.from_public_bytes(kem_output))
+    except ValueError as exc:
+        raise DecryptionFailed("ExternalInit kem_output is not a valid key") from exc
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return _hpke_export(_hpke_exporter_secret(dh, kem_output + public), EXTERNAL_INIT_LABEL,
+                        NH)
+
+
+def external_init_send(external_public: bytes) -> tuple[bytes, bytes]:
+    """The joiner's side: (kem_output, init_secret) for the group's external_pub."""
+    ephemeral = X25519PrivateKey.generate()
+    enc = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    dh = ephemeral.exchange(X25519PublicKey.from_public_bytes(external_public))
+    return enc, _hpke_export(_hpke_exporter_secret(dh, enc + external_public),
+                             EXTERNAL_INIT_LABEL, NH)
