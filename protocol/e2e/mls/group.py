@@ -28,6 +28,7 @@ from protocol.e2e.mls.group_context import GroupContext
 from protocol.e2e.mls.key_package import KeyPackage
 from protocol.e2e.mls.leaf_node import (
     Credential,
+    Extension,
     ExtensionType,
     LeafNodeSource,
 )
@@ -39,7 +40,6 @@ from protocol.e2e.mls.proposals import (
     PreSharedKey,
     Proposal,
     ProposalType,
-    ReInit,
     Remove,
     Update,
     proposal_ref,
@@ -82,6 +82,23 @@ def _decode(data: bytes, read: object) -> object:
     value = read(r)  # type: ignore[operator]
     r.finish()
     return value
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a proposal list did: the new extensions, the leaves it added, its PSKs."""
+
+    extensions: tuple[Extension, ...]
+    added: list[int]
+    psks: list[tuple[ks.PreSharedKeyID, bytes]]
+
+
+def needs_path(proposals: list[tuple[Proposal, Sender]], external: bool) -> bool:
+    """Section 12.4: a commit must carry an UpdatePath unless it only adds members or
+    PSKs (or reinitialises); an empty or external commit always needs one."""
+    kinds = [p.proposal_type for p, _ in proposals]
+    return not kinds or external or any(
+        k not in (ProposalType.ADD, ProposalType.PSK, ProposalType.REINIT) for k in kinds)
 
 
 @dataclass
@@ -262,62 +279,28 @@ class Group:
         if authenticated.auth.confirmation_tag is None:
             raise GroupError("a commit without a confirmation tag")
         proposals = self._resolve(commit, sender)
-        kinds = [p.proposal_type for p, _ in proposals]
         external = sender.sender_type == SenderType.NEW_MEMBER_COMMIT
-        if external and kinds.count(ProposalType.EXTERNAL_INIT) != 1:
-            raise GroupError("an external commit needs exactly one ExternalInit")
-        if not external and ProposalType.EXTERNAL_INIT in kinds:
-            raise GroupError("ExternalInit only in an external commit")
-        if ProposalType.REINIT in kinds and len(kinds) != 1:
-            raise GroupError("a ReInit must be alone")
-        needs_path = (not kinds or external or any(
-            k not in (ProposalType.ADD, ProposalType.PSK, ProposalType.REINIT) for k in kinds))
-        if needs_path and commit.path is None:
+        if needs_path(proposals, external) and commit.path is None:
             raise GroupError("this commit needs an UpdatePath")
-
         tree = self.tree.copy()
-        extensions = self.context.extensions
-        for proposal, _ in proposals:
-            if isinstance(proposal.body, GroupContextExtensions):
-                extensions = proposal.body.extensions
-        for proposal, by in proposals:
-            if isinstance(proposal.body, Update):
-                if by.sender_type != SenderType.MEMBER or by == sender:
-                    raise GroupError("an Update must come from another member")
-                leaf = proposal.body.leaf_node
-                if leaf.leaf_node_source != LeafNodeSource.UPDATE:
-                    raise GroupError("an Update's leaf must have source update")
-                leaf.verify(self.context.group_id, by.index)
-                tree.update(by.index, leaf)
-        for proposal, _ in proposals:
-            if isinstance(proposal.body, Remove):
-                removed = proposal.body.removed
-                if removed >= tree.n_leaves or tree.leaf(removed) is None:
-                    raise GroupError(f"a Remove of the empty leaf {removed}")
-                tree.remove(removed)
-        added: list[int] = []
-        for proposal, _ in proposals:
-            if isinstance(proposal.body, Add):
-                key_package = proposal.body.key_package
-                key_package.verify()
-                key_package.leaf_node.verify()
-                added.append(tree.add(key_package.leaf_node))
-        psk_pairs = []
-        for proposal, _ in proposals:
-            if isinstance(proposal.body, PreSharedKey):
-                psk_pairs.append(self._psk(proposal.body))
-        if any(isinstance(p.body, ReInit) for p, _ in proposals):
-            raise GroupError("ReInit is not supported by this client")
+        applied = self.apply(tree, proposals, sender)
+        extensions, added, psk_pairs = applied.extensions, applied.added, applied.psks
 
         committer = sender.index
         commit_secret = bytes(cs.NH)
         confirmed = transcript.confirmed_transcript_hash(self.interim_transcript_hash,
                                                          authenticated)
-        privates = {x: k for x, k in self.privates.items() if tree.nodes[x] is not None}
+        privates = {x: k for x, k in self.privates.items()
+                    if x < len(tree.nodes) and tree.nodes[x] is not None}
         if external:
             assert commit.path is not None
             committer = tree.add(commit.path.leaf_node)
-        own_removed = tree.leaf(self.own_leaf) is None
+        own_removed = self.own_leaf >= tree.n_leaves or tree.leaf(self.own_leaf) is None
+        if own_removed:
+            # this member is out: it cannot (and must not) derive the next epoch
+            self.removed = True
+            self.proposals = {}
+            return
         if commit.path is not None:
             treekem.apply_path(tree, committer, commit.path, self.context.group_id)
         # the provisional context (12.4.1 step 7) keeps the old confirmed transcript
@@ -328,7 +311,7 @@ class Group:
                                    extensions)
         new_context = GroupContext(self.context.group_id, self.context.epoch + 1,
                                    tree_hash, confirmed, extensions)
-        if commit.path is not None and not own_removed:
+        if commit.path is not None:
             if committer == self.own_leaf:
                 raise GroupError("a commit from this member's own leaf arrived from outside")
             x = tree_math.node_index(committer)
@@ -357,7 +340,64 @@ class Group:
         self.secret_tree = SecretTree(secrets.encryption_secret, tree.n_leaves)
         self.proposals = {}
         self.resumption_psks[new_context.epoch] = secrets.resumption_psk
-        self.removed = own_removed
+
+    def apply(self, tree: RatchetTree, proposals: list[tuple[Proposal, Sender]],
+              committer: Sender) -> Applied:
+        """Validates a commit's proposal list (12.2) and applies it to `tree` in the
+        order of 12.3: extensions, updates, removes, adds, then the PSKs it names."""
+        kinds = [p.proposal_type for p, _ in proposals]
+        external = committer.sender_type == SenderType.NEW_MEMBER_COMMIT
+        if external and kinds.count(ProposalType.EXTERNAL_INIT) != 1:
+            raise GroupError("an external commit needs exactly one ExternalInit")
+        if not external and ProposalType.EXTERNAL_INIT in kinds:
+            raise GroupError("ExternalInit only in an external commit")
+        if ProposalType.REINIT in kinds:
+            raise GroupError("ReInit is not supported by this client")
+        if kinds.count(ProposalType.GROUP_CONTEXT_EXTENSIONS) > 1:
+            raise GroupError("more than one GroupContextExtensions proposal")
+        extensions = self.context.extensions
+        for proposal, _ in proposals:
+            if isinstance(proposal.body, GroupContextExtensions):
+                extensions = proposal.body.extensions
+        touched: set[int] = set()
+        for proposal, by in proposals:
+            if isinstance(proposal.body, Update):
+                if by.sender_type != SenderType.MEMBER or by == committer:
+                    raise GroupError("an Update must come from another member")
+                if by.index in touched:
+                    raise GroupError("two proposals change the same leaf")
+                touched.add(by.index)
+                leaf = proposal.body.leaf_node
+                if leaf.leaf_node_source != LeafNodeSource.UPDATE:
+                    raise GroupError("an Update's leaf must have source update")
+                leaf.verify(self.context.group_id, by.index)
+                tree.update(by.index, leaf)
+        for proposal, _ in proposals:
+            if isinstance(proposal.body, Remove):
+                removed = proposal.body.removed
+                if removed >= tree.n_leaves or tree.leaf(removed) is None:
+                    raise GroupError(f"a Remove of the empty leaf {removed}")
+                if removed in touched or (committer.sender_type == SenderType.MEMBER
+                                          and removed == committer.index):
+                    raise GroupError("a proposal set that removes a leaf twice or the "
+                                     "committer")
+                touched.add(removed)
+                tree.remove(removed)
+        added: list[int] = []
+        keys = {leaf.signature_key for _, leaf in tree.leaves()}
+        for proposal, _ in proposals:
+            if isinstance(proposal.body, Add):
+                key_package = proposal.body.key_package
+                if key_package.cipher_suite != cs.CIPHER_SUITE or key_package.version != 1:
+                    raise GroupError("an Add of a KeyPackage for another suite or version")
+                key_package.verify()
+                key_package.leaf_node.verify()
+                if key_package.leaf_node.signature_key in keys:
+                    raise GroupError("an Add of a signature key already in the group")
+                keys.add(key_package.leaf_node.signature_key)
+                added.append(tree.add(key_package.leaf_node))
+        psks = [self._psk(p.body) for p, _ in proposals if isinstance(p.body, PreSharedKey)]
+        return Applied(extensions, added, psks)
 
     def _psk(self, proposal: PreSharedKey) -> tuple[ks.PreSharedKeyID, bytes]:
         psk_id = proposal.psk

@@ -52,10 +52,17 @@ def from_joiner(joiner: bytes, psk_secret: bytes, group_context: bytes) -> Epoch
     section 12.4.3.1) and the PSK secret (zeros when there are no PSKs)."""
     member = cs.extract(joiner, psk_secret or bytes(cs.NH))
     epoch = cs.expand_with_label(member, "epoch", group_context, cs.NH)
+    return from_epoch_secret(epoch, joiner, cs.derive_secret(member, "welcome"))
+
+
+def from_epoch_secret(epoch: bytes, joiner: bytes = b"", welcome: bytes = b""
+                      ) -> EpochSecrets:
+    """The secrets derived from an epoch secret: a new group's first epoch starts
+    from a random one (section 11), with no joiner or welcome secret."""
     external = cs.derive_secret(epoch, "external")
     return EpochSecrets(
         joiner_secret=joiner,
-        welcome_secret=cs.derive_secret(member, "welcome"),
+        welcome_secret=welcome,
         epoch_secret=epoch,
         sender_data_secret=cs.derive_secret(epoch, "sender data"),
         encryption_secret=cs.derive_secret(epoch, "encryption"),

@@ -160,7 +160,9 @@ def encapsulate(tree: RatchetTree, sender: int, leaf: LeafNode, signature_privat
         if i:
             current = next_path_secret(current)
         secrets.append(current)
-    commit_secret = next_path_secret(current) if filtered else bytes(cs.NH)
+    # with no one to share it (an empty filtered path), the commit secret is still
+    # fresh: a member removed by this commit must not be able to derive the epoch
+    commit_secret = next_path_secret(current)
     pairs = [node_key_pair(s) for s in secrets]
     provisional = replace(leaf, encryption_key=leaf_public,
                           leaf_node_source=LeafNodeSource.COMMIT, lifetime=None)
