@@ -331,8 +331,8 @@ class Group:
         tag = authenticated.auth.confirmation_tag
         if not transcript.verify_confirmation_tag(secrets.confirmation_key, confirmed, tag):
             raise GroupError("the commit's confirmation tag does not match")
-        if not tree.parent_hashes_valid():
-            raise GroupError("the tree after the commit has invalid parent hashes")
+        # parent hashes: the merged path's are computed here from its keys, and the
+        # leaf's was checked against them (treekem.apply_path); the rest is unchanged
         # all checks passed: the new epoch
         self.tree, self.context, self.secrets = tree, new_context, secrets
         self.privates = privates

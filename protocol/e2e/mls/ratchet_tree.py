@@ -79,6 +79,9 @@ class RatchetTree:
         self.nodes: list[Node | None] = nodes + [None] * (
             tree_math.node_width(n_leaves) - len(nodes))
         self.n_leaves = n_leaves
+        self._hashes: dict[int, bytes] = {}
+        """Tree hashes by node (without removed leaves), dropped along a changed
+        node's direct path: a commit rehashes O(log n) nodes, not the tree."""
 
     @classmethod
     def decode(cls, data: bytes) -> RatchetTree:
@@ -93,7 +96,17 @@ class RatchetTree:
         return encode_tree(self.nodes)
 
     def copy(self) -> RatchetTree:
-        return RatchetTree(list(self.nodes))
+        tree = RatchetTree(list(self.nodes))
+        tree._hashes = dict(self._hashes)
+        return tree
+
+    def set_node(self, x: int, node: Node | None) -> None:
+        """Every change to a node goes through here, so cached hashes stay right."""
+        self.nodes[x] = node
+        self._hashes.pop(x, None)
+        if x != tree_math.root(self.n_leaves):
+            for p in tree_math.direct_path(x, self.n_leaves):
+                self._hashes.pop(p, None)
 
     # -- reading
 
@@ -137,6 +150,14 @@ class RatchetTree:
         return self._tree_hash(tree_math.root(self.n_leaves) if x is None else x, set())
 
     def _tree_hash(self, x: int, removed: set[int]) -> bytes:
+        if not removed and x in self._hashes:
+            return self._hashes[x]
+        out = self._compute_hash(x, removed)
+        if not removed:
+            self._hashes[x] = out
+        return out
+
+    def _compute_hash(self, x: int, removed: set[int]) -> bytes:
         node = self.nodes[x]
         if tree_math.is_leaf(x):
             leaf = None if tree_math.leaf_index(x) in removed else node
@@ -188,7 +209,7 @@ class RatchetTree:
 
     def _blank_direct_path(self, leaf: int) -> None:
         for p in tree_math.direct_path(tree_math.node_index(leaf), self.n_leaves):
-            self.nodes[p] = None
+            self.set_node(p, None)
 
     def add(self, leaf_node: LeafNode) -> int:
         """Section 12.1.1: the leftmost blank leaf, extending the tree if none; the new
@@ -198,26 +219,28 @@ class RatchetTree:
             index = self.n_leaves
             self.nodes += [None] * (tree_math.node_width(2 * self.n_leaves) - len(self.nodes))
             self.n_leaves *= 2
+            self._hashes.clear()
         x = tree_math.node_index(index)
-        self.nodes[x] = leaf_node
+        self.set_node(x, leaf_node)
         for p in tree_math.direct_path(x, self.n_leaves):
             node = self.parent_node(p)
             if node is not None:
-                self.nodes[p] = ParentNode(node.encryption_key, node.parent_hash,
-                                           (*node.unmerged_leaves, index))
+                self.set_node(p, ParentNode(node.encryption_key, node.parent_hash,
+                                       (*node.unmerged_leaves, index)))
         return index
 
     def update(self, index: int, leaf_node: LeafNode) -> None:
         """Section 12.1.2: the new leaf, and its direct path blanked."""
-        self.nodes[tree_math.node_index(index)] = leaf_node
+        self.set_node(tree_math.node_index(index), leaf_node)
         self._blank_direct_path(index)
 
     def remove(self, index: int) -> None:
         """Section 12.1.3: the leaf and its direct path blanked, then the tree
         truncated while the right half of the root holds no leaf."""
-        self.nodes[tree_math.node_index(index)] = None
+        self.set_node(tree_math.node_index(index), None)
         self._blank_direct_path(index)
         while self.n_leaves > 1 and all(self.leaf(i) is None for i in
                                         range(self.n_leaves // 2, self.n_leaves)):
             self.n_leaves //= 2
             del self.nodes[tree_math.node_width(self.n_leaves):]
+            self._hashes.clear()

@@ -64,14 +64,14 @@ def merge_path(tree: RatchetTree, sender: int, path_keys: list[bytes], leaf: Lea
         raise InvalidUpdatePath(f"the path has {len(path_keys)} nodes, the tree needs "
                                 f"{len(filtered)}")
     for p in tree_math.direct_path(x, tree.n_leaves):
-        tree.nodes[p] = None
+        tree.set_node(p, None)
     parent_hash = b""
     for p, key in reversed(list(zip(filtered, path_keys, strict=True))):
-        tree.nodes[p] = ParentNode(key, parent_hash, ())
+        tree.set_node(p, ParentNode(key, parent_hash, ()))
         copath_child = (tree_math.right(p) if _in_subtree(x, tree_math.left(p))
                         else tree_math.left(p))
         parent_hash = tree.parent_hash(p, copath_child)
-    tree.nodes[x] = leaf
+    tree.set_node(x, leaf)
     return filtered
 
 
@@ -169,7 +169,7 @@ def encapsulate(tree: RatchetTree, sender: int, leaf: LeafNode, signature_privat
     merge_path(tree, sender, [pub for _, pub in pairs], provisional)
     signed = replace(provisional, parent_hash=expected_leaf_parent_hash(tree, sender)
                      ).sign(signature_private, group_id, sender)
-    tree.nodes[tree_math.node_index(sender)] = signed
+    tree.set_node(tree_math.node_index(sender), signed)
     context = context_for(tree.tree_hash())
     x = tree_math.node_index(sender)
     nodes = []

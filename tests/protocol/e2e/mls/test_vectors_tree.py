@@ -79,5 +79,6 @@ def test_a_changed_parent_key_breaks_the_parent_hash_chain() -> None:
     p = next(i for i, n in enumerate(tree.nodes) if i % 2 and n is not None)
     node = tree.parent_node(p)
     assert node is not None
-    tree.nodes[p] = type(node)(bytes(32), node.parent_hash, node.unmerged_leaves)
+    assert tree.parent_hashes_valid()  # and its hashes are cached now
+    tree.set_node(p, type(node)(bytes(32), node.parent_hash, node.unmerged_leaves))
     assert not tree.parent_hashes_valid()
