@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocol.e2e.errors import DecryptionFailed
-from protocol.e2e.mls import tls
+from protocol.wire import tls
 
 CIPHER_SUITE = 1
 NH = 32  # KDF.Nh, also Hash.length

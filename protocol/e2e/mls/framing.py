@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.key_package import KeyPackage
 from protocol.e2e.mls.proposals import Commit, Proposal
+from protocol.wire import tls
 from protocol.wire.errors import DecodeError
 
 PROTOCOL_VERSION_MLS10 = 1

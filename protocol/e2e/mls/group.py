@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from protocol.e2e.mls import cipher_suite as cs
 from protocol.e2e.mls import key_schedule as ks
-from protocol.e2e.mls import protection, tls, transcript, tree_math, treekem
+from protocol.e2e.mls import protection, transcript, tree_math, treekem
 from protocol.e2e.mls.framing import (
     AuthenticatedContent,
     MLSMessage,
@@ -47,6 +47,7 @@ from protocol.e2e.mls.proposals import (
 from protocol.e2e.mls.ratchet_tree import RatchetTree, read_tree
 from protocol.e2e.mls.secret_tree import SecretTree
 from protocol.e2e.mls.welcome import GroupInfo, GroupSecrets, Welcome
+from protocol.wire import tls
 from protocol.wire.errors import RemoteProtocolError
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.leaf_node import Extension, encode_extensions, read_extensions
+from protocol.wire import tls
 
 PROTOCOL_VERSION_MLS10 = 1
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.leaf_node import (
     Extension,
     LeafNode,
     encode_extensions,
     read_extensions,
 )
+from protocol.wire import tls
 
 
 @dataclass(frozen=True)

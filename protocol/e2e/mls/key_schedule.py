@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls
+from protocol.wire import tls
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls
+from protocol.wire import tls
 from protocol.wire.errors import DecodeError
 
 

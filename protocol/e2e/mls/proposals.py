@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.key_package import KeyPackage
 from protocol.e2e.mls.key_schedule import PSK_EXTERNAL, PSK_RESUMPTION, PreSharedKeyID
 from protocol.e2e.mls.leaf_node import (
@@ -16,6 +15,7 @@ from protocol.e2e.mls.leaf_node import (
     encode_extensions,
     read_extensions,
 )
+from protocol.wire import tls
 from protocol.wire.errors import DecodeError
 
 

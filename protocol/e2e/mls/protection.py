@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from protocol.e2e.errors import DecryptionFailed
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.framing import (
     PROTOCOL_VERSION_MLS10,
     AuthenticatedContent,
@@ -35,6 +34,7 @@ from protocol.e2e.mls.framing import (
     read_body,
 )
 from protocol.e2e.mls.secret_tree import SecretTree, sender_data_key_nonce
+from protocol.wire import tls
 from protocol.wire.errors import DecodeError
 
 PADDING_BLOCK = 32

@@ -8,8 +8,9 @@ import hmac
 from dataclasses import dataclass
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls, tree_math
+from protocol.e2e.mls import tree_math
 from protocol.e2e.mls.leaf_node import LeafNode
+from protocol.wire import tls
 from protocol.wire.errors import DecodeError
 
 

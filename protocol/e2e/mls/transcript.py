@@ -14,8 +14,8 @@ from __future__ import annotations
 import hmac
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.framing import AuthenticatedContent
+from protocol.wire import tls
 
 
 def confirmed_transcript_hash(interim_before: bytes, commit: AuthenticatedContent) -> bytes:

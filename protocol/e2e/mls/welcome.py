@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.group_context import GroupContext
 from protocol.e2e.mls.key_schedule import PreSharedKeyID
 from protocol.e2e.mls.leaf_node import Extension, encode_extensions, read_extensions
 from protocol.e2e.mls.proposals import HPKECiphertext, read_psk_id
+from protocol.wire import tls
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import pytest
 
 from protocol.e2e.errors import DecryptionFailed
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls, tree_math
+from protocol.e2e.mls import tree_math
+from protocol.wire import tls
 from protocol.wire.errors import DecodeError
 
 VECTORS = Path(__file__).parent / "vectors"

@@ -12,12 +12,12 @@ import pytest
 
 from protocol.e2e.mls import cipher_suite as cs
 from protocol.e2e.mls import key_schedule as ks
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.framing import MLSMessage
 from protocol.e2e.mls.group import Group
 from protocol.e2e.mls.key_package import KeyPackage
 from protocol.e2e.mls.ratchet_tree import RatchetTree
 from protocol.e2e.mls.welcome import GroupInfo, GroupSecrets, Welcome
+from protocol.wire import tls
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.framing import MLSMessage, WireFormat
 from protocol.e2e.mls.proposals import Commit, ProposalType, read_body
 from protocol.e2e.mls.ratchet_tree import encode_tree, read_tree
 from protocol.e2e.mls.welcome import GroupSecrets
+from protocol.wire import tls
 from protocol.wire.errors import DecodeError
 
 ENTRIES: list[dict[str, str]] = json.loads(

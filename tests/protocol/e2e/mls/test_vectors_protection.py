@@ -12,7 +12,7 @@ import pytest
 
 from protocol.e2e.errors import DecryptionFailed
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import protection, tls
+from protocol.e2e.mls import protection
 from protocol.e2e.mls.framing import (
     AuthenticatedContent,
     FramedContent,
@@ -28,6 +28,7 @@ from protocol.e2e.mls.framing import (
 )
 from protocol.e2e.mls.group_context import GroupContext
 from protocol.e2e.mls.secret_tree import SecretTree
+from protocol.wire import tls
 
 ENTRIES = [e for e in json.loads((Path(__file__).parent / "vectors"
                                   / "message-protection.json").read_text())

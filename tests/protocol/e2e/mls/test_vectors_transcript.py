@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from protocol.e2e.mls import tls, transcript
+from protocol.e2e.mls import transcript
 from protocol.e2e.mls.framing import AuthenticatedContent, ContentType
+from protocol.wire import tls
 
 ENTRIES = [e for e in json.loads((Path(__file__).parent / "vectors"
                                   / "transcript-hashes.json").read_text())

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from protocol.e2e.mls import tls
 from protocol.e2e.mls.leaf_node import LeafNode
 from protocol.e2e.mls.proposals import Add, Proposal, Remove, Update
 from protocol.e2e.mls.ratchet_tree import RatchetTree
+from protocol.wire import tls
 
 VECTORS = Path(__file__).parent / "vectors"
 

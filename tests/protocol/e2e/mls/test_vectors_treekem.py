@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from protocol.e2e.mls import cipher_suite as cs
-from protocol.e2e.mls import tls, tree_math, treekem
+from protocol.e2e.mls import tree_math, treekem
 from protocol.e2e.mls.group_context import GroupContext
 from protocol.e2e.mls.proposals import UpdatePath
 from protocol.e2e.mls.ratchet_tree import RatchetTree
+from protocol.wire import tls
 
 ENTRIES = [e for e in json.loads((Path(__file__).parent / "vectors" / "treekem.json")
                                  .read_text()) if e["cipher_suite"] == 1]
