@@ -91,9 +91,15 @@ def test_secret_tree(entry: dict[str, Any]) -> None:
                                             h(g["application_nonce"]))
 
 
-def test_a_generation_is_used_once() -> None:
+def test_a_generation_is_used_once_and_skipped_ones_stay_for_late_messages() -> None:
     tree = SecretTree(bytes(32), 4)
     ratchet = tree.ratchet(2, "application")
-    ratchet.get(3)
+    three = ratchet.get(3)
     with pytest.raises(ValueError):
         ratchet.get(3)
+    late = ratchet.get(1)  # skipped over on the way to 3, kept once
+    assert late.generation == 1 and late.key != three.key
+    with pytest.raises(ValueError):
+        ratchet.get(1)
+    with pytest.raises(ValueError):
+        ratchet.get(100_000)
