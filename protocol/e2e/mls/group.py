@@ -51,6 +51,10 @@ from protocol.wire import tls
 from protocol.wire.errors import RemoteProtocolError
 
 
+RESUMPTION_EPOCHS = 8
+"""How many recent epochs' resumption PSKs a member keeps (8.6)."""
+
+
 class GroupError(RemoteProtocolError):
     """A message that breaks the group's rules (RFC 9420 sections 12-13): wrong group
     or epoch, an unknown sender, a proposal set that does not validate, a confirmation
@@ -121,6 +125,8 @@ class Group:
     def __post_init__(self) -> None:
         self.secret_tree = SecretTree(self.secrets.encryption_secret, self.tree.n_leaves)
         self.resumption_psks[self.context.epoch] = self.secrets.resumption_psk
+        for epoch in sorted(self.resumption_psks)[:-RESUMPTION_EPOCHS]:
+            del self.resumption_psks[epoch]
 
     @property
     def epoch(self) -> int:
