@@ -167,7 +167,8 @@ def _envelope_rows_summary(db: sqlite3.Connection, out: TextIO) -> None:
                   file=out)
         else:
             print(f"  {total - coarse} of {total} received_at times are not multiples of "
-                  f"{RECEIVED_AT_GRANULARITY} s (a TTL under 20 minutes coarsens less)",
+                  f"{RECEIVED_AT_GRANULARITY} s (a TTL under 20 minutes coarsens less; "
+                  "schema 3 kept exact times)",
                   file=out)
     counter = db.execute("SELECT 1 FROM sqlite_schema WHERE name='sqlite_sequence'").fetchone()
     print("  sqlite_sequence: " + ("present (an all-time envelope counter)" if counter else
