@@ -319,7 +319,7 @@ class SqliteStorage(Storage):
 
     async def delete_account(self, username: str,
                              update: DirectoryUpdate | None = None) -> int:
-        def op(db: sqlite3.Connection) -> int:
+        def op(db: sqlite3.Connection) -> tuple[int, int | None]:
             if not db.execute("SELECT 1 FROM accounts WHERE username=?",
                               (username,)).fetchone():
                 raise UnknownUser(username)
@@ -330,13 +330,19 @@ class SqliteStorage(Storage):
                 db.execute(f"DELETE FROM {table} WHERE username=?", (username,))
             if update is not None:
                 _append_update(db, update)
-            return int(count)
+            return int(count), self._last_seq.get(username)
 
-        count = await self._write(op)
-        # after the commit (a deletion rolled back keeps the account and its
-        # connections, which must keep seeing rising seqs); a name registered again
-        # starts afresh, like its connections
-        self._last_seq.pop(username, None)
+        count, last = await self._write(op)
+
+        def forget() -> None:
+            # only once committed (a deletion rolled back keeps the account and its
+            # connections, which must keep seeing rising seqs), and only if no envelope
+            # for the name registered again was stored since: the same thread as the
+            # stores, so the check and the pop are one step to them
+            if self._last_seq.get(username) == last:
+                self._last_seq.pop(username, None)
+
+        await self._run(forget)
         return count
 
     async def set_capability(self, username: str, capability_hash: bytes,

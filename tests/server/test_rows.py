@@ -26,6 +26,8 @@ from server.relay import Relay
 from server.sqlite_store import DB_FILENAME, SCHEMA_VERSION, SqliteStorage
 from server.storage import (
     RECEIVED_AT_GRANULARITY,
+    DirectoryOutOfStep,
+    DirectoryUpdate,
     UnknownUser,
     coarse_time,
     received_at_granularity,
@@ -176,9 +178,10 @@ async def test_a_message_and_its_receipt_compare_the_same_whichever_came_first(
         await store.close()
 
 
+@pytest.mark.parametrize("synchronous_full", [False, True])
 async def test_seq_keeps_rising_when_a_queue_empties_and_after_a_restart(
-        tmp_path: Path) -> None:
-    store = await SqliteStorage.open(tmp_path)
+        tmp_path: Path, synchronous_full: bool) -> None:
+    store = await SqliteStorage.open(tmp_path, synchronous_full)
     try:
         await store.register("bob", b"\x01" * 32)
         await store.register("carol", b"\x02" * 32)
@@ -215,6 +218,26 @@ async def test_a_deleted_name_registered_again_starts_afresh(tmp_path: Path) -> 
         await store.register("bob", b"\x02" * 32)
         (new,) = await store.store_envelopes([("bob", b"b")], 0, 10)
         assert abs(new.seq - old.seq) > FAR
+    finally:
+        await store.close()
+
+
+async def test_a_deletion_that_fails_keeps_the_queue_rising(tmp_path: Path) -> None:
+    """A deletion rolled back (here: its directory update is out of step) leaves the
+    account, whose open connections must go on receiving: its seqs keep rising even
+    though its queue is empty."""
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        last = None
+        for _ in range(6):
+            (env,) = await store.store_envelopes([("bob", b"a")], 0, 10)
+            assert last is None or env.seq > last.seq
+            await store.delete_envelopes("bob", [env.envelope_id])
+            with pytest.raises(DirectoryOutOfStep):
+                await store.delete_account("bob", DirectoryUpdate(99, "bob", b"", b""))
+            last = env
+        assert await store.identity("bob") == b"\x01" * 32
     finally:
         await store.close()
 
