@@ -55,7 +55,10 @@ class Kit:
         peer.start(CLIENT_NAME, self.relay.take_bundle(CLIENT_NAME, one_time))
 
     def text(self, peer: Peer, text: str, sender: str | None = None) -> bytes:
-        return peer.text(CLIENT_NAME, self.identity, text, sender)
+        """`peer`'s text to the client, with the certificate the relay issues `sender`
+        (default: the peer itself) for the key it has registered now."""
+        return peer.text(CLIENT_NAME, self.identity, text,
+                         self.relay.certificate(sender or peer.name))
 
     async def recv(self) -> list[dict[str, Any]]:
         out = await self.client.run("recv", "--json")
@@ -243,8 +246,8 @@ async def check_oversized_frame(kit: Kit) -> None:
 
 
 async def check_forged_sender(kit: Kit) -> None:
-    """Does not show a message whose sealed sender names a user whose key (in the
-    relay's answer and its key directory) is not the one that made it."""
+    """Does not show a message sealed with bob's valid sender certificate that mallory
+    made (the certificate's identity key is not the one the message was made with)."""
     await kit.init()
     kit.peer("bob")
     mallory = kit.peer("mallory")
@@ -256,8 +259,8 @@ async def check_forged_sender(kit: Kit) -> None:
         raise CheckFailed(f"'recv --json' exited {out.code}: {out.tail()}")
     from_bob = [m for m in out.messages() if m.get("kind") == "in" and m.get("from") == "bob"]
     if from_bob or mentions(out, word):
-        raise CheckFailed("showed a message from bob that mallory made (the sealed sender "
-                          "name does not match the key directory)")
+        raise CheckFailed("showed a message from bob that mallory made (with bob's "
+                          "certificate, whose identity key did not make the message)")
 
 
 ESCAPES = ("\x1b[2J\x1b[H", "\x1b]0;owned\x07", "\x1b]52;c;b3duZWQ=\x07", "\x9b31m", "\r",
