@@ -64,12 +64,18 @@ def _skips_directory() -> None:
 
 
 def _accepts_forged_senders() -> None:
-    """Believes the sender name inside a sealed envelope."""
+    """Believes the sender certificate inside a sealed envelope without checking that
+    its key made the message (or asking the key directory about it)."""
+    from client.inbox import Inbox
     from client.trust import TrustBook
+
+    def check_sender(self: Any, *args: Any) -> None:
+        return None
 
     async def is_impostor(self: Any, *args: Any) -> None:
         return None
 
+    Inbox._check_sender = check_sender  # type: ignore[method-assign,assignment]
     TrustBook.is_impostor = is_impostor  # type: ignore[method-assign,assignment]
 
 
