@@ -16,6 +16,7 @@ from conformance.client.driver import CheckFailed, Driver, Outcome
 from conformance.client.peer import Peer
 from conformance.client.relay import KitRelay
 from protocol.e2e.ratchet import MAX_SKIP
+from protocol.wire.certificates import issue
 from protocol.wire.errors import ProtocolError
 from protocol.wire.frames import Deliver, encode_frame
 from protocol.wire.prekeys import KemPreKey, SignedPreKey
@@ -263,6 +264,34 @@ async def check_forged_sender(kit: Kit) -> None:
                           "certificate, whose identity key did not make the message)")
 
 
+async def check_certificate(kit: Kit) -> None:
+    """Does not show a message from bob whose sender certificate is signed by another
+    key than the relay's (pinned at the first login), or expired before the relay
+    stored the message; shows bob's message with a valid one."""
+    await kit.init()
+    bob = kit.peer("bob")
+    kit.start(bob)
+    forged, expired, genuine = token(), token(), token()
+    identity = kit.relay.accounts["bob"].identity
+    other_key = issue(secrets.token_bytes(32), "bob", identity, int(time.time()) + 3600)
+    stale = issue(kit.relay.cert_seed, "bob", identity, int(time.time()) - 60)
+    for certificate, word in ((other_key, forged), (stale, expired)):
+        kit.relay.queue(CLIENT_NAME, bob.text(CLIENT_NAME, kit.identity, f"cert {word}",
+                                              certificate))
+    kit.relay.queue(CLIENT_NAME, kit.text(bob, f"cert {genuine}"))
+    out = await kit.client.run("recv", "--json")
+    if out.code != 0:
+        raise CheckFailed(f"'recv --json' exited {out.code}: {out.tail()}")
+    lines = out.messages()
+    if mentions(out, forged):
+        raise CheckFailed("showed a message whose sender certificate another key signed")
+    if mentions(out, expired):
+        raise CheckFailed("showed a message whose sender certificate had expired when the "
+                          "relay stored it")
+    if not shown(lines, genuine):
+        raise CheckFailed("did not show bob's message with a valid sender certificate")
+
+
 ESCAPES = ("\x1b[2J\x1b[H", "\x1b]0;owned\x07", "\x1b]52;c;b3duZWQ=\x07", "\x9b31m", "\r",
            "\x08\x08", "\x1b[6n", "\x7f", "\x85")
 
@@ -328,6 +357,7 @@ CHECKS: tuple[ClientCheck, ...] = (
     ClientCheck("client.skipped-limit", check_skipped_limit),
     ClientCheck("client.oversized-frame", check_oversized_frame),
     ClientCheck("client.forged-sender", check_forged_sender),
+    ClientCheck("client.certificate", check_certificate),
     ClientCheck("client.escapes", check_escapes),
 )
 

@@ -79,6 +79,17 @@ def _accepts_forged_senders() -> None:
     TrustBook.is_impostor = is_impostor  # type: ignore[method-assign,assignment]
 
 
+def _skips_certificate_check() -> None:
+    """Reads the sender certificate's name without checking its signature or expiry."""
+    from client.certificates import SenderCertificates
+    from protocol.wire.certificates import decode
+
+    def check(self: Any, certificate: bytes, received_at: int) -> Any:
+        return decode(certificate)[0]
+
+    SenderCertificates.check = check  # type: ignore[method-assign]
+
+
 def _no_skip_limit() -> None:
     """Derives as many skipped message keys as a header asks for."""
     import protocol.e2e.ratchet
@@ -100,6 +111,7 @@ FLAWS: dict[str, Callable[[], None]] = {
     "no-bundle-signatures": _no_bundle_signatures,
     "skips-directory": _skips_directory,
     "accepts-forged-senders": _accepts_forged_senders,
+    "skips-certificate-check": _skips_certificate_check,
     "no-skip-limit": _no_skip_limit,
     "no-frame-limit": _no_frame_limit,
 }
