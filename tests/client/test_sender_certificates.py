@@ -261,3 +261,35 @@ async def test_outbox_rows_sealed_by_older_versions_are_still_sent(tmp_path: Pat
         await wait_state(alice, "bob", message, State.DELIVERED)
         await shut(alice, bob)
 
+
+
+async def test_no_certificate_is_fetched_because_of_a_send(tmp_path: Path) -> None:
+    """A GET_CERTIFICATE just before a send would tie the send to the account by
+    timing: sends never cause one. With no valid certificate left, the message waits in
+    the outbox until one is fetched at the next login (or by the timer)."""
+    async with running_relay(tmp_path / "relay") as relay:
+        alice, bob = await _alice_and_bob(tmp_path, relay)
+        frames: list[RelayEvent] = []
+        relay.relay.observers.append(frames.append)
+
+        def fetched() -> int:
+            return sum(1 for e in frames if isinstance(e, FrameIn)
+                       and e.frame_type == "GetCertificate" and e.user == "alice")
+
+        for n in range(3):
+            await alice.send_text("bob", f"text {n}")
+        await wait_last(bob, "alice", "text 2")
+        assert fetched() == 0
+
+        # three days later (by alice's clock and the relay's): her certificate has
+        # expired; nothing is fetched for the send, and the message waits
+        alice.clock = relay.relay.clock = lambda: time.time() + 3 * 24 * 3600
+        waiting = await alice.send_text("bob", "after a long sleep")
+        assert fetched() == 0
+        assert alice.message(waiting.row_id).state is State.SENDING  # type: ignore[union-attr]
+        assert len(alice.store.outbox()) == 1
+        await alice.disconnect()
+        await online(alice)  # the login fetches a fresh one, then the outbox goes
+        assert fetched() == 1
+        await wait_last(bob, "alice", "after a long sleep")
+        await shut(alice, bob)
