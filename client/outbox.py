@@ -2,13 +2,16 @@
 encrypted, stored and queued in one transaction, and leaves the outbox only when the
 relay answered SENT. Queued envelopes go out in order, several per SEND frame as far
 as the relay's limits allow (PROTOCOL.md 16.6: a SEND stores all its envelopes or
-none)."""
+none). They are sealed (PROTOCOL.md 10) when they leave, not when queued, with the
+sender certificate current then (client/certificates.py): a message queued offline
+for days still carries a valid one."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from client.connection import RelayConnection
 from client.errors import RelayRefused, relay_errors
@@ -17,7 +20,8 @@ from client.history import History
 from client.records import Contact, Direction, Message, OutboxItem, State
 from client.store import OutboxRepo, Store
 from protocol.e2e.content import DecryptionError, Receipt, ReceiptType, Text, with_checkpoint
-from protocol.e2e.sealed import SealedContent, seal
+from protocol.e2e.errors import MessageTooLarge
+from protocol.e2e.sealed import MessageKind, SealedContent, seal
 from protocol.e2e.session import Session
 from protocol.e2e.session_record import SessionRecord
 from protocol.e2e.size_classes import max_plaintext_len
@@ -44,8 +48,11 @@ WAITING = ("not delivered: the recipient's identity key has changed; it is sent 
 class Outbox:
     def __init__(self, store: Store, repo: OutboxRepo, history: History, events: Events,
                  username: Callable[[], str], max_envelope: Callable[[], int],
-                 head: Callable[[], bytes | None] = lambda: None) -> None:
+                 head: Callable[[], bytes | None] = lambda: None,
+                 certificate: Callable[[], bytes | None] = lambda: None) -> None:
         self.head = head
+        self.certificate = certificate
+        """Our cached sender certificate, or None (none valid): never fetched here."""
         """Our newest verified directory head, carried in every text (PROTOCOL.md 19.8)."""
         self.store = store
         self.max_envelope = max_envelope
@@ -62,14 +69,16 @@ class Outbox:
         head = self.head()
         return content if head is None else with_checkpoint(content, head)
 
-    def seal(self, contact: Contact, session: Session, plaintext: bytes) -> bytes:
-        """Encrypts in `session` (the caller saves its record in the same transaction)
-        and seals the result to the contact's identity key (PROTOCOL.md 10)."""
+    def encrypt(self, contact: Contact, session: Session, plaintext: bytes,
+                message_row: int | None = None) -> OutboxItem:
+        """Encrypts in `session` (the caller saves its record in the same transaction);
+        the item is sealed to the contact's identity key when it leaves (`_seal`)."""
         kind, message = session.encrypt(plaintext)
-        return seal(contact.identity, SealedContent(self.username(), kind, message))
+        return OutboxItem(contact.name, message_row=message_row, identity=contact.identity,
+                          kind=int(kind), message=message)
 
-    def queue(self, recipient: str, envelope: bytes, message_row: int | None = None) -> None:
-        self.repo.add(OutboxItem(recipient, envelope, message_row))
+    def queue(self, item: OutboxItem) -> None:
+        self.repo.add(item)
 
     def queue_receipt(self, contact: Contact, record: SessionRecord,
                       receipt_type: ReceiptType, ids: list[bytes]) -> None:
@@ -82,13 +91,13 @@ class Outbox:
         per = max(1, min(RECEIPT_IDS, (max_plaintext_len(self.max_envelope()) - 5) // 16))
         for start in range(0, len(ids), per):
             receipt = Receipt(receipt_type, tuple(ids[start:start + per]))
-            self.queue(contact.name, self.seal(contact, session, receipt.encode()))
+            self.queue(self.encrypt(contact, session, receipt.encode()))
 
     def queue_content(self, contact: Contact, record: SessionRecord, plaintext: bytes) -> bool:
         """Queues one content in the current session (never to a changed key)."""
         if record.current is None or contact.key_changed:
             return False
-        self.queue(contact.name, self.seal(contact, record.current, plaintext))
+        self.queue(self.encrypt(contact, record.current, plaintext))
         return True
 
     # -- decryption errors (PROTOCOL.md 9.2)
@@ -134,8 +143,7 @@ class Outbox:
         plaintext = self.text(message.message_id, message.sent_at_ms, message.text)
         if record.current is None or contact.key_changed:
             return False
-        self.queue(contact.name, self.seal(contact, record.current, plaintext),
-                   message.row_id)
+        self.queue(self.encrypt(contact, record.current, plaintext, message.row_id))
         message.state = State.SENDING
         message.error = RESENT
         self.history.update(message)
@@ -146,7 +154,7 @@ class Outbox:
         `conn` gives the live connection (raises NotConnected if there is none)."""
         sent = 0
         async with self._lock:
-            items = self.repo.items()
+            items = self._seal(self.repo.items())
             alone = 0  # how many of the next items go one per SEND
             while items:
                 connection = conn()
@@ -174,6 +182,31 @@ class Outbox:
                 sent += len(batch)
                 items, alone = rest, max(0, alone - len(batch))
         return sent
+
+    def _seal(self, items: list[tuple[int, OutboxItem]]) -> list[tuple[int, OutboxItem]]:
+        """The queued items, in order, each with its envelope: sealed now, with the
+        certificate cached now, unless an older version sealed it already. Stops before
+        the first item that cannot be sealed for want of a valid certificate (it and
+        what follows wait for the next flush); an item too large for the relay's
+        announced limit fails."""
+        out: list[tuple[int, OutboxItem]] = []
+        for row_id, item in items:
+            if item.sealed:
+                out.append((row_id, item))
+                continue
+            certificate = self.certificate()
+            if certificate is None:
+                log.info("no valid sender certificate: %d envelope(s) wait",
+                         len(items) - len(out))
+                break
+            try:
+                envelope = seal(item.identity, SealedContent(
+                    certificate, MessageKind(item.kind), item.message), self.max_envelope())
+            except MessageTooLarge as exc:
+                self._fail(row_id, item, f"message too long: {exc}")
+                continue
+            out.append((row_id, replace(item, envelope=envelope)))
+        return out
 
     def _fail(self, row_id: int, item: OutboxItem, reason: str) -> None:
         with self.store.transaction():

@@ -79,14 +79,15 @@ class Peer:
         self.sessions[to] = session
         return session
 
-    def text(self, to: str, recipient_identity: bytes, text: str,
-             sender: str | None = None, session: Session | None = None) -> bytes:
-        """An envelope carrying `text` in the session with `to`, sealed under the
-        name `sender` (default: this peer's own name)."""
+    def text(self, to: str, recipient_identity: bytes, text: str, certificate: bytes,
+             session: Session | None = None) -> bytes:
+        """An envelope carrying `text` in the session with `to`, sealed with the
+        sender certificate `certificate` (PROTOCOL.md 20: this peer's own, as the relay
+        issued it, or whichever one a check forges with)."""
         session = session or self.sessions[to]
         plaintext = Text(os.urandom(16), int(time.time() * 1000), text).encode()
         kind, message = session.encrypt(plaintext)
-        return seal(recipient_identity, SealedContent(sender or self.name, kind, message))
+        return seal(recipient_identity, SealedContent(certificate, kind, message))
 
     def skip(self, to: str, count: int) -> None:
         """Advances the session with `to` by `count` messages that are never sent."""
