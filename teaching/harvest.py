@@ -49,6 +49,7 @@ from protocol.wire.frames import (
     Ack,
     Deliver,
     FetchBundle,
+    GroupSend,
     KtLookup,
     LookupIdentity,
     SealedSend,
@@ -185,9 +186,9 @@ class _Tap:
             _, frame = decode_server_frame(message)
         except ProtocolError:
             frame = None
-        if isinstance(frame, Deliver):
-            self.recording.add("OUT", self, frame="Deliver", sizes=(len(message),),
-                               envelopes=(frame.envelope_id,))
+        if isinstance(frame, Deliver):  # GROUP_DELIVER too
+            self.recording.add("OUT", self, frame=type(frame).__name__,
+                               sizes=(len(message),), envelopes=(frame.envelope_id,))
         elif frame is not None:
             self.recording.add("OUT", self, frame=type(frame).__name__,
                                sizes=(len(message),))
@@ -239,6 +240,8 @@ class HarvestingRelay(HostileRelay):
         if isinstance(frame, Send):
             details.update(recipients=tuple(e.recipient for e in frame.envelopes),
                            sizes=tuple(len(e.body) for e in frame.envelopes))
+        elif isinstance(frame, GroupSend):
+            details.update(recipients=frame.recipients, sizes=(len(frame.message),))
         elif isinstance(frame, SealedSend):
             details.update(recipients=tuple(e.recipient for e in frame.envelopes),
                            sizes=tuple(len(e.body) for e in frame.envelopes),
@@ -252,6 +255,10 @@ class HarvestingRelay(HostileRelay):
 
 
 # -- the analyst
+
+SENDS = {"Send": "SEND", "GroupSend": "GROUP_SEND"}
+"""Frames that carry envelopes on a logged-in connection: the sender is the account."""
+PUSHES = ("Deliver", "GroupDeliver")
 
 Pair = tuple[str, str]
 
@@ -289,9 +296,9 @@ def reconstruct(observations: Sequence[Observation], delay: float = 0.0,
                 use_addresses: bool = False) -> Reconstruction:
     """The contact graph a relay can infer from `observations`.
 
-    Certain (confidence 1): a SEND on a connection logged in as A to B; a FETCH_BUNDLE,
-    LOOKUP_IDENTITY or KT_LOOKUP of B by A. With `use_addresses`: a SEALED_SEND from
-    an address that only A's logged-in connections came from, to B.
+    Certain (confidence 1): a SEND or GROUP_SEND on a connection logged in as A to B;
+    a FETCH_BUNDLE, LOOKUP_IDENTITY or KT_LOOKUP of B by A. With `use_addresses`: a
+    SEALED_SEND from an address that only A's logged-in connections came from, to B.
 
     Timing, for each SEALED_SEND to B left: the accounts (other than B) whose
     connections were pushed a DELIVER or sent an ACK within `delay` + REACTION seconds
@@ -324,15 +331,15 @@ def reconstruct(observations: Sequence[Observation], delay: float = 0.0,
     activity: list[tuple[float, str]] = []  # (time, account) of pushes to it and its ACKs
     sealed: list[tuple[float, str, str | None]] = []  # (anchor, recipient, address)
     for o in observations:
-        if o.what == "IN" and o.frame == "Send" and o.account is not None:
+        if o.what == "IN" and o.frame in ("Send", "GroupSend") and o.account is not None:
             for r in o.recipients:
-                know(o.account, r, "authenticated SEND")
+                know(o.account, r, f"authenticated {SENDS[o.frame]}")
         elif o.what == "IN" and o.target is not None and o.account is not None:
             know(o.account, o.target, f"{o.frame} {LOOKUP}")
         elif o.what == "IN" and o.frame == "SealedSend":
             anchor = opened.get(o.conn, o.at)
             sealed += [(anchor, r, o.address) for r in o.recipients]
-        if o.account is not None and ((o.what == "OUT" and o.frame == "Deliver")
+        if o.account is not None and ((o.what == "OUT" and o.frame in PUSHES)
                                       or (o.what == "IN" and o.frame == "Ack")):
             activity.append((o.at, o.account))
     evidence: dict[Pair, float] = {}
@@ -422,7 +429,7 @@ def follow_ups(observations: Sequence[Observation]) -> tuple[int, int, float | N
     """How many sealed connections opened within REACTION seconds after another
     account's DELIVER or ACK, of how many; and the median of those gaps (seconds)."""
     activity = [o.at for o in observations if o.account is not None and (
-        (o.what == "OUT" and o.frame == "Deliver") or (o.what == "IN" and o.frame == "Ack"))]
+        (o.what == "OUT" and o.frame in PUSHES) or (o.what == "IN" and o.frame == "Ack"))]
     sending = {o.conn for o in observations if o.frame == "SealedSend"}
     gaps = []
     for o in observations:
