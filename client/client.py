@@ -555,7 +555,7 @@ class Client:
         if task is not None and task is not current and not task.done():
             task.cancel()
         self._wake_task = None
-        if due is None or self.conn is None:
+        if due is None or self.conn is None or self.conn.closed.is_set():
             return
         self._wake_task = asyncio.get_running_loop().create_task(
             self._wake(max(0.0, due - self.clock())))

@@ -57,6 +57,12 @@ budget or a full disk refills; the message is not failed for it)."""
 
 FRAME_OVERHEAD = 6 + 2  # frame header, envelope count
 
+RETRY_RATE_LIMITED = 1.0
+"""Seconds before a flush the relay rate-limited tries again (its buckets refill by the
+second: sealed envelopes under one capability at 2 a second by default)."""
+RETRY_MAX = 60.0
+"""The longest wait before a deferred flush tries again (doubling from 1 second)."""
+
 RESENT = "sent again: the recipient could not decrypt the first copy"
 WAITING = ("not delivered: the recipient's identity key has changed; it is sent again "
            "when you accept the new key")
@@ -117,6 +123,9 @@ class Outbox:
         self.receipt_delay: Callable[[], float] = lambda: 0.0
         """Automatic receipts wait a random 0 .. this many seconds (`Client.receipt_delay`)."""
         self.contact: Callable[[str], Contact | None] = lambda name: None
+        self.retry_at: float | None = None
+        """When a flush the relay deferred tries again (None: nothing deferred)."""
+        self._retry_wait = 0.0
         self.sessions: SessionRepo | None = None
         """Where a delayed receipt's session is, when it is due and encrypted."""
 
@@ -241,6 +250,7 @@ class Outbox:
                         await self._transmit(batch, connection, sending)
                     except _Deferred as exc:
                         log.info("sending deferred: %s", exc)
+                        self._defer(None)
                         break
                     except RelayRefused as exc:
                         if len(batch) > 1:
@@ -249,6 +259,7 @@ class Outbox:
                             continue
                         if exc.code in DEFERRING:
                             log.info("relay deferred a send: %s", exc)
+                            self._defer(exc.code)
                             break
                         self._fail(*batch[0], exc.message)
                         items, alone = rest, max(0, alone - 1)
@@ -260,6 +271,8 @@ class Outbox:
                     self.events.flush()
                     sent += len(batch)
                     items, alone = rest, max(0, alone - len(batch))
+                else:
+                    self.retry_at, self._retry_wait = None, 0.0
             finally:
                 if sending is not None:
                     await sending.close()
@@ -289,6 +302,16 @@ class Outbox:
         with relay_errors():
             await connection.send([(i.recipient, i.envelope) for _, i in batch])
 
+    def _defer(self, code: int | None) -> None:
+        """What is left goes again at the next flush, or (while connected, the client
+        wakes for it) after a second if rate-limited, else after a wait doubling from a
+        second up to RETRY_MAX."""
+        if code == ErrorCode.RATE_LIMITED:
+            wait = RETRY_RATE_LIMITED
+        else:
+            wait = self._retry_wait = min(RETRY_MAX, max(1.0, self._retry_wait * 2))
+        self.retry_at = self.clock() + wait
+
     def due(self) -> list[tuple[int, OutboxItem]]:
         """The items that may go now, in the outbox's order."""
         now = self.clock()
@@ -297,8 +320,11 @@ class Outbox:
 
     def next_due(self) -> float | None:
         """When the earliest item still waiting for its time is due (None: none waits)."""
-        times = [item.not_before for _, item in self.repo.items()
+        items = self.repo.items()
+        times = [item.not_before for _, item in items
                  if item.not_before > self.clock() or not item.envelope]
+        if self.retry_at is not None and items:
+            times.append(self.retry_at)
         return min(times) if times else None
 
     def _encrypt_due(self) -> None:
