@@ -79,6 +79,9 @@ class _SendingConnection:
     def __init__(self, open_sending: Opener) -> None:
         self.open_sending = open_sending
         self.conn: RelayConnection | None = None
+        self.refused: set[str] = set()
+        """Recipients the relay refused a sealed envelope to in this flush (no valid
+        capability): their next ones in it go by SEND without asking again."""
 
     async def get(self) -> RelayConnection:
         if self.conn is None or self.conn.closed.is_set():
@@ -284,7 +287,8 @@ class Outbox:
         sending is on, else (or for one envelope the relay refused BAD_CAPABILITY) a
         SEND on the logged-in connection. Raises RelayRefused, or _Deferred when the
         sending connection cannot be had (tried again at the next flush)."""
-        if sending is not None:
+        if sending is not None and not (len(batch) == 1
+                                        and batch[0][1].recipient in sending.refused):
             try:
                 sealed_conn = await sending.get()
                 with relay_errors():
@@ -297,6 +301,7 @@ class Outbox:
             except RelayRefused as exc:
                 if exc.code != ErrorCode.BAD_CAPABILITY or len(batch) > 1:
                     raise
+                sending.refused.add(batch[0][1].recipient)
                 log.info("the relay refused a sealed envelope (no valid capability for its "
                          "recipient): it goes on the logged-in connection")
         with relay_errors():
