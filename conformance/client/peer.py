@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from protocol.e2e.content import Text, decode_gossiped
+from protocol.e2e.content import Capability, Text, decode_gossiped
 from protocol.e2e.keys import (
     IdentityKeyPair,
     KemKeyPair,
@@ -87,6 +87,12 @@ class Peer:
         plaintext = Text(os.urandom(16), int(time.time() * 1000), text).encode()
         kind, message = session.encrypt(plaintext)
         return seal(recipient_identity, SealedContent(sender or self.name, kind, message))
+
+    def capability(self, to: str, recipient_identity: bytes, capability: bytes) -> bytes:
+        """An envelope giving `to` this peer's delivery capability (content kind
+        CAPABILITY, PROTOCOL.md 9.1) in the session with `to`."""
+        kind, message = self.sessions[to].encrypt(Capability(capability).encode())
+        return seal(recipient_identity, SealedContent(self.name, kind, message))
 
     def skip(self, to: str, count: int) -> None:
         """Advances the session with `to` by `count` messages that are never sent."""

@@ -29,6 +29,7 @@ FLAWS = {
     "accepts-forged-senders": "client.forged-sender",
     "no-skip-limit": "client.skipped-limit",
     "no-frame-limit": "client.oversized-frame",
+    "sends-unsealed": "client.sealed",
 }
 """Each flaw of the broken client, and the check that must catch it."""
 
