@@ -92,6 +92,13 @@ class _SendingConnection:
                 raise NotConnected(f"cannot open a sending connection: {exc}") from exc
         return self.conn
 
+    def same_route(self, items: list[tuple[int, OutboxItem]]) -> int:
+        """How many of the first items go the way the first one goes (sealed, or by
+        SEND to a recipient refused sealed in this flush): one frame takes one way."""
+        first = items[0][1].recipient in self.refused
+        return next((n for n, (_, item) in enumerate(items)
+                     if (item.recipient in self.refused) != first), len(items))
+
     async def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
@@ -248,9 +255,11 @@ class Outbox:
                     connection = conn()
                     count = 1 if alone else _batch_size(items, connection.limits,
                                                         sending is not None)
+                    if sending is not None:  # one route per frame: sealed, or SEND
+                        count = sending.same_route(items[:count])
                     batch, rest = items[:count], items[count:]
                     try:
-                        await self._transmit(batch, connection, sending)
+                        fell_back = await self._transmit(batch, connection, sending)
                     except _Deferred as exc:
                         log.info("sending deferred: %s", exc)
                         self._defer(None)
@@ -273,7 +282,8 @@ class Outbox:
                             self.history.advance(item.message_row, State.SENT)
                     self.events.flush()
                     sent += len(batch)
-                    items, alone = rest, max(0, alone - len(batch))
+                    # after a fallback the rest are batched again (by route, above)
+                    items, alone = rest, 0 if fell_back else max(0, alone - len(batch))
                 else:
                     self.retry_at, self._retry_wait = None, 0.0
             finally:
@@ -282,20 +292,20 @@ class Outbox:
         return sent
 
     async def _transmit(self, batch: list[tuple[int, OutboxItem]], connection: RelayConnection,
-                        sending: _SendingConnection | None) -> None:
+                        sending: _SendingConnection | None) -> bool:
         """One frame of envelopes: a SEALED_SEND on the sending connection if sealed
-        sending is on, else (or for one envelope the relay refused BAD_CAPABILITY) a
-        SEND on the logged-in connection. Raises RelayRefused, or _Deferred when the
-        sending connection cannot be had (tried again at the next flush)."""
-        if sending is not None and not (len(batch) == 1
-                                        and batch[0][1].recipient in sending.refused):
+        sending is on, else (or for envelopes to a recipient the relay refused
+        BAD_CAPABILITY in this flush) a SEND on the logged-in connection. True if a
+        lone envelope was refused sealed and went by SEND. Raises RelayRefused, or
+        _Deferred when the sending connection cannot be had (tried again later)."""
+        if sending is not None and batch[0][1].recipient not in sending.refused:
             try:
                 sealed_conn = await sending.get()
                 with relay_errors():
                     await sealed_conn.sealed_send([
                         (i.recipient, self.capability_of(i.recipient)
                          or os.urandom(CAPABILITY_LEN), i.envelope) for _, i in batch])
-                return
+                return False
             except NotConnected as exc:
                 raise _Deferred(str(exc)) from exc
             except RelayRefused as exc:
@@ -304,8 +314,12 @@ class Outbox:
                 sending.refused.add(batch[0][1].recipient)
                 log.info("the relay refused a sealed envelope (no valid capability for its "
                          "recipient): it goes on the logged-in connection")
+                fell_back = True
+        else:
+            fell_back = False
         with relay_errors():
             await connection.send([(i.recipient, i.envelope) for _, i in batch])
+        return fell_back
 
     def _defer(self, code: int | None) -> None:
         """What is left goes again at the next flush, or (while connected, the client

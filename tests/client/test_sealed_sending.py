@@ -343,3 +343,27 @@ async def test_status_never_shows_a_capability(tmp_path: Path, relay: RunningRel
     assert theirs.hex() not in repr(bob.contact("alice"))
     await asyncio.sleep(0)
     await shut(alice, bob)
+
+
+async def test_a_fallback_keeps_batching(tmp_path: Path, relay: RunningRelay) -> None:
+    """To someone who gave no capability (and allows no strangers) the queue falls back
+    to SEND after one refusal, still several envelopes per SEND."""
+    alice = await make_client(tmp_path, "alice", relay.url)
+    bob = await make_client(tmp_path, "bob", relay.url, connect=False)
+    await bob.connect()
+    await bob.disconnect()  # registered, never writes
+    await alice.send_text("bob", "first")
+    await alice.disconnect()
+    for i in range(10):
+        await alice.send_text("bob", f"queued {i}")
+    events: list[RelayEvent] = []
+    relay.relay.observers.append(events.append)
+    await online(alice)
+    assert alice.store.outbox() == []
+    # one SEALED_SEND of ten refused, the first alone refused, then: it alone, the nine
+    assert [e.frame_type for e in events if isinstance(e, FrameIn)
+            and e.frame_type in ("Send", "SealedSend")] == ["SealedSend"] * 2 + ["Send"] * 2
+    await online(bob)
+    await wait_last(bob, "alice", "queued 9")
+    assert received(bob, "alice") == ["first"] + [f"queued {i}" for i in range(10)]
+    await shut(alice, bob)
