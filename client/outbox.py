@@ -79,6 +79,8 @@ class _SendingConnection:
     def __init__(self, open_sending: Opener) -> None:
         self.open_sending = open_sending
         self.conn: RelayConnection | None = None
+        self.unsupported = False
+        """The relay does not know SEALED_SEND (an older one): everything goes by SEND."""
         self.refused: set[str] = set()
         """Recipients the relay refused a sealed envelope to in this flush (no valid
         capability): their next ones in it go by SEND without asking again."""
@@ -95,6 +97,8 @@ class _SendingConnection:
     def same_route(self, items: list[tuple[int, OutboxItem]]) -> int:
         """How many of the first items go the way the first one goes (sealed, or by
         SEND to a recipient refused sealed in this flush): one frame takes one way."""
+        if self.unsupported:
+            return len(items)
         first = items[0][1].recipient in self.refused
         return next((n for n, (_, item) in enumerate(items)
                      if (item.recipient in self.refused) != first), len(items))
@@ -298,7 +302,8 @@ class Outbox:
         BAD_CAPABILITY in this flush) a SEND on the logged-in connection. True if a
         lone envelope was refused sealed and went by SEND. Raises RelayRefused, or
         _Deferred when the sending connection cannot be had (tried again later)."""
-        if sending is not None and batch[0][1].recipient not in sending.refused:
+        if sending is not None and not sending.unsupported \
+                and batch[0][1].recipient not in sending.refused:
             try:
                 sealed_conn = await sending.get()
                 with relay_errors():
@@ -309,11 +314,16 @@ class Outbox:
             except NotConnected as exc:
                 raise _Deferred(str(exc)) from exc
             except RelayRefused as exc:
-                if exc.code != ErrorCode.BAD_CAPABILITY or len(batch) > 1:
+                if exc.code == ErrorCode.UNKNOWN_FRAME_TYPE:
+                    sending.unsupported = True
+                    log.info("the relay does not know SEALED_SEND: sending on the logged-in "
+                             "connection")
+                elif exc.code != ErrorCode.BAD_CAPABILITY or len(batch) > 1:
                     raise
-                sending.refused.add(batch[0][1].recipient)
-                log.info("the relay refused a sealed envelope (no valid capability for its "
-                         "recipient): it goes on the logged-in connection")
+                else:
+                    sending.refused.add(batch[0][1].recipient)
+                    log.info("the relay refused a sealed envelope (no valid capability for "
+                             "its recipient): it goes on the logged-in connection")
                 fell_back = True
         else:
             fell_back = False

@@ -20,12 +20,13 @@ import pytest
 from client.client import Client
 from client.connection import RelayConnection
 from client.records import Direction, State
-from protocol.wire.frames import SealedOutgoing, SealedSend, Sent
+from protocol.wire.connection import RequestRefused
+from protocol.wire.frames import ErrorCode, Frame, SealedOutgoing, SealedSend, Sent, SetCapability
 from server import serve
 from server.budgets import Budgets, Rate
 from server.config import ServerConfig
 from server.events import FrameIn, RelayEvent, Stored
-from server.relay import Relay
+from server.relay import Connection, Relay
 from server.sqlite_store import DB_FILENAME
 from tests.client.helpers import (
     intercept,
@@ -367,3 +368,26 @@ async def test_a_fallback_keeps_batching(tmp_path: Path, relay: RunningRelay) ->
     await wait_last(bob, "alice", "queued 9")
     assert received(bob, "alice") == ["first"] + [f"queued {i}" for i in range(10)]
     await shut(alice, bob)
+
+
+class _OlderRelay(Relay):
+    """A relay from before sealed sending: it knows neither SEALED_SEND nor
+    SET_CAPABILITY."""
+
+    async def _carry_out(self, conn: Connection, frame: Frame) -> Frame:
+        if isinstance(frame, SealedSend | SetCapability):
+            raise RequestRefused(ErrorCode.UNKNOWN_FRAME_TYPE, "unknown frame type")
+        return await super()._carry_out(conn, frame)
+
+
+async def test_a_relay_without_sealed_sending_still_gets_everything(tmp_path: Path) -> None:
+    config = ServerConfig(port=0, data_dir=tmp_path / "relay")
+    async with serve.running_relay(config, _OlderRelay) as running:
+        alice = await make_client(tmp_path, "alice", running.url)
+        bob = await make_client(tmp_path, "bob", running.url)
+        assert not alice.capabilities.held()  # it was refused, and tried again next time
+        sent = [await alice.send_text("bob", f"m{i}") for i in range(3)]
+        await wait_last(bob, "alice", "m2")
+        for message in sent:
+            await wait_state(alice, "bob", message, State.DELIVERED)
+        await shut(alice, bob)
