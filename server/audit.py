@@ -29,18 +29,18 @@ from protocol.wire.kt.directory import Binding, Directory
 from protocol.wire.kt.note import parse_signer_key
 from server.certificates import CERT_KEY_FILENAME
 from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
-from server.sqlite_store import DB_FILENAME
+from server.sqlite_store import DB_FILENAME, SCHEMA_VERSION
+from server.storage import RECEIVED_AT_GRANULARITY
 
 INVENTORY: dict[str, tuple[str, ...]] = {
     "accounts": ("username", "identity_key"),
     "signed_prekeys": ("username", "signed_prekey", "last_resort_kem_prekey"),
     "one_time_prekeys": ("username", "key_id", "record"),
     "kem_one_time_prekeys": ("username", "key_id", "record"),
-    "envelopes": ("seq", "envelope_id", "recipient", "body", "received_at"),
+    "envelopes": ("id", "envelope_id", "recipient", "seq", "body", "received_at"),
     "envelope_usage": ("id", "bytes", "count"),
     "kt_updates": ("idx", "username", "value", "opening"),
     "delivery_capabilities": ("username", "capability_hash", "allow_anyone", "set_at"),
-    "sqlite_sequence": ("name", "seq"),
 }
 """Every table and column docs/DATA.md lists (tests/server/test_inventory.py keeps
 the two in step)."""
@@ -132,12 +132,17 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
                   f"{size} bytes of ciphertext", file=out)
             if oldest is not None:
                 print(f"  oldest queued envelope received {_when(oldest)}", file=out)
+            _envelope_rows_summary(db, out)
         print(f"  {counts.get('accounts', 0)} accounts; "
               f"{counts.get('one_time_prekeys', 0)} one-time X25519 prekeys and "
               f"{counts.get('kem_one_time_prekeys', 0)} one-time ML-KEM prekeys waiting",
               file=out)
         print("  No sender, no IP address, no plaintext: the schema has no column for them.",
               file=out)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            print(f"  Schema version {version}: the relay migrates it to {SCHEMA_VERSION} "
+                  "at its next start (docs/DATA.md)", file=out)
         if "kt_updates" in tables:
             _directory_summary(data_dir, db, out)
         _cert_key_summary(data_dir, out)
@@ -148,6 +153,26 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
     finally:
         db.close()
     return 0
+
+
+def _envelope_rows_summary(db: sqlite3.Connection, out: TextIO) -> None:
+    """What links envelope rows, checked on the rows themselves (docs/DATA.md, "Table
+    envelopes"): received_at coarse, and no AUTOINCREMENT counter."""
+    total, coarse = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(received_at % ? = 0), 0) FROM envelopes",
+        (RECEIVED_AT_GRANULARITY,)).fetchone()
+    if total:
+        if coarse == total:
+            print(f"  every received_at is a multiple of {RECEIVED_AT_GRANULARITY} s",
+                  file=out)
+        else:
+            print(f"  {total - coarse} of {total} received_at times are not multiples of "
+                  f"{RECEIVED_AT_GRANULARITY} s (a TTL under 20 minutes coarsens less; "
+                  "schema 3 kept exact times)",
+                  file=out)
+    counter = db.execute("SELECT 1 FROM sqlite_schema WHERE name='sqlite_sequence'").fetchone()
+    print("  sqlite_sequence: " + ("present (an all-time envelope counter)" if counter else
+                                   "none (no all-time counter)"), file=out)
 
 
 def _directory_summary(data_dir: Path, db: sqlite3.Connection, out: TextIO) -> None:

@@ -102,6 +102,8 @@ from server.storage import (
     TooManyPrekeys,
     UnknownUser,
     UsernameTaken,
+    coarse_time,
+    received_at_granularity,
 )
 from server.witnessing import Witnesses
 
@@ -250,6 +252,9 @@ class Relay:
             os.urandom(32) if cert_seed is None else cert_seed)
         """Sender certificates (PROTOCOL.md 20): run_server passes cert.key's seed."""
         self.certificate_lifetime = certificate_lifetime
+        self.received_at_granularity = received_at_granularity(limits.envelope_ttl)
+        """Stored, and delivered, received_at times are multiples of this (300 s, less
+        for a TTL under 20 minutes): PROTOCOL.md 16.5, docs/DATA.md."""
 
     def _emit(self, event: RelayEvent) -> None:
         for observer in self.observers:
@@ -598,9 +603,10 @@ class Relay:
         check_send(frame, self.limits)
 
     async def store_and_push(self, items: list[tuple[str, bytes]]) -> list[StoredEnvelope]:
-        """Stores envelopes (all or none), then pushes each to its online recipient."""
-        stored = await self.storage.store_envelopes(items, int(self.clock()),
-                                                    self.limits.max_queue,
+        """Stores envelopes (all or none), then pushes each to its online recipient.
+        Their received_at is the coarse time, never the exact one."""
+        now = coarse_time(self.clock(), self.received_at_granularity)
+        stored = await self.storage.store_envelopes(items, now, self.limits.max_queue,
                                                     self.budgets.max_stored_bytes,
                                                     self.budgets.max_stored_envelopes)
         for env in stored:

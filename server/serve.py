@@ -26,7 +26,10 @@ from server.witnessing import Witnesses
 
 log = logging.getLogger("blindrelay.server")
 
-WAL_CHECKPOINT_EVERY = 10
+WAL_CHECKPOINT_PERIOD = 60.0
+"""Seconds between the WAL checkpoints (TRUNCATE) the expiry loop runs, at its own
+pace: the WAL is a log of pages in commit order, so it orders the envelopes written
+since the last checkpoint, and deleted ones linger in it until then (docs/DATA.md)."""
 
 
 def _health(connection: ServerConnection, request: Request) -> Response | None:
@@ -201,11 +204,12 @@ async def running_relay(config: ServerConfig,
 
 async def _expire_forever(relay: Relay, storage: SqliteStorage, interval: float) -> None:
     rounds = 0
+    every = max(1, round(WAL_CHECKPOINT_PERIOD / interval))
     while True:
         try:
             await relay.expire_once()
             rounds += 1
-            if rounds % WAL_CHECKPOINT_EVERY == 0:
+            if rounds % every == 0:
                 await storage.checkpoint()
         except asyncio.CancelledError:
             raise

@@ -1,5 +1,13 @@
 """The embedded default storage: SQLite in WAL mode, secure_delete on.
 
+Rows that link nothing (docs/DATA.md, "Table envelopes"): an envelope's row id is
+random (63 bits; no AUTOINCREMENT, so no sqlite_sequence and no all-time counter), and
+its `seq` orders its recipient's queue only: each recipient's seqs start at a random
+point and go up by a random step, from a per-recipient number held in memory
+(initialised from the recipient's largest stored seq on first use), so no stored
+number ties an envelope to another recipient's, as a message to the receipt it
+triggers.
+
 One connection, so every statement is serialised. With `synchronous=NORMAL` (the
 default: WAL commits survive a killed process without an fsync each) it runs on the
 event loop's own thread, which saves two thread hand-offs per statement; with
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import secrets
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +34,7 @@ from typing import Any, TypeVar
 from protocol.wire.prekeys import KemKind
 from server.storage import (
     ENVELOPE_OVERHEAD,
+    RECEIVED_AT_GRANULARITY,
     BundleParts,
     DirectoryOutOfStep,
     DirectoryUpdate,
@@ -38,12 +48,24 @@ from server.storage import (
     TooManyPrekeys,
     UnknownUser,
     UsernameTaken,
+    coarse_time,
 )
 
 T = TypeVar("T")
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+"""4: envelopes with a random row id and a per-recipient seq, received_at coarse (a v3
+database, whose seq was AUTOINCREMENT, is migrated at open: _migrate_envelopes)."""
 DB_FILENAME = "relay.sqlite3"
 LOCK_FILENAME = "relay.lock"
+
+
+SEQ_START = 1 << 61
+"""A recipient whose queue is empty when its first envelope of a run is stored starts
+at a random seq below this."""
+SEQ_STEP = 1 << 20
+"""Each next seq of a recipient is 1 to SEQ_STEP above its last one, at random: the
+differences between stored seqs do not count the envelopes that came and went in
+between. (2**63 / SEQ_STEP leaves room for 2**42 envelopes per recipient per run.)"""
 
 
 class DataDirInUse(RuntimeError):
@@ -72,13 +94,14 @@ CREATE TABLE IF NOT EXISTS kem_one_time_prekeys (
     PRIMARY KEY (username, key_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelopes (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           INTEGER PRIMARY KEY,
     envelope_id  BLOB NOT NULL UNIQUE,
     recipient    TEXT NOT NULL REFERENCES accounts(username),
+    seq          INTEGER NOT NULL,
     body         BLOB NOT NULL,
     received_at  INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
 CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
 CREATE TABLE IF NOT EXISTS delivery_capabilities (
     username         TEXT PRIMARY KEY REFERENCES accounts(username),
@@ -111,7 +134,21 @@ END;
 """
 """The envelope_usage row keeps the global disk budget's count (docs/PROTOCOL.md 16.7,
 STORAGE_FULL) exact across restarts without summing the table on every SEND; the
-triggers keep it right whatever deletes envelopes (ACK, expiry)."""
+triggers keep it right whatever deletes envelopes (ACK, expiry).
+
+`envelopes.id` is the table's rowid, set at random on every insert: a rowid SQLite
+picks itself is the largest one plus 1, a counter across all recipients."""
+
+ENVELOPES_V4 = """
+CREATE TABLE envelopes_v4 (
+    id           INTEGER PRIMARY KEY,
+    envelope_id  BLOB NOT NULL UNIQUE,
+    recipient    TEXT NOT NULL REFERENCES accounts(username),
+    seq          INTEGER NOT NULL,
+    body         BLOB NOT NULL,
+    received_at  INTEGER NOT NULL
+)"""
+"""The v4 envelopes table under a temporary name, for the migration from v3."""
 
 Op = Callable[[sqlite3.Connection], Any]
 
@@ -126,6 +163,9 @@ class SqliteStorage(Storage):
         self._lock: int | None = None
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._last_seq: dict[str, int] = {}
+        """Per recipient, the seq its last envelope got in this run (module docstring);
+        dropped when the account is deleted."""
         self.commits = 0  # transactions committed, for the benchmark's report
 
     @classmethod
@@ -175,8 +215,14 @@ class SqliteStorage(Storage):
         if version > SCHEMA_VERSION:
             db.close()
             raise RuntimeError(f"database schema {version} is newer than this relay knows")
+        migrated = _migrate_envelopes(db)
         db.executescript(SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if migrated:
+            # rewrites the file: drops the now empty sqlite_sequence (SQLite keeps it
+            # until then) and every free page the old layout left, then empties the WAL
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         os.chmod(self.path, 0o600)
         self._db = db
 
@@ -273,7 +319,7 @@ class SqliteStorage(Storage):
 
     async def delete_account(self, username: str,
                              update: DirectoryUpdate | None = None) -> int:
-        def op(db: sqlite3.Connection) -> int:
+        def op(db: sqlite3.Connection) -> tuple[int, int | None]:
             if not db.execute("SELECT 1 FROM accounts WHERE username=?",
                               (username,)).fetchone():
                 raise UnknownUser(username)
@@ -284,9 +330,20 @@ class SqliteStorage(Storage):
                 db.execute(f"DELETE FROM {table} WHERE username=?", (username,))
             if update is not None:
                 _append_update(db, update)
-            return int(count)
+            return int(count), self._last_seq.get(username)
 
-        return await self._write(op)
+        count, last = await self._write(op)
+
+        def forget() -> None:
+            # only once committed (a deletion rolled back keeps the account and its
+            # connections, which must keep seeing rising seqs), and only if no envelope
+            # for the name registered again was stored since: the same thread as the
+            # stores, so the check and the pop are one step to them
+            if self._last_seq.get(username) == last:
+                self._last_seq.pop(username, None)
+
+        await self._run(forget)
+        return count
 
     async def set_capability(self, username: str, capability_hash: bytes,
                              allow_anyone: bool, set_at: int) -> None:
@@ -413,17 +470,33 @@ class SqliteStorage(Storage):
                 if queued >= max_queue:
                     raise QueueFull(recipient)
                 envelope_id = os.urandom(16)
+                seq = self._next_seq(db, recipient)
                 try:
-                    cur = db.execute(
-                        "INSERT INTO envelopes (envelope_id, recipient, body, received_at)"
-                        " VALUES (?, ?, ?, ?)", (envelope_id, recipient, body, now))
+                    db.execute(
+                        "INSERT INTO envelopes (id, envelope_id, recipient, seq, body,"
+                        " received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (_random_row_id(db, "envelopes"), envelope_id, recipient, seq,
+                         body, now))
                 except sqlite3.IntegrityError:  # the foreign key: no such account
                     raise UnknownUser(recipient) from None
-                assert cur.lastrowid is not None
-                stored.append(StoredEnvelope(cur.lastrowid, envelope_id, recipient, body, now))
+                # only now: a name with no account never takes memory here. A write
+                # rolled back later leaves a gap, which orders nothing wrongly.
+                self._last_seq[recipient] = seq
+                stored.append(StoredEnvelope(seq, envelope_id, recipient, body, now))
             return stored
 
         return await self._write(op)
+
+    def _next_seq(self, db: sqlite3.Connection, recipient: str) -> int:
+        """Above every seq the recipient's envelopes got: the last one given in this
+        run, else the largest stored, else a random start; plus a random step."""
+        last = self._last_seq.get(recipient)
+        if last is None:
+            last = db.execute("SELECT MAX(seq) FROM envelopes WHERE recipient=?",
+                              (recipient,)).fetchone()[0]
+            if last is None:
+                last = secrets.randbelow(SEQ_START)
+        return int(last) + 1 + secrets.randbelow(SEQ_STEP)
 
     async def queued(self, recipient: str, after_seq: int, limit: int,
                      not_before: int = 0) -> list[StoredEnvelope]:
@@ -473,6 +546,58 @@ class SqliteStorage(Storage):
             self._db = None
         self._executor.shutdown(wait=True)
         self._release_lock()
+
+
+def _random_row_id(db: sqlite3.Connection, table: str) -> int:
+    """A random rowid in 1 .. 2**63 - 1 that `table` does not use yet."""
+    while True:
+        row_id = secrets.randbelow((1 << 63) - 1) + 1
+        if db.execute(f"SELECT 1 FROM {table} WHERE id=?", (row_id,)).fetchone() is None:
+            return row_id
+
+
+def _migrate_envelopes(db: sqlite3.Connection) -> bool:
+    """From schema 3 (or older): the envelopes table had `seq INTEGER PRIMARY KEY
+    AUTOINCREMENT`, an order across every recipient, and exact received_at times.
+    Rebuilds it as schema 4 in one transaction: each recipient's envelopes keep their
+    order, with fresh per-recipient seqs (random start, random steps), random row ids
+    and received_at rounded down to RECEIVED_AT_GRANULARITY; ids, bodies, recipients
+    and the usage totals are kept. Returns whether anything was migrated (the caller
+    then VACUUMs, which also drops sqlite_sequence). A fresh or v4 database: no-op."""
+    columns = [r[1] for r in db.execute("PRAGMA table_info(envelopes)")]
+    if not columns or "id" in columns:
+        return False
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # the usage triggers go first, so that neither the copy nor the DROP below
+        # touches envelope_usage: the same rows stay, so its totals stay right
+        db.execute("DROP TRIGGER IF EXISTS envelope_usage_in")
+        db.execute("DROP TRIGGER IF EXISTS envelope_usage_out")
+        db.execute("DROP TABLE IF EXISTS envelopes_v4")
+        db.execute(ENVELOPES_V4)
+        recipients = [r[0] for r in db.execute(
+            "SELECT DISTINCT recipient FROM envelopes ORDER BY recipient")]
+        for recipient in recipients:
+            seq = secrets.randbelow(SEQ_START)
+            for envelope_id, body, received_at in db.execute(
+                    "SELECT envelope_id, body, received_at FROM envelopes WHERE recipient=?"
+                    " ORDER BY seq", (recipient,)).fetchall():
+                seq += 1 + secrets.randbelow(SEQ_STEP)
+                db.execute(
+                    "INSERT INTO envelopes_v4 (id, envelope_id, recipient, seq, body,"
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (_random_row_id(db, "envelopes_v4"), envelope_id, recipient, seq, body,
+                     coarse_time(received_at, RECEIVED_AT_GRANULARITY)))
+        db.execute("DROP TABLE envelopes")  # its indexes go with it
+        db.execute("ALTER TABLE envelopes_v4 RENAME TO envelopes")
+        if db.execute("SELECT 1 FROM sqlite_schema WHERE name='sqlite_sequence'").fetchone():
+            db.execute("DELETE FROM sqlite_sequence WHERE name='envelopes'")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return True
 
 
 def _append_update(db: sqlite3.Connection, update: DirectoryUpdate) -> None:

@@ -62,8 +62,29 @@ ENVELOPE_OVERHEAD = 64
 entries), so that a flood of tiny envelopes is not free against the budgets."""
 
 
+RECEIVED_AT_GRANULARITY = 300
+"""Seconds to which an envelope's stored (and delivered) received_at is rounded down
+(docs/DATA.md, PROTOCOL.md 16.5): rows at rest, and DELIVERs, cannot order a message
+and the receipt it triggers by time within one such window."""
+
+
+def received_at_granularity(envelope_ttl: int) -> int:
+    """The granularity a relay with this TTL uses: RECEIVED_AT_GRANULARITY, but never
+    more than a quarter of the TTL (at least 1 s), so that rounding down, which ages an
+    envelope by up to the granularity, cannot eat a short TTL (test setups)."""
+    return max(1, min(RECEIVED_AT_GRANULARITY, envelope_ttl // 4))
+
+
+def coarse_time(now: float, granularity: int = RECEIVED_AT_GRANULARITY) -> int:
+    """`now` (Unix seconds) rounded down to a multiple of `granularity`."""
+    return int(now) // granularity * granularity
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEnvelope:
+    """One queued envelope. `seq` orders its recipient's queue and nothing else: it is
+    unrelated to any other recipient's seqs (docs/DATA.md)."""
+
     seq: int
     envelope_id: bytes
     recipient: str
@@ -173,15 +194,18 @@ class Storage(abc.ABC):
         self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
         max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
-        """Stores all or none. Raises UnknownUser, QueueFull, or StorageFull if the
-        stored envelopes would count for more than max_stored_bytes (each counts its
-        body plus ENVELOPE_OVERHEAD) or number more than max_stored_envelopes (0: no
-        limit)."""
+        """Stores all or none, each with `now` as its received_at (the relay passes
+        its coarse time: coarse_time). Each envelope's seq is above every seq its
+        recipient's envelopes got before, in this process or stored, and says nothing
+        about other recipients' envelopes. Raises UnknownUser, QueueFull, or
+        StorageFull if the stored envelopes would count for more than max_stored_bytes
+        (each counts its body plus ENVELOPE_OVERHEAD) or number more than
+        max_stored_envelopes (0: no limit)."""
 
     @abc.abstractmethod
     async def queued(self, recipient: str, after_seq: int, limit: int,
                      not_before: int = 0) -> list[StoredEnvelope]:
-        """The recipient's envelopes with seq > after_seq, oldest first, leaving out
+        """The recipient's envelopes with seq > after_seq, in seq order, leaving out
         those received before `not_before` (expired, even if not yet swept)."""
 
     @abc.abstractmethod

@@ -11,10 +11,10 @@ from conformance.relay.probe import CheckFailed
 from conformance.relay.registry import Context, check
 from conformance.relay.storage import AuditUnavailable, StorageAudit, default_command, run_audit
 
-GROWS_BY_DESIGN = frozenset({"kt_updates", "sqlite_sequence", "envelope_usage"})
+GROWS_BY_DESIGN = frozenset({"kt_updates", "envelope_usage"})
 """Tables that may keep a trace of the run: the key directory is an append-only
 public log (a registration and its deletion are two entries, PROTOCOL.md 19.6),
-sqlite_sequence is AUTOINCREMENT's counter, envelope_usage one row of totals."""
+envelope_usage one row of totals."""
 
 EXPIRY_SLACK = 60
 """Seconds an expired envelope may outlive its TTL beyond the sweep's own period."""

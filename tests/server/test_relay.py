@@ -143,6 +143,9 @@ async def test_audit_shows_metadata_and_only_hashes_of_ciphertext(tmp_path: Path
     assert "<500 bytes sha256:" in report
     assert body.hex()[:16] not in report
     assert "oldest queued envelope" in report
+    assert "every received_at is a multiple of 300 s" in report
+    assert "sqlite_sequence: none (no all-time counter)" in report
+    assert "Schema version" not in report  # current: nothing to migrate
     assert "NOT IN THE DATA INVENTORY" not in report
 
 
