@@ -258,6 +258,7 @@ class Inbox:
                                       [item.message_id])
         elif isinstance(item, DecryptionError):
             self.outbox.peer_failed(contact, record, item)
+            self.trust.save(contact)  # what it lost may have held our capability
         elif isinstance(item, Capability):  # what our sealed envelopes to them carry
             contact.capability = item.capability
             self.trust.save(contact)
