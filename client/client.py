@@ -30,6 +30,12 @@ from typing import Any
 
 from client import account
 from client.capability import Capabilities
+from client.certificates import (
+    CHECK_INTERVAL,
+    RETRY_DELAY,
+    CertKeyChanged,
+    SenderCertificates,
+)
 from client.connection import RelayConnection
 from client.directory import MONITOR_INTERVAL, KeyDirectory, MonitorResult
 from client.errors import (
@@ -53,6 +59,7 @@ from client.prekeys import PrekeyKeeper
 from client.reading import Reading
 from client.records import Contact, Direction, Message, Profile, State
 from client.store import (
+    CertRepo,
     ContactRepo,
     DeliveryRepo,
     KdfParams,
@@ -111,11 +118,20 @@ class Client:
                                self.directory)
         self.prekeys = PrekeyKeeper(store, PrekeyRepo(store), self.profiles, profile,
                                     identity, clock)
+        self.certificates = SenderCertificates(store, CertRepo(store), self.events,
+                                               lambda: self.profile.server,
+                                               lambda: self.username,
+                                               lambda: self.identity.public, clock)
+        """Sender certificates (PROTOCOL.md 20): the pinned key and our own."""
+        self._certificate_task: asyncio.Task[None] | None = None
+        self.certificate_check_interval = CHECK_INTERVAL
+        """Seconds between looks at the certificate's age while connected (the wall
+        clock, not a monotonic timer: a suspended laptop wakes to an old certificate)."""
         self.outbox = Outbox(store, OutboxRepo(store), self.messages, self.events,
                              lambda: self.username, self.max_envelope,
-                             self.directory.head_note, clock)
+                             self.directory.head_note, self.certificates.current, clock)
         self.inbox = Inbox(store, self.sessions, self.trust, self.prekeys, self.messages,
-                           self.outbox, self.events, identity, clock)
+                           self.outbox, self.events, identity, clock, self.certificates)
         self.failures = FailureReports(store, self.sessions, self.trust, self.outbox,
                                        self.messages, self.events, self._start_session, clock)
         self.reading = Reading(store, self.trust, self.sessions, self.messages, self.outbox)
@@ -202,6 +218,7 @@ class Client:
     async def disconnect(self) -> None:
         await self._stop_monitoring()
         await self._stop_waking()
+        await self._stop_certificates()
         await self.link.disconnect()
 
     async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
@@ -220,6 +237,7 @@ class Client:
             else:
                 await log_in(conn, self.username, self.identity)  # explains a refusal
                 await self._start_directory(conn)
+        await self._start_certificates(conn)
 
     async def ready(self) -> None:
         # envelope ids older than any the relay could still redeliver (its TTL is shorter)
@@ -236,6 +254,53 @@ class Client:
         await self._stop_monitoring()
         self._monitor_task = asyncio.get_running_loop().create_task(
             self._monitor_loop(self._require_conn()))
+        await self._stop_certificates()
+        self._certificate_task = asyncio.get_running_loop().create_task(
+            self._certificate_loop(self._require_conn()))
+
+    # -- sender certificates (certificates.py)
+
+    async def _start_certificates(self, conn: RelayConnection) -> None:
+        """At each login, before anything is received or sent: pins the relay's
+        certificate key the first time, else checks it, and fetches our certificate
+        if half its lifetime is over. A failure is not fatal to the connection: a
+        changed key was alerted, and without a valid certificate sealed envelopes
+        wait in the outbox."""
+        try:
+            await self.certificates.start(conn)
+        except CertKeyChanged:
+            pass
+        except (RelayRefused, Refused) as exc:
+            log.warning("no sender certificate: %s", exc)
+
+    async def _certificate_loop(self, conn: RelayConnection) -> None:
+        """Replaces our certificate once half its lifetime is over, for as long as
+        this connection lasts: on a timer, never because something is being sent."""
+        while not conn.closed.is_set():
+            delay = self.certificates.refresh_delay()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(conn.closed.wait(),
+                                           min(delay, self.certificate_check_interval))
+                continue
+            try:
+                await self.certificates.refresh(conn)
+            except NotConnected:
+                return
+            except ClientError as exc:
+                log.info("sender certificate not renewed: %s", exc)
+                if self.certificates.blocked is not None:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(conn.closed.wait(), RETRY_DELAY)
+                continue
+            await self._flush_quietly()  # envelopes that waited for a certificate
+
+    async def _stop_certificates(self) -> None:
+        task, self._certificate_task = self._certificate_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     # -- the key directory (directory.py)
 
@@ -463,6 +528,8 @@ class Client:
             envelope_size(len(self.outbox.text(bytes(16), 0, text)), self.max_envelope())
         except MessageTooLarge as exc:
             raise Refused(f"message too long: {exc}") from exc
+        if self.certificates.blocked is not None:
+            raise CertKeyChanged(self.certificates.blocked)
         contact = self.contact(name)
         if contact is not None and contact.key_changed:
             raise KeyChangeBlocked(name)
@@ -475,10 +542,10 @@ class Client:
             contact = self.trust.need(name)
             record = self.sessions.load(name)
             assert record.current is not None
-            envelope = self.outbox.seal(contact, record.current, plaintext)
+            item = self.outbox.encrypt(contact, record.current, plaintext)
             self.sessions.save(name, record)
-            self.messages.add(message)
-            self.outbox.queue(name, envelope, message.row_id)
+            item.message_row = self.messages.add(message).row_id
+            self.outbox.queue(item)
             contact.last_activity = self.clock()
             self.trust.save(contact)
         self.events.flush()

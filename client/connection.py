@@ -33,10 +33,14 @@ from protocol.wire.events import Answered, HelloReceived, ServerEvent, Violation
 from protocol.wire.frames import (
     Ack,
     Bundle,
+    Certificate,
+    CertKey,
+    CertKeyAnswer,
     Deliver,
     Error,
     FetchBundle,
     Frame,
+    GetCertificate,
     Hello,
     Identity,
     KtConsistency,
@@ -303,7 +307,9 @@ class RelayConnection:
         return PreKeyBundle.decode(answer.bundle)
 
     async def lookup_identity(self, username: str) -> bytes:
-        """The identity key the relay has for `username` (raw Ed25519 public key)."""
+        """The identity key the relay has for `username` (raw Ed25519 public key). Our
+        client no longer asks (it tells the relay who contacted whom): sender
+        certificates say who wrote (PROTOCOL.md 10, 20); kept for tests and tools."""
         return (await self.request(LookupIdentity(username), Identity)).identity
 
     async def prekey_counts(self) -> tuple[int, int]:
@@ -328,6 +334,16 @@ class RelayConnection:
 
     async def ack(self, envelope_ids: Sequence[bytes]) -> None:
         await self.request(Ack(tuple(envelope_ids)), Ok)
+
+    # -- sender certificates (PROTOCOL.md 20): client/certificates.py verifies them
+
+    async def cert_key(self) -> bytes:
+        """CERT_KEY: the relay's certificate public key (before login too)."""
+        return (await self.request(CertKey(), CertKeyAnswer)).public_key
+
+    async def get_certificate(self) -> bytes:
+        """GET_CERTIFICATE: a sender certificate for the logged-in user."""
+        return (await self.request(GetCertificate(), Certificate)).certificate
 
     # -- the key directory (PROTOCOL.md 19.10): answers are returned as they came;
     # client/directory.py verifies them before anything is believed

@@ -58,6 +58,9 @@ class KtAlertKind(StrEnum):
     """The directory binds the name to another key than the one the relay served."""
     FOREIGN_BINDING = "foreign-binding"
     """Owner monitoring: a binding under our own name that we did not make."""
+    CERT_KEY_CHANGED = "cert-key-changed"
+    """The relay's sender-certificate key is not the one pinned at the first login
+    (client/certificates.py; PROTOCOL.md 20)."""
 
 
 @dataclass(frozen=True)

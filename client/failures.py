@@ -5,9 +5,11 @@ report does to the outbox is `Outbox.peer_failed`.
 
 A contact who reinstalled with a new identity key cannot report anything: envelopes
 sealed to the old key do not open, so the new install does not know who sent them.
-For that case `follow_up` asks the relay, at each login, for the identity key of every
-contact with messages left unconfirmed for UNCONFIRMED_AFTER: a different key starts
-the key-change flow, and the messages go out again once the user accepts it."""
+For that case `follow_up` looks up, at each login, in the key directory (KT_LOOKUP,
+verified: PROTOCOL.md 19.7), the identity key of every contact with messages left
+unconfirmed for UNCONFIRMED_AFTER: a different key starts the key-change flow, and the
+messages go out again once the user accepts it. (It no longer asks LOOKUP_IDENTITY: our
+client never sends it, PROTOCOL.md 10.)"""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from client.connection import RelayConnection
-from client.errors import ClientError, DirectoryRefused, RelayRefused, relay_errors
+from client.errors import ClientError, DirectoryRefused, RelayRefused
 from client.events import Events
 from client.history import UNKNOWN_SENDER, History
 from client.outbox import WAITING, Outbox
@@ -73,7 +75,7 @@ class FailureReports:
     async def follow_up(self, conn: RelayConnection) -> None:
         """At login: held-back messages to contacts whose new key was accepted go out
         (in a new session if needed), and contacts with messages unconfirmed for
-        UNCONFIRMED_AFTER are checked against the relay's key (LOOKUP_IDENTITY)."""
+        UNCONFIRMED_AFTER are checked against the key directory's key for them."""
         cutoff = self.clock() - UNCONFIRMED_AFTER
         try:  # best effort: a damaged store is reported by the views that read it
             contacts = self.trust.contacts()
@@ -105,19 +107,16 @@ class FailureReports:
 
     async def _check_identity(self, conn: RelayConnection, contact: Contact,
                               rows: list[int]) -> None:
-        try:
-            with relay_errors():
-                registered = await conn.lookup_identity(contact.name)
-        except RelayRefused:
-            return  # no such user any more, or not now: nothing to compare
-        if registered == contact.identity:
-            return
-        try:  # a new key only if the key directory binds the name to it
-            await self.trust.directory.confirm(conn, contact.name, registered)
+        try:  # the directory's key for the name, its proof verified
+            found = await self.trust.directory.lookup(conn, contact.name)
         except RelayRefused:
             return  # not now: checked again at the next login
         except DirectoryRefused:
-            return  # warned in the conversation; the messages stay as they are
+            return  # alerted; the messages stay as they are
+        registered = found.verified.identity
+        if registered is None or registered == contact.identity:
+            return  # no such user any more, or the same key: nothing to do
+        self.trust.directory.confirmed[contact.name] = found.verified  # for the notice
         with self.store.transaction():
             self.trust.key_changed(contact, registered)
             for row in rows:

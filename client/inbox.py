@@ -2,7 +2,13 @@
 unsealed once, its session record loaded once and saved once, and the message, the
 record, consumed prekeys, the receipt it triggers and the envelope id commit in one
 transaction before the envelope is acknowledged. Which session opens a message is
-decided by protocol.e2e.session_record (PROTOCOL.md 13.3)."""
+decided by protocol.e2e.session_record (PROTOCOL.md 13.3).
+
+Who sent it is the sender certificate's username, and only once the certificate
+verified under the relay's pinned certificate key at the time the relay stored the
+envelope, its identity key is the one the message was made with, and (for a new key)
+the key directory binds the name to it (PROTOCOL.md 10, 20). Anything else is filed
+under "unknown sender" with the reason, never under the name it claims."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from client.certificates import SenderCertificates
 from client.connection import ConnectionLost, RelayConnection, RelayError
 from client.errors import NotConnected
 from client.events import Events
@@ -87,7 +94,9 @@ def _open_envelope(identity: IdentityKeyPair, body: bytes) -> _Envelope:
 class Inbox:
     def __init__(self, store: Store, sessions: SessionRepo, trust: TrustBook,
                  prekeys: PrekeyKeeper, history: History, outbox: Outbox, events: Events,
-                 identity: IdentityKeyPair, clock: Callable[[], float]) -> None:
+                 identity: IdentityKeyPair, clock: Callable[[], float],
+                 certificates: SenderCertificates) -> None:
+        self.certificates = certificates
         self.store = store
         self.sessions = sessions
         self.trust = trust
@@ -108,18 +117,20 @@ class Inbox:
             await _ack(conn, deliver)
             return result
         envelope = _open_envelope(self.identity, deliver.body)
-        impostor: str | None = None
-        if envelope.sealed is not None and envelope.incoming is not None \
+        rejected: str | None = None
+        if envelope.sealed is not None:
+            rejected = self._check_sender(envelope, deliver.received_at)
+        if rejected is None and envelope.sealed is not None and envelope.incoming is not None \
                 and envelope.incoming.initial is not None:
             live = conn if conn is not None and not conn.closed.is_set() else None
             try:
-                impostor = await self._is_impostor(live, envelope.sealed.sender,
+                rejected = await self._is_impostor(live, envelope.sealed.sender,
                                                    envelope.incoming.initial.identity)
             except NotConnected:
                 return None
         try:
             with self.store.transaction():
-                self._process(envelope, result, impostor, deliver.received_at)
+                self._process(envelope, result, rejected, deliver.received_at)
                 self.store.mark_seen(deliver.envelope_id, int(self.clock()))
         except BaseException:
             self.events.discard()
@@ -130,9 +141,36 @@ class Inbox:
         await _ack(conn, deliver)
         return result
 
+    def _check_sender(self, envelope: _Envelope, received_at: int) -> str | None:
+        """Why the envelope's sender certificate is not believed, or None: it must
+        verify under the pinned key at `received_at` (the relay's own time of storing
+        it, so a message that waited in the queue still verifies), and its identity key
+        must be the one the message was made with: IK_A of a PreKey message, else the
+        key pinned for the name (or its pending new key)."""
+        assert envelope.sealed is not None
+        cert = self.certificates.check(envelope.sealed.certificate, received_at)
+        if isinstance(cert, str):
+            return f"{cert} (it claims to come from {envelope.sealed.sender})"
+        name = cert.username
+        incoming = envelope.incoming
+        if incoming is not None and incoming.initial is not None:
+            if incoming.initial.identity != cert.identity:
+                return (f"rejected: a message claiming to come from {name} carries {name}'s "
+                        "sender certificate but was made with another identity key (someone "
+                        f"is impersonating {name})")
+            return None
+        contact = self.trust.contact(name)
+        if contact is not None and cert.identity not in (contact.identity,
+                                                         contact.pending_identity):
+            return (f"rejected: a message claiming to come from {name} carries a sender "
+                    f"certificate for an identity key that is not the one pinned for {name}")
+        return None
+
     async def _is_impostor(self, conn: RelayConnection | None, name: str, claimed: bytes
                            ) -> str | None:
-        """Why an initial message is rejected as an impostor's, or None."""
+        """Why an initial message is rejected as an impostor's, or None. Its key is the
+        certificate's (`_check_sender`); a key not pinned for the name must be the one
+        the key directory binds to it."""
         contact = self.trust.contact(name)
         if contact is not None and claimed in (contact.identity, contact.pending_identity):
             return None
@@ -142,7 +180,7 @@ class Inbox:
 
     # -- inside the transaction
 
-    def _process(self, envelope: _Envelope, result: ReceiveResult, impostor: str | None,
+    def _process(self, envelope: _Envelope, result: ReceiveResult, rejected: str | None,
                  received_at: int) -> None:
         def note(message: Message) -> None:
             self.history.add(message)
@@ -159,8 +197,8 @@ class Inbox:
             unknown.last_activity = self.clock()
             self.trust.save(unknown)
 
-        if impostor is not None:
-            unattributed(impostor)
+        if rejected is not None:
+            unattributed(rejected)
             return
         sealed = envelope.sealed
         if sealed is None:  # the sender's name is inside the seal

@@ -1,7 +1,10 @@
 """Sending (docs/CLIENT.md, "Never lose, never desync"): an outgoing message is
 encrypted, stored and queued in one transaction, and leaves the outbox only when the
-relay answered SENT. Queued envelopes go out in order, several per frame as far as the
-relay's limits allow (PROTOCOL.md 16.6: a SEND stores all its envelopes or none).
+relay answered SENT. Queued envelopes go out in order, several per SEND frame as far
+as the relay's limits allow (PROTOCOL.md 16.6: a SEND stores all its envelopes or
+none). They are sealed (PROTOCOL.md 10) when they leave, not when queued, with the
+sender certificate current then (client/certificates.py): a message queued offline
+for days still carries a valid one.
 
 Sealed sending (PROTOCOL.md 16.10, docs/CLIENT.md "Sealed sending"): with it on (the
 default) each flush sends its envelopes in SEALED_SENDs on a connection of its own that
@@ -14,8 +17,7 @@ secrecy, and the relay then learns who sent that one.
 Automatic receipts may wait a random time before they go (`receipt_delay`): such an
 item keeps the receipt's content and a not-before time, is encrypted only once due
 (so the ratchet's order stays the order of sending) and never holds back anything
-queued after it.
-"""
+queued after it."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from client.connection import RelayConnection
 from client.errors import NotConnected, RelayRefused, relay_errors
@@ -39,7 +42,8 @@ from protocol.e2e.content import (
     Text,
     with_checkpoint,
 )
-from protocol.e2e.sealed import SealedContent, seal
+from protocol.e2e.errors import MessageTooLarge
+from protocol.e2e.sealed import MessageKind, SealedContent, seal
 from protocol.e2e.session import Session
 from protocol.e2e.session_record import SessionRecord
 from protocol.e2e.size_classes import max_plaintext_len
@@ -113,8 +117,11 @@ class Outbox:
     def __init__(self, store: Store, repo: OutboxRepo, history: History, events: Events,
                  username: Callable[[], str], max_envelope: Callable[[], int],
                  head: Callable[[], bytes | None] = lambda: None,
+                 certificate: Callable[[], bytes | None] = lambda: None,
                  clock: Callable[[], float] = lambda: 0.0) -> None:
         self.head = head
+        self.certificate = certificate
+        """Our cached sender certificate, or None (none valid): never fetched here."""
         """Our newest verified directory head, carried in every text (PROTOCOL.md 19.8)."""
         self.store = store
         self.max_envelope = max_envelope
@@ -150,21 +157,23 @@ class Outbox:
         head = self.head()
         return content if head is None else with_checkpoint(content, head)
 
-    def seal(self, contact: Contact, session: Session, plaintext: bytes) -> bytes:
-        """Encrypts in `session` (the caller saves its record in the same transaction)
-        and seals the result to the contact's identity key (PROTOCOL.md 10). A contact
-        not given our current capability yet is given it first: one more message,
-        queued before this one (PROTOCOL.md 9.1)."""
+    def encrypt(self, contact: Contact, session: Session, plaintext: bytes,
+                message_row: int | None = None) -> OutboxItem:
+        """Encrypts in `session` (the caller saves its record in the same transaction);
+        the item is sealed to the contact's identity key when it leaves (`_seal`). A
+        contact not given our current capability yet is given it first: one more
+        message, queued here, before this one (PROTOCOL.md 9.1)."""
         capability = self.offer(contact)
         if capability is not None:
             kind, message = session.encrypt(capability)
-            self.queue(contact.name, seal(contact.identity,
-                                          SealedContent(self.username(), kind, message)))
+            self.queue(OutboxItem(contact.name, identity=contact.identity, kind=int(kind),
+                                  message=message))
         kind, message = session.encrypt(plaintext)
-        return seal(contact.identity, SealedContent(self.username(), kind, message))
+        return OutboxItem(contact.name, message_row=message_row, identity=contact.identity,
+                          kind=int(kind), message=message)
 
-    def queue(self, recipient: str, envelope: bytes, message_row: int | None = None) -> None:
-        self.repo.add(OutboxItem(recipient, envelope, message_row))
+    def queue(self, item: OutboxItem) -> None:
+        self.repo.add(item)
 
     def queue_receipt(self, contact: Contact, record: SessionRecord,
                       receipt_type: ReceiptType, ids: list[bytes]) -> None:
@@ -180,16 +189,16 @@ class Outbox:
             receipt = Receipt(receipt_type, tuple(ids[start:start + per]))
             if delay > 0:  # persisted with its due time; encrypted once it is due
                 not_before = self.clock() + secrets.SystemRandom().uniform(0, delay)
-                self.repo.add(OutboxItem(contact.name, b"", None, not_before,
-                                         receipt.encode()))
+                self.queue(OutboxItem(contact.name, not_before=not_before,
+                                      deferred=receipt.encode()))
             else:
-                self.queue(contact.name, self.seal(contact, session, receipt.encode()))
+                self.queue(self.encrypt(contact, session, receipt.encode()))
 
     def queue_content(self, contact: Contact, record: SessionRecord, plaintext: bytes) -> bool:
         """Queues one content in the current session (never to a changed key)."""
         if record.current is None or contact.key_changed:
             return False
-        self.queue(contact.name, self.seal(contact, record.current, plaintext))
+        self.queue(self.encrypt(contact, record.current, plaintext))
         return True
 
     # -- decryption errors (PROTOCOL.md 9.2)
@@ -236,8 +245,7 @@ class Outbox:
         plaintext = self.text(message.message_id, message.sent_at_ms, message.text)
         if record.current is None or contact.key_changed:
             return False
-        self.queue(contact.name, self.seal(contact, record.current, plaintext),
-                   message.row_id)
+        self.queue(self.encrypt(contact, record.current, plaintext, message.row_id))
         message.state = State.SENDING
         message.error = RESENT
         self.history.update(message)
@@ -250,7 +258,7 @@ class Outbox:
         sent = 0
         async with self._lock:
             self._encrypt_due()
-            items = self.due()
+            items = self._seal(self.due())
             sending = (_SendingConnection(self.open_sending)
                        if self.sealed() and self.open_sending is not None else None)
             alone = 0  # how many of the next items go one per frame
@@ -345,13 +353,13 @@ class Outbox:
         """The items that may go now, in the outbox's order."""
         now = self.clock()
         return [(row, item) for row, item in self.repo.items()
-                if item.envelope and item.not_before <= now]
+                if not item.deferred and item.not_before <= now]
 
     def next_due(self) -> float | None:
         """When the earliest item still waiting for its time is due (None: none waits)."""
         items = self.repo.items()
         times = [item.not_before for _, item in items
-                 if item.not_before > self.clock() or not item.envelope]
+                 if item.deferred or item.not_before > self.clock()]
         if self.retry_at is not None and items:
             times.append(self.retry_at)
         return min(times) if times else None
@@ -373,8 +381,33 @@ class Outbox:
                 record = self.sessions.load(item.recipient)
                 if record.current is None:
                     continue
-                self.queue(item.recipient, self.seal(contact, record.current, item.deferred))
+                self.queue(self.encrypt(contact, record.current, item.deferred))
                 self.sessions.save(item.recipient, record)
+
+    def _seal(self, items: list[tuple[int, OutboxItem]]) -> list[tuple[int, OutboxItem]]:
+        """The queued items, in order, each with its envelope: sealed now, with the
+        certificate cached now, unless an older version sealed it already. Stops before
+        the first item that cannot be sealed for want of a valid certificate (it and
+        what follows wait for the next flush); an item too large for the relay's
+        announced limit fails."""
+        out: list[tuple[int, OutboxItem]] = []
+        for row_id, item in items:
+            if item.sealed:
+                out.append((row_id, item))
+                continue
+            certificate = self.certificate()
+            if certificate is None:
+                log.info("no valid sender certificate: %d envelope(s) wait",
+                         len(items) - len(out))
+                break
+            try:
+                envelope = seal(item.identity, SealedContent(
+                    certificate, MessageKind(item.kind), item.message), self.max_envelope())
+            except MessageTooLarge as exc:
+                self._fail(row_id, item, f"message too long: {exc}")
+                continue
+            out.append((row_id, replace(item, envelope=envelope)))
+        return out
 
     def _fail(self, row_id: int, item: OutboxItem, reason: str) -> None:
         with self.store.transaction():

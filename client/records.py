@@ -137,17 +137,35 @@ class Message:
 
 @dataclass
 class OutboxItem:
+    """One queued envelope. Sealed at flush time, not at queue time (PROTOCOL.md 10,
+    20): the row keeps what sealing needs (the recipient's identity key, the message's
+    kind and bytes), so an envelope queued offline carries the certificate current when
+    it leaves. `envelope` is set only in rows written by versions that sealed at queue
+    time: those bytes are sent as they are."""
+
     recipient: str
-    envelope: bytes
+    envelope: bytes = b""
     message_row: int | None = None
+    identity: bytes = b""
+    kind: int = 0
+    message: bytes = b""
     not_before: float = 0.0
     """Not sent before this time (an automatic receipt's random delay; 0: at once)."""
     deferred: bytes = b""
     """A delayed receipt's content, encrypted only when it is due (so the ratchet's
-    order is the order things leave in); `envelope` is empty until then."""
+    order is the order things leave in); `message` is empty until then."""
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the row holds a sealed envelope already (an older version's row)."""
+        return bool(self.envelope)
 
     def encode(self) -> bytes:
-        d: dict[str, Any] = {"recipient": self.recipient, "envelope": self.envelope.hex(),
+        if self.sealed:
+            return _dumps({"recipient": self.recipient, "envelope": self.envelope.hex(),
+                           "message_row": self.message_row})
+        d: dict[str, Any] = {"recipient": self.recipient, "identity": self.identity.hex(),
+                             "kind": self.kind, "message": self.message.hex(),
                              "message_row": self.message_row}
         if self.not_before:
             d["not_before"] = self.not_before
@@ -158,7 +176,10 @@ class OutboxItem:
     @classmethod
     def decode(cls, data: bytes) -> OutboxItem:
         d = json.loads(data)
-        return cls(d["recipient"], bytes.fromhex(d["envelope"]), d["message_row"],
+        if "envelope" in d:  # sealed at queue time by an older version
+            return cls(d["recipient"], bytes.fromhex(d["envelope"]), d["message_row"])
+        return cls(d["recipient"], b"", d["message_row"], bytes.fromhex(d["identity"]),
+                   int(d["kind"]), bytes.fromhex(d["message"]),
                    float(d.get("not_before", 0.0)), bytes.fromhex(d.get("deferred", "")))
 
 
@@ -253,3 +274,26 @@ class Profile:
         d = json.loads(data)
         d["identity_seed"] = bytes.fromhex(d["identity_seed"])
         return cls(**d)
+
+
+@dataclass
+class CertState:
+    """What this profile knows of one relay's sender certificates (PROTOCOL.md 20):
+    its certificate key, pinned at the first login (never re-pinned silently), and the
+    newest certificate it issued us, with when we fetched it (local time), which says
+    when half its lifetime is over."""
+
+    server: str
+    cert_key: bytes
+    certificate: bytes = b""
+    fetched_at: float = 0.0
+
+    def encode(self) -> bytes:
+        return _dumps({"server": self.server, "cert_key": self.cert_key.hex(),
+                       "certificate": self.certificate.hex(), "fetched_at": self.fetched_at})
+
+    @classmethod
+    def decode(cls, data: bytes) -> CertState:
+        d = json.loads(data)
+        return cls(d["server"], bytes.fromhex(d["cert_key"]), bytes.fromhex(d["certificate"]),
+                   float(d["fetched_at"]))

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from client.records import (
+    CertState,
     Contact,
     Delivery,
     KtState,
@@ -603,6 +604,22 @@ class KtRepo:
 
     def save(self, state: KtState) -> None:
         self.store.put("settings", b"kt", state.server.encode(), state.encode())
+
+
+class CertRepo:
+    """The relay's pinned certificate key and our newest sender certificate, per relay
+    (client/certificates.py): one settings row per server URL, versioned like the key
+    directory's, so a restored profile cannot swap the pinned key back."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load(self, server: str) -> CertState | None:
+        data = self.store.get("settings", b"certs", server.encode())
+        return None if data is None else CertState.decode(data)
+
+    def save(self, state: CertState) -> None:
+        self.store.put("settings", b"certs", state.server.encode(), state.encode())
 
 
 class PrekeyRepo:

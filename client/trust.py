@@ -15,7 +15,6 @@ from client.errors import (
     Refused,
     RelayRefused,
     UnknownContact,
-    relay_errors,
 )
 from client.events import ContactEvent, Events
 from client.history import UNKNOWN_SENDER, History
@@ -23,7 +22,6 @@ from client.records import Contact, Trust
 from client.store import ContactRepo, SessionRepo, Store
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.safety_numbers import format_safety_number, qr_payload, safety_number
-from protocol.wire.frames import ErrorCode
 
 
 class TrustBook:
@@ -138,25 +136,18 @@ class TrustBook:
 
     async def is_impostor(self, conn: RelayConnection, name: str, claimed: bytes
                           ) -> str | None:
-        """A sealed envelope names its sender, but only the sender says so. An initial
-        message from an identity key this profile has not pinned for that name is
-        checked against the key the relay has for the name, and that key against the
-        key directory (client/directory.py). Returns why the message is rejected when
-        either differs (someone is impersonating the name, or the relay lies about
-        it), else None. Raises NotConnected if the relay cannot say."""
+        """An initial message from an identity key this profile has not pinned for
+        `name`, whose sender certificate binds `name` to that key (client/inbox.py
+        checked it): the relay vouches for the binding, and holds the certificate key,
+        so the key directory must bind `name` to exactly that key too (client/
+        directory.py). Returns why the message is rejected when it does not (someone
+        is impersonating the name, or the relay lies about it), else None. Raises
+        NotConnected if the relay cannot be asked. No LOOKUP_IDENTITY: the certificate
+        replaces it (PROTOCOL.md 10); the KT lookup still names, to the relay, whom
+        this client looks up."""
         contact = self.repo.get(name)
         if contact is not None and claimed in (contact.identity, contact.pending_identity):
             return None
-        try:
-            with relay_errors():
-                registered: bytes | None = await conn.lookup_identity(name)
-        except RelayRefused as exc:
-            if exc.code != ErrorCode.UNKNOWN_USER:
-                raise ConnectionDropped(f"identity lookup failed: {exc}") from exc
-            registered = None
-        if registered != claimed:
-            return (f"rejected: a message claiming to come from {name} was made with an "
-                    f"identity key that is not {name}'s (someone is impersonating them)")
         try:
             await self.directory.confirm(conn, name, claimed, warn=False)
         except DirectoryRefused as exc:

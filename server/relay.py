@@ -34,9 +34,13 @@ from protocol.wire.frames import (
     Deliver,
     ErrorCode,
     FetchBundle,
+    FetchKeyPackage,
     Frame,
     GetCertificate,
+    GroupDeliver,
+    GroupSend,
     Identity,
+    KeyPackageAnswer,
     KtConsistency,
     KtConsistencyProof,
     KtEntries,
@@ -59,6 +63,7 @@ from protocol.wire.frames import (
     Send,
     Sent,
     SetCapability,
+    UploadKeyPackages,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     encode_frame,
@@ -91,8 +96,10 @@ from server.events import (
 from server.kt import new_update
 from server.lookups import LookupBudget
 from server.storage import (
+    CommitConflict,
     DirectoryUpdate,
     IdentityInUse,
+    NoKeyPackages,
     NoPrekeys,
     QueueFull,
     Storage,
@@ -132,6 +139,8 @@ _STORAGE_CODES: dict[type[StorageError], ErrorCode] = {
     TooManyPrekeys: ErrorCode.TOO_MANY_PREKEYS,
     QueueFull: ErrorCode.QUEUE_FULL,
     StorageFull: ErrorCode.STORAGE_FULL,
+    CommitConflict: ErrorCode.COMMIT_CONFLICT,
+    NoKeyPackages: ErrorCode.NO_KEY_PACKAGES,
 }
 
 __all__ = ["OUTBOX_SIZE", "Connection", "Relay", "RelayEvent", "Transport"]
@@ -148,7 +157,9 @@ class Transport(Protocol):
 
 
 def _deliver(env: StoredEnvelope) -> Deliver:
-    return Deliver(env.envelope_id, env.received_at, env.body)
+    """DELIVER for a sealed envelope, GROUP_DELIVER for a group message (21.3)."""
+    push = GroupDeliver if env.group else Deliver
+    return push(env.envelope_id, env.received_at, env.body)
 
 
 class Connection:
@@ -371,6 +382,15 @@ class Relay:
             raise LocalProtocolError("request before login")
         if isinstance(frame, Send):
             return await self._send(frame, user)
+        if isinstance(frame, GroupSend):
+            return await self._group_send(frame, user)
+        if isinstance(frame, UploadKeyPackages):
+            await self.storage.add_key_packages(user, list(frame.key_packages),
+                                                frame.last_resort, self.limits.max_prekeys)
+            return Ok()
+        if isinstance(frame, FetchKeyPackage):
+            self.budgets.admit_fetch(user, frame.username)  # FETCH_BUNDLE's budgets
+            return KeyPackageAnswer(await self.storage.take_key_package(frame.username))
         if isinstance(frame, DeleteAccount):
             return await self._delete_account(conn, frame, user)
         if isinstance(frame, SetCapability):  # set_at: the day, no finer (docs/DATA.md)
@@ -575,6 +595,31 @@ class Relay:
         reservation.commit(stored)
         return Sent(tuple(env.envelope_id for env in stored))
 
+    async def _group_send(self, frame: GroupSend, sender: str) -> Sent:
+        """GROUP_SEND (PROTOCOL.md 21.3): one body for every recipient the sender
+        names, stored once. The relay reads the message's cleartext header and nothing
+        else; for a commit, it admits one per (group, epoch): the first. It keeps no
+        list of who is in which group: the recipients come with each message."""
+        check_send(frame, self.limits)
+        header = frame.header
+        items = [(r, frame.message) for r in frame.recipients]
+        reservation = self.budgets.admit_send(sender, items)
+        commit = None
+        if header.is_commit:
+            commit = (hashlib.sha256(header.group_id).digest(), header.epoch)
+        now = coarse_time(self.clock(), self.received_at_granularity)
+        try:
+            stored = await self.storage.store_group_message(
+                list(frame.recipients), frame.message, now, self.limits.max_queue,
+                self.budgets.max_stored_bytes, self.budgets.max_stored_envelopes,
+                commit, int(self.clock()) - self.limits.envelope_ttl)
+        except BaseException:
+            reservation.cancel()
+            raise
+        reservation.commit(stored)
+        self._pushed(stored)
+        return Sent(tuple(env.envelope_id for env in stored))
+
     async def _sealed_send(self, frame: SealedSend) -> Sent:
         """SEALED_SEND (PROTOCOL.md 16.10). It takes no sender, by design: the relay
         cannot store, log or budget one. Every envelope's capability must hash to its
@@ -609,6 +654,11 @@ class Relay:
         stored = await self.storage.store_envelopes(items, now, self.limits.max_queue,
                                                     self.budgets.max_stored_bytes,
                                                     self.budgets.max_stored_envelopes)
+        self._pushed(stored)
+        return stored
+
+    def _pushed(self, stored: list[StoredEnvelope]) -> None:
+        """Tells the events, and pushes each stored envelope to its online recipient."""
         for env in stored:
             self._emit(Stored(env.envelope_id, env.recipient, len(env.body), env.received_at,
                               env.body))
@@ -616,7 +666,6 @@ class Relay:
                 encoded = encode_frame(_deliver(env))  # one copy for all of them
                 for conn in conns:
                     conn.push(env, encoded)
-        return stored
 
     async def expire_once(self) -> int:
         before = int(self.clock()) - self.limits.envelope_ttl

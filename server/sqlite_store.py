@@ -36,9 +36,11 @@ from server.storage import (
     ENVELOPE_OVERHEAD,
     RECEIVED_AT_GRANULARITY,
     BundleParts,
+    CommitConflict,
     DirectoryOutOfStep,
     DirectoryUpdate,
     IdentityInUse,
+    NoKeyPackages,
     NoPrekeys,
     QueueFull,
     Storage,
@@ -52,9 +54,12 @@ from server.storage import (
 )
 
 T = TypeVar("T")
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """4: envelopes with a random row id and a per-recipient seq, received_at coarse (a v3
-database, whose seq was AUTOINCREMENT, is migrated at open: _migrate_envelopes)."""
+database, whose seq was AUTOINCREMENT, is migrated at open: _migrate_envelopes).
+5: groups (PROTOCOL.md 21): a group message's body stored once in group_bodies and
+referenced by its recipients' envelopes (`shared`), group_epochs, key_packages (a v4
+database gets the column and the tables at open)."""
 DB_FILENAME = "relay.sqlite3"
 LOCK_FILENAME = "relay.lock"
 
@@ -99,7 +104,8 @@ CREATE TABLE IF NOT EXISTS envelopes (
     recipient    TEXT NOT NULL REFERENCES accounts(username),
     seq          INTEGER NOT NULL,
     body         BLOB NOT NULL,
-    received_at  INTEGER NOT NULL
+    received_at  INTEGER NOT NULL,
+    shared       INTEGER REFERENCES group_bodies(id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
 CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
@@ -115,6 +121,24 @@ CREATE TABLE IF NOT EXISTS kt_updates (
     value     BLOB NOT NULL,
     opening   BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS group_bodies (
+    id    INTEGER PRIMARY KEY,
+    body  BLOB NOT NULL,
+    refs  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_epochs (
+    group_hash  BLOB PRIMARY KEY,
+    epoch       INTEGER NOT NULL,
+    at          INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS group_epochs_by_age ON group_epochs (at);
+CREATE TABLE IF NOT EXISTS key_packages (
+    username     TEXT NOT NULL REFERENCES accounts(username),
+    id           INTEGER NOT NULL,
+    body         BLOB NOT NULL,
+    last_resort  INTEGER NOT NULL,
+    PRIMARY KEY (username, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelope_usage (
     id     INTEGER PRIMARY KEY CHECK (id = 0),
     bytes  INTEGER NOT NULL,
@@ -130,6 +154,17 @@ END;
 CREATE TRIGGER IF NOT EXISTS envelope_usage_out AFTER DELETE ON envelopes BEGIN
     UPDATE envelope_usage SET bytes = bytes - length(OLD.body) - {ENVELOPE_OVERHEAD},
                               count = count - 1 WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS group_body_in AFTER INSERT ON group_bodies BEGIN
+    UPDATE envelope_usage SET bytes = bytes + length(NEW.body) WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS group_body_out AFTER DELETE ON group_bodies BEGIN
+    UPDATE envelope_usage SET bytes = bytes - length(OLD.body) WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS group_body_release AFTER DELETE ON envelopes
+WHEN OLD.shared IS NOT NULL BEGIN
+    UPDATE group_bodies SET refs = refs - 1 WHERE id = OLD.shared;
+    DELETE FROM group_bodies WHERE id = OLD.shared AND refs <= 0;
 END;
 """
 """The envelope_usage row keeps the global disk budget's count (docs/PROTOCOL.md 16.7,
@@ -216,6 +251,10 @@ class SqliteStorage(Storage):
             db.close()
             raise RuntimeError(f"database schema {version} is newer than this relay knows")
         migrated = _migrate_envelopes(db)
+        columns = [r[1] for r in db.execute("PRAGMA table_info(envelopes)")]
+        if columns and "shared" not in columns:  # v4: the groups column (schema 5)
+            db.execute("ALTER TABLE envelopes ADD COLUMN shared INTEGER"
+                       " REFERENCES group_bodies(id)")
         db.executescript(SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if migrated:
@@ -326,7 +365,7 @@ class SqliteStorage(Storage):
             count = db.execute("DELETE FROM envelopes WHERE recipient=?",
                                (username,)).rowcount
             for table in ("one_time_prekeys", "kem_one_time_prekeys", "signed_prekeys",
-                          "delivery_capabilities", "accounts"):
+                          "delivery_capabilities", "key_packages", "accounts"):
                 db.execute(f"DELETE FROM {table} WHERE username=?", (username,))
             if update is not None:
                 _append_update(db, update)
@@ -498,15 +537,106 @@ class SqliteStorage(Storage):
                 last = secrets.randbelow(SEQ_START)
         return int(last) + 1 + secrets.randbelow(SEQ_STEP)
 
+    async def store_group_message(
+        self, recipients: list[str], body: bytes, now: int, max_queue: int,
+        max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
+        commit: tuple[bytes, int] | None = None, forget_before: int = 0,
+    ) -> list[StoredEnvelope]:
+        def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
+            if max_stored_bytes or max_stored_envelopes:
+                used, count = db.execute("SELECT bytes, count FROM envelope_usage").fetchone()
+                adding = len(body) + ENVELOPE_OVERHEAD * len(recipients)
+                if max_stored_bytes and used + adding > max_stored_bytes:
+                    raise StorageFull(f"{max_stored_bytes} bytes")
+                if max_stored_envelopes and count + len(recipients) > max_stored_envelopes:
+                    raise StorageFull(f"{max_stored_envelopes} envelopes")
+            if commit is not None:
+                group_hash, epoch = commit
+                db.execute("DELETE FROM group_epochs WHERE at<?", (forget_before,))
+                row = db.execute("SELECT epoch FROM group_epochs WHERE group_hash=?",
+                                 (group_hash,)).fetchone()
+                if row is not None and row[0] >= epoch:
+                    raise CommitConflict(epoch, int(row[0]))
+                db.execute("INSERT OR REPLACE INTO group_epochs (group_hash, epoch, at)"
+                           " VALUES (?, ?, ?)", (group_hash, epoch, now))
+            shared = _random_row_id(db, "group_bodies")
+            db.execute("INSERT INTO group_bodies (id, body, refs) VALUES (?, ?, ?)",
+                       (shared, body, len(recipients)))
+            stored = []
+            for recipient in recipients:
+                queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
+                                    (recipient,)).fetchone()[0]
+                if queued >= max_queue:
+                    raise QueueFull(recipient)
+                envelope_id = os.urandom(16)
+                seq = self._next_seq(db, recipient)
+                try:
+                    db.execute(
+                        "INSERT INTO envelopes (id, envelope_id, recipient, seq, body,"
+                        " received_at, shared) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (_random_row_id(db, "envelopes"), envelope_id, recipient, seq,
+                         b"", now, shared))
+                except sqlite3.IntegrityError:
+                    raise UnknownUser(recipient) from None
+                self._last_seq[recipient] = seq
+                stored.append(StoredEnvelope(seq, envelope_id, recipient, body, now, True))
+            return stored
+
+        return await self._write(op)
+
+    async def add_key_packages(self, username: str, key_packages: list[bytes],
+                               last_resort: bool, max_count: int) -> int:
+        def op(db: sqlite3.Connection) -> int:
+            if not db.execute("SELECT 1 FROM accounts WHERE username=?",
+                              (username,)).fetchone():
+                raise UnknownUser(username)
+            if last_resort:
+                db.execute("DELETE FROM key_packages WHERE username=? AND last_resort=1",
+                           (username,))
+            else:
+                have = db.execute("SELECT COUNT(*) FROM key_packages WHERE username=?"
+                                  " AND last_resort=0", (username,)).fetchone()[0]
+                if have + len(key_packages) > max_count:
+                    raise TooManyPrekeys(f"at most {max_count} KeyPackages")
+            for body in key_packages:
+                db.execute("INSERT INTO key_packages (username, id, body, last_resort)"
+                           " VALUES (?, ?, ?, ?)",
+                           (username, secrets.randbits(63), body, int(last_resort)))
+            return int(db.execute("SELECT COUNT(*) FROM key_packages WHERE username=?"
+                                  " AND last_resort=0", (username,)).fetchone()[0])
+
+        return await self._write(op)
+
+    async def take_key_package(self, username: str) -> bytes:
+        def op(db: sqlite3.Connection) -> bytes:
+            if not db.execute("SELECT 1 FROM accounts WHERE username=?",
+                              (username,)).fetchone():
+                raise UnknownUser(username)
+            row = db.execute("SELECT id, body FROM key_packages WHERE username=? AND"
+                             " last_resort=0 LIMIT 1", (username,)).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM key_packages WHERE username=? AND id=?",
+                           (username, row[0]))
+                return bytes(row[1])
+            row = db.execute("SELECT body FROM key_packages WHERE username=? AND"
+                             " last_resort=1", (username,)).fetchone()
+            if row is None:
+                raise NoKeyPackages(username)
+            return bytes(row[0])
+
+        return await self._write(op)
+
     async def queued(self, recipient: str, after_seq: int, limit: int,
                      not_before: int = 0) -> list[StoredEnvelope]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
             rows = db.execute(
-                "SELECT seq, envelope_id, body, received_at FROM envelopes"
-                " WHERE recipient=? AND seq>? AND received_at>=? ORDER BY seq LIMIT ?",
-                (recipient, after_seq, not_before, limit)).fetchall()
-            return [StoredEnvelope(seq, bytes(eid), recipient, bytes(body), at)
-                    for seq, eid, body, at in rows]
+                "SELECT e.seq, e.envelope_id, COALESCE(g.body, e.body), e.received_at,"
+                " e.shared IS NOT NULL FROM envelopes e"
+                " LEFT JOIN group_bodies g ON g.id = e.shared"
+                " WHERE e.recipient=? AND e.seq>? AND e.received_at>=? ORDER BY e.seq"
+                " LIMIT ?", (recipient, after_seq, not_before, limit)).fetchall()
+            return [StoredEnvelope(seq, bytes(eid), recipient, bytes(body), at, bool(group))
+                    for seq, eid, body, at, group in rows]
 
         return await self._read(op)
 
@@ -520,6 +650,9 @@ class SqliteStorage(Storage):
 
     async def expire(self, before: int) -> int:
         def op(db: sqlite3.Connection) -> int:
+            # a group's last commit epoch is kept only as long as its commit could
+            # still be queued (PROTOCOL.md 21.3)
+            db.execute("DELETE FROM group_epochs WHERE at<?", (before,))
             return db.execute("DELETE FROM envelopes WHERE received_at<?", (before,)).rowcount
 
         return await self._write(op)

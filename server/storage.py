@@ -49,6 +49,20 @@ class DirectoryOutOfStep(StorageError):
     in-memory directory and the stored log disagree, so nothing is written."""
 
 
+class CommitConflict(StorageError):
+    """A commit of this group was already admitted for this epoch or a later one
+    (PROTOCOL.md 21.3): the sender applies that one and retries."""
+
+    def __init__(self, epoch: int, latest: int) -> None:
+        super().__init__(f"a commit for epoch {latest} of this group was accepted first; "
+                         f"apply it and commit again (this one is for epoch {epoch})")
+        self.epoch, self.latest = epoch, latest
+
+
+class NoKeyPackages(StorageError):
+    pass
+
+
 class StorageFull(StorageError):
     """The global disk budget: stored envelopes would count for more than it."""
 
@@ -90,6 +104,9 @@ class StoredEnvelope:
     recipient: str
     body: bytes
     received_at: int
+    group: bool = False
+    """A group message (PROTOCOL.md 21.3), pushed as GROUP_DELIVER; its body is
+    stored once for all its recipients."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +218,31 @@ class Storage(abc.ABC):
         StorageFull if the stored envelopes would count for more than max_stored_bytes
         (each counts its body plus ENVELOPE_OVERHEAD) or number more than
         max_stored_envelopes (0: no limit)."""
+
+    @abc.abstractmethod
+    async def store_group_message(
+        self, recipients: list[str], body: bytes, now: int, max_queue: int,
+        max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
+        commit: tuple[bytes, int] | None = None, forget_before: int = 0,
+    ) -> list[StoredEnvelope]:
+        """Stores `body` once and queues it for every recipient, all or none, with the
+        limits of store_envelopes (the body counts once against the storage budget).
+        `commit` = (SHA-256 of the group id, epoch) for a commit: raises CommitConflict
+        if a commit of that group was admitted for that epoch or a later one, else
+        records the epoch in the same transaction (group_epochs, docs/DATA.md); records
+        not touched since `forget_before` are dropped first."""
+
+    @abc.abstractmethod
+    async def add_key_packages(self, username: str, key_packages: list[bytes],
+                               last_resort: bool, max_count: int) -> int:
+        """Adds one-time KeyPackages (TooManyPrekeys, adding nothing, beyond max_count)
+        or replaces the last-resort one; returns how many one-time ones are kept."""
+
+    @abc.abstractmethod
+    async def take_key_package(self, username: str) -> bytes:
+        """A one-time KeyPackage, deleted in the same transaction (each is handed out
+        at most once), else the last-resort one (kept). Raises UnknownUser or
+        NoKeyPackages."""
 
     @abc.abstractmethod
     async def queued(self, recipient: str, after_seq: int, limit: int,

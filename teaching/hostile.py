@@ -18,6 +18,11 @@ It shows what a relay operator who turns hostile can and cannot do:
   everyone else (Carol included, so her own monitoring sees nothing wrong). Caught by
   gossip: Bob's messages carry his newest checkpoint, and the two cannot both be true.
 
+A hostile relay can also forge sender certificates (docs/PROTOCOL.md 20): it holds
+the certificate key, so whatever it seals "from" a victim carries a certificate that
+verifies, binding the victim's name to the relay's fake key. That is the point of the
+key directory: the recipient checks the certificate's key there too.
+
 With key transparency (docs/PROTOCOL.md 19) the two key lies each have two versions,
 and both are caught: the relay either does not log its fake key in the directory, and
 the client's lookup at first contact (or at the key change) refuses it, or it logs
@@ -48,6 +53,7 @@ from protocol.e2e.keys import (
 from protocol.e2e.messages import PreKeyMessage
 from protocol.e2e.sealed import MessageKind, SealedContent, seal, unseal
 from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.wire.certificates import issue
 from protocol.wire.connection import RequestRefused, check_send
 from protocol.wire.errors import LocalProtocolError, ProtocolError
 from protocol.wire.frames import (
@@ -191,6 +197,8 @@ class HostileRelay(Relay):
         self.sessions: dict[str, Session] = {}
         # (who asks, about whom) -> the identity key the relay lies with
         self.lies: dict[tuple[str, str], bytes] = {}
+        self.forged: set[tuple[str, bytes]] = set()
+        """(name, identity key) of every sender certificate the relay forged."""
 
     def mark(self, kind: str, what: str) -> None:
         for observer in self.marks:
@@ -454,7 +462,8 @@ class HostileRelay(Relay):
         bundle = _bundle(parts.identity, parts.signed_prekey, parts.kem_kind,
                          parts.kem_prekey, parts.one_time_prekey)
         session = Session.initiate(fake.identity, bundle)
-        body = self._seal_text(session, impersonated, bundle.identity, text)
+        body = self._seal_text(session, impersonated, fake.identity.public, bundle.identity,
+                               text)
         await self.store_and_push([(victim, body)])
         self.narrate(f"The relay told {victim} that {impersonated} has a new identity key, "
                      "with a message signed by nobody but the relay.")
@@ -492,7 +501,21 @@ class HostileRelay(Relay):
         real_identity = await self.storage.identity(recipient)
         assert real_identity is not None
         kind, message = outbound.encrypt(plaintext)
-        return seal(real_identity, SealedContent(sender, kind, message))
+        return seal(real_identity, SealedContent(
+            self.forge_certificate(sender, fake_sender.identity.public), kind, message))
+
+    def forge_certificate(self, username: str, identity: bytes) -> bytes:
+        """A sender certificate binding `username` to a key the relay chose, signed with
+        the relay's own certificate key: it verifies like any other (PROTOCOL.md 20).
+        Only the key directory tells it apart."""
+        if (username, identity) not in self.forged:
+            self.mark("FAKE CERTIFICATE", f"{username} bound to the relay's key")
+            self.narrate(f"The relay issued itself a sender certificate saying that "
+                         f"{username.capitalize()}'s identity key is its own fake key: it "
+                         "holds the certificate key, so the certificate verifies.")
+        self.forged.add((username, identity))
+        return issue(self._cert_sign, username, identity,
+                     int(self.clock()) + self.certificate_lifetime)
 
     def _open(self, sender: str, recipient: str, body: bytes) -> bytes | None:
         """The plaintext of what `sender` sealed to the relay's fake key for
@@ -519,13 +542,14 @@ class HostileRelay(Relay):
         self.opened.append((sender, recipient, plaintext))
         return plaintext
 
-    def _seal_text(self, session: Session, sender: str, recipient_identity: bytes,
-                   text: str) -> bytes:
+    def _seal_text(self, session: Session, sender: str, sender_identity: bytes,
+                   recipient_identity: bytes, text: str) -> bytes:
         from protocol.e2e.content import Text
 
         plaintext = Text(os.urandom(16), int(self.clock() * 1000), text).encode()
         kind, message = session.encrypt(plaintext)
-        return seal(recipient_identity, SealedContent(sender, kind, message))
+        return seal(recipient_identity, SealedContent(
+            self.forge_certificate(sender, sender_identity), kind, message))
 
 
 def readable(plaintext: bytes) -> str:

@@ -4,6 +4,8 @@ a PQXDH session and talk; beside each message, the bytes a relay would hold."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 from protocol.e2e.keys import (
     IdentityKeyPair,
@@ -14,11 +16,16 @@ from protocol.e2e.keys import (
 from protocol.e2e.safety_numbers import format_safety_number, safety_number
 from protocol.e2e.sealed import SealedContent, seal, unseal
 from protocol.e2e.session import PrivatePrekeys, Session
+from protocol.wire.certificates import DEFAULT_LIFETIME, issue
 from protocol.wire.prekeys import KemKind, PreKeyBundle
 
 
 def run(count: int) -> int:
     alice, bob = IdentityKeyPair.generate(), IdentityKeyPair.generate()
+    # the relay's certificate key vouches for each name's identity key (PROTOCOL.md 20)
+    cert_key, expires = os.urandom(32), int(time.time()) + DEFAULT_LIFETIME
+    certificates = {"alice": issue(cert_key, "alice", alice.public, expires),
+                    "bob": issue(cert_key, "bob", bob.public, expires)}
     spk, spk_pub = make_signed_prekey(bob, 1)
     kem, kem_pub = make_kem_prekey(bob, 17)
     opk, opk_pub = make_one_time_prekey(42)
@@ -35,7 +42,7 @@ def run(count: int) -> int:
         session = a_session if name == "alice" else b_session
         assert session is not None
         kind, message = session.encrypt(text.encode())
-        envelope = seal(peer.public, SealedContent(name, kind, message))
+        envelope = seal(peer.public, SealedContent(certificates[name], kind, message))
         digest = hashlib.sha256(envelope).hexdigest()[:16]
         print(f"{name:>5} typed : {text}")
         print(f"relay holds : to={peer_name.lower()} {len(envelope)} bytes "

@@ -17,6 +17,7 @@ from conformance.client.driver import CheckFailed, Driver, Outcome
 from conformance.client.peer import Peer
 from conformance.client.relay import KitRelay
 from protocol.e2e.ratchet import MAX_SKIP
+from protocol.wire.certificates import issue
 from protocol.wire.errors import ProtocolError
 from protocol.wire.frames import Deliver, encode_frame
 from protocol.wire.prekeys import KemPreKey, SignedPreKey
@@ -56,7 +57,10 @@ class Kit:
         peer.start(CLIENT_NAME, self.relay.take_bundle(CLIENT_NAME, one_time))
 
     def text(self, peer: Peer, text: str, sender: str | None = None) -> bytes:
-        return peer.text(CLIENT_NAME, self.identity, text, sender)
+        """`peer`'s text to the client, with the certificate the relay issues `sender`
+        (default: the peer itself) for the key it has registered now."""
+        return peer.text(CLIENT_NAME, self.identity, text,
+                         self.relay.certificate(sender or peer.name))
 
     async def recv(self) -> list[dict[str, Any]]:
         out = await self.client.run("recv", "--json")
@@ -244,8 +248,8 @@ async def check_oversized_frame(kit: Kit) -> None:
 
 
 async def check_forged_sender(kit: Kit) -> None:
-    """Does not show a message whose sealed sender names a user whose key (in the
-    relay's answer and its key directory) is not the one that made it."""
+    """Does not show a message sealed with bob's valid sender certificate that mallory
+    made (the certificate's identity key is not the one the message was made with)."""
     await kit.init()
     kit.peer("bob")
     mallory = kit.peer("mallory")
@@ -257,8 +261,36 @@ async def check_forged_sender(kit: Kit) -> None:
         raise CheckFailed(f"'recv --json' exited {out.code}: {out.tail()}")
     from_bob = [m for m in out.messages() if m.get("kind") == "in" and m.get("from") == "bob"]
     if from_bob or mentions(out, word):
-        raise CheckFailed("showed a message from bob that mallory made (the sealed sender "
-                          "name does not match the key directory)")
+        raise CheckFailed("showed a message from bob that mallory made (with bob's "
+                          "certificate, whose identity key did not make the message)")
+
+
+async def check_certificate(kit: Kit) -> None:
+    """Does not show a message from bob whose sender certificate is signed by another
+    key than the relay's (pinned at the first login), or expired before the relay
+    stored the message; shows bob's message with a valid one."""
+    await kit.init()
+    bob = kit.peer("bob")
+    kit.start(bob)
+    forged, expired, genuine = token(), token(), token()
+    identity = kit.relay.accounts["bob"].identity
+    other_key = issue(secrets.token_bytes(32), "bob", identity, int(time.time()) + 3600)
+    stale = issue(kit.relay.cert_seed, "bob", identity, int(time.time()) - 60)
+    for certificate, word in ((other_key, forged), (stale, expired)):
+        kit.relay.queue(CLIENT_NAME, bob.text(CLIENT_NAME, kit.identity, f"cert {word}",
+                                              certificate))
+    kit.relay.queue(CLIENT_NAME, kit.text(bob, f"cert {genuine}"))
+    out = await kit.client.run("recv", "--json")
+    if out.code != 0:
+        raise CheckFailed(f"'recv --json' exited {out.code}: {out.tail()}")
+    lines = out.messages()
+    if mentions(out, forged):
+        raise CheckFailed("showed a message whose sender certificate another key signed")
+    if mentions(out, expired):
+        raise CheckFailed("showed a message whose sender certificate had expired when the "
+                          "relay stored it")
+    if not shown(lines, genuine):
+        raise CheckFailed("did not show bob's message with a valid sender certificate")
 
 
 ESCAPES = ("\x1b[2J\x1b[H", "\x1b]0;owned\x07", "\x1b]52;c;b3duZWQ=\x07", "\x9b31m", "\r",
@@ -326,7 +358,8 @@ async def check_sealed(kit: Kit) -> None:
     kit.relay.accounts["bob"].capability_hash = hashlib.sha256(capability).digest()
     kit.start(bob)
     word = token()
-    kit.relay.queue(CLIENT_NAME, bob.capability(CLIENT_NAME, kit.identity, capability))
+    kit.relay.queue(CLIENT_NAME, bob.capability(CLIENT_NAME, kit.identity, capability,
+                                                kit.relay.certificate("bob")))
     kit.relay.queue(CLIENT_NAME, kit.text(bob, f"hi {word}"))
     await kit.recv()
     before = len(kit.relay.sent)
@@ -358,6 +391,7 @@ CHECKS: tuple[ClientCheck, ...] = (
     ClientCheck("client.skipped-limit", check_skipped_limit),
     ClientCheck("client.oversized-frame", check_oversized_frame),
     ClientCheck("client.forged-sender", check_forged_sender),
+    ClientCheck("client.certificate", check_certificate),
     ClientCheck("client.escapes", check_escapes),
     ClientCheck("client.sealed", check_sealed),
 )

@@ -79,20 +79,23 @@ class Peer:
         self.sessions[to] = session
         return session
 
-    def text(self, to: str, recipient_identity: bytes, text: str,
-             sender: str | None = None, session: Session | None = None) -> bytes:
-        """An envelope carrying `text` in the session with `to`, sealed under the
-        name `sender` (default: this peer's own name)."""
+    def text(self, to: str, recipient_identity: bytes, text: str, certificate: bytes,
+             session: Session | None = None) -> bytes:
+        """An envelope carrying `text` in the session with `to`, sealed with the
+        sender certificate `certificate` (PROTOCOL.md 20: this peer's own, as the relay
+        issued it, or whichever one a check forges with)."""
         session = session or self.sessions[to]
         plaintext = Text(os.urandom(16), int(time.time() * 1000), text).encode()
         kind, message = session.encrypt(plaintext)
-        return seal(recipient_identity, SealedContent(sender or self.name, kind, message))
+        return seal(recipient_identity, SealedContent(certificate, kind, message))
 
-    def capability(self, to: str, recipient_identity: bytes, capability: bytes) -> bytes:
+    def capability(self, to: str, recipient_identity: bytes, capability: bytes,
+                   certificate: bytes) -> bytes:
         """An envelope giving `to` this peer's delivery capability (content kind
-        CAPABILITY, PROTOCOL.md 9.1) in the session with `to`."""
+        CAPABILITY, PROTOCOL.md 9.1) in the session with `to`, sealed with the sender
+        certificate `certificate`."""
         kind, message = self.sessions[to].encrypt(Capability(capability).encode())
-        return seal(recipient_identity, SealedContent(self.name, kind, message))
+        return seal(recipient_identity, SealedContent(certificate, kind, message))
 
     def skip(self, to: str, count: int) -> None:
         """Advances the session with `to` by `count` messages that are never sent."""

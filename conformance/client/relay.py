@@ -25,16 +25,21 @@ from dataclasses import dataclass, field
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from protocol.wire.certificates import CERT_SEED_LEN, DEFAULT_LIFETIME, issue, signer_from_seed
 from protocol.wire.connection import RequestRefused, check_prekeys, check_send
 from protocol.wire.connection import ServerConnection as Core
 from protocol.wire.events import Refusal
 from protocol.wire.frames import (
     Ack,
     Bundle,
+    Certificate,
+    CertKey,
+    CertKeyAnswer,
     Deliver,
     ErrorCode,
     FetchBundle,
     Frame,
+    GetCertificate,
     Identity,
     KtConsistency,
     KtConsistencyProof,
@@ -145,6 +150,8 @@ class KitRelay:
         self.close_codes: list[int | None] = []
         """How each client connection ended (1009: the client refused a frame)."""
         self.directory: Directory | None = None
+        self.cert_seed = os.urandom(CERT_SEED_LEN)
+        """The relay's sender-certificate key (PROTOCOL.md 20.3)."""
         self._server: Server | None = None
         self.url = ""
 
@@ -180,6 +187,12 @@ class KitRelay:
                          os.urandom(OPENING_LEN))
         directory.checkpoint()
         self.accounts[name] = Account(identity)
+
+    def certificate(self, name: str, lifetime: int = DEFAULT_LIFETIME) -> bytes:
+        """A sender certificate for `name` and the key it is registered with now, as
+        GET_CERTIFICATE answers it (a peer puts it in what it seals)."""
+        return issue(self.cert_seed, name, self.accounts[name].identity,
+                     int(time.time()) + lifetime)
 
     def publish(self, name: str, signed: SignedPreKey, last_resort: KemPreKey,
                 one_time: list[OneTimePreKey] | None = None) -> None:
@@ -278,6 +291,8 @@ class KitRelay:
             end = min(directory.size, frame.start + frame.count)
             return KtEntryRange(frame.start, tuple(directory.frontier(frame.start)),
                                 tuple(e.encode() for e in directory.entries[frame.start:end]))
+        if isinstance(frame, CertKey):
+            return CertKeyAnswer(signer_from_seed(self.cert_seed)[1])
         if isinstance(frame, SealedSend):  # never logged in: no sender (16.10)
             check_send(frame, self.limits)
             for sealed in frame.envelopes:
@@ -295,6 +310,8 @@ class KitRelay:
             return Sent(tuple(os.urandom(16) for _ in frame.envelopes))
         user = core.username
         assert user is not None  # the core refuses the rest before login
+        if isinstance(frame, GetCertificate):
+            return Certificate(self.certificate(user))
         if isinstance(frame, SetCapability):
             account = self._account(user)
             account.capability_hash, account.allow_anyone = \

@@ -24,6 +24,7 @@ from conformance.relay import (  # noqa: F401
     checks_bars,
     checks_certificates,
     checks_directory,
+    checks_groups,
     checks_limits,
     checks_malformed,
     checks_messages,

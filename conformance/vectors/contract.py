@@ -201,18 +201,19 @@ def _digest(answer: Answer) -> Answer:
 def _sealed() -> Iterator[Request]:
     sealed = load("sealed")
     for e in sealed["cases"]:
-        fields = {"sender": e["sender"], "kind": e["kind"], "message": e["message"]}
+        fields = {"certificate": e["certificate"], "kind": e["kind"], "message": e["message"]}
+        decoded = {**fields, "sender": e["sender"]}  # the certificate's username
         yield Request("sealed", "encode_content", {**fields, "limit": 65536},
                       _out(content=e["content"]))
-        yield Request("sealed", "decode_content", {"content": e["content"]}, _out(**fields))
+        yield Request("sealed", "decode_content", {"content": e["content"]}, _out(**decoded))
         yield Request("sealed", "unseal", {"recipient_seed": e["recipient"]["seed"],
-                                           "sealed": e["sealed"]}, _out(**fields))
+                                           "sealed": e["sealed"]}, _out(**decoded))
         yield Request("sealed", "seal", {"recipient_public": e["recipient"]["public"],
                                          **fields, "limit": 65536},
                       _out(sealed_length=len(e["sealed"]) // 2, opens_to=e["content"]),
                       _opens_to(e["recipient"]["seed"]))
     for e in sealed["boundaries"]:
-        given = {"sender": e["sender"], "kind": e["kind"],
+        given = {"certificate": e["certificate"], "kind": e["kind"],
                  "message": "a5" * e["message_length"], "limit": e.get("limit", 65536)}
         if "error" in e:
             yield Request("sealed", "encode_content", given, {"error": e["error"]})

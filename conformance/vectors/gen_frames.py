@@ -16,12 +16,20 @@ from protocol.e2e.keys import (
     make_one_time_prekey,
     make_signed_prekey,
 )
-from protocol.wire import frames
+from protocol.wire import frames, tls
 from protocol.wire.prekeys import KemKind, PreKeyBundle
 
 CAPABILITY = bytes(range(32))
 """A delivery capability (16.10): any 32 bytes; SET_CAPABILITY carries its SHA-256."""
 CAPABILITY_HASH = hashlib.sha256(CAPABILITY).digest()
+
+GROUP_ID = bytes(range(100, 116))
+COMMIT = (tls.u16(1) + tls.u16(2) + tls.opaque(GROUP_ID) + tls.u64(7) + tls.u8(3)
+          + tls.opaque(b"") + tls.opaque(b"\x05" * 20) + tls.opaque(b"\x06" * 40))
+"""The cleartext header of an MLS PrivateMessage carrying a commit for epoch 7 of a
+group (RFC 9420 section 6.3), then opaque bytes: what GROUP_SEND carries (21.2)."""
+KEY_PACKAGE = tls.u16(1) + tls.u16(5) + b"\x07" * 60
+"""An MLSMessage KeyPackage as the relay sees it: version 1, wire format 5, opaque."""
 
 SMALL_ORDER_KEY = b"\x01" + bytes(31)
 """The Ed25519 encoding of the neutral point (y = 1): a key with no X25519 form."""
@@ -64,6 +72,9 @@ def build() -> Json:
         ("KT_OWN", frames.KtOwn()),
         ("GET_CERTIFICATE", frames.GetCertificate()),
         ("CERT_KEY", frames.CertKey()),
+        ("UPLOAD_KEY_PACKAGES", frames.UploadKeyPackages(False, (KEY_PACKAGE, KEY_PACKAGE))),
+        ("FETCH_KEY_PACKAGE", frames.FetchKeyPackage("bob")),
+        ("GROUP_SEND", frames.GroupSend(("bob", "carol"), COMMIT)),
     ]
     server_frames: list[tuple[str, frames.Frame]] = [
         ("HELLO", frames.Hello(challenge, limits)),
@@ -79,13 +90,16 @@ def build() -> Json:
         ("KT_CONSISTENCY_PROOF", frames.KtConsistencyProof(b"\x0a" * 32, (b"\x0b" * 32,))),
         ("KT_ENTRY_RANGE", frames.KtEntryRange(4, (b"\x0c" * 32,), (b"\x0d" * 96,))),
         ("CERT_KEY_ANSWER", frames.CertKeyAnswer(alice.public)),
+        ("KEY_PACKAGE", frames.KeyPackageAnswer(KEY_PACKAGE)),
+        ("GROUP_DELIVER", frames.GroupDeliver(envelope_id, 1_780_000_000, COMMIT)),
     ]
 
     def entries(items: list[tuple[str, frames.Frame]], decode: Callable[[bytes], Any],
                 first_id: int) -> list[Json]:
         out = []
         for i, (name, frame) in enumerate(items):
-            request_id = 0 if name in ("HELLO", "DELIVER", "PREKEYS_LOW", "QUEUE_DONE") \
+            request_id = 0 if name in ("HELLO", "DELIVER", "PREKEYS_LOW", "QUEUE_DONE",
+                                       "GROUP_DELIVER") \
                 else first_id + i
             encoded = frames.encode_frame(frame, request_id)
             assert decode(encoded) == (request_id, frame)
@@ -106,6 +120,15 @@ def build() -> Json:
         ("SEALED_SEND with no envelope", good[:1] + b"\x22" + good[2:6] + b"\x00\x00"),
         ("SET_CAPABILITY with an undefined flag bit",
          good[:1] + b"\x15" + good[2:6] + b"\x02" + CAPABILITY_HASH),
+        ("GROUP_SEND of something that is not an MLS group message",
+         frames.encode_frame(frames.GroupSend(("bob",), COMMIT), 9)[:-len(COMMIT)]
+         + KEY_PACKAGE[:len(COMMIT)].ljust(len(COMMIT), b"\x00")),
+        ("GROUP_SEND naming a recipient twice",
+         good[:1] + b"\x23" + good[2:6] + b"\x00\x02" + b"\x03bob" * 2
+         + len(COMMIT).to_bytes(4, "big") + COMMIT),
+        ("UPLOAD_KEY_PACKAGES with two last-resort packages",
+         good[:1] + b"\x18" + good[2:6] + b"\x01\x00\x02"
+         + (len(KEY_PACKAGE).to_bytes(4, "big") + KEY_PACKAGE) * 2),
         # the identity point (order 1) with the universal signature R = identity, S = 0,
         # which verifies for every message under a non-strict Ed25519
         ("REGISTER with a small-order identity key",

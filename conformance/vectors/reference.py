@@ -77,11 +77,12 @@ def _decode_header(i: dict[str, Any]) -> dict[str, Any]:
 
 
 def _content(i: dict[str, Any]) -> SealedContent:
-    return SealedContent(i["sender"], MessageKind(i["kind"]), _b(i["message"]))
+    return SealedContent(_b(i["certificate"]), MessageKind(i["kind"]), _b(i["message"]))
 
 
 def _fields(content: SealedContent) -> dict[str, Any]:
-    return {"sender": content.sender, "kind": int(content.kind),
+    return {"certificate": content.certificate.hex(), "sender": content.sender,
+            "kind": int(content.kind),
             "message": content.message.hex()}
 
 

@@ -3,17 +3,19 @@
 
 The relay sees every envelope's length. Without care that length names the message
 kind (a PreKey message carries a 1165/1169-byte PQXDH prefix) and the length of the
-sender's username (inside the sealed content). So the sealed content is padded until
-the whole envelope (the crypto_box_seal output) is one of a few sizes, chosen by a
-rule that ignores both: every message is sized *as if* it were a PreKey message with
-a one-time prekey id from a 32-character name. The class then depends only on the
-ratchet message's length, i.e. on the plaintext's 160-byte bucket (section 8), and a
-first message, a later message, a receipt and a short text from any sender all land
-in the same class.
+sender's certificate (inside the sealed content; its length follows the username's).
+So the sealed content is padded until the whole envelope (the crypto_box_seal output)
+is one of a few sizes, chosen by a rule that ignores both: every message is sized *as
+if* it were a PreKey message with a one-time prekey id carrying the longest
+certificate (a 32-character name). The class then depends only on the ratchet
+message's length, i.e. on the plaintext's 160-byte bucket (section 8), and a first
+message, a later message, a receipt and a short text from any sender all land in the
+same class.
 
 The smallest class, 2048 bytes, is the smallest power of two that holds a PreKey
-message carrying a short text from a 32-character name (1490 bytes for "hi"); above
-it the classes double up to 65536, the relay's default `max_envelope` (section 16.3).
+message carrying a short text with the longest certificate (1598 bytes for "hi");
+above it the classes double up to 65536, the relay's default `max_envelope`
+(section 16.3).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from protocol.e2e.aead import MAC_LEN
 from protocol.e2e.errors import MessageTooLarge
 from protocol.e2e.messages import HEADER_LEN
 from protocol.e2e.padding import BUCKET
+from protocol.wire.certificates import MAX_CERTIFICATE_LEN
 from protocol.wire.publickeys import ENCODED_ED25519_LEN, ENCODED_X25519_LEN, MLKEM768_CT_LEN
 
 SEAL_OVERHEAD = 48
 """crypto_box_seal adds the ephemeral public key (32) and the Poly1305 tag (16)."""
 
-MAX_USERNAME_LEN = 32  # section 12
-CONTENT_OVERHEAD_MAX = 1 + 1 + 1 + MAX_USERNAME_LEN + 4
-"""version, kind, var8(sender) with the longest name, the var32 length of the message."""
+CONTENT_OVERHEAD_MAX = 1 + 1 + 2 + MAX_CERTIFICATE_LEN + 4
+"""version, kind, var16(certificate) with the longest certificate (139 bytes, a
+32-character name: section 20.1), the var32 length of the message: 147."""
 
 PREKEY_PREFIX_MAX = (1 + ENCODED_ED25519_LEN + ENCODED_X25519_LEN + 4 + 1 + 4 + 1 + 4
                      + MLKEM768_CT_LEN)
@@ -46,7 +49,8 @@ MAX_ENVELOPE_CLASS = ENVELOPE_CLASSES[-1]
 
 def sizing_length(ratchet_message_len: int) -> int:
     """The length an envelope carrying this ratchet message would have as a PreKey
-    message (with a one-time prekey id) from a 32-character name, before padding."""
+    message (with a one-time prekey id) carrying the longest certificate, before
+    padding."""
     return SEAL_OVERHEAD + CONTENT_OVERHEAD_MAX + PREKEY_PREFIX_MAX + ratchet_message_len
 
 

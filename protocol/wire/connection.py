@@ -55,10 +55,14 @@ from protocol.wire.frames import (
     Error,
     ErrorCode,
     FetchBundle,
+    FetchKeyPackage,
     Frame,
     GetCertificate,
+    GroupDeliver,
+    GroupSend,
     Hello,
     Identity,
+    KeyPackageAnswer,
     KtConsistency,
     KtConsistencyProof,
     KtEntries,
@@ -82,6 +86,7 @@ from protocol.wire.frames import (
     Send,
     Sent,
     SetCapability,
+    UploadKeyPackages,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     decode_client_frame,
@@ -115,7 +120,8 @@ certificate key (20.3): before login too."""
 _AUTH = frozenset({Register, Login, SealedSend}) | _PUBLIC
 _ACCOUNT = frozenset({UploadSignedPrekeys, UploadOneTimePrekeys, FetchBundle,
                       LookupIdentity, PrekeyCount, Send, Ack, DeleteAccount,
-                      KtLookup, KtOwn, SetCapability, GetCertificate}) | _PUBLIC
+                      KtLookup, KtOwn, SetCapability, GetCertificate,
+                      UploadKeyPackages, FetchKeyPackage, GroupSend}) | _PUBLIC
 
 CLIENT_MAY_SEND: dict[State, frozenset[type[Frame]]] = {
     State.AWAITING_HELLO: frozenset(),
@@ -145,6 +151,9 @@ ANSWERS: dict[type[Frame], type[Frame]] = {
     PrekeyCount: PrekeyCounts,
     Send: Sent,
     SealedSend: Sent,
+    GroupSend: Sent,
+    UploadKeyPackages: Ok,
+    FetchKeyPackage: KeyPackageAnswer,
     SetCapability: Ok,
     Ack: Ok,
     DeleteAccount: Ok,
@@ -161,6 +170,7 @@ ANSWERS: dict[type[Frame], type[Frame]] = {
 PUSHES: dict[type[Frame], frozenset[State]] = {
     Hello: frozenset({State.AWAITING_HELLO}),
     Deliver: frozenset({State.LOGGED_IN}),
+    GroupDeliver: frozenset({State.LOGGED_IN}),
     QueueDone: frozenset({State.LOGGED_IN}),
     PrekeysLow: frozenset({State.LOGGED_IN}),
 }
@@ -188,15 +198,18 @@ def request_id_of(data: bytes) -> int:
     return int.from_bytes(data[2:6], "big") if len(data) >= FRAME_HEADER_LEN else 0
 
 
-def check_send(frame: Send | SealedSend, limits: Limits) -> None:
-    """SEND's own limits (16.6), checked before anything is stored."""
-    if len(frame.envelopes) > limits.max_recipients:
+def check_send(frame: Send | SealedSend | GroupSend, limits: Limits) -> None:
+    """SEND's own limits (16.6), checked before anything is stored; a GROUP_SEND's
+    recipients count as envelopes and its message as each one's body (21.3)."""
+    bodies = ([frame.message] * len(frame.recipients) if isinstance(frame, GroupSend)
+              else [out.body for out in frame.envelopes])
+    if len(bodies) > limits.max_recipients:
         raise RequestRefused(ErrorCode.TOO_MANY_RECIPIENTS,
                              f"at most {limits.max_recipients} envelopes per SEND")
-    for out in frame.envelopes:
-        if len(out.body) > limits.max_envelope:
+    for body in bodies[:1] if isinstance(frame, GroupSend) else bodies:
+        if len(body) > limits.max_envelope:
             raise RequestRefused(ErrorCode.ENVELOPE_TOO_LARGE,
-                                 f"envelope of {len(out.body)} bytes; the limit is "
+                                 f"envelope of {len(body)} bytes; the limit is "
                                  f"{limits.max_envelope}")
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from protocol.wire import codec
 from protocol.wire.errors import DecodeError, UnknownFrameType, UnsupportedVersion
+from protocol.wire.mls_header import GroupHeader, parse_group_header
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, SignedPreKey
 from protocol.wire.publickeys import (
     ENCODED_ED25519_LEN,
@@ -64,6 +65,8 @@ class ErrorCode(IntEnum):
     SENDER_BUDGET = 34
     STORAGE_FULL = 35
     BAD_CAPABILITY = 36
+    COMMIT_CONFLICT = 37
+    NO_KEY_PACKAGES = 22
     INTERNAL_ERROR = 40
     KT_OUT_OF_RANGE = 50
 
@@ -363,6 +366,114 @@ class SealedSend(Frame):
         return cls(tuple(envelopes))
 
 
+# ---- groups (PROTOCOL.md 21) ---------------------------------------------------
+
+
+MAX_KEY_PACKAGE = 16384
+"""Largest KeyPackage a relay keeps (one with a basic credential is about 300 bytes)."""
+
+
+def _key_package(data: bytes) -> bytes:
+    """An MLSMessage carrying a KeyPackage (RFC 9420 section 6: version 1, wire format
+    5), no longer than MAX_KEY_PACKAGE; the relay keeps it opaque beyond that."""
+    if not 4 < len(data) <= MAX_KEY_PACKAGE or data[:4] != b"\x00\x01\x00\x05":
+        raise DecodeError("not an MLS KeyPackage (version 1, wire format 5) of at most "
+                          f"{MAX_KEY_PACKAGE} bytes")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class UploadKeyPackages(Frame):
+    """0x18 (logged in): flags u8 (bit 0: these replace the last-resort KeyPackage; the
+    other bits 0) || u16 n (>= 1) || n x var32 KeyPackage (an MLSMessage). Answered by
+    OK. One-time packages are added (at most max_prekeys kept); a last-resort upload
+    carries exactly one."""
+
+    TYPE: ClassVar[int] = 0x18
+    last_resort: bool
+    key_packages: tuple[bytes, ...]
+
+    def encode_payload(self) -> bytes:
+        return (codec.u8(1 if self.last_resort else 0) + codec.u16(len(self.key_packages))
+                + b"".join(codec.var32(k) for k in self.key_packages))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> UploadKeyPackages:
+        flags = r.u8()
+        if flags & ~1:
+            raise DecodeError(f"UPLOAD_KEY_PACKAGES flags {flags:#04x}: only bit 0 is defined")
+        count = r.u16()
+        if count == 0 or (flags & 1 and count != 1):
+            raise DecodeError("UPLOAD_KEY_PACKAGES carries one last-resort package, or "
+                              "one or more one-time packages")
+        return cls(bool(flags & 1), tuple(_key_package(r.var32()) for _ in range(count)))
+
+
+@dataclass(frozen=True, slots=True)
+class FetchKeyPackage(Frame):
+    """0x19 (logged in): var8 username. Answered by KEY_PACKAGE: one of the account's
+    one-time KeyPackages, deleted as it is handed out, else its last-resort one."""
+
+    TYPE: ClassVar[int] = 0x19
+    username: str
+
+    def encode_payload(self) -> bytes:
+        return codec.var8(self.username.encode("ascii"))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> FetchKeyPackage:
+        return cls(decode_username(r.var8()))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPackageAnswer(Frame):
+    """0x99: var32 KeyPackage (an MLSMessage), answering FETCH_KEY_PACKAGE."""
+
+    TYPE: ClassVar[int] = 0x99
+    key_package: bytes
+
+    def encode_payload(self) -> bytes:
+        return codec.var32(self.key_package)
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> KeyPackageAnswer:
+        return cls(_key_package(r.var32()))
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSend(Frame):
+    """0x23 (logged in): u16 n (>= 1) || n x var8 recipient || var32 message, an MLS
+    PublicMessage, PrivateMessage or Welcome (RFC 9420 section 6). The relay stores
+    the message once and queues it for each recipient; a commit is admitted only if no
+    commit of its group was admitted for its epoch or a later one (COMMIT_CONFLICT).
+    Answered by SENT with one envelope id per recipient, all or none."""
+
+    TYPE: ClassVar[int] = 0x23
+    recipients: tuple[str, ...]
+    message: bytes
+
+    @property
+    def header(self) -> GroupHeader:
+        return parse_group_header(self.message)
+
+    def encode_payload(self) -> bytes:
+        return (codec.u16(len(self.recipients))
+                + b"".join(codec.var8(n.encode("ascii")) for n in self.recipients)
+                + codec.var32(self.message))
+
+    @classmethod
+    def decode_payload(cls, r: codec.Reader) -> GroupSend:
+        count = r.u16()
+        if count == 0:
+            raise DecodeError("GROUP_SEND names no recipient")
+        recipients = tuple(decode_username(r.var8()) for _ in range(count))
+        if len(set(recipients)) != count:
+            raise DecodeError("GROUP_SEND names a recipient twice")
+        message = r.var32()
+        parse_group_header(message)  # DecodeError: not a group message
+        return cls(recipients, message)
+
+
 # ---- key transparency (PROTOCOL.md 19.10) -------------------------------------
 #
 # The directory's frames carry public data only: signed checkpoints, proofs, and log
@@ -601,6 +712,14 @@ class Deliver(Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class GroupDeliver(Deliver):
+    """0xC3, pushed: a group message, laid out as DELIVER (envelope id || received-at
+    u64 || var32 body); acknowledged with ACK like any envelope."""
+
+    TYPE: ClassVar[int] = 0xC3
+
+
+@dataclass(frozen=True, slots=True)
 class PrekeysLow(Frame):
     """0xC1, pushed to the owner: u32 X25519 one-time prekeys left || u32 KEM ones left."""
 
@@ -818,14 +937,14 @@ CLIENT_FRAMES: dict[int, type[Frame]] = {
     for cls in (Register, Login, DeleteAccount, UploadSignedPrekeys, UploadOneTimePrekeys,
                 FetchBundle, LookupIdentity, PrekeyCount, Send, Ack,
                 SetCapability, SealedSend, KtInfo, KtConsistency, KtLookup, KtEntries, KtOwn,
-                GetCertificate, CertKey)
+                GetCertificate, CertKey, UploadKeyPackages, FetchKeyPackage, GroupSend)
 }
 SERVER_FRAMES: dict[int, type[Frame]] = {
     cls.TYPE: cls
     for cls in (Hello, Ok, Bundle, Identity, PrekeyCounts, Sent, Deliver, PrekeysLow,
                 QueueDone, Error, KtInfoAnswer, KtConsistencyProof, KtLookupAnswer,
                 KtEntryRange, KtOwnEntries,
-                Certificate, CertKeyAnswer)
+                Certificate, CertKeyAnswer, KeyPackageAnswer, GroupDeliver)
 }
 
 

@@ -15,8 +15,10 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from protocol.wire.frames import (
+    CertKey,
     Error,
     ErrorCode,
+    GetCertificate,
     Hello,
     KtConsistency,
     KtEntries,
@@ -69,6 +71,8 @@ async def _handle(ws: ServerConnection, stats: FloodStats, interval: float, acce
                 continue
             if isinstance(frame, KtInfo | KtConsistency | KtLookup | KtEntries | KtOwn):
                 answer = Error(ErrorCode.INTERNAL_ERROR, "this relay keeps no key directory")
+            elif isinstance(frame, CertKey | GetCertificate):
+                answer = Error(ErrorCode.INTERNAL_ERROR, "this relay issues no certificates")
             elif isinstance(frame, PrekeyCount):
                 answer = PrekeyCounts(0, 0)  # the lie
             elif isinstance(frame, UploadOneTimePrekeys):

@@ -29,9 +29,13 @@ async def test_junk_claiming_a_contacts_name_is_one_unknown_row(tmp_path: Path) 
         before = bob.history("alice")
         assert mallory.conn is not None
         bob_key = await mallory.conn.lookup_identity("bob")
+        # alice's real sender certificate, as mallory takes it from a message she sent
+        # him: it verifies, so only the messages themselves fail
+        certificate = alice.certificates.current()
+        assert certificate is not None
         for _ in range(0, JUNK, 10):
             await mallory.conn.send([
-                ("bob", seal(bob_key, SealedContent("alice", kind, os.urandom(300))))
+                ("bob", seal(bob_key, SealedContent(certificate, kind, os.urandom(300))))
                 for kind in [MessageKind.RATCHET, MessageKind.RATCHET] * 5])
         await wait_for(lambda: sum(m.count for m in bob.history(UNKNOWN_SENDER)) == JUNK)
 
@@ -48,12 +52,12 @@ async def test_junk_claiming_a_contacts_name_is_one_unknown_row(tmp_path: Path) 
         # read, the next placeholder starts a new row; a week on, both are gone
         await bob.mark_read(UNKNOWN_SENDER)
         await mallory.conn.send([("bob", seal(bob_key, SealedContent(
-            "alice", MessageKind.RATCHET, os.urandom(300))))])
+            certificate, MessageKind.RATCHET, os.urandom(300))))])
         await wait_for(lambda: len(bob.history(UNKNOWN_SENDER)) == 2)
         real = bob.clock
         bob.clock = lambda: real() + UNKNOWN_EXPIRY + 60
         await mallory.conn.send([("bob", seal(bob_key, SealedContent(
-            "alice", MessageKind.RATCHET, os.urandom(300))))])
+            certificate, MessageKind.RATCHET, os.urandom(300))))])
         await wait_for(lambda: [m.count for m in bob.history(UNKNOWN_SENDER)] == [1])
         assert bob.contact(UNKNOWN_SENDER).unread == 1  # type: ignore[union-attr]
         await shut(alice, bob, mallory)

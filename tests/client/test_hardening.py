@@ -47,8 +47,9 @@ async def test_a_malformed_frame_from_the_relay_drops_the_connection_cleanly() -
 
 
 async def test_a_user_cannot_pose_as_another_on_first_contact(tmp_path: Path) -> None:
-    """mallory seals an initial message to bob claiming to be alice: bob's client checks
-    the key with the relay and rejects it, and alice is not pinned to mallory's key."""
+    """mallory seals an initial message to bob with alice's real sender certificate (as
+    taken from a message she sent him): its key is not the one the message was made
+    with, so bob's client rejects it, and alice is not pinned to mallory's key."""
     from protocol.e2e.keys import IdentityKeyPair
     from protocol.e2e.sealed import SealedContent, seal
     from protocol.e2e.session import Session
@@ -65,8 +66,10 @@ async def test_a_user_cannot_pose_as_another_on_first_contact(tmp_path: Path) ->
         session = Session.initiate(mallory_id, bundle)
         kind, message = session.encrypt(b"\x01\x01" + b"\x00" * 16 + b"\x00" * 8
                                         + b"\x00\x00\x00\x05hello")
+        certificate = alice.certificates.current()
+        assert certificate is not None
         await mallory.send([("bob", seal(bundle.identity,
-                                          SealedContent("alice", kind, message)))])
+                                          SealedContent(certificate, kind, message)))])
         await wait_for(lambda: bool(bob.history("?unknown")))
         [placeholder] = bob.history("?unknown")
         assert "impersonating" in placeholder.error

@@ -93,7 +93,7 @@ async def test_tampered_envelopes_show_a_placeholder_and_break_nothing(tmp_path:
         inner = unseal(bob.identity, genuine.body)
         for count, index in enumerate((5, len(inner.message) - 1), 2):  # header, ciphertext
             forged = seal(bob.identity.public, SealedContent(
-                inner.sender, inner.kind, _flip(inner.message, index)))
+                inner.certificate, inner.kind, _flip(inner.message, index)))
             result = await bob.receive(_new_id(genuine, forged))
             [placeholder] = result.messages
             assert placeholder.contact == UNKNOWN_SENDER and placeholder.count == count

@@ -27,6 +27,7 @@ FLAWS = {
     "no-bundle-signatures": "client.bundle-signature",
     "skips-directory": "client.key-directory",
     "accepts-forged-senders": "client.forged-sender",
+    "skips-certificate-check": "client.certificate",
     "no-skip-limit": "client.skipped-limit",
     "no-frame-limit": "client.oversized-frame",
     "sends-unsealed": "client.sealed",

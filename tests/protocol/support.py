@@ -20,6 +20,7 @@ from protocol.e2e.messages import PreKeyMessage
 from protocol.e2e.pqxdh import associated_data
 from protocol.e2e.ratchet import Ratchet
 from protocol.e2e.session import Consumed, PrivatePrekeys
+from protocol.wire.certificates import issue, signer_from_seed
 from protocol.wire.prekeys import KemKind, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 
 # Bytes 0..31 are little-endian u-coordinates of X25519 points of order 1, 2, 4 or 8
@@ -34,6 +35,22 @@ LOW_ORDER_X25519 = [
     P25519.to_bytes(32, "little"),
     (P25519 + 1).to_bytes(32, "little"),
 ]
+
+
+CERT_SEED = bytes(range(32))
+"""A relay certificate key for the protocol tests (section 20)."""
+CERT_PUBLIC = signer_from_seed(CERT_SEED)[1]
+CERT_EXPIRES = 1_900_000_000
+CERT_NOW = CERT_EXPIRES - 3600
+
+
+def certificate(name: str, identity: bytes | None = None, expires: int = CERT_EXPIRES,
+                seed: bytes = CERT_SEED) -> bytes:
+    """A sender certificate for `name` (its identity key: one made from the name when
+    not given), signed with the test relay's key."""
+    if identity is None:
+        identity = IdentityKeyPair.generate(DetRng(b"cert-" + name.encode())).public
+    return issue(seed, name, identity, expires)
 
 
 # Where Encode(EK_A) sits in an initial message: after version (1) and Encode(IK_A) (33).

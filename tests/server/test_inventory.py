@@ -47,7 +47,10 @@ async def test_schema_matches_the_data_inventory(tmp_path: Path) -> None:
 def test_inventory_parser_sees_every_table() -> None:
     documented = documented_schema()
     assert documented["envelopes"] == {"id", "envelope_id", "recipient", "seq", "body",
-                                       "received_at"}
+                                       "received_at", "shared"}
+    assert documented["group_epochs"] == {"group_hash", "epoch", "at"}
+    assert not any("member" in column for columns in documented.values()
+                   for column in columns), "the relay keeps no group membership"
     assert "sender" not in documented["envelopes"]
     assert documented["kt_updates"] == {"idx", "username", "value", "opening"}
     assert documented["delivery_capabilities"] == {"username", "capability_hash",

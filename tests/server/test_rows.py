@@ -410,10 +410,11 @@ async def test_a_v3_database_is_migrated_with_every_queue_in_order(tmp_path: Pat
     store = await SqliteStorage.open(data)
     try:
         db = store.db
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert _sqlite_tables(data) == []
         columns = [r[1] for r in db.execute("PRAGMA table_info(envelopes)")]
-        assert columns == ["id", "envelope_id", "recipient", "seq", "body", "received_at"]
+        assert columns == ["id", "envelope_id", "recipient", "seq", "body", "received_at",
+                           "shared"]
         assert db.execute("SELECT bytes, count FROM envelope_usage").fetchone() == (
             sum(len(b) + 64 for _, b in queue), 30)
         for name, want in expected.items():

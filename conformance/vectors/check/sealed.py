@@ -1,6 +1,6 @@
-"""sealed.json: sealed sender, crypto_box_seal of the padded sealed content to the recipient
-identity's X25519 form, and the envelope size classes (docs/PROTOCOL.md section 10). The
-boxes are recorded."""
+"""sealed.json: sealed sender, crypto_box_seal of the padded sealed content (with the
+sender's certificate) to the recipient identity's X25519 form, and the envelope size
+classes (docs/PROTOCOL.md section 10). The boxes are recorded."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from conformance.vectors.check.support import At, Entry, Json, b, concat, dispat
 from protocol.e2e import size_classes
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.sealed import SEALED_VERSION, MessageKind, SealedContent, unseal
+from protocol.wire.certificates import signer_from_seed
 
 NAME = "sealed"
 FILL = 0xA5  # the byte boundary messages are made of (the file's description)
 CONSTANTS = ("version", "seal_overhead", "content_overhead_max", "prekey_prefix_max",
-             "envelope_classes")
+             "envelope_classes", "cert_key")
 
 
 def entries(doc: Json | None = None) -> list[Entry]:
@@ -35,11 +36,21 @@ def check_constants(at: At, data: Any) -> None:
           size_classes.CONTENT_OVERHEAD_MAX)
     at.eq("prekey_prefix_max", data["prekey_prefix_max"], size_classes.PREKEY_PREFIX_MAX)
     at.eq("envelope_classes", data["envelope_classes"], list(size_classes.ENVELOPE_CLASSES))
+    at.eq("cert_key.public", b(data["cert_key"]["public"]),
+          signer_from_seed(b(data["cert_key"]["seed"]))[1])
+
+
+def _content(at: At, entry: Any, message: bytes) -> SealedContent:
+    """The entry's content; its certificate verifies under cert_key and names `sender`."""
+    content = SealedContent(b(entry["certificate"]), MessageKind(entry["kind"]), message)
+    cert_public = b(at.entry.doc["cert_key"]["public"])
+    at.eq("sender", entry["sender"], content.verify_sender(cert_public, 0).username)
+    return content
 
 
 def check_case(at: At, entry: Any) -> None:
     recipient = identity_from(at, "recipient", entry["recipient"])
-    content = SealedContent(entry["sender"], MessageKind(entry["kind"]), b(entry["message"]))
+    content = _content(at, entry, b(entry["message"]))
     at.eq("content", b(entry["content"]), content.encode())
     at.eq("content", content, SealedContent.decode(b(entry["content"])))
     at.eq("sealed (length)", len(b(entry["content"])) + 48, len(b(entry["sealed"])))
@@ -49,8 +60,7 @@ def check_case(at: At, entry: Any) -> None:
 
 
 def check_boundary(at: At, entry: Any) -> None:
-    content = SealedContent(entry["sender"], MessageKind(entry["kind"]),
-                            bytes([FILL]) * entry["message_length"])
+    content = _content(at, entry, bytes([FILL]) * entry["message_length"])
     limit = entry.get("limit", size_classes.MAX_ENVELOPE_CLASS)
     if "error" in entry:
         at.raises("error", entry["error"], lambda: content.encode(limit))

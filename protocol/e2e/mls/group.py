@@ -50,7 +50,6 @@ from protocol.e2e.mls.welcome import GroupInfo, GroupSecrets, Welcome
 from protocol.wire import tls
 from protocol.wire.errors import RemoteProtocolError
 
-
 RESUMPTION_EPOCHS = 8
 """How many recent epochs' resumption PSKs a member keeps (8.6)."""
 

@@ -64,13 +64,30 @@ def _skips_directory() -> None:
 
 
 def _accepts_forged_senders() -> None:
-    """Believes the sender name inside a sealed envelope."""
+    """Believes the sender certificate inside a sealed envelope without checking that
+    its key made the message (or asking the key directory about it)."""
+    from client.inbox import Inbox
     from client.trust import TrustBook
+
+    def check_sender(self: Any, *args: Any) -> None:
+        return None
 
     async def is_impostor(self: Any, *args: Any) -> None:
         return None
 
+    Inbox._check_sender = check_sender  # type: ignore[method-assign,assignment]
     TrustBook.is_impostor = is_impostor  # type: ignore[method-assign,assignment]
+
+
+def _skips_certificate_check() -> None:
+    """Reads the sender certificate's name without checking its signature or expiry."""
+    from client.certificates import SenderCertificates
+    from protocol.wire.certificates import decode
+
+    def check(self: Any, certificate: bytes, received_at: int) -> Any:
+        return decode(certificate)[0]
+
+    SenderCertificates.check = check  # type: ignore[method-assign]
 
 
 def _no_skip_limit() -> None:
@@ -101,6 +118,7 @@ FLAWS: dict[str, Callable[[], None]] = {
     "no-bundle-signatures": _no_bundle_signatures,
     "skips-directory": _skips_directory,
     "accepts-forged-senders": _accepts_forged_senders,
+    "skips-certificate-check": _skips_certificate_check,
     "no-skip-limit": _no_skip_limit,
     "no-frame-limit": _no_frame_limit,
     "sends-unsealed": _sends_unsealed,

@@ -20,14 +20,17 @@ from protocol.e2e.size_classes import (
 )
 from protocol.wire.errors import LocalProtocolError
 from protocol.wire.usernames import check_username
-from tests.protocol.support import DetRng, Device
+from tests.protocol.support import DetRng, Device, certificate
 
 SHORT = check_username("bob")
 LONG = check_username("a-name-of-exactly-32-characters0")
 assert len(LONG) == 32
+CERTS = {SHORT: certificate(SHORT), LONG: certificate(LONG)}
+"""The shortest and the longest certificates (139 bytes) a relay issues."""
+assert len(CERTS[LONG]) == 139
 
-TEXTS = [0, 1, 2, 100, 608, 609, 1000, 2688, 2689, 5000, 20_000, 60_000]
-RECEIPT_IDS = [1, 2, 39, 40, 100, 500]
+TEXTS = [0, 1, 2, 100, 448, 449, 1000, 2528, 2529, 5000, 20_000, 60_000]
+RECEIPT_IDS = [1, 2, 29, 30, 100, 500]
 
 
 def plaintexts() -> list[tuple[str, bytes]]:
@@ -65,7 +68,7 @@ def test_sender_name_and_message_kind_leave_no_trace_in_the_size(opk: bool) -> N
             kind, message = session.encrypt(plaintext)
             assert kind is (MessageKind.PREKEY if stage == "first" else MessageKind.RATCHET)
             for name in (SHORT, LONG):
-                sizes[stage, name] = len(seal(recipient, SealedContent(name, kind, message)))
+                sizes[stage, name] = len(seal(recipient, SealedContent(CERTS[name], kind, message)))
         assert len(set(sizes.values())) == 1, f"{what}: {sizes}"
         size = sizes["first", SHORT]
         assert size in ENVELOPE_CLASSES
@@ -73,10 +76,11 @@ def test_sender_name_and_message_kind_leave_no_trace_in_the_size(opk: bool) -> N
         seen[what] = size
     # a short text, a first message with a short text and any receipt of a few messages
     # all look alike; only long messages move up
-    assert {seen[f"text of {n} bytes"] for n in (0, 2, 100, 608)} == {2048}
-    assert {seen[f"receipt for {n} messages"] for n in (1, 2, 39)} == {2048}
-    assert seen["text of 609 bytes"] == seen["receipt for 40 messages"] == 4096
-    assert seen["text of 2689 bytes"] == 8192
+    assert {seen[f"text of {n} bytes"] for n in (0, 2, 100, 448)} == {2048}
+    assert {seen[f"receipt for {n} messages"] for n in (1, 2, 29)} == {2048}
+    assert seen["text of 449 bytes"] == seen["receipt for 30 messages"] == 4096
+    assert seen["text of 2528 bytes"] == 4096
+    assert seen["text of 2529 bytes"] == 8192
     assert seen["text of 60000 bytes"] == 65536
 
 
@@ -85,7 +89,7 @@ def test_a_first_message_with_a_short_text_from_the_longest_name_fits_the_smalle
     first, _ = first_and_later(opk=True)
     kind, message = first.encrypt(Text(bytes(16), 0, "hi").encode())
     assert len(message) == PREKEY_PREFIX_MAX + RATCHET_OVERHEAD + 160
-    envelope = seal(Device.create("sizes-bob").public, SealedContent(LONG, kind, message))
+    envelope = seal(Device.create("sizes-bob").public, SealedContent(CERTS[LONG], kind, message))
     assert len(envelope) == ENVELOPE_CLASSES[0] == 2048
 
 
@@ -99,7 +103,7 @@ def test_the_classes_are_2048_doubling_to_the_relays_default_max_envelope() -> N
 def test_every_bucket_count_lands_alike_for_every_kind_and_name() -> None:
     """Arithmetic over every possible ratchet message length (74 + 160k): a PreKey message
     with or without a one-time prekey id (1169 or 1165 prefix bytes) and a ratchet
-    message, from a 3- or a 32-character name, always share a class."""
+    message, with the certificate of a 3- or a 32-character name, always share a class."""
     k = 1
     while True:
         ratchet = RATCHET_OVERHEAD + 160 * k
@@ -109,14 +113,14 @@ def test_every_bucket_count_lands_alike_for_every_kind_and_name() -> None:
         for kind, length in variants:
             for name in (SHORT, LONG):
                 try:
-                    sizes.add(len(SealedContent(name, kind, bytes(length)).encode()))
+                    sizes.add(len(SealedContent(CERTS[name], kind, bytes(length)).encode()))
                 except MessageTooLarge:
                     sizes.add(-1)
         assert len(sizes) == 1, (k, sizes)
         if sizes == {-1}:
             break
         k += 1
-    assert k == 402  # 401 buckets (a 64158-byte plaintext) is the most the largest class holds
+    assert k == 401  # 400 buckets (a 63998-byte plaintext) is the most the largest class holds
 
 
 @pytest.mark.parametrize("size", ENVELOPE_CLASSES)
@@ -132,14 +136,14 @@ def test_each_class_ends_where_the_spec_says(size: int) -> None:
 
 def test_nothing_is_sealed_above_the_relays_limit_or_the_largest_class() -> None:
     recipient = Device.create("sizes-bob").public
-    content = SealedContent(SHORT, MessageKind.RATCHET, bytes(3000))  # needs 8192
+    content = SealedContent(CERTS[SHORT], MessageKind.RATCHET, bytes(3000))  # needs 8192
     assert len(seal(recipient, content, limit=8192)) == 8192
     for limit in (8191, 4096, 2048, 100):
         with pytest.raises(MessageTooLarge):
             seal(recipient, content, limit=limit)
         with pytest.raises(MessageTooLarge):
             envelope_size(3000, limit)
-    too_long = SealedContent(SHORT, MessageKind.RATCHET, bytes(MAX_ENVELOPE_CLASS))
+    too_long = SealedContent(CERTS[SHORT], MessageKind.RATCHET, bytes(MAX_ENVELOPE_CLASS))
     with pytest.raises(MessageTooLarge) as info:
         seal(recipient, too_long)
     assert isinstance(info.value, LocalProtocolError)  # our misuse, not the peer's
@@ -149,7 +153,8 @@ def test_nothing_is_sealed_above_the_relays_limit_or_the_largest_class() -> None
 
 def test_a_message_filling_the_largest_class_round_trips() -> None:
     bob = Device.create("sizes-bob")
-    content = SealedContent(LONG, MessageKind.RATCHET, bytes(MAX_ENVELOPE_CLASS - 48 - 39 - 1169))
+    content = SealedContent(CERTS[LONG], MessageKind.RATCHET,
+                            bytes(MAX_ENVELOPE_CLASS - 48 - 147 - 1169))
     envelope = seal(bob.public, content)
     assert len(envelope) == MAX_ENVELOPE_CLASS
     assert unseal(bob.identity, envelope) == content

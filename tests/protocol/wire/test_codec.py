@@ -22,7 +22,7 @@ from protocol.wire import codec
 from protocol.wire.errors import DecodeError, ProtocolError
 from protocol.wire.prekeys import KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey
 from protocol.wire.usernames import decode_username
-from tests.protocol.support import DetRng, Device, ratchet_pair, talking_pair
+from tests.protocol.support import DetRng, Device, certificate, ratchet_pair, talking_pair
 
 # -- sample encodings of every structure
 
@@ -57,8 +57,8 @@ def _samples() -> dict[str, list[bytes]]:
         "ratchet-message": [reply],
         "prekey-message": [prekey_message, prekey_message_no_opk],
         "sealed-content": [
-            SealedContent("alice", MessageKind.PREKEY, prekey_message).encode(),
-            SealedContent("bob.b-2_c", MessageKind.RATCHET, reply).encode(),
+            SealedContent(certificate("alice"), MessageKind.PREKEY, prekey_message).encode(),
+            SealedContent(certificate("bob.b-2_c"), MessageKind.RATCHET, reply).encode(),
         ],
         "ratchet-state": [r.serialize() for r in (r_alice, r_bob, fresh_alice, fresh_bob)],
         "session-state": [alice.serialize(), responder.serialize(),
@@ -182,8 +182,10 @@ BYTES = [
     Byte("prekey-message", 0, 71, frozenset({1, 2})),  # KEM kind
     Byte("prekey-message", 0, 76, frozenset({1})),  # has_opk
     Byte("prekey-message", 1, 76, frozenset({0})),
-    Byte("sealed-content", 0, 0, frozenset({2})),  # version
+    Byte("sealed-content", 0, 0, frozenset({3})),  # version
     Byte("sealed-content", 0, 1, frozenset({1, 2})),  # kind
+    Byte("sealed-content", 0, 4, frozenset({1})),  # the certificate's version
+    Byte("sealed-content", 0, 11, frozenset({0x01})),  # the certificate's Encode(IK) type
     Byte("ratchet-state", 0, 0, frozenset({1})),  # version
     Byte("ratchet-state", 0, 33, frozenset({1})),  # DHr present
     Byte("ratchet-state", 0, 98, frozenset({1})),  # CKs present
@@ -249,7 +251,7 @@ _MUTATION_SOURCES = {
     "ed25519-key": [b"\x01" + bytes(32)],
     "x25519-key": [b"\x05" + bytes(32)],
     "mlkem-key": [b"\x0a" + bytes(1184)],
-    "unseal": [seal(_BOB.public, SealedContent("alice", MessageKind.RATCHET, b"m"))],
+    "unseal": [seal(_BOB.public, SealedContent(certificate("alice"), MessageKind.RATCHET, b"m"))],
     "session-respond": SAMPLES["prekey-message"],
 }
 

@@ -11,7 +11,10 @@ The honest relay's hooks you may override (server/relay.py):
 - `_fetch_bundle(username, requester) -> Bundle`: the key bundle a client gets when
   it starts a conversation (the identity key in it is whose key the client will use);
 - `_lookup_identity(username, requester) -> bytes`: the identity key the relay
-  claims for a name;
+  claims for a name (our clients no longer ask: the sender certificate inside each
+  sealed envelope says who sent it; your relay holds the key that signs them,
+  `self._cert_sign`, so `protocol.wire.certificates.issue` makes any certificate you
+  like: docs/PROTOCOL.md 20);
 - `store_and_push(items)`: every (recipient, sealed envelope) a client sends;
 - `_carry_out(conn, frame)`: every request, including the key directory's.
 
