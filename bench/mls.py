@@ -14,9 +14,10 @@ Never best-of.
 Each round makes a self-update, adds a new member and removes that member again, so
 the group keeps its size. The group is built as a client would: the creator adds
 everyone in one commit and the far member joins from the Welcome. In that tree every
-parent off the creator's path is blank, so the creator's commits encrypt path secrets to about half the group (the
-resolution of the root's other half): the worst case, what a just-created group costs
-until its members have committed themselves. Processing is the aim's figure.
+parent off the creator's path is blank, so the creator's commits encrypt path
+secrets to about half the group (the resolution of the root's other half): the worst
+case, what a just-created group costs until its members have committed themselves.
+Processing is the aim's figure.
 """
 
 from __future__ import annotations
