@@ -149,7 +149,12 @@ async def test_forged_senders_with_a_valid_capability_are_never_attributed(
         await deliver(seal(bob.identity.public, SealedContent(other, inner.kind, inner.message)),
                       "not signed by the relay's certificate key")
         # 4. ... under one the relay's own key signed, expired before it was stored
-        expired = issue(relay.relay._cert_sign, "alice", alice_key, int(time.time()) - 1)
+        # received_at is coarse (rounded down, PROTOCOL.md 16.5): a certificate counts
+        # as expired when the relay stored the message only if it expired before the
+        # start of that window
+        granularity = relay.relay.received_at_granularity
+        expired = issue(relay.relay._cert_sign, "alice", alice_key,
+                        int(time.time()) // granularity * granularity - 1)
         await deliver(seal(bob.identity.public, SealedContent(expired, inner.kind,
                                                                inner.message)),
                       "expired when the relay stored")
