@@ -102,7 +102,8 @@ async def test_forged_senders_with_a_valid_capability_are_never_attributed(
         # mallory takes alice's real certificate from a message she sent him
         await mallory.disconnect()
         await alice.send_text("mallory", "hello mallory")
-        [to_mallory] = await intercept(relay.url, mallory)
+        # (a first contact: alice's capability comes first, PROTOCOL.md 9.1)
+        _capability, to_mallory = await intercept(relay.url, mallory)
         stolen = unseal(mallory.identity, to_mallory.body).certificate
         assert unseal(mallory.identity, to_mallory.body).sender == "alice"
 
@@ -234,8 +235,8 @@ async def test_a_changed_relay_certificate_key_is_refused(tmp_path: Path) -> Non
         # what arrives with a certificate under the new key is not attributed: carol
         # joins now, so she pins the new key and her client seals with it
         carol = await make_client(tmp_path, "carol", relay.url)
-        await carol.send_text("bob", "under the new key")
-        await wait_for(lambda: unknown_count(bob) == 1)
+        await carol.send_text("bob", "under the new key")  # after her capability (9.1)
+        await wait_for(lambda: unknown_count(bob) == 2)
         assert "not signed by the relay's certificate key" in unknown_reasons(bob)[0]
         assert bob.contact("carol") is None
         await shut(carol, bob)
