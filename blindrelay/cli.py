@@ -190,6 +190,33 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     k.add_argument("op", choices=["add", "remove", "list"])
     k.add_argument("key", nargs="?", help="the witness's verifier key (add, remove)")
 
+    p = sub.add_parser("sealed", help="sealed sending: who the relay can see sending",
+                       description="Sealed sending (on by default) sends envelopes on a "
+                       "connection that never logs in, so the relay cannot tell which "
+                       "account sent them; contacts send to you sealed with the delivery "
+                       "capability your client gave them.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("status", parents=[common], help="the settings and who holds what")
+    actions.add_parser("on", parents=[common], help="send sealed (the default)")
+    actions.add_parser("off", parents=[common],
+                       help="send every envelope on the logged-in connection")
+    k = actions.add_parser("rotate", parents=[common],
+                           help="make a new capability and give it to your contacts",
+                           description="Makes a new delivery capability, tells the relay "
+                           "its hash and gives it to every contact except those cut off: "
+                           "their messages still arrive, but unsealed.")
+    k.add_argument("--cut", action="append", default=[], metavar="NAME",
+                   help="a contact not given the new capability (repeatable)")
+    k = actions.add_parser("restore", parents=[common],
+                           help="give a contact cut off your current capability again")
+    k.add_argument("name")
+    k = actions.add_parser("anyone", parents=[common],
+                           help="whether strangers may send to you sealed (default off)")
+    k.add_argument("value", choices=["on", "off"])
+    k = actions.add_parser("receipt-delay", parents=[common],
+                           help="delay automatic receipts by a random 0..SECONDS")
+    k.add_argument("seconds", type=float, metavar="SECONDS", help="0 sends them at once")
+
 
 
 
@@ -451,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return audit_main(args.data, args.json)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
-                        "accept-key", "chat", "account", "kt", "history"):
+                        "accept-key", "chat", "account", "kt", "history", "sealed"):
         from client.commands import run_client_command
 
         return run_client_command(args)

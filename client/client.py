@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from client import account
+from client.capability import Capabilities
 from client.certificates import (
     CHECK_INTERVAL,
     RETRY_DELAY,
@@ -60,6 +61,7 @@ from client.records import Contact, Direction, Message, Profile, State
 from client.store import (
     CertRepo,
     ContactRepo,
+    DeliveryRepo,
     KdfParams,
     KtRepo,
     MessageRepo,
@@ -127,13 +129,23 @@ class Client:
         clock, not a monotonic timer: a suspended laptop wakes to an old certificate)."""
         self.outbox = Outbox(store, OutboxRepo(store), self.messages, self.events,
                              lambda: self.username, self.max_envelope,
-                             self.directory.head_note, self.certificates.current)
+                             self.directory.head_note, self.certificates.current, clock)
         self.inbox = Inbox(store, self.sessions, self.trust, self.prekeys, self.messages,
                            self.outbox, self.events, identity, clock, self.certificates)
         self.failures = FailureReports(store, self.sessions, self.trust, self.outbox,
                                        self.messages, self.events, self._start_session, clock)
         self.reading = Reading(store, self.trust, self.sessions, self.messages, self.outbox)
         self.link = RelayLink(self.events, self)
+        self.capabilities = Capabilities(store, DeliveryRepo(store), ContactRepo(store),
+                                         lambda: self.profile.server)
+        self.outbox.sealed = lambda: self.sealed_sending
+        self.outbox.open_sending = lambda: self.link.open_sending(self.profile.server)
+        self.outbox.capability_of = self.capabilities.of
+        self.outbox.offer = self.capabilities.offer
+        self.outbox.receipt_delay = lambda: self.receipt_delay
+        self.outbox.contact = self.trust.contact
+        self.outbox.sessions = self.sessions
+        self._wake_task: asyncio.Task[None] | None = None
 
     @property
     def username(self) -> str:
@@ -205,6 +217,7 @@ class Client:
 
     async def disconnect(self) -> None:
         await self._stop_monitoring()
+        await self._stop_waking()
         await self._stop_certificates()
         await self.link.disconnect()
 
@@ -229,6 +242,7 @@ class Client:
     async def ready(self) -> None:
         # envelope ids older than any the relay could still redeliver (its TTL is shorter)
         self.store.forget_seen(int(self.clock()) - SEEN_RETENTION)
+        await self._publish_capability()
         try:
             await self.ensure_prekeys()  # before "online": others can reach us from here on
         except (RelayRefused, NotConnected) as exc:
@@ -405,6 +419,100 @@ class Client:
             await self._flush_quietly()
         return len(ids)
 
+    # -- sealed sending (capability.py, PROTOCOL.md 16.10)
+
+    @property
+    def sealed_sending(self) -> bool:
+        """True (the default): envelopes go in SEALED_SENDs on a connection that never
+        logs in; False: every envelope by SEND on the logged-in connection. Kept in
+        the profile."""
+        return self.capabilities.state().sealed_sending
+
+    @sealed_sending.setter
+    def sealed_sending(self, value: bool) -> None:
+        delivery = self.capabilities.state()
+        delivery.sealed_sending = bool(value)
+        self.capabilities.save(delivery)
+
+    @property
+    def receipt_delay(self) -> float:
+        """0 (the default): automatic DELIVERED and READ receipts go at once; D > 0:
+        each waits a random 0 .. D seconds (kept in the outbox across restarts). Kept
+        in the profile."""
+        return self.capabilities.state().receipt_delay
+
+    @receipt_delay.setter
+    def receipt_delay(self, value: float) -> None:
+        if not value >= 0 or value == float("inf"):
+            raise Refused("the receipt delay is a number of seconds, 0 or more")
+        delivery = self.capabilities.state()
+        delivery.receipt_delay = float(value)
+        self.capabilities.save(delivery)
+
+    @property
+    def allow_anyone(self) -> bool:
+        """Whether strangers (without our capability) may send to us sealed (off by
+        default, as Signal's "allow from anyone")."""
+        return self.capabilities.state().allow_anyone
+
+    async def set_allow_anyone(self, value: bool) -> None:
+        delivery = self.capabilities.state()
+        delivery.allow_anyone = bool(value)
+        self.capabilities.save(delivery)
+        if self.conn is not None:
+            await self._publish_capability()
+
+    async def rotate_capability(self, cut: Collection[str] = ()) -> int:
+        """A new delivery capability: the relay is given its hash (now if connected,
+        else at the next login) and every contact except those in `cut` is given the
+        capability itself; the contacts cut off keep only the old one, which the relay
+        refuses from now on (their envelopes then come by SEND, unsealed, and still
+        arrive). Returns how many contacts it was queued for."""
+        for name in cut:
+            if self.contact(name) is None:
+                raise UnknownContact(f"no contact {name!r}")
+        self.capabilities.rotate(cut)
+        given = 0
+        with self.store.transaction():
+            for contact in self.contacts():
+                record = self.sessions.load(contact.name)
+                capability = self.capabilities.offer(contact)
+                if capability is None:
+                    continue
+                if self.outbox.queue_content(contact, record, capability):
+                    self.sessions.save(contact.name, record)
+                    given += 1
+                else:  # no session yet: given with the first thing sent to them
+                    contact.capability_given = 0
+                    self.trust.save(contact)
+        if self.conn is not None:
+            await self._publish_capability()  # before the contacts can use it
+            await self._flush_quietly()
+        return given
+
+    async def restore_contact(self, name: str) -> None:
+        """Undoes a cut: `name` is given our current capability at once."""
+        contact = self.capabilities.restore(name)
+        if contact is None:
+            raise UnknownContact(f"no contact {name!r}")
+        with self.store.transaction():
+            record = self.sessions.load(name)
+            capability = self.capabilities.offer(contact)
+            if capability is not None and self.outbox.queue_content(contact, record,
+                                                                    capability):
+                self.sessions.save(name, record)
+        await self._flush_quietly()
+
+    async def _publish_capability(self) -> None:
+        """SET_CAPABILITY if the relay does not hold the current one (each login)."""
+        conn = self.conn
+        if conn is None or conn.username is None:
+            return
+        try:
+            await self.capabilities.publish(conn)
+        except (RelayRefused, NotConnected) as exc:
+            log.warning("the relay did not take our delivery capability: %s", exc)
+
     # -- sending (outbox.py)
 
     async def send_text(self, name: str, text: str) -> Message:
@@ -497,10 +605,40 @@ class Client:
             await self.flush_outbox()
 
     async def flush_outbox(self) -> int:
-        """Sends the outbox in order; each item leaves it only after SENT."""
+        """Sends what is due in the outbox, in order; each item leaves it only after
+        SENT. While connected, a flush is due again when the next delayed receipt is."""
         if self.conn is None:
             return 0
-        return await self.outbox.flush(self._require_conn)
+        try:
+            return await self.outbox.flush(self._require_conn)
+        finally:
+            self._schedule_wake()
+
+    def _schedule_wake(self) -> None:
+        """A flush when the earliest delayed receipt is due (one timer at a time)."""
+        due = self.outbox.next_due()
+        task = self._wake_task
+        current = asyncio.current_task()
+        if task is not None and task is not current and not task.done():
+            task.cancel()
+        self._wake_task = None
+        if due is None or self.conn is None or self.conn.closed.is_set():
+            return
+        self._wake_task = asyncio.get_running_loop().create_task(
+            self._wake(max(0.0, due - self.clock())))
+
+    async def _wake(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self._flush_quietly()
+        except ClientError as exc:
+            log.info("a delayed send failed: %s", exc)
+
+    async def _stop_waking(self) -> None:
+        task, self._wake_task = self._wake_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def passphrase_from_env(value: str | None) -> bytes | None:

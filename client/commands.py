@@ -28,6 +28,7 @@ from client.errors import (
     DirectoryRefused,
     KeyChangeBlocked,
     NotConnected,
+    Refused,
     RelayRefused,
     UnknownContact,
     relay_errors,
@@ -695,9 +696,86 @@ def kt_verify_evidence(path: Path) -> int:
     return EXIT_OK
 
 
+# -- sealed sending (client/capability.py; issue 12)
+
+
+async def cmd_sealed(args: argparse.Namespace) -> int:
+    """`sealed status|on|off|rotate [--cut NAME]...|restore NAME|anyone on|off|
+    receipt-delay SECONDS`: sealed sending, the delivery capability and receipt delays."""
+    client = _open(args)
+    try:
+        if args.action == "status":
+            return sealed_status(client)
+        if args.action in ("on", "off"):
+            client.sealed_sending = args.action == "on"
+            print("sealed sending is " + ("on: envelopes go on a connection that never "
+                                          "logs in" if client.sealed_sending else
+                                          "off: every envelope goes on your logged-in "
+                                          "connection"))
+            return EXIT_OK
+        if args.action == "receipt-delay":
+            try:
+                client.receipt_delay = args.seconds
+            except Refused as exc:
+                raise CommandError(str(exc), EXIT_USAGE) from exc
+            print(f"automatic receipts wait a random 0 to {client.receipt_delay:g} s"
+                  if client.receipt_delay else "automatic receipts go at once")
+            return EXIT_OK
+        online = await _try_connect(client)
+        if args.action == "anyone":
+            await client.set_allow_anyone(args.value == "on")
+            print("anyone may send to you sealed" if client.allow_anyone else
+                  "only contacts holding your capability may send to you sealed (others' "
+                  "messages still arrive, unsealed)")
+        elif args.action == "rotate":
+            given = await client.rotate_capability(args.cut)
+            cut = ", ".join(one_line(n) for n in args.cut)
+            print(f"new delivery capability (generation "
+                  f"{client.capabilities.state().generation}), queued for {given} "
+                  f"contact{'s' if given != 1 else ''}" + (f"; cut off: {cut}" if cut else ""))
+        else:
+            await client.restore_contact(args.name)
+            print(f"{one_line(args.name)} is given your current capability again")
+        if not online:
+            print("not connected: the relay is told, and contacts are sent your "
+                  "capability, at the next connection", file=sys.stderr)
+        elif not client.capabilities.held():
+            print("the relay did not take the new capability yet: it is tried again at "
+                  "the next connection", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        await client.disconnect()
+        client.close()
+
+
+async def _try_connect(client: Client) -> bool:
+    try:
+        await _connect(client, "sealed")
+    except NotConnected:
+        return False
+    return True
+
+
+def sealed_status(client: Client) -> int:
+    delivery = client.capabilities.state()
+    contacts = [c for c in client.contacts() if c.identity]
+    holding = [c for c in contacts if c.capability_given == delivery.generation]
+    cut = [c for c in contacts if c.cut_off]
+    given = [c for c in contacts if c.capability is not None]
+    print(f"sealed sending: {'on' if delivery.sealed_sending else 'off'}")
+    print(f"sealed from anyone: {'on' if delivery.allow_anyone else 'off'}")
+    print(f"receipt delay: {f'random 0 to {delivery.receipt_delay:g} s' if delivery.receipt_delay else 'none'}")  # noqa: E501
+    print(f"your capability: generation {delivery.generation}, the relay "
+          + ("holds it" if client.capabilities.held() else "is told at the next connection"))
+    print(f"contacts given it: {len(holding)} of {len(contacts)}"
+          + (f"; cut off: {', '.join(one_line(c.name) for c in cut)}" if cut else ""))
+    print(f"contacts whose capability you hold (sealed to them): {len(given)}")
+    return EXIT_OK
+
+
 ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "init": cmd_init, "send": cmd_send, "recv": cmd_recv, "account": cmd_account,
-    "kt": cmd_kt,
+    "kt": cmd_kt, "sealed": cmd_sealed,
 }
 SYNC: dict[str, Callable[[argparse.Namespace], int]] = {
     "contacts": cmd_contacts, "safety-number": cmd_safety_number, "verify": cmd_verify,

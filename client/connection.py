@@ -59,8 +59,11 @@ from protocol.wire.frames import (
     Outgoing,
     PrekeyCount,
     PrekeyCounts,
+    SealedOutgoing,
+    SealedSend,
     Send,
     Sent,
+    SetCapability,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     encode_frame,
@@ -316,6 +319,18 @@ class RelayConnection:
     async def send(self, envelopes: Sequence[tuple[str, bytes]]) -> tuple[bytes, ...]:
         frame = Send(tuple(Outgoing(r, b) for r, b in envelopes))
         return (await self.request(frame, Sent)).envelope_ids
+
+    async def sealed_send(self, envelopes: Sequence[tuple[str, bytes, bytes]]
+                          ) -> tuple[bytes, ...]:
+        """SEALED_SEND (PROTOCOL.md 16.10) of (recipient, capability, envelope): only on
+        a connection that never logs in, which it then stays."""
+        frame = SealedSend(tuple(SealedOutgoing(r, c, b) for r, c, b in envelopes))
+        return (await self.request(frame, Sent)).envelope_ids
+
+    async def set_capability(self, allow_anyone: bool, capability_hash: bytes) -> None:
+        """SET_CAPABILITY (logged in): SHA-256 of our delivery capability, and whether
+        strangers may send to us sealed."""
+        await self.request(SetCapability(allow_anyone, capability_hash), Ok)
 
     async def ack(self, envelope_ids: Sequence[bytes]) -> None:
         await self.request(Ack(tuple(envelope_ids)), Ok)

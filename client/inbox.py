@@ -27,7 +27,13 @@ from client.prekeys import PrekeyKeeper
 from client.records import Contact, Direction, Message, State
 from client.store import SessionRepo, Store
 from client.trust import TrustBook
-from protocol.e2e.content import DecryptionError, ReceiptType, Text, decode_gossiped
+from protocol.e2e.content import (
+    Capability,
+    DecryptionError,
+    ReceiptType,
+    Text,
+    decode_gossiped,
+)
 from protocol.e2e.errors import (
     DecryptionFailed,
     DuplicateMessage,
@@ -290,6 +296,10 @@ class Inbox:
                                       [item.message_id])
         elif isinstance(item, DecryptionError):
             self.outbox.peer_failed(contact, record, item)
+            self.trust.save(contact)  # what it lost may have held our capability
+        elif isinstance(item, Capability):  # what our sealed envelopes to them carry
+            contact.capability = item.capability
+            self.trust.save(contact)
         else:
             state = State.READ if item.receipt_type is ReceiptType.READ else State.DELIVERED
             self.history.receipt(name, item.message_ids, state)

@@ -52,6 +52,9 @@ class RelayLink:
         self._pump_task: asyncio.Task[None] | None = None
         self._replenish_task: asyncio.Task[None] | None = None
         self._last_replenish: float | None = None
+        self.connect_kwargs: dict[str, Any] = {}
+        """What the last connect() passed to the WebSocket (TLS settings, say): sending
+        connections (open_sending) are opened the same way."""
 
     def _set_status(self, status: Status, detail: str = "") -> None:
         self.status = status
@@ -70,6 +73,7 @@ class RelayLink:
             await self.disconnect()
         self._set_status(Status.CONNECTING)
         self.queue_done.clear()
+        self.connect_kwargs = dict(kwargs)
         try:
             conn = await RelayConnection.open(server, **kwargs)
         except Exception as exc:
@@ -86,6 +90,11 @@ class RelayLink:
         await self.hooks.ready()
         self._set_status(Status.ONLINE)
         await self.hooks.online()
+
+    async def open_sending(self, server: str) -> RelayConnection:
+        """A new connection to the relay that will never log in: for SEALED_SEND
+        (PROTOCOL.md 16.10). Not the link's: its caller closes it."""
+        return await RelayConnection.open(server, **self.connect_kwargs)
 
     async def disconnect(self) -> None:
         """Stops handling pushes first, then closes: closing waits for the relay's

@@ -57,6 +57,13 @@ class Contact:
     unread: int = 0
     last_activity: float = 0.0
     was_verified: bool = False
+    capability: bytes | None = field(default=None, repr=False)
+    """The delivery capability this contact gave us (PROTOCOL.md 9.1, 16.10): what our
+    sealed envelopes to them carry. A secret: never shown, never logged."""
+    capability_given: int = 0
+    """The generation of our own capability this contact was given (0: none yet)."""
+    cut_off: bool = False
+    """A rotation cut this contact off: it is given no newer capability of ours."""
 
     @property
     def key_changed(self) -> bool:
@@ -68,6 +75,7 @@ class Contact:
         d["identity"] = self.identity.hex()
         d["pending_identity"] = None if self.pending_identity is None else \
             self.pending_identity.hex()
+        d["capability"] = None if self.capability is None else self.capability.hex()
         return _dumps(d)
 
     @classmethod
@@ -76,6 +84,8 @@ class Contact:
         d["identity"] = bytes.fromhex(d["identity"])
         if d["pending_identity"] is not None:
             d["pending_identity"] = bytes.fromhex(d["pending_identity"])
+        if d.get("capability") is not None:
+            d["capability"] = bytes.fromhex(d["capability"])
         d["trust"] = Trust(d["trust"])
         return cls(**d)
 
@@ -139,6 +149,11 @@ class OutboxItem:
     identity: bytes = b""
     kind: int = 0
     message: bytes = b""
+    not_before: float = 0.0
+    """Not sent before this time (an automatic receipt's random delay; 0: at once)."""
+    deferred: bytes = b""
+    """A delayed receipt's content, encrypted only when it is due (so the ratchet's
+    order is the order things leave in); `message` is empty until then."""
 
     @property
     def sealed(self) -> bool:
@@ -149,9 +164,14 @@ class OutboxItem:
         if self.sealed:
             return _dumps({"recipient": self.recipient, "envelope": self.envelope.hex(),
                            "message_row": self.message_row})
-        return _dumps({"recipient": self.recipient, "identity": self.identity.hex(),
-                       "kind": self.kind, "message": self.message.hex(),
-                       "message_row": self.message_row})
+        d: dict[str, Any] = {"recipient": self.recipient, "identity": self.identity.hex(),
+                             "kind": self.kind, "message": self.message.hex(),
+                             "message_row": self.message_row}
+        if self.not_before:
+            d["not_before"] = self.not_before
+        if self.deferred:
+            d["deferred"] = self.deferred.hex()
+        return _dumps(d)
 
     @classmethod
     def decode(cls, data: bytes) -> OutboxItem:
@@ -159,7 +179,35 @@ class OutboxItem:
         if "envelope" in d:  # sealed at queue time by an older version
             return cls(d["recipient"], bytes.fromhex(d["envelope"]), d["message_row"])
         return cls(d["recipient"], b"", d["message_row"], bytes.fromhex(d["identity"]),
-                   int(d["kind"]), bytes.fromhex(d["message"]))
+                   int(d["kind"]), bytes.fromhex(d["message"]),
+                   float(d.get("not_before", 0.0)), bytes.fromhex(d.get("deferred", "")))
+
+
+@dataclass
+class Delivery:
+    """This profile's sealed-sending settings (PROTOCOL.md 16.10, docs/CLIENT.md): its
+    delivery capability (32 random bytes; the relay holds only its SHA-256), which
+    generation it is (each rotation makes a new one), whether strangers may send to
+    us sealed, which generation and flag each relay holds, and the sending knobs."""
+
+    capability: bytes = field(repr=False)
+    generation: int = 1
+    allow_anyone: bool = False
+    relays: dict[str, list[Any]] = field(default_factory=dict)
+    """server URL -> [generation, allow_anyone] it confirmed (OK to SET_CAPABILITY)."""
+    sealed_sending: bool = True
+    receipt_delay: float = 0.0
+
+    def encode(self) -> bytes:
+        d = asdict(self)
+        d["capability"] = self.capability.hex()
+        return _dumps(d)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Delivery:
+        d = json.loads(data)
+        d["capability"] = bytes.fromhex(d["capability"])
+        return cls(**d)
 
 
 @dataclass

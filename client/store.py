@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from client.records import (
     CertState,
     Contact,
+    Delivery,
     KtState,
     Message,
     OutboxItem,
@@ -573,6 +574,20 @@ class ProfileRepo:
         session records held their own (read only to migrate them)."""
         data = self.store.get("settings", b"setting", b"base_keys")
         return [] if data is None else [bytes.fromhex(k) for k in json.loads(data)]
+
+
+class DeliveryRepo:
+    """The profile's sealed-sending settings and delivery capability (one settings row)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load(self) -> Delivery | None:
+        data = self.store.get("settings", b"setting", b"delivery")
+        return None if data is None else Delivery.decode(data)
+
+    def save(self, delivery: Delivery) -> None:
+        self.store.put("settings", b"setting", b"delivery", delivery.encode())
 
 
 class KtRepo:

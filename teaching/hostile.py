@@ -54,7 +54,7 @@ from protocol.e2e.messages import PreKeyMessage
 from protocol.e2e.sealed import MessageKind, SealedContent, seal, unseal
 from protocol.e2e.session import PrivatePrekeys, Session
 from protocol.wire.certificates import issue
-from protocol.wire.connection import RequestRefused
+from protocol.wire.connection import RequestRefused, check_send
 from protocol.wire.errors import LocalProtocolError, ProtocolError
 from protocol.wire.frames import (
     Bundle,
@@ -71,6 +71,7 @@ from protocol.wire.frames import (
     KtOwn,
     KtOwnEntries,
     OwnEntry,
+    SealedSend,
     Send,
     Sent,
 )
@@ -361,46 +362,75 @@ class HostileRelay(Relay):
 
     async def _send(self, frame: Send, sender: str) -> Sent:
         self._check_send(frame)
+        return Sent(tuple(await self._take(
+            [(out.recipient, out.body) for out in frame.envelopes], sender)))
+
+    async def _sealed_send(self, frame: SealedSend) -> Sent:
+        """Sealed envelopes (PROTOCOL.md 16.10) go through the same tricks. The relay
+        has no sender for them, and this one does not even check capabilities; but
+        where it can open the seal (one sealed to a fake key of its own, as in the man
+        in the middle) it reads the sender's name inside, as any relay in the middle
+        could."""
+        check_send(frame, self.limits)
+        return Sent(tuple(await self._take(
+            [(out.recipient, out.body) for out in frame.envelopes], None)))
+
+    def _sender_inside(self, recipient: str, body: bytes) -> str | None:
+        """The sender named inside an envelope sealed to the relay's fake key for
+        `recipient` (None: it is not)."""
+        fake = self.fakes.get(recipient)
+        if fake is None:
+            return None
+        try:
+            return unseal(fake.identity, body).sender
+        except ProtocolError:
+            return None
+
+    async def _take(self, envelopes: list[tuple[str, bytes]], sender: str | None
+                    ) -> list[bytes]:
         ids: list[bytes] = []
-        for out in frame.envelopes:
-            body = out.body
+        for recipient, body in envelopes:
+            # a sealed send names no sender, unless the seal is one of the relay's own
+            sender_here = self._sender_inside(recipient, body) if sender is None else sender
+            who = sender_here or "a sealed sender"
             if self.behaviour is Scenario.KEEP_EVERYTHING:
-                self.kept.append(Kept(out.recipient, body, int(self.clock())))
+                self.kept.append(Kept(recipient, body, int(self.clock())))
                 self.narrate(f"The relay secretly kept a copy of an envelope for "
-                             f"{out.recipient} ({len(body)} bytes); {len(self.kept)} kept.")
-                self.mark("KEPT", f"a copy: to {out.recipient}, {len(body)} B")
-            if self.drop_next == out.recipient:
+                             f"{recipient} ({len(body)} bytes); {len(self.kept)} kept.")
+                self.mark("KEPT", f"a copy: to {recipient}, {len(body)} B")
+            if self.drop_next == recipient:
                 self.drop_next = None
                 ids.append(os.urandom(16))  # the sender is told it was stored
-                self.narrate(f"The relay acknowledged {sender}'s envelope and silently "
+                self.narrate(f"The relay acknowledged {who}'s envelope and silently "
                              "threw it away.")
-                self.mark("DROPPED", f"to {out.recipient}, {len(body)} B, thrown away")
+                self.mark("DROPPED", f"to {recipient}, {len(body)} B, thrown away")
                 continue
-            if self.tamper_next == out.recipient:
+            if self.tamper_next == recipient:
                 self.tamper_next = None
                 index = len(body) // 2
                 body = body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1:]
                 self.narrate(f"The relay flipped one bit in byte {index} of the envelope "
-                             f"for {out.recipient}.")
-                self.mark("TAMPERED", f"to {out.recipient}, {len(body)} B, 1 bit flipped")
-            if self.behaviour is Scenario.MITM_FIRST_CONTACT and self.victims is not None \
-                    and out.recipient in self.fakes_for(sender):
-                body = await self._relay_through(sender, out.recipient, body)
+                             f"for {recipient}.")
+                self.mark("TAMPERED", f"to {recipient}, {len(body)} B, 1 bit flipped")
+            if sender_here is not None and self.behaviour is Scenario.MITM_FIRST_CONTACT \
+                    and self.victims is not None and recipient in self.fakes_for(sender_here):
+                body = await self._relay_through(sender_here, recipient, body)
             split = self.split
-            if split is not None and sender in split.victims and out.recipient in split.fakes \
-                    and self._open(sender, out.recipient, body) is not None:
+            if split is not None and sender_here is not None \
+                    and sender_here in split.victims and recipient in split.fakes \
+                    and self._open(sender_here, recipient, body) is not None:
                 ids.append(os.urandom(16))  # kept, not forwarded: see split_view
-                self.mark("KEPT", f"{sender} to {out.recipient}: read, not sent on")
-                self.narrate(f"The relay kept {sender}'s message to {out.recipient} "
+                self.mark("KEPT", f"{sender_here} to {recipient}: read, not sent on")
+                self.narrate(f"The relay kept {sender_here}'s message to {recipient} "
                              "instead of forwarding it: re-encrypting it for the real "
-                             f"{out.recipient.capitalize()} would need a fake "
-                             f"'{sender}' key, which {out.recipient.capitalize()}'s client "
+                             f"{recipient.capitalize()} would need a fake "
+                             f"'{sender_here}' key, which {recipient.capitalize()}'s client "
                              "would look up in the real directory.")
                 continue
-            self.delivered.setdefault(out.recipient, []).append(body)
-            (env,) = await self.store_and_push([(out.recipient, body)])
+            self.delivered.setdefault(recipient, []).append(body)
+            (env,) = await self.store_and_push([(recipient, body)])
             ids.append(env.envelope_id)
-        return Sent(tuple(ids))
+        return ids
 
     # -- what a scenario switches on
 

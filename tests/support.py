@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from server import serve
+from server.budgets import Budgets, Rate
 from server.config import ServerConfig, default_limits
 from server.connections import ConnectionLimits
 from server.relay import Relay
@@ -34,10 +35,17 @@ async def running_relay(data_dir: Path, **limits: Any) -> AsyncIterator[RunningR
     """Our relay in this event loop on a free loopback port."""
     expiry = limits.pop("expiry_interval", 60.0)
     connections = limits.pop("connections", None) or ConnectionLimits()
+    budgets = limits.pop("budgets", None) or Budgets()
     config = ServerConfig(port=0, data_dir=data_dir, limits=replace(default_limits(), **limits),
-                          expiry_interval=expiry, connections=connections)
+                          expiry_interval=expiry, connections=connections, budgets=budgets)
     async with serve.running_relay(config) as running:
         yield RunningRelay(running.url, running.port, running.relay, config)
+
+
+BURSTS = Budgets(sealed_per_capability=Rate(10_000.0, 10_000))
+"""For tests that send bursts of hundreds to one contact: sealed envelopes under one
+capability are otherwise budgeted at 60, then 2 a second (PROTOCOL.md 16.10), and
+the rest would wait for the budget to refill."""
 
 
 LISTENING = re.compile(r"listening on (wss?://\S+)")

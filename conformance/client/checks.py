@@ -5,6 +5,7 @@ in docs/CONFORMANCE.md ("Client checks")."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -348,6 +349,39 @@ class ClientCheck:
         return " ".join((self.func.__doc__ or "").split())
 
 
+async def check_sealed(kit: Kit) -> None:
+    """Sends to a peer who gave it a delivery capability in a SEALED_SEND on a connection
+    that never logged in, carrying that capability (PROTOCOL.md 16.10)."""
+    await kit.init()
+    bob = kit.peer("bob")
+    capability = secrets.token_bytes(32)
+    kit.relay.accounts["bob"].capability_hash = hashlib.sha256(capability).digest()
+    kit.start(bob)
+    word = token()
+    kit.relay.queue(CLIENT_NAME, bob.capability(CLIENT_NAME, kit.identity, capability,
+                                                kit.relay.certificate("bob")))
+    kit.relay.queue(CLIENT_NAME, kit.text(bob, f"hi {word}"))
+    await kit.recv()
+    before = len(kit.relay.sent)
+    out = await kit.client.run("send", "bob", f"sealed {word}")
+    if out.code != 0:
+        raise CheckFailed(f"'send' to a peer who gave a capability exited {out.code}: "
+                          f"{out.tail()}")
+    sent = kit.relay.sent_to("bob", before)
+    try:
+        texts = [bob.open(envelope.body)[1] for envelope in sent]
+    except ProtocolError as exc:
+        raise CheckFailed(f"the peer cannot open what the client sent: {exc}") from exc
+    if f"sealed {word}" not in texts:
+        raise CheckFailed("'send' exited 0 but no envelope carrying the text reached the peer")
+    for envelope in sent:
+        if envelope.sender:
+            raise CheckFailed("an envelope went by SEND on the logged-in connection: the "
+                              "relay saw who sent it")
+        if envelope.capability != capability:
+            raise CheckFailed("a sealed envelope did not carry the capability the peer gave")
+
+
 CHECKS: tuple[ClientCheck, ...] = (
     ClientCheck("client.exchange", check_exchange),
     ClientCheck("client.bundle-signature", check_bundle_signature),
@@ -359,6 +393,7 @@ CHECKS: tuple[ClientCheck, ...] = (
     ClientCheck("client.forged-sender", check_forged_sender),
     ClientCheck("client.certificate", check_certificate),
     ClientCheck("client.escapes", check_escapes),
+    ClientCheck("client.sealed", check_sealed),
 )
 
 

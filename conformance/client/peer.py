@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from protocol.e2e.content import Text, decode_gossiped
+from protocol.e2e.content import Capability, Text, decode_gossiped
 from protocol.e2e.keys import (
     IdentityKeyPair,
     KemKeyPair,
@@ -87,6 +87,14 @@ class Peer:
         session = session or self.sessions[to]
         plaintext = Text(os.urandom(16), int(time.time() * 1000), text).encode()
         kind, message = session.encrypt(plaintext)
+        return seal(recipient_identity, SealedContent(certificate, kind, message))
+
+    def capability(self, to: str, recipient_identity: bytes, capability: bytes,
+                   certificate: bytes) -> bytes:
+        """An envelope giving `to` this peer's delivery capability (content kind
+        CAPABILITY, PROTOCOL.md 9.1) in the session with `to`, sealed with the sender
+        certificate `certificate`."""
+        kind, message = self.sessions[to].encrypt(Capability(capability).encode())
         return seal(recipient_identity, SealedContent(certificate, kind, message))
 
     def skip(self, to: str, count: int) -> None:

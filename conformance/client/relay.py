@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import os
 import time
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from protocol.wire.certificates import CERT_SEED_LEN, DEFAULT_LIFETIME, issue, signer_from_seed
-from protocol.wire.connection import RequestRefused, check_prekeys
+from protocol.wire.connection import RequestRefused, check_prekeys, check_send
 from protocol.wire.connection import ServerConnection as Core
 from protocol.wire.events import Refusal
 from protocol.wire.frames import (
@@ -58,8 +60,10 @@ from protocol.wire.frames import (
     PrekeyCounts,
     QueueDone,
     Register,
+    SealedSend,
     Send,
     Sent,
+    SetCapability,
     UploadOneTimePrekeys,
     UploadSignedPrekeys,
     encode_frame,
@@ -85,6 +89,9 @@ class Account:
     last_resort: KemPreKey | None = None
     one_time: list[OneTimePreKey] = field(default_factory=list)
     kem_one_time: list[KemPreKey] = field(default_factory=list)
+    capability_hash: bytes | None = None
+    """SHA-256 of the delivery capability the account set (PROTOCOL.md 16.10)."""
+    allow_anyone: bool = False
 
     def bundle(self, one_time: bool = True) -> PreKeyBundle:
         """A bundle as an honest relay hands it out (one-time prekeys used up);
@@ -101,12 +108,15 @@ class Account:
 
 @dataclass(frozen=True)
 class Envelope:
-    """What a client sent: to whom, the body, and when the relay got it."""
+    """What a client sent: to whom, the body, and when the relay got it; `sender` is
+    the account logged in on the connection, or "" for a SEALED_SEND (none is), whose
+    `capability` is what the envelope carried."""
 
     sender: str
     recipient: str
     body: bytes
     at: float
+    capability: bytes | None = None
 
 
 @dataclass
@@ -283,10 +293,30 @@ class KitRelay:
                                 tuple(e.encode() for e in directory.entries[frame.start:end]))
         if isinstance(frame, CertKey):
             return CertKeyAnswer(signer_from_seed(self.cert_seed)[1])
+        if isinstance(frame, SealedSend):  # never logged in: no sender (16.10)
+            check_send(frame, self.limits)
+            for sealed in frame.envelopes:
+                account = self.accounts.get(sealed.recipient)
+                digest = hashlib.sha256(sealed.capability).digest()
+                if account is None or not (account.allow_anyone or (
+                        account.capability_hash is not None
+                        and hmac.compare_digest(digest, account.capability_hash))):
+                    raise RequestRefused(ErrorCode.BAD_CAPABILITY,
+                                         f"no valid capability for {sealed.recipient!r}")
+            now = time.time()
+            for sealed in frame.envelopes:
+                self.sent.append(Envelope("", sealed.recipient, sealed.body, now,
+                                          sealed.capability))
+            return Sent(tuple(os.urandom(16) for _ in frame.envelopes))
         user = core.username
         assert user is not None  # the core refuses the rest before login
         if isinstance(frame, GetCertificate):
             return Certificate(self.certificate(user))
+        if isinstance(frame, SetCapability):
+            account = self._account(user)
+            account.capability_hash, account.allow_anyone = \
+                frame.capability_hash, frame.allow_anyone
+            return Ok()
         if isinstance(frame, KtLookup):
             return KtLookupAnswer(directory.checkpoint(),
                                   directory.lookup(frame.username).encode())

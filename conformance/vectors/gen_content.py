@@ -21,6 +21,7 @@ def build() -> Json:
         ("decryption error", msg_content.DecryptionError(1, rng(32), 7, 1_780_000_000_456)),
         ("decryption error, header unreadable",
          msg_content.DecryptionError(2, bytes(32), 0, 1_780_000_000_789)),
+        ("delivery capability", msg_content.Capability(rng(32))),
     ]
     valid = []
     for name, item in items:
@@ -34,6 +35,8 @@ def build() -> Json:
         elif isinstance(item, msg_content.Receipt):
             entry |= {"kind": "RECEIPT", "receipt_type": item.receipt_type.name,
                       "message_ids": [h(m) for m in item.message_ids]}
+        elif isinstance(item, msg_content.Capability):
+            entry |= {"kind": "CAPABILITY", "capability": h(item.capability)}
         else:
             entry |= {"kind": "DECRYPTION_ERROR", "failed_kind": item.failed_kind,
                       "ratchet_key": h(item.ratchet_key), "counter": item.counter,
@@ -42,7 +45,7 @@ def build() -> Json:
     good = items[0][1].encode()
     bad = [
         ("unknown version", b"\x02" + good[1:]),
-        ("unknown kind", good[:1] + b"\x04" + good[2:]),
+        ("unknown kind", good[:1] + b"\x06" + good[2:]),
         ("trailing byte", good + b"\x00"),
         ("truncated", good[:-1]),
         ("text not UTF-8", msg_content.Text(text_id, 1, "a").encode()[:-1] + b"\xff"),
@@ -52,6 +55,8 @@ def build() -> Json:
          b"\x01\x03\x03" + bytes(32) + bytes(12)),
         ("decryption error, truncated", items[4][1].encode()[:-1]),
         ("decryption error, trailing byte", items[4][1].encode() + b"\x00"),
+        ("capability, truncated", items[6][1].encode()[:-1]),
+        ("capability, trailing byte", items[6][1].encode() + b"\x00"),
     ]
     invalid = [{"description": d, "encoded": h(e),
                 "error": error_name(msg_content.decode_content, e)} for d, e in bad]

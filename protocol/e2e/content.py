@@ -5,7 +5,11 @@
     RECEIPT (2): receipt type u8 (1 delivered, 2 read) || u16 n (>= 1) || n message ids (16)
     DECRYPTION_ERROR (3): failed kind u8 (1 RATCHET, 2 PREKEY) || ratchet key (32)
                           || counter u32 || received_at u64 (ms)
-    WITH_CHECKPOINT (4): var16 signed checkpoint (C2SP note) || content (kind 1-3)
+    WITH_CHECKPOINT (4): var16 signed checkpoint (C2SP note) || content (not kind 4)
+    CAPABILITY (5): the sender's delivery capability (32)
+
+CAPABILITY gives the recipient the 32 bytes it must show the relay to send sealed
+envelopes to the sender (PROTOCOL.md 16.10): only inside the encryption, never logged.
 
 WITH_CHECKPOINT wraps another content with the sender's newest verified directory
 head (PROTOCOL.md 19.8, "gossip"): the receiver checks that the relay showed both
@@ -29,6 +33,7 @@ CONTENT_VERSION = 1
 MESSAGE_ID_LEN = 16
 MAX_RECEIPT_IDS = 1000
 RATCHET_KEY_LEN = 32
+CAPABILITY_LEN = 32
 
 
 class ContentKind(IntEnum):
@@ -36,6 +41,7 @@ class ContentKind(IntEnum):
     RECEIPT = 2
     DECRYPTION_ERROR = 3
     WITH_CHECKPOINT = 4
+    CAPABILITY = 5
 
 
 MAX_CHECKPOINT_LEN = 16384
@@ -91,11 +97,30 @@ class DecryptionError:
         ))
 
 
-Content = Text | Receipt | DecryptionError
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """The sender's current delivery capability (PROTOCOL.md 9.1, 16.10): what the
+    recipient shows the relay to send sealed envelopes to the sender. A secret: its
+    repr does not show it, and nothing logs it."""
+
+    capability: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.capability) != CAPABILITY_LEN:
+            raise ValueError(f"a capability is {CAPABILITY_LEN} bytes")
+
+    def __repr__(self) -> str:
+        return "Capability(<32 bytes>)"
+
+    def encode(self) -> bytes:
+        return codec.u8(CONTENT_VERSION) + codec.u8(ContentKind.CAPABILITY) + self.capability
+
+
+Content = Text | Receipt | DecryptionError | Capability
 
 
 def with_checkpoint(content: bytes, checkpoint: bytes) -> bytes:
-    """Wraps encoded content (kind 1-3) with the sender's signed checkpoint."""
+    """Wraps encoded content (any kind but 4) with the sender's signed checkpoint."""
     if not checkpoint or len(checkpoint) > MAX_CHECKPOINT_LEN:
         raise ValueError(f"a checkpoint is 1 to {MAX_CHECKPOINT_LEN} bytes")
     return (codec.u8(CONTENT_VERSION) + codec.u8(ContentKind.WITH_CHECKPOINT)
@@ -146,6 +171,8 @@ def _decode_plain(data: bytes) -> Content:
         if failed_kind not in (1, 2):
             raise DecodeError(f"unknown message kind {failed_kind} in a decryption error")
         out = DecryptionError(failed_kind, r.take(RATCHET_KEY_LEN), r.u32(), r.u64())
+    elif kind == ContentKind.CAPABILITY:
+        out = Capability(r.take(CAPABILITY_LEN))
     else:
         raise DecodeError(f"unknown content kind {kind}")
     r.finish()

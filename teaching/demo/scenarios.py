@@ -290,7 +290,8 @@ async def _split_view(world: World, relay: HostileRelay) -> Outcome:
     if relay.witnessed:
         return await _witness_refuses(world, entry)
     await world.alice.send_text("carol", "Hi Carol, it's Alice. Welcome!")
-    read = [_text_of(t) for s, r, t in relay.opened if (s, r) == ("alice", "carol")]
+    read = [_text_of(t) for s, r, t in relay.opened  # texts (not her capability, 9.1)
+            if (s, r) == ("alice", "carol") and isinstance(decode_content(t), Text)]
     world.narrate("Alice wrote to Carol. Her client looked Carol up and the proof verified, "
                   f"against the fork. The relay decrypted the message: “{read[-1]}”.")
     await monitor(world, "bob")

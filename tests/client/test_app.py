@@ -49,7 +49,7 @@ from client.tui.status import StatusBar
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire.kt.verifier import anchor_sizes, open_head
 from tests.client.helpers import make_client, texts, wait_for
-from tests.support import running_relay
+from tests.support import BURSTS, running_relay
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 NOON = 1_767_268_800.0  # 2026-01-01 12:00 UTC: a fixed clock for what snapshots show
@@ -347,7 +347,7 @@ async def test_long_conversation_keeps_a_window_mounted(
     monkeypatch.setattr(MessageLog, "MAX_MOUNTED", 60)
     total = 100
     async with running_relay(tmp_path / "relay", rate_per_second=10_000,
-                             rate_burst=10_000) as relay:
+                             rate_burst=10_000, budgets=BURSTS) as relay:
         alice = await make_client(tmp_path, "alice", relay.url)
         bob = await make_client(tmp_path, "bob", relay.url)
         for i in range(total):

@@ -18,7 +18,7 @@ from client.tui.conversation import MessageLog
 from client.tui.seen import SeenTracker
 from tests.client.helpers import make_client, wait_for
 from tests.client.test_app import contact_list, online, running, shown, shown_texts
-from tests.support import running_relay
+from tests.support import BURSTS, running_relay
 
 
 def sent_state(sender: Client, name: str, text: str) -> State:
@@ -41,7 +41,7 @@ async def settle(seconds: float = 0.6) -> None:
 
 async def test_scrolled_up_a_new_message_is_not_read_until_seen(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", rate_per_second=10_000,
-                             rate_burst=10_000) as relay:
+                             rate_burst=10_000, budgets=BURSTS) as relay:
         alice = await make_client(tmp_path, "alice", relay.url)
         bob = await make_client(tmp_path, "bob", relay.url)
         await bob.disconnect()
@@ -96,7 +96,7 @@ async def test_a_burst_of_own_messages_ends_at_the_last_each_once(tmp_path: Path
     """150 messages submitted from the composer as fast as the app takes them, while
     scrolled up in a conversation longer than the screen."""
     async with running_relay(tmp_path / "relay", rate_per_second=10_000,
-                             rate_burst=10_000) as relay:
+                             rate_burst=10_000, budgets=BURSTS) as relay:
         alice = await make_client(tmp_path, "alice", relay.url)
         bob = await make_client(tmp_path, "bob", relay.url)
         await bob.disconnect()
@@ -135,7 +135,7 @@ async def test_a_burst_of_own_messages_ends_at_the_last_each_once(tmp_path: Path
 
 async def test_the_log_stays_at_the_bottom_across_resizes(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", rate_per_second=10_000,
-                             rate_burst=10_000) as relay:
+                             rate_burst=10_000, budgets=BURSTS) as relay:
         alice = await make_client(tmp_path, "alice", relay.url)
         bob = await make_client(tmp_path, "bob", relay.url)
         await bob.disconnect()

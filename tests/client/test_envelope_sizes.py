@@ -58,7 +58,9 @@ async def test_stored_envelopes_show_only_their_class(tmp_path: Path) -> None:
         await send_all(amy, "bob")
         await send_all(long, "bob")
         first = await stored_sizes(storage, "bob")
-        assert first == EXPECTED * 2
+        # each first contact starts with the sender's delivery capability (PROTOCOL.md
+        # 9.1), in the smallest class like a short text or a receipt
+        assert first == [2048, *EXPECTED] * 2
 
         # bob answers both while they are offline: a delivery receipt for each message,
         # the same texts, and one READ receipt for all four
@@ -72,7 +74,8 @@ async def test_stored_envelopes_show_only_their_class(tmp_path: Path) -> None:
         assert await bob.mark_read("amy") == await bob.mark_read(LONG) == 4
         await settled(bob)
         for name in ("amy", LONG):
-            assert await stored_sizes(storage, name) == [2048] * 4 + EXPECTED + [2048]
+            # bob's capability, four DELIVERED receipts, the texts, one READ receipt
+            assert await stored_sizes(storage, name) == [2048] * 5 + EXPECTED + [2048]
 
         # later (ratchet) messages: the same sizes as the first ones
         await bob.disconnect()
@@ -86,7 +89,7 @@ async def test_stored_envelopes_show_only_their_class(tmp_path: Path) -> None:
         await send_all(amy, "bob")
         await send_all(long, "bob")
         later = (await stored_sizes(storage, "bob"))[8:]
-        assert later == first == EXPECTED * 2
+        assert later == EXPECTED * 2  # as the first ones, without the capability
 
         everything = [len(e.body) for name in ("amy", LONG, "bob")
                       for e in await storage.queued(name, 0, 10_000)]

@@ -146,7 +146,7 @@ async def test_both_start_the_conversation_at_once(tmp_path: Path) -> None:
         await bob.disconnect()
         await alice.send_text("bob", "hi bob")
         held = await intercept(relay.url, bob)
-        assert len(held) == 1
+        assert len(held) == 2  # alice's capability (PROTOCOL.md 9.1), then the text
         await online(bob)
         assert bob.contact("alice") is None
         await bob.send_text("alice", "hi alice")

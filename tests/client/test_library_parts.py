@@ -39,19 +39,39 @@ def sends_by(events: list[RelayEvent], user: str) -> int:
                if isinstance(e, FrameIn) and e.frame_type == "Send" and e.user == user)
 
 
-async def _talking(tmp_path: Path, url: str) -> tuple[Client, Client]:
-    """Alice and Bob with a session, and no receipt still on its way."""
+def frames_of_alice(events: list[RelayEvent], sealed: bool) -> int:
+    """Alice's SENDs, or with sealed sending the SEALED_SENDs (on connections that
+    never logged in: bob's receipts are held back, so they are all alice's)."""
+    if not sealed:
+        return sends_by(events, "alice")
+    assert sends_by(events, "alice") == 0  # nothing on her logged-in connection
+    return sum(1 for e in events
+               if isinstance(e, FrameIn) and e.frame_type == "SealedSend" and e.user is None)
+
+
+async def _talking(tmp_path: Path, url: str, sealed: bool = True, hold_receipts: bool = False
+                   ) -> tuple[Client, Client]:
+    """Alice and Bob with a session, their capabilities exchanged, and no receipt still
+    on its way; with `hold_receipts`, bob's automatic receipts wait an hour from here."""
     alice = await make_client(tmp_path, "alice", url)
     bob = await make_client(tmp_path, "bob", url)
+    alice.sealed_sending = bob.sealed_sending = sealed
     hello = await alice.send_text("bob", "hello")
     await wait_state(alice, "bob", hello, State.DELIVERED)
     hi = await bob.send_text("alice", "hi")
     await wait_state(bob, "alice", hi, State.DELIVERED)
+    if hold_receipts:
+        bob.receipt_delay = 3600
     return alice, bob
 
 
-async def test_queued_messages_leave_in_one_send(tmp_path: Path, relay: RunningRelay) -> None:
-    alice, bob = await _talking(tmp_path, relay.url)
+SEALED = pytest.mark.parametrize("sealed", [True, False], ids=["sealed", "send"])
+
+
+@SEALED
+async def test_queued_messages_leave_in_one_send(tmp_path: Path, relay: RunningRelay,
+                                                 sealed: bool) -> None:
+    alice, bob = await _talking(tmp_path, relay.url, sealed, hold_receipts=True)
     await alice.disconnect()
     queued = [await alice.send_text("bob", f"offline {i}") for i in range(6)]
     assert all(m.state is State.SENDING for m in queued)
@@ -60,14 +80,15 @@ async def test_queued_messages_leave_in_one_send(tmp_path: Path, relay: RunningR
     await online(alice)
     await wait_last(bob, "alice", "offline 5")
     assert received(bob, "alice")[-6:] == [f"offline {i}" for i in range(6)]
-    assert sends_by(frames, "alice") == 1
+    assert frames_of_alice(frames, sealed) == 1
     assert alice.store.outbox() == []
     await shut(alice, bob)
 
 
-async def test_batches_respect_max_recipients(tmp_path: Path) -> None:
+@SEALED
+async def test_batches_respect_max_recipients(tmp_path: Path, sealed: bool) -> None:
     async with running_relay(tmp_path / "relay", max_recipients=2) as relay:
-        alice, bob = await _talking(tmp_path, relay.url)
+        alice, bob = await _talking(tmp_path, relay.url, sealed, hold_receipts=True)
         await alice.disconnect()
         for i in range(5):
             await alice.send_text("bob", f"offline {i}")
@@ -75,13 +96,15 @@ async def test_batches_respect_max_recipients(tmp_path: Path) -> None:
         relay.relay.observers.append(frames.append)
         await online(alice)
         await wait_last(bob, "alice", "offline 4")
-        assert sends_by(frames, "alice") == 3  # 2 + 2 + 1
+        assert frames_of_alice(frames, sealed) == 3  # 2 + 2 + 1
         await shut(alice, bob)
 
 
-async def test_batches_respect_max_frame(tmp_path: Path, relay: RunningRelay) -> None:
-    """Six messages of the largest size: four fit one 256 KiB SEND, then two."""
-    alice, bob = await _talking(tmp_path, relay.url)
+@SEALED
+async def test_batches_respect_max_frame(tmp_path: Path, relay: RunningRelay,
+                                         sealed: bool) -> None:
+    """Six messages of the largest size: four fit one 256 KiB frame, then two."""
+    alice, bob = await _talking(tmp_path, relay.url, sealed, hold_receipts=True)
     await alice.disconnect()
     big = [f"{i}" + "x" * (MAX_TEXT - 1) for i in range(6)]
     for text in big:
@@ -91,7 +114,7 @@ async def test_batches_respect_max_frame(tmp_path: Path, relay: RunningRelay) ->
     await online(alice)
     await wait_last(bob, "alice", big[-1])
     assert received(bob, "alice")[-6:] == big
-    assert sends_by(frames, "alice") == 2
+    assert frames_of_alice(frames, sealed) == 2
     assert all(e.size <= relay.config.limits.max_frame
                for e in frames if isinstance(e, FrameIn))
     await shut(alice, bob)
@@ -195,12 +218,14 @@ async def test_a_profile_from_before_session_records_keeps_its_sessions(
 
 async def test_a_budget_refusal_keeps_the_message_queued(tmp_path: Path) -> None:
     """SENDER_BUDGET (and STORAGE_FULL) say 'later', not 'never': the message stays in
-    the outbox as sending and goes out once the budget has refilled."""
-    config = ServerConfig(port=0, data_dir=tmp_path / "relay",
-                          budgets=Budgets(pair_envelopes=Rate(1.0, 2)))
+    the outbox as sending and goes out once the budget has refilled (the client tries
+    again by itself too)."""
+    config = ServerConfig(port=0, data_dir=tmp_path / "relay",  # alice's capability, m0, m1
+                          budgets=Budgets(pair_envelopes=Rate(1.0, 3)))
     async with serve.running_relay(config) as running:
         alice = await make_client(tmp_path, "alice", running.url)
         bob = await make_client(tmp_path, "bob", running.url)
+        alice.sealed_sending = False  # SEND's budgets (sealed ones: test_sealed_sending.py)
         sent = [await alice.send_text("bob", f"m{i}") for i in range(4)]
         await wait_last(bob, "alice", "m1")
         m3 = next(m for m in alice.history("bob") if m.row_id == sent[3].row_id)

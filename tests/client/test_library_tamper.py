@@ -53,6 +53,18 @@ async def _sent_while_away(relay: RunningRelay, alice: Client, bob: Client,
     return taken
 
 
+async def _first_contact(relay: RunningRelay, alice: Client, bob: Client, word: str
+                         ) -> Deliver:
+    """Alice's first message to bob, who is away: bob is given the capability alice's
+    client sends first (PROTOCOL.md 9.1), the text is returned."""
+    message = await alice.send_text("bob", word)
+    await wait_state(alice, "bob", message, State.SENT)
+    capability, text = await intercept(relay.url, bob)
+    await online(bob)  # a first contact's claimed key is checked with the relay
+    assert (await bob.receive(capability)).messages == []
+    return text
+
+
 def _flip(data: bytes, index: int) -> bytes:
     return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1:]
 
@@ -136,8 +148,7 @@ async def test_replayed_initial_message_is_not_shown_twice(tmp_path: Path) -> No
         alice = await make_client(tmp_path, "alice", relay.url)
         bob = await make_client(tmp_path, "bob", relay.url)
         await bob.disconnect()
-        [first] = await _sent_while_away(relay, alice, bob, "first contact")
-        await online(bob)  # a first contact's claimed key is checked with the relay
+        first = await _first_contact(relay, alice, bob, "first contact")
         assert [m.text for m in (await bob.receive(first)).messages] == ["first contact"]
         [notice] = (await bob.receive(_new_id(first))).messages
         assert "duplicate" in notice.text
@@ -177,8 +188,7 @@ async def test_an_old_initial_message_cannot_set_a_session_up_again(tmp_path: Pa
         alice = await make_client(tmp_path, "alice", relay.url)
         bob = await make_client(tmp_path, "bob", relay.url)
         await bob.disconnect()
-        [first] = await _sent_while_away(relay, alice, bob, "first contact")
-        await online(bob)
+        first = await _first_contact(relay, alice, bob, "first contact")
         await bob.receive(first)
         for restart in ("second start", "third start"):
             alice.sessions.forget("bob")  # alice starts over

@@ -30,6 +30,7 @@ FLAWS = {
     "skips-certificate-check": "client.certificate",
     "no-skip-limit": "client.skipped-limit",
     "no-frame-limit": "client.oversized-frame",
+    "sends-unsealed": "client.sealed",
 }
 """Each flaw of the broken client, and the check that must catch it."""
 

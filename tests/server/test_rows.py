@@ -105,16 +105,17 @@ async def test_after_a_real_run_no_stored_number_links_a_message_to_its_receipt(
                 for writer in ("alice", "dave") for name in ("bob", "carol")]
         for writer, name, message in sent:
             await wait_state(clients[writer], name, message, State.SENT)
-        messages = _rows(data)
-        assert sorted(r[1] for r in messages.values()) == ["bob", "bob", "carol", "carol"]
+        messages = _rows(data)  # each first contact: the writer's capability, the text
+        assert sorted(r[1] for r in messages.values()) == ["bob"] * 4 + ["carol"] * 4
 
         await alice.disconnect()
         await dave.disconnect()
         await online(bob)
         await online(carol)
-        await wait_for(lambda: sum(e.recipient in ("alice", "dave") for e in stored) == 4)
+        await wait_for(lambda: sum(e.recipient in ("alice", "dave") for e in stored) == 8)
         receipts = {eid: row for eid, row in _rows(data).items() if eid not in messages}
-        assert sorted(r[1] for r in receipts.values()) == ["alice", "alice", "dave", "dave"]
+        # bob's and carol's capabilities, and their receipts
+        assert sorted(r[1] for r in receipts.values()) == ["alice"] * 4 + ["dave"] * 4
         assert _sqlite_tables(data) == []
 
         await online(alice)
@@ -125,7 +126,7 @@ async def test_after_a_real_run_no_stored_number_links_a_message_to_its_receipt(
 
     everything = {**messages, **receipts}
     order = [e.envelope_id for e in stored if e.envelope_id in everything]
-    assert len(order) == 8
+    assert len(order) == 16
     for a, b in itertools.pairwise(order):
         (id_a, who_a, seq_a, _), (id_b, who_b, seq_b, _) = everything[a], everything[b]
         assert abs(id_a - id_b) > FAR, "row ids follow the order of arrival"
@@ -137,7 +138,7 @@ async def test_after_a_real_run_no_stored_number_links_a_message_to_its_receipt(
             assert abs(m_row[2] - r_row[2]) > FAR
     for who in ("alice", "bob", "carol", "dave"):  # each queue in the order stored
         seqs = [everything[e][2] for e in order if everything[e][1] == who]
-        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) == 2
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) == 4
     times = [row[3] for row in everything.values()] + [e.received_at for e in stored]
     assert all(t % RECEIVED_AT_GRANULARITY == 0 for t in times), times
     assert _sqlite_tables(data) == []

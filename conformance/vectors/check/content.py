@@ -26,6 +26,8 @@ def check_valid(at: At, entry: Any) -> None:
     elif entry["kind"] == "RECEIPT":
         expected = content.Receipt(content.ReceiptType[entry["receipt_type"]],
                                    tuple(b(m) for m in entry["message_ids"]))
+    elif entry["kind"] == "CAPABILITY":
+        expected = content.Capability(b(entry["capability"]))
     else:
         expected = content.DecryptionError(entry["failed_kind"], b(entry["ratchet_key"]),
                                            entry["counter"], entry["received_at_ms"])

@@ -104,6 +104,13 @@ def _no_frame_limit() -> None:
     client.connection.frame_bound = lambda limits: 1 << 30
 
 
+def _sends_unsealed() -> None:
+    """Sends every envelope on its logged-in connection, whatever it was given."""
+    from client.client import Client
+
+    Client.sealed_sending = property(lambda self: False)  # type: ignore[assignment,method-assign]
+
+
 FLAWS: dict[str, Callable[[], None]] = {
     "raw-escapes": _raw_escapes,
     "ignores-key-change": _ignores_key_change,
@@ -114,6 +121,7 @@ FLAWS: dict[str, Callable[[], None]] = {
     "skips-certificate-check": _skips_certificate_check,
     "no-skip-limit": _no_skip_limit,
     "no-frame-limit": _no_frame_limit,
+    "sends-unsealed": _sends_unsealed,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from protocol.e2e.content import (
+    Capability,
     ContentKind,
     Receipt,
     ReceiptType,
@@ -40,3 +41,18 @@ def test_a_checkpoint_wraps_once_and_is_never_empty() -> None:
         decode_gossiped(empty)
     with pytest.raises(DecodeError):  # truncated
         decode_gossiped(with_checkpoint(receipt.encode(), NOTE)[:30])
+
+
+def test_a_capability_is_32_bytes_and_never_shown() -> None:
+    secret = bytes(range(32))
+    item = Capability(secret)
+    encoded = item.encode()
+    assert encoded == bytes((1, ContentKind.CAPABILITY)) + secret
+    assert decode_content(encoded) == item
+    assert decode_gossiped(with_checkpoint(encoded, NOTE)) == (item, NOTE)
+    assert secret.hex() not in repr(item) and str(secret) not in repr(item)
+    for bad in (encoded[:-1], encoded + b"\x00"):
+        with pytest.raises(DecodeError):
+            decode_content(bad)
+    with pytest.raises(ValueError):
+        Capability(bytes(31))
