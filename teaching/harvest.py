@@ -479,21 +479,10 @@ def contact_graph(rng: random.Random, users: Sequence[str] = USERS,
     return graph
 
 
-def available_configs() -> tuple[Config, ...]:
-    """CONFIGS, or only the authenticated one for a client without sealed sending."""
-    names = Client.__init__.__code__.co_names
-    knob = hasattr(Client, "sealed_sending") or "sealed_sending" in names
-    return CONFIGS if knob else (AUTHENTICATED,)
-
-
 def configure(client: Client, config: Config) -> None:
     """The client's own knobs (client/client.py): sealed sending and receipt delay."""
-    if not hasattr(client, "sealed_sending"):
-        if config.sealed:
-            raise RuntimeError("this client has no sealed sending (Client.sealed_sending)")
-        return
-    setattr(client, "sealed_sending", config.sealed)  # noqa: B010 - see hasattr above
-    setattr(client, "receipt_delay", config.receipt_delay)  # noqa: B010
+    client.sealed_sending = config.sealed
+    client.receipt_delay = config.receipt_delay
 
 
 async def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -584,7 +573,7 @@ async def play_group(relay: HarvestingRelay, clients: dict[str, Client], truth: 
     recording = relay.recording
     recording.begin("setup")
     for client in clients.values():
-        configure(client, SEALED if hasattr(client, "sealed_sending") else AUTHENTICATED)
+        configure(client, SEALED)  # the default: first contact as a client makes it
     await introduce(clients, truth)
     setup = reconstruct(recording.of("setup"))
     first = score({p for p, e in setup.edges.items() if any(LOOKUP in r for r in e.reasons)},

@@ -452,12 +452,11 @@ SCENARIOS: dict[Scenario, Callable[[World], Awaitable[Outcome]]] = {
 async def metadata_harvest(world: World) -> Outcome:
     """The relay records everything it can observe live while a scripted group chats
     (teaching/harvest.py), then draws the contact graph it reconstructs, for each
-    configuration the clients support: authenticated sending, sealed sending, sealed
-    with receipt delays."""
+    configuration: authenticated sending, sealed sending, sealed with receipt delays."""
     from teaching.harvest import (
+        CONFIGS,
         USERS,
         HarvestingRelay,
-        available_configs,
         contact_graph,
         play_group,
     )
@@ -470,17 +469,13 @@ async def metadata_harvest(world: World) -> Outcome:
     clients = {name: world.clients()[name] for name in USERS}
     rng = random.Random(HARVEST_SEED)
     truth = contact_graph(rng)
-    configs = available_configs()
     world.narrate(f"Eight people, {len(truth)} pairs of contacts among them. First they make "
                   "contact (each pair one message each way); then they chat, in turn under "
-                  + ", ".join(f"'{c.name}'" for c in configs) + ". The relay records what "
+                  + ", ".join(f"'{c.name}'" for c in CONFIGS) + ". The relay records what "
                   "it sees: connections and their addresses, logins, every frame in and "
                   "out with its time, recipients, sizes and capabilities. Each phase is "
                   "analysed on its own recording.")
-    if len(configs) < 3:
-        world.narrate("These clients have no sealed sending: only the authenticated "
-                      "configuration runs.")
-    result = await play_group(relay, clients, truth, rng, configs, messages=24,
+    result = await play_group(relay, clients, truth, rng, CONFIGS, messages=24,
                               mean_gap=0.3, say=world.narrate)
     world.narrate("All eight users connected from one address here (loopback, as behind "
                   "one NAT, proxy or Tor exit). Sealed sending does not hide the address: "
