@@ -96,6 +96,9 @@ class ServerPane(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.envelopes: dict[bytes, EnvelopeView] = {}
         self.row_keys: list[str] = []
+        self.rows_added = 0
+        """Rows ever added: names the rows without a key of their own, uniquely even
+        after the oldest were dropped (MAX_ROWS)."""
         self.last_sender: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -179,7 +182,8 @@ class ServerPane(Vertical):
 
     def _add_row(self, label: str | Text, text: str, key: str | None) -> None:
         table: DataTable[str | Text] = self.query_one(DataTable)
-        row_key = key or f"r{len(self.row_keys)}"
+        self.rows_added += 1
+        row_key = key or f"r{self.rows_added}"
         self.row_keys.append(row_key)
         table.add_row(label, text, key=row_key)
         if len(self.row_keys) > MAX_ROWS:

@@ -46,8 +46,12 @@ async def play(scenario: Scenario, cover_up: bool = True, pace: float = 0.0,
         + ("" if cover_up else " It does NOT log its key in the key directory (--unlogged).")
         + (" Alice's client requires a witness's cosignature (--witness)." if witnessed
            else ""))
+    quiet = scenario is Scenario.METADATA_HARVEST
+    if quiet:
+        say("The relay's own event lines are left out: eight people chatting make hundreds "
+            "of them. What it recorded is summed up after each phase.")
     async with demo_world(say, hostile_factory(scenario, say, cover_up, witnessed),
-                          observe=relay_event) as world:
+                          observe=None if quiet else relay_event) as world:
         world.pace = pace
         outcome = await SCENARIOS[scenario](world)
     say(f"Lesson: {outcome.lesson}")

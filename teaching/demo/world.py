@@ -131,5 +131,9 @@ def hostile_factory(behaviour: str, narrate: Callable[[str], None],
     from teaching.hostile import HostileRelay
     from teaching.names import Scenario
 
+    if behaviour == Scenario.METADATA_HARVEST:  # the honest relay's code, recording
+        from teaching.harvest import HarvestingRelay
+
+        return functools.partial(HarvestingRelay, narrate=narrate)
     return functools.partial(HostileRelay, behaviour=Scenario(behaviour), narrate=narrate,
                              cover_up=cover_up, witnessed=witnessed)

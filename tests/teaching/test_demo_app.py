@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 
+from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
 from client.tui.capture import screen_text
 from client.tui.chat import ChatPane
 from client.tui.conversation import MessageItem
 from client.tui.screens import NewConversationScreen
+from server.events import LoggedIn
 from teaching.demo.app import DemoApp, StoryScreen
-from teaching.demo.server_pane import ServerPane
+from teaching.demo.server_pane import MAX_ROWS, ServerPane
 from tests.client.helpers import wait_for
 
 
@@ -77,3 +79,22 @@ async def test_a_scenario_runs_from_the_menu_at_80x24() -> None:
 
 def _shows(chat: ChatPane, text: str) -> bool:
     return text in [item.message.text for item in chat.query(MessageItem)]
+
+
+class _PaneOnly(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ServerPane()
+
+
+async def test_the_relay_pane_keeps_its_newest_rows_past_the_cap() -> None:
+    """A busy relay (eight people in metadata-harvest) adds more rows than the pane
+    keeps: the oldest go, and the pane keeps taking new ones."""
+    app = _PaneOnly()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ServerPane)
+        for number in range(MAX_ROWS + 10):
+            pane.add_event(LoggedIn(f"user{number}", 0), 0.0)
+        await pilot.pause()
+        table = pane.query_one(DataTable)
+        assert table.row_count == MAX_ROWS
+        assert "user409" in str(table.get_row_at(MAX_ROWS - 1)[1])

@@ -194,9 +194,36 @@ async def test_keep_everything_cannot_decrypt_the_past(tmp_path: Path) -> None:
     assert any("forward secrecy" in line for line in lines)
 
 
+async def test_metadata_harvest_draws_what_each_configuration_gives_away(
+        tmp_path: Path) -> None:
+    """Eight real clients chat through the recording relay under each configuration.
+    Authenticated sending hands the relay the whole graph, for certain; with sealed
+    sending it knows no edge for certain and guesses from timing, and with receipt
+    delays it finds fewer."""
+    outcome, lines, _ = await run("metadata-harvest", tmp_path)
+    truth = set(outcome.facts["truth"])
+    assert len(truth) == 10
+    phases = outcome.facts["phases"]
+    assert list(phases) == ["authenticated", "sealed", "sealed + receipt delay"]
+    authenticated = phases["authenticated"]
+    assert authenticated.shared.precision == authenticated.shared.recall == 1.0
+    assert authenticated.shared_certain.recall == 1.0
+    assert set(authenticated.reconstruction.edges) == truth
+    for name in ("sealed", "sealed + receipt delay"):
+        assert phases[name].shared_certain.guessed == 0  # nothing it knows for certain
+        assert all(not e.certain for e in phases[name].reconstruction.edges.values())
+    assert phases["sealed + receipt delay"].shared.recall < 1.0
+    assert outcome.facts["first_contact"].recall == 1.0  # who fetched whose keys
+    # the drawing: a matrix row per user, the legend, and an edge list with reasons
+    assert any(line.startswith("  alice ") for line in lines)
+    assert sum("# known  % guessed by timing" in line for line in lines) == 3
+    assert any("authenticated SEND" in line for line in lines)
+    assert any(line.startswith("Configuration 'sealed + receipt delay'") for line in lines)
+
+
 def test_every_scenario_has_a_test() -> None:
     tested = {"mitm-first-contact", "key-swap", "tamper", "replay", "drop", "keep-everything",
-              "split-view"}
+              "split-view", "metadata-harvest"}
     assert set(SCENARIOS) == tested == set(Scenario)
 
 
