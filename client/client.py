@@ -43,6 +43,7 @@ from client.errors import (
 )
 from client.events import Event, Events, Listener, Status
 from client.failures import FailureReports
+from client.groups import Groups
 from client.history import UNKNOWN_SENDER, History
 from client.inbox import BeforeAck, Inbox, ReceiveResult
 from client.link import RelayLink
@@ -68,7 +69,7 @@ from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.session import Session
 from protocol.e2e.size_classes import MAX_ENVELOPE_CLASS, envelope_size
 from protocol.wire.errors import ProtocolError
-from protocol.wire.frames import Deliver, ErrorCode, normalize_url
+from protocol.wire.frames import Deliver, ErrorCode, GroupDeliver, normalize_url
 from protocol.wire.prekeys import PreKeyBundle
 from protocol.wire.usernames import check_username
 
@@ -118,6 +119,7 @@ class Client:
                                        self.messages, self.events, self._start_session, clock)
         self.reading = Reading(store, self.trust, self.sessions, self.messages, self.outbox)
         self.link = RelayLink(self.events, self)
+        self.groups = Groups(self)  # group chats (client/groups.py, PROTOCOL.md 21)
 
     @property
     def username(self) -> str:
@@ -215,10 +217,12 @@ class Client:
             await self.ensure_prekeys()  # before "online": others can reach us from here on
         except (RelayRefused, NotConnected) as exc:
             log.warning("prekey upload failed: %s", exc)
+        await self.groups.ready(self._require_conn())  # KeyPackage upkeep
 
     async def online(self) -> None:
         await self.failures.follow_up(self._require_conn())  # PROTOCOL.md 9.2
         await self.flush_outbox()
+        await self.groups.online()  # Welcomes to send, self-updates due
         await self._stop_monitoring()
         self._monitor_task = asyncio.get_running_loop().create_task(
             self._monitor_loop(self._require_conn()))
@@ -279,6 +283,9 @@ class Client:
 
     async def receive(self, deliver: Deliver) -> ReceiveResult:
         """Handles one delivered envelope: decrypt, store, commit, then acknowledge."""
+        if isinstance(deliver, GroupDeliver):  # before the inbox: not a sealed envelope
+            await self.groups.receive(deliver, self.conn, self.before_ack)
+            return ReceiveResult()
         result = await self.inbox.receive(deliver, self.conn, self.before_ack)
         if result is None:
             return ReceiveResult()  # not acknowledged: the relay delivers it again

@@ -1,0 +1,183 @@
+"""Group chats in the client library against a real relay (PROTOCOL.md 21.4-21.6):
+create, chat, remove (the removed member reads nothing after), add, rename, leave,
+restarts of clients and of the relay, and two members' commits racing for one epoch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.client import Client
+from client.group_records import GroupStatus
+from client.groups import GroupView
+from client.records import Direction
+from tests.client.helpers import make_client, online, reopen, shut, wait_for
+from tests.support import RelayProcess, running_relay, start_relay_process
+
+
+def texts(client: Client, group_id: bytes) -> list[tuple[str, str]]:
+    return [(m.sender, m.text) for m in client.groups.history(group_id, 1000)
+            if m.direction is not Direction.NOTICE]
+
+
+def notices(client: Client, group_id: bytes) -> list[str]:
+    return [m.text for m in client.groups.history(group_id, 1000)
+            if m.direction is Direction.NOTICE]
+
+
+def joined(client: Client, group_id: bytes) -> bool:
+    return client.groups.record(group_id) is not None
+
+
+def member_names(view: GroupView) -> list[str]:
+    return [m.name for m in view.members]
+
+
+async def test_three_users_create_chat_remove_and_add(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        dave = await make_client(tmp_path, "dave", relay.url)
+
+        view = await alice.groups.create("friends", ["bob", "carol"])
+        gid = view.group_id
+        assert member_names(view) == ["alice", "bob", "carol"]
+        await wait_for(lambda: joined(bob, gid) and joined(carol, gid))
+        assert bob.groups.find("friends").name == "friends"
+        assert "You were added to the group friends with alice, carol." in notices(bob, gid)
+
+        await alice.groups.send_text(gid, "hello all")
+        await wait_for(lambda: texts(bob, gid) == [("alice", "hello all")]
+                       and texts(carol, gid) == [("alice", "hello all")])
+        await carol.groups.send_text(gid, "hi from carol")
+        await wait_for(lambda: texts(bob, gid)[-1:] == [("carol", "hi from carol")])
+        # every member sees the same group: the epoch authenticators agree
+        codes = {c.groups.find("friends").code for c in (alice, bob, carol)}
+        assert len(codes) == 1
+        # members' keys are their identity keys, checked like one-to-one contacts
+        trust = {m.name: m.trust for m in bob.groups.find("friends").members}
+        assert trust == {"alice": "unverified", "bob": "you", "carol": "unverified"}
+
+        await alice.groups.remove(gid, "carol")
+        await wait_for(lambda: carol.groups.record(gid).status  # type: ignore[union-attr]
+                       is GroupStatus.REMOVED)
+        await wait_for(lambda: "carol was removed by alice." in notices(bob, gid))
+        assert "alice removed you from the group." in notices(carol, gid)
+        await bob.groups.send_text(gid, "carol cannot read this")
+        await alice.groups.add(gid, ["dave"])
+        await wait_for(lambda: joined(dave, gid))
+        await wait_for(lambda: "alice added dave." in notices(bob, gid))
+        await dave.groups.send_text(gid, "dave here")
+        await wait_for(lambda: texts(bob, gid)[-1:] == [("dave", "dave here")])
+        await wait_for(lambda: texts(alice, gid)[-1:] == [("dave", "dave here")])
+        await asyncio.sleep(0.3)
+        assert ("bob", "carol cannot read this") not in texts(carol, gid)
+        assert ("dave", "dave here") not in texts(carol, gid)
+        assert texts(dave, gid) == [("dave", "dave here")]  # nothing from before he came
+        assert member_names(bob.groups.find("friends")) == ["alice", "bob", "dave"]
+        await shut(alice, bob, carol, dave)
+
+
+async def test_rename_leave_and_self_update(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        gid = (await alice.groups.create("team", ["bob", "carol"])).group_id
+        await wait_for(lambda: joined(bob, gid) and joined(carol, gid))
+
+        await bob.groups.rename(gid, "the team")
+        await wait_for(lambda: "bob renamed the group to the team." in notices(alice, gid)
+                       and carol.groups.find("the team").epoch == 2)
+        before = alice.groups.find("the team").code
+        await carol.groups.self_update(gid)
+        await wait_for(lambda: "carol updated their keys." in notices(alice, gid))
+        assert alice.groups.find("the team").code != before
+
+        await carol.groups.leave(gid)  # alice (the lowest leaf) commits it
+        await wait_for(lambda: carol.groups.record(gid).status  # type: ignore[union-attr]
+                       is GroupStatus.REMOVED)
+        await wait_for(lambda: "carol left the group." in notices(bob, gid))
+        assert member_names(bob.groups.find("the team")) == ["alice", "bob"]
+        await bob.groups.send_text(gid, "just us")
+        await wait_for(lambda: texts(alice, gid)[-1:] == [("bob", "just us")])
+        await shut(alice, bob, carol)
+
+
+async def test_restarts_of_clients_and_relay_lose_nothing(tmp_path: Path) -> None:
+    relay: RelayProcess = await asyncio.to_thread(start_relay_process, tmp_path / "relay")
+    port = relay.url.rsplit(":", 1)[1]
+    try:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url, connect=False)
+        await online(carol)  # her KeyPackages are on the relay
+        await carol.disconnect()
+        gid = (await alice.groups.create("g", ["bob", "carol"])).group_id
+        await wait_for(lambda: joined(bob, gid))
+        await alice.groups.send_text(gid, "one")
+        bob = await reopen(bob)
+        await wait_for(lambda: texts(bob, gid) == [("alice", "one")])
+
+        await asyncio.to_thread(relay.stop)  # SIGTERM: a clean shutdown
+        await asyncio.to_thread(relay.proc.communicate)
+        relay = await asyncio.to_thread(start_relay_process, tmp_path / "relay", "--port", port)
+        alice = await reopen(alice)
+        bob = await reopen(bob)
+        await bob.groups.send_text(gid, "two")
+        await wait_for(lambda: texts(alice, gid)[-1:] == [("bob", "two")])
+        await online(carol)  # offline all along: her Welcome and both messages wait
+        await wait_for(lambda: texts(carol, gid) == [("alice", "one"), ("bob", "two")])
+        carol = await reopen(carol)
+        await carol.groups.send_text(gid, "three")
+        await wait_for(lambda: texts(alice, gid)[-1:] == [("carol", "three")]
+                       and texts(bob, gid)[-1:] == [("carol", "three")])
+        await shut(alice, bob, carol)
+    finally:
+        await asyncio.to_thread(relay.stop)
+        await asyncio.to_thread(relay.proc.communicate)
+
+
+async def test_commits_racing_for_one_epoch(tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "blindrelay.client")
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        dave = await make_client(tmp_path, "dave", relay.url)
+        gid = (await alice.groups.create("race", ["bob", "carol"])).group_id
+        await wait_for(lambda: joined(bob, gid) and joined(carol, gid))
+        # both commit at epoch 1: bob builds his commit before alice's reaches him (his
+        # deliveries are held back); the relay admits alice's, refuses bob's, and bob
+        # processes the winner's commit and tries again on the next epoch
+        gate = asyncio.Event()
+        receive = bob.groups.receive
+
+        async def held(*args: Any, **kwargs: Any) -> bool:
+            await gate.wait()
+            return await receive(*args, **kwargs)
+
+        bob.groups.receive = held  # type: ignore[method-assign]
+        await alice.groups.rename(gid, "renamed")
+        adding = asyncio.create_task(bob.groups.add(gid, ["dave"]))
+        await wait_for(lambda: "group commit lost its epoch" in caplog.text)
+        assert not adding.done()
+        gate.set()
+        await adding
+        await wait_for(lambda: all(c.groups.record(gid) is not None
+                                   and c.groups.find(gid.hex()).epoch == 3
+                                   for c in (alice, bob, carol, dave)))
+        views = [c.groups.find(gid.hex()) for c in (alice, bob, carol, dave)]
+        assert {v.name for v in views} == {"renamed"}
+        assert {v.code for v in views} == {views[0].code}
+        assert member_names(views[0]) == ["alice", "bob", "carol", "dave"]
+        await carol.groups.send_text(gid, "after the race")
+        await wait_for(lambda: all(texts(c, gid)[-1:] == [("carol", "after the race")]
+                                   for c in (alice, bob, dave)))
+        await shut(alice, bob, carol, dave)
