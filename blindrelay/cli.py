@@ -190,6 +190,10 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     k.add_argument("op", choices=["add", "remove", "list"])
     k.add_argument("key", nargs="?", help="the witness's verifier key (add, remove)")
 
+    from client.group_args import add_group_parser
+
+    add_group_parser(sub, common)
+
 
 
 
@@ -451,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return audit_main(args.data, args.json)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
-                        "accept-key", "chat", "account", "kt", "history"):
+                        "accept-key", "chat", "account", "kt", "history", "group"):
         from client.commands import run_client_command
 
         return run_client_command(args)
