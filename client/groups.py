@@ -497,7 +497,7 @@ class Groups:
                     State.NOTICE, epoch=pending.group.epoch))
                 self._queue_welcome(record, pending)
             await self._send_welcome(conn, record.group_id)
-        return self.view(self._need(record.group_id))
+        return self.view(self.need(record.group_id))
 
     def _check_member_name(self, name: str) -> None:
         try:
@@ -507,14 +507,14 @@ class Groups:
         if name == self.client.username:
             raise Refused("you are in your own groups already")
 
-    def _need(self, group_id: bytes) -> GroupRecord:
+    def need(self, group_id: bytes) -> GroupRecord:
         record = self.record(group_id)
         if record is None:
             raise GroupNotFound("no such group")
         return record
 
     def _active(self, group_id: bytes) -> tuple[GroupRecord, Group]:
-        record = self._need(group_id)
+        record = self.need(group_id)
         if record.status is GroupStatus.REMOVED:
             raise Refused("you are no longer a member of this group")
         return record, state.deserialize(record.state)
@@ -530,7 +530,7 @@ class Groups:
         packages = [await self._fetch_key_package(conn, n) for n in names]
         await self._commit(group_id, lambda g: committing.commit(g, adds=packages),
                            f"You added {', '.join(names)}.")
-        return self.view(self._need(group_id))
+        return self.view(self.need(group_id))
 
     async def remove(self, group_id: bytes, name: str) -> GroupView:
         def build(group: Group) -> committing.PendingCommit | None:
@@ -545,14 +545,14 @@ class Groups:
         if name not in {n for n, _ in members_of(group).values()}:
             raise Refused(f"{name} is not in the group")
         await self._commit(group_id, build, f"You removed {name}.")
-        return self.view(self._need(group_id))
+        return self.view(self.need(group_id))
 
     async def rename(self, group_id: bytes, new_name: str) -> GroupView:
         new_name = _check_group_name(new_name)
         self._active(group_id)
         await self._commit(group_id, lambda g: committing.commit(
             g, extensions=_with_name(g, new_name)), f"You renamed the group to {new_name}.")
-        return self.view(self._need(group_id))
+        return self.view(self.need(group_id))
 
     async def self_update(self, group_id: bytes) -> GroupView:
         """A commit with nothing but fresh keys for this member (post-compromise
@@ -560,7 +560,7 @@ class Groups:
         self._active(group_id)
         await self._commit(group_id, committing.commit,
                            "You updated your keys in this group (a self-update).")
-        return self.view(self._need(group_id))
+        return self.view(self.need(group_id))
 
     async def leave(self, group_id: bytes) -> None:
         """Sends a Remove proposal for this member; another member commits it."""
@@ -610,7 +610,7 @@ class Groups:
                     log.info("group commit lost its epoch to another member's")
                 else:
                     with self._transaction():
-                        record = self._need(group_id)
+                        record = self.need(group_id)
                         record.state = state.serialize(pending.group)
                         record.name = group_name_of(pending.group)
                         record.last_commit = record.last_activity = self.client.clock()
@@ -658,7 +658,7 @@ class Groups:
             log.warning("a group Welcome was refused: %s", exc)
             return
         with self._transaction():
-            record = self._need(group_id)
+            record = self.need(group_id)
             record.pending_welcome, record.welcome_to = b"", []
             self._save(record)
 
