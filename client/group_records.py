@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from client.records import Direction, State
 
@@ -52,17 +52,33 @@ class GroupRecord:
     """A Welcome not yet accepted by the relay (sent again at the next connection)."""
     name: str = ""
     """The group's name as of the stored state (from its context; kept for listing)."""
+    previous_state: bytes = field(default=b"", repr=False)
+    """The state of the epoch before this one: application messages sent in it that
+    arrive after the commit that ended it (late, not reordered) can still be read.
+    Kept until the next epoch change, so forward secrecy lags by one epoch."""
+    unconfirmed: bytes = field(default=b"", repr=False)
+    """The state after an own commit whose GROUP_SEND got no answer (the connection
+    dropped): adopted once the group is seen to have moved on with it, dropped when
+    another commit for that epoch arrives (PROTOCOL.md 21.6)."""
+    unconfirmed_commit: bytes = b""
+    unconfirmed_welcome: bytes = b""
+    unconfirmed_welcome_to: list[str] = field(default_factory=list)
+    unconfirmed_notice: str = ""
+
+    _BYTES: ClassVar[tuple[str, ...]] = (
+        "group_id", "state", "pending_welcome", "previous_state", "unconfirmed",
+        "unconfirmed_commit", "unconfirmed_welcome")
 
     def encode(self) -> bytes:
         d = asdict(self)
-        for key in ("group_id", "state", "pending_welcome"):
+        for key in self._BYTES:
             d[key] = d[key].hex()
         return _dumps(d)
 
     @classmethod
     def decode(cls, data: bytes) -> GroupRecord:
         d = json.loads(data)
-        for key in ("group_id", "state", "pending_welcome"):
+        for key in cls._BYTES:
             d[key] = bytes.fromhex(d[key])
         d["status"] = GroupStatus(d["status"])
         return cls(**d)

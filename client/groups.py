@@ -30,7 +30,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from client.connection import ConnectionLost, RelayConnection, RelayError
 from client.errors import (
@@ -72,6 +72,7 @@ from protocol.wire.frames import (
     Sent,
     UploadKeyPackages,
 )
+from protocol.wire.mls_header import GroupHeader, parse_group_header
 from protocol.wire.usernames import check_username
 
 if TYPE_CHECKING:
@@ -92,6 +93,11 @@ SELF_UPDATE_PERIOD = 7 * 24 * 3600.0
 CONFLICT_WAIT = 10.0
 """Seconds a commit that lost its epoch waits for the winner's commit to arrive."""
 MAX_GROUP_TEXT = 60_000
+MAX_ORPHANS = 100
+ORPHAN_EXPIRY = 7 * 24 * 3600.0
+"""Messages for a group not joined yet are kept this long for its Welcome."""
+UPKEEP_WAIT = 30.0
+"""Seconds the upkeep after login waits for the relay's queue to be handled."""
 
 
 class GroupNotFound(Refused):
@@ -195,6 +201,10 @@ class _Plan:
     used_package: str | None = None
     commit_leave: bool = False
     resend_leave: bool = False
+    orphan: bool = False
+    """For a group not joined (yet): kept until its Welcome arrives."""
+    joined: bytes | None = None
+    """The group a Welcome joined."""
 
 
 class Groups:
@@ -206,6 +216,7 @@ class Groups:
         self._lock = asyncio.Lock()
         self._epoch_changed = asyncio.Condition()
         self.self_update_period = SELF_UPDATE_PERIOD
+        self._upkeep_task: asyncio.Task[None] | None = None
 
     # -- identity: the blindrelay identity key is the MLS signature key
 
@@ -490,12 +501,15 @@ class Groups:
             # the creator is alone at epoch 0: the commit has no one to go to
             with self._transaction():
                 record.state = state.serialize(pending.group)
+                joining = members_of(pending.group)
+                if pending.welcome is not None:
+                    record.pending_welcome = pending.welcome.encode()
+                    record.welcome_to = [joining[i][0] for i in pending.added]
                 self._save(record)
                 self._add_line(GroupMessage(
                     record.group_id, "", Direction.NOTICE,
                     f"You created the group {name} with {', '.join(names) or 'no one'}.",
                     State.NOTICE, epoch=pending.group.epoch))
-                self._queue_welcome(record, pending)
             await self._send_welcome(conn, record.group_id)
         return self.view(self.need(record.group_id))
 
@@ -592,38 +606,113 @@ class Groups:
                       build: Callable[[Group], committing.PendingCommit | None],
                       notice: str, attempts: int = 2) -> None:
         """An own commit: sent, adopted once SENT; on COMMIT_CONFLICT the winner's
-        commit is awaited and processed and `build` runs once more on the new epoch."""
+        commit is awaited and processed and `build` runs once more on the new epoch.
+        Until the relay answers, the commit waits in the record as unconfirmed, so a
+        dropped connection cannot leave this member behind the group (21.6)."""
         for attempt in range(attempts):
             conn = self.client.link.require()
             async with self._lock:
                 record, group = self._active(group_id)
+                if record.unconfirmed:
+                    raise Refused("an earlier change to this group is not confirmed by the "
+                                  "relay yet; it is settled at the next connection")
                 epoch = group.epoch
                 pending = build(group)
                 if pending is None:
                     return
+                with self._transaction():
+                    record.unconfirmed = state.serialize(pending.group)
+                    record.unconfirmed_commit = pending.message.encode()
+                    members = members_of(pending.group)
+                    record.unconfirmed_welcome = (b"" if pending.welcome is None
+                                                  else pending.welcome.encode())
+                    record.unconfirmed_welcome_to = [members[i][0] for i in pending.added]
+                    record.unconfirmed_notice = notice or self._own_notice(group,
+                                                                           pending.group)
+                    self._save(record)
                 try:
                     await self._group_send(conn, self._recipients(group),
-                                           pending.message.encode())
+                                           record.unconfirmed_commit)
                 except RelayRefused as exc:
+                    with self._transaction():
+                        record = self.need(group_id)
+                        self._clear_unconfirmed(record)
+                        self._save(record)
                     if exc.code != ErrorCode.COMMIT_CONFLICT:
                         raise
                     log.info("group commit lost its epoch to another member's")
                 else:
                     with self._transaction():
-                        record = self.need(group_id)
-                        record.state = state.serialize(pending.group)
-                        record.name = group_name_of(pending.group)
-                        record.last_commit = record.last_activity = self.client.clock()
-                        self._save(record)
-                        self._add_line(GroupMessage(group_id, "", Direction.NOTICE, notice,
-                                                    State.NOTICE, epoch=pending.group.epoch))
-                        self._queue_welcome(record, pending)
+                        self._adopt(self.need(group_id))
                     await self._send_welcome(conn, group_id)
                     await self._notify_epoch()
                     return
             if attempt + 1 < attempts:
                 await self._wait_epoch(group_id, epoch)
         raise Refused("another member's change won the race twice; try again")
+
+    def _own_notice(self, before: Group, after: Group) -> str:
+        old, new = members_of(before), members_of(after)
+        gone = [n for i, (n, _) in old.items() if new.get(i, ("", b""))[0] != n]
+        if gone:
+            return f"{', '.join(gone)} left the group (you carried it out)."
+        return "You updated your keys in this group."
+
+    @staticmethod
+    def _clear_unconfirmed(record: GroupRecord) -> None:
+        record.unconfirmed = record.unconfirmed_commit = record.unconfirmed_welcome = b""
+        record.unconfirmed_welcome_to = []
+        record.unconfirmed_notice = ""
+
+    def _adopt(self, record: GroupRecord) -> Group:
+        """The relay accepted this member's commit: its state becomes the group's
+        (the old one kept for late messages), its Welcome is queued."""
+        group = state.deserialize(record.unconfirmed)
+        record.previous_state, record.state = record.state, record.unconfirmed
+        record.name = group_name_of(group)
+        record.last_commit = record.last_activity = self.client.clock()
+        if record.unconfirmed_welcome:
+            record.pending_welcome = record.unconfirmed_welcome
+            record.welcome_to = record.unconfirmed_welcome_to
+        notice = record.unconfirmed_notice
+        self._clear_unconfirmed(record)
+        self._save(record)
+        self._add_line(GroupMessage(record.group_id, "", Direction.NOTICE, notice,
+                                    State.NOTICE, epoch=group.epoch))
+        return group
+
+    async def settle(self) -> None:
+        """Commits sent without an answer (the connection dropped): once the queue is
+        handled, each is sent again. SENT: it is the epoch's commit now. COMMIT_CONFLICT
+        while the group is still at that epoch: the relay admitted it the first time
+        (another member's winning commit would have been queued for us, and handled),
+        so it is adopted. Anything else leaves it for the next connection."""
+        conn = self.client.conn
+        if conn is None:
+            return
+        for group_id in self._index():
+            async with self._lock:
+                record = self.record(group_id)
+                if record is None or not record.unconfirmed:
+                    continue
+                group = state.deserialize(record.state)
+                try:
+                    await self._group_send(conn, self._recipients(group),
+                                           record.unconfirmed_commit)
+                except RelayRefused as exc:
+                    if exc.code != ErrorCode.COMMIT_CONFLICT:
+                        log.info("an unconfirmed group commit was refused: %s", exc)
+                        with self._transaction():
+                            self._clear_unconfirmed(record)
+                            self._save(record)
+                        continue
+                except ClientError as exc:
+                    log.info("an unconfirmed group commit waits: %s", exc)
+                    return
+                with self._transaction():
+                    self._adopt(record)
+                await self._send_welcome(conn, group_id)
+            await self._notify_epoch()
 
     async def _notify_epoch(self) -> None:
         async with self._epoch_changed:
@@ -639,14 +728,6 @@ class Groups:
         async with self._epoch_changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._epoch_changed.wait_for(moved), CONFLICT_WAIT)
-
-    def _queue_welcome(self, record: GroupRecord, pending: committing.PendingCommit) -> None:
-        if pending.welcome is None:
-            return
-        members = members_of(pending.group)
-        record.pending_welcome = pending.welcome.encode()
-        record.welcome_to = [members[i][0] for i in pending.added]
-        self._save(record)
 
     async def _send_welcome(self, conn: RelayConnection, group_id: bytes) -> None:
         record = self.record(group_id)
@@ -705,10 +786,20 @@ class Groups:
             log.warning("KeyPackage upload failed: %s", exc)
 
     async def online(self) -> None:
-        """Welcomes not yet sent, leave proposals to repeat, and self-updates due."""
+        """Once the relay's queue is handled: unconfirmed commits settled, Welcomes
+        not yet sent, and self-updates due."""
+        self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
+
+    async def _upkeep(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.client.queue_done.wait(), UPKEEP_WAIT)
         conn = self.client.conn
-        if conn is None:
+        if conn is None or conn.closed.is_set():
             return
+        try:
+            await self.settle()
+        except ClientError as exc:
+            log.info("group upkeep: %s", exc)
         now = self.client.clock()
         for group_id in self._index():
             record = self.record(group_id)
@@ -717,7 +808,7 @@ class Groups:
             try:
                 if record.pending_welcome:
                     await self._send_welcome(conn, group_id)
-                if record.status is GroupStatus.ACTIVE and \
+                if record.status is GroupStatus.ACTIVE and not record.unconfirmed and \
                         now - record.last_commit > self.self_update_period:
                     await self.self_update(group_id)
             except ClientError as exc:
@@ -732,52 +823,94 @@ class Groups:
         if self.store.seen(deliver.envelope_id):
             await _ack(conn, deliver)
             return True
+        live = conn if conn is not None and not conn.closed.is_set() else None
         async with self._lock:
-            try:
-                message = _read_mls(deliver.body)
-            except (DecodeError, ValueError):
-                message = None
-            if message is None:
-                plan = _Plan()
-            elif message.wire_format == WireFormat.WELCOME:
-                plan = self._welcome(message)
-            else:
-                plan = self._handle(message)
-            live = conn if conn is not None and not conn.closed.is_set() else None
-            try:
-                for name, key in plan.new_names:
-                    warning = await self._check_key(live, name, key, block=False)
-                    if warning is not None and plan.record is not None:
-                        plan.lines.append(GroupMessage(plan.record.group_id, "",
-                                                       Direction.NOTICE, warning,
-                                                       State.NOTICE))
-            except NotConnected:
+            plan = self._plan(deliver.body)
+            if not await self._check_keys(plan, live):
                 return False
-            except ClientError as exc:  # the directory did not confirm: warned there
-                if plan.record is not None:
-                    plan.lines.append(GroupMessage(
-                        plan.record.group_id, "", Direction.NOTICE,
-                        f"A member's key could not be checked: {exc}", State.NOTICE))
             with self._transaction():
-                if plan.record is not None:
-                    self._save(plan.record)
-                    for line in plan.lines:
-                        line.epoch = line.epoch or state.deserialize(plan.record.state).epoch
-                        self._add_line(line)
-                if plan.used_package is not None:
-                    pool = self._pool()
-                    used = pool.packages.get(plan.used_package)
-                    if used is not None and not used.last_resort:
-                        del pool.packages[plan.used_package]
-                        self._save_pool(pool)
+                self._store_plan(plan)
+                if plan.orphan:
+                    self._keep_orphan(deliver.body)
                 self.store.mark_seen(deliver.envelope_id, int(self.client.clock()))
             if before_ack is not None:
                 before_ack(deliver)
             await _ack(conn, deliver)
+            if plan.joined is not None:
+                await self._replay_orphans(plan.joined, live)
         await self._notify_epoch()
         if plan.record is not None and live is not None:
             await self._after(plan, live)
         return True
+
+    def _plan(self, body: bytes) -> _Plan:
+        try:
+            message = _read_mls(body)
+            header = parse_group_header(body)
+        except (DecodeError, ValueError):
+            return _Plan()
+        if message.wire_format == WireFormat.WELCOME:
+            return self._welcome(message)
+        return self._handle(message, header)
+
+    async def _check_keys(self, plan: _Plan, live: RelayConnection | None) -> bool:
+        """New members' keys against the one-to-one trust of their names (21.4)."""
+        try:
+            for name, key in plan.new_names:
+                warning = await self._check_key(live, name, key, block=False)
+                if warning is not None and plan.record is not None:
+                    plan.lines.append(GroupMessage(plan.record.group_id, "",
+                                                   Direction.NOTICE, warning, State.NOTICE))
+        except NotConnected:
+            return False
+        except ClientError as exc:  # the directory did not confirm: warned there
+            if plan.record is not None:
+                plan.lines.append(GroupMessage(
+                    plan.record.group_id, "", Direction.NOTICE,
+                    f"A member's key could not be checked: {exc}", State.NOTICE))
+        return True
+
+    def _store_plan(self, plan: _Plan) -> None:
+        if plan.record is not None:
+            self._save(plan.record)
+            epoch = state.deserialize(plan.record.state).epoch
+            for line in plan.lines:
+                line.epoch = line.epoch or epoch
+                self._add_line(line)
+        if plan.used_package is not None:
+            pool = self._pool()
+            used = pool.packages.get(plan.used_package)
+            if used is not None and not used.last_resort:
+                del pool.packages[plan.used_package]
+                self._save_pool(pool)
+
+    # -- messages that arrive before their group's Welcome
+
+    def _orphans(self) -> list[dict[str, Any]]:
+        data = self.store.get("settings", b"mls", b"orphans")
+        return [] if data is None else list(json.loads(data))
+
+    def _keep_orphan(self, body: bytes) -> None:
+        """A message for a group this member has not joined (yet): a member who
+        processed the commit that adds us may write before the adder's Welcome
+        reaches the relay. Kept (at most MAX_ORPHANS, for ORPHAN_EXPIRY) and handled
+        once the Welcome arrives."""
+        now = self.client.clock()
+        kept = [o for o in self._orphans() if now - o["at"] < ORPHAN_EXPIRY]
+        kept.append({"body": body.hex(), "at": now,
+                     "group": parse_group_header(body).group_id.hex()})
+        self.store.put("settings", b"mls", b"orphans",
+                       json.dumps(kept[-MAX_ORPHANS:]).encode())
+
+    async def _replay_orphans(self, group_id: bytes, live: RelayConnection | None) -> None:
+        for orphan in [o for o in self._orphans() if o["group"] == group_id.hex()]:
+            plan = self._plan(bytes.fromhex(orphan["body"]))
+            if not await self._check_keys(plan, live):
+                return
+            with self._transaction():
+                self._store_plan(plan)
+                self.store.put("settings", b"mls", b"orphans", json.dumps(
+                    [o for o in self._orphans() if o != orphan]).encode())
 
     async def _after(self, plan: _Plan, conn: RelayConnection) -> None:
         assert plan.record is not None
@@ -819,6 +952,7 @@ class Groups:
             plan.used_package = ref
             if self.record(group.context.group_id) is not None:
                 return plan  # joined already (the Welcome came twice)
+            plan.joined = group.context.group_id
             now = self.client.clock()
             name = group_name_of(group)
             plan.record = GroupRecord(group.context.group_id, state.serialize(group),
@@ -835,22 +969,52 @@ class Groups:
         log.info("a group Welcome for none of this client's KeyPackages")
         return plan
 
-    def _handle(self, message: MLSMessage) -> _Plan:
+    def _late(self, record: GroupRecord, message: MLSMessage, plan: _Plan) -> _Plan:
+        """An application message of the epoch before this one (sent before its sender
+        processed the commit that ended it), read with that epoch's state."""
+        previous = state.deserialize(record.previous_state)
+        try:
+            authenticated = previous.unprotect(message)
+            body = authenticated.content.body
+            item = decode_content(body) if isinstance(body, bytes) else None
+        except (GroupError, DecryptionFailed, DecodeError, ValueError) as exc:
+            plan.lines.append(GroupMessage(
+                record.group_id, "", Direction.NOTICE,
+                f"A late group message could not be read ({exc}).", State.NOTICE))
+            return plan
+        record.previous_state = state.serialize(previous)  # its key is used up
+        if isinstance(item, Text):
+            sender = members_of(previous).get(authenticated.content.sender.index, ("?", b""))[0]
+            plan.lines.append(GroupMessage(record.group_id, sender, Direction.IN, item.text,
+                                           State.RECEIVED, item.message_id, item.sent_at_ms,
+                                           unread=True, epoch=previous.epoch))
+            record.unread += 1
+            record.last_activity = self.client.clock()
+        return plan
+
+    def _handle(self, message: MLSMessage, header: GroupHeader) -> _Plan:
         plan = _Plan()
-        group_id = getattr(message.message, "group_id", None)
-        if group_id is None:
-            content = getattr(message.message, "content", None)
-            group_id = getattr(content, "group_id", None)
-        record = None if not isinstance(group_id, bytes) else self.record(group_id)
-        if record is None or record.status is GroupStatus.REMOVED:
-            return plan  # not a group of ours (any more): acknowledged and dropped
+        record = self.record(header.group_id)
+        if record is None:
+            plan.orphan = True
+            return plan
+        if record.status is GroupStatus.REMOVED:
+            return plan  # not a group of ours any more: acknowledged and dropped
         group = state.deserialize(record.state)
+        plan.record = record
+        if record.unconfirmed and header.epoch == group.epoch + 1:
+            # our unanswered commit is the one the group moved on with
+            group = self._adopt(record)
+        if header.epoch + 1 == group.epoch and record.previous_state \
+                and not header.is_commit:
+            return self._late(record, message, plan)
         before = members_of(group)
         old_name = group_name_of(group)
         epoch = group.epoch
         leavers = {p.body.removed for p, by in group.proposals.values()
                    if isinstance(p.body, Remove) and by.index == p.body.removed}
         plan.record = record
+        old_state = record.state
         try:
             authenticated = group.handle(message)
         except (GroupError, DecryptionFailed, DecodeError, ValueError) as exc:
@@ -859,6 +1023,10 @@ class Groups:
                 f"A group message could not be read ({exc}).", State.NOTICE, epoch=epoch))
             return plan
         record.state = state.serialize(group)
+        if group.epoch != epoch:  # a commit: the old epoch stays for late messages
+            record.previous_state = old_state
+            if record.unconfirmed:  # another member's commit won that epoch
+                self._clear_unconfirmed(record)
         sender_index = authenticated.content.sender.index
         sender = before.get(sender_index, ("?", b""))[0]
         body = authenticated.content.body

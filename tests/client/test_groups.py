@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from client import groups as groups_module
 from client.client import Client
+from client.errors import ConnectionDropped, KeyChangeBlocked
 from client.group_records import GroupStatus
-from client.groups import GroupView
+from client.groups import KEY_PACKAGE_TARGET, GroupView
 from client.records import Direction
 from tests.client.helpers import make_client, online, reopen, shut, wait_for
 from tests.support import RelayProcess, running_relay, start_relay_process
@@ -181,3 +183,147 @@ async def test_commits_racing_for_one_epoch(tmp_path: Path,
         await wait_for(lambda: all(texts(c, gid)[-1:] == [("carol", "after the race")]
                                    for c in (alice, bob, dave)))
         await shut(alice, bob, carol, dave)
+
+
+def _hold(client: Client) -> asyncio.Event:
+    """Holds back what the relay delivers to `client` until the returned event is set
+    (the timing of a real network, made deterministic)."""
+    gate = asyncio.Event()
+    receive = client.groups.receive
+
+    async def held(*args: Any, **kwargs: Any) -> bool:
+        await gate.wait()
+        return await receive(*args, **kwargs)
+
+    client.groups.receive = held  # type: ignore[method-assign]
+    return gate
+
+
+async def test_a_message_sent_just_before_a_commit_is_still_read(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        gid = (await alice.groups.create("g", ["bob", "carol"])).group_id
+        await wait_for(lambda: joined(bob, gid) and joined(carol, gid))
+        gate = _hold(bob)  # bob has not seen alice's commit when he writes
+        await alice.groups.self_update(gid)
+        await bob.groups.send_text(gid, "written at the old epoch")
+        await wait_for(lambda: texts(alice, gid) == [("bob", "written at the old epoch")]
+                       and texts(carol, gid) == [("bob", "written at the old epoch")])
+        gate.set()
+        await wait_for(lambda: bob.groups.find("g").epoch == 2)
+        await bob.groups.send_text(gid, "and at the new one")
+        await wait_for(lambda: texts(carol, gid)[-1:] == [("bob", "and at the new one")])
+        await shut(alice, bob, carol)
+
+
+async def test_a_message_that_overtakes_the_welcome_is_read_after_it(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        dave = await make_client(tmp_path, "dave", relay.url)
+        gid = (await alice.groups.create("g", ["bob"])).group_id
+        await wait_for(lambda: joined(bob, gid))
+        welcome_gate = asyncio.Event()
+        send_welcome = alice.groups._send_welcome
+
+        async def late_welcome(*args: Any) -> None:
+            await welcome_gate.wait()
+            await send_welcome(*args)
+
+        alice.groups._send_welcome = late_welcome  # type: ignore[method-assign]
+        adding = asyncio.create_task(alice.groups.add(gid, ["dave"]))
+        await wait_for(lambda: member_names(bob.groups.find("g")) == ["alice", "bob", "dave"])
+        await bob.groups.send_text(gid, "welcome dave")  # reaches dave before his Welcome
+        await asyncio.sleep(0.3)
+        assert not joined(dave, gid)
+        welcome_gate.set()
+        await adding
+        await wait_for(lambda: texts(dave, gid) == [("bob", "welcome dave")])
+        await shut(alice, bob, dave)
+
+
+@pytest.mark.parametrize("someone_writes", [True, False])
+async def test_a_commit_whose_answer_was_lost_is_settled(tmp_path: Path,
+                                                         someone_writes: bool) -> None:
+    """The relay admitted alice's commit but the connection dropped before SENT: she
+    must not stay behind. Bob's next message shows her the group moved on with it;
+    with nobody writing, sending it again at the next connection settles it."""
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        gid = (await alice.groups.create("g", ["bob"])).group_id
+        await wait_for(lambda: joined(bob, gid))
+        group_send = alice.groups._group_send
+
+        async def lost_answer(conn: Any, recipients: list[str], message: bytes) -> Any:
+            await group_send(conn, recipients, message)
+            raise ConnectionDropped("the connection dropped")
+
+        alice.groups._group_send = lost_answer  # type: ignore[method-assign]
+        with pytest.raises(ConnectionDropped):
+            await alice.groups.rename(gid, "renamed")
+        del alice.groups._group_send
+        await alice.disconnect()
+        await wait_for(lambda: bob.groups.find(gid.hex()).name == "renamed")
+        if someone_writes:
+            await bob.groups.send_text(gid, "at epoch 2")
+        await online(alice)
+        await wait_for(lambda: alice.groups.find(gid.hex()).epoch == 2)
+        assert alice.groups.find(gid.hex()).name == "renamed"
+        if someone_writes:
+            await wait_for(lambda: texts(alice, gid) == [("bob", "at epoch 2")])
+        await alice.groups.send_text(gid, "in step")
+        await wait_for(lambda: texts(bob, gid)[-1:] == [("alice", "in step")])
+        await shut(alice, bob)
+
+
+async def test_key_packages_are_kept_on_the_relay_and_used_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        pool = bob.groups._pool()
+        assert pool.one_time() == KEY_PACKAGE_TARGET and pool.last_resort() is not None
+        assert all(p.uploaded for p in pool.packages.values())
+        before = set(pool.packages)
+        gid = (await alice.groups.create("g", ["bob"])).group_id
+        await wait_for(lambda: joined(bob, gid))
+        after = set(bob.groups._pool().packages)
+        assert len(before - after) == 1 and not after - before  # its private keys deleted
+        monkeypatch.setattr(groups_module, "KEY_PACKAGE_LOW", KEY_PACKAGE_TARGET)
+        bob = await reopen(bob)  # below the (raised) low mark: topped up after login
+        assert bob.groups._pool().one_time() == KEY_PACKAGE_TARGET
+        await shut(alice, bob)
+
+
+async def test_a_member_whose_key_changed_is_not_added(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        await alice.send_text("bob", "hi")  # bob's key is pinned
+        gid = (await alice.groups.create("g", ["carol"])).group_id
+        await bob.link.require().delete_account(bob.identity)  # bob starts over
+        await shut(bob)
+        bob = await make_client(tmp_path / "again", "bob", relay.url)
+        with pytest.raises(KeyChangeBlocked):
+            await alice.groups.add(gid, ["bob"])
+        assert member_names(alice.groups.find("g")) == ["alice", "carol"]
+        assert alice.contact("bob").key_changed  # type: ignore[union-attr]
+        await shut(alice, bob, carol)
+
+
+async def test_a_self_update_comes_by_itself_after_the_period(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        gid = (await alice.groups.create("g", ["bob"])).group_id
+        await wait_for(lambda: joined(bob, gid))
+        bob = await reopen(bob, connect=False)
+        bob.groups.self_update_period = 0.0
+        await online(bob)
+        await wait_for(lambda: alice.groups.find("g").epoch == 2)
+        assert "bob updated their keys." in notices(alice, gid)
+        await shut(alice, bob)
