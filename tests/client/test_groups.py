@@ -232,7 +232,7 @@ async def test_a_message_that_overtakes_the_welcome_is_read_after_it(tmp_path: P
             await welcome_gate.wait()
             await send_welcome(*args)
 
-        alice.groups._send_welcome = late_welcome  # type: ignore[method-assign]
+        alice.groups._send_welcome = late_welcome  # type: ignore[method-assign,assignment]
         adding = asyncio.create_task(alice.groups.add(gid, ["dave"]))
         await wait_for(lambda: member_names(bob.groups.find("g")) == ["alice", "bob", "dave"])
         await bob.groups.send_text(gid, "welcome dave")  # reaches dave before his Welcome
