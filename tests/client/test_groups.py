@@ -17,7 +17,8 @@ from client.errors import ConnectionDropped, KeyChangeBlocked
 from client.group_records import GroupStatus
 from client.groups import KEY_PACKAGE_TARGET, GroupView
 from client.records import Direction
-from tests.client.helpers import make_client, online, reopen, shut, wait_for
+from tests.client.helpers import PASSPHRASE, make_client, online, reopen, shut, wait_for
+from tests.client.test_library_restart import _run_receiver_until_crash
 from tests.support import RelayProcess, running_relay, start_relay_process
 
 
@@ -326,4 +327,29 @@ async def test_a_self_update_comes_by_itself_after_the_period(tmp_path: Path) ->
         await online(bob)
         await wait_for(lambda: alice.groups.find("g").epoch == 2)
         assert "bob updated their keys." in notices(alice, gid)
+        await shut(alice, bob)
+
+
+@pytest.mark.parametrize("what", ["text", "commit"])
+async def test_crash_between_storing_and_acknowledging(tmp_path: Path, what: str) -> None:
+    """Bob's process dies right after a group message committed and before its ACK:
+    the relay delivers it again, and it is neither lost nor applied twice."""
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        gid = (await alice.groups.create("g", ["bob"])).group_id
+        await wait_for(lambda: joined(bob, gid))
+        await shut(bob)
+        if what == "text":
+            await alice.groups.send_text(gid, "in flight")
+        else:
+            await alice.groups.self_update(gid)
+        assert await _run_receiver_until_crash(tmp_path / "bob") == 75
+        bob = Client.open(tmp_path / "bob", PASSPHRASE)
+        await online(bob)
+        assert bob.groups.find("g").epoch == (1 if what == "text" else 2)
+        assert texts(bob, gid) == ([("alice", "in flight")] if what == "text" else [])
+        assert not [n for n in notices(bob, gid) if "could not be read" in n]
+        await alice.groups.send_text(gid, "after")
+        await wait_for(lambda: texts(bob, gid)[-1:] == [("alice", "after")])
         await shut(alice, bob)
