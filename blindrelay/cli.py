@@ -190,7 +190,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     k.add_argument("op", choices=["add", "remove", "list"])
     k.add_argument("key", nargs="?", help="the witness's verifier key (add, remove)")
 
-    from client.group_args import add_group_parser
+    from blindrelay.group_args import add_group_parser
 
     add_group_parser(sub, common)
 

@@ -1,5 +1,6 @@
-"""The arguments of `blindrelay group ...` (client/group_commands.py runs them): kept
-apart so that building the command line imports nothing heavy."""
+"""The arguments of `blindrelay group ...` (client/group_commands.py runs them): here,
+not in client/, so that building the command line loads no client or end-to-end
+code (tests/test_layering.py: `blindrelay serve` must not)."""
 
 from __future__ import annotations
 
