@@ -31,6 +31,7 @@ class Scenario(StrEnum):
     DROP = "drop"
     KEEP_EVERYTHING = "keep-everything"
     SPLIT_VIEW = "split-view"
+    GROUPS = "groups"
 
     @property
     def blurb(self) -> str:
@@ -47,6 +48,7 @@ _BLURBS = {
     Scenario.KEEP_EVERYTHING: "The relay keeps every ciphertext, then seizes Bob's device.",
     Scenario.SPLIT_VIEW: "The relay shows Alice a forked key directory, everyone else the "
                          "real one.",
+    Scenario.GROUPS: "A group of three: Carol is removed, a copied device is healed.",
 }
 
 COVER_UP = frozenset({Scenario.MITM_FIRST_CONTACT, Scenario.KEY_SWAP})
