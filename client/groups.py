@@ -53,11 +53,19 @@ from client.group_records import (
 from client.records import Direction, State, Trust
 from protocol.e2e.content import Text, decode_content
 from protocol.e2e.errors import DecryptionFailed
+from protocol.e2e.groups import (
+    GROUP_NAME_EXTENSION,
+    check_group_name,
+    epoch_code,
+    group_name,
+    member_identity,
+    name_extension,
+    with_name,
+)
 from protocol.e2e.mls import committing, state
 from protocol.e2e.mls.framing import MLSMessage, WireFormat
 from protocol.e2e.mls.group import Group, GroupError
 from protocol.e2e.mls.key_package import KeyPackage
-from protocol.e2e.mls.leaf_node import Extension
 from protocol.e2e.mls.proposals import Commit, Proposal, Remove
 from protocol.wire import tls
 from protocol.wire.errors import DecodeError, ProtocolError
@@ -80,10 +88,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("blindrelay.client")
 
-GROUP_NAME_EXTENSION = 0xF000
-"""A GroupContext extension (private-use range, RFC 9420 17.3): the group's name,
-UTF-8, at most MAX_GROUP_NAME bytes; shown sanitized."""
-MAX_GROUP_NAME = 100
 KEY_PACKAGE_TARGET = 20
 """One-time KeyPackages kept on the relay (plus one last-resort)."""
 KEY_PACKAGE_LOW = 5
@@ -129,8 +133,7 @@ class GroupView:
     def code(self) -> str:
         """The epoch authenticator as a code members compare (like safety numbers):
         equal codes mean the same group state, the same members, the same keys."""
-        digits = str(int.from_bytes(self.epoch_authenticator[:15], "big") % 10**30).zfill(30)
-        return " ".join(digits[i:i + 5] for i in range(0, 30, 5))
+        return epoch_code(self.epoch_authenticator)
 
 
 @dataclass(frozen=True)
@@ -145,23 +148,14 @@ GroupListener = Callable[[GroupEvent], None]
 
 
 def group_name_of(group: Group) -> str:
-    for ext in group.context.extensions:
-        if ext.extension_type == GROUP_NAME_EXTENSION:
-            return ext.extension_data.decode("utf-8", "replace")
-    return ""
-
-
-def _with_name(group: Group, name: str) -> tuple[Extension, ...]:
-    kept = tuple(e for e in group.context.extensions
-                 if e.extension_type != GROUP_NAME_EXTENSION)
-    return (*kept, Extension(GROUP_NAME_EXTENSION, name.encode("utf-8")))
+    return group_name(group.context.extensions)
 
 
 def _check_group_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name.encode("utf-8")) > MAX_GROUP_NAME:
-        raise Refused(f"a group name is 1 to {MAX_GROUP_NAME} bytes")
-    return name
+    try:
+        return check_group_name(name)
+    except DecodeError as exc:
+        raise Refused(str(exc)) from exc
 
 
 def members_of(group: Group) -> dict[int, tuple[str, bytes]]:
@@ -222,8 +216,7 @@ class Groups:
 
     @property
     def identity(self) -> committing.Identity:
-        return committing.Identity(self.client.identity.seed,
-                                   self.client.username.encode("ascii"))
+        return member_identity(self.client.identity.seed, self.client.username)
 
     # -- the store
 
@@ -491,9 +484,8 @@ class Groups:
         conn = self.client.link.require()
         packages = [await self._fetch_key_package(conn, m) for m in names]
         async with self._lock:
-            group = committing.create_group(
-                self.identity, extensions=(Extension(GROUP_NAME_EXTENSION,
-                                                     name.encode("utf-8")),))
+            group = committing.create_group(self.identity,
+                                            extensions=(name_extension(name),))
             now = self.client.clock()
             record = GroupRecord(group.context.group_id, b"", last_activity=now,
                                  last_commit=now, name=name)
@@ -565,7 +557,8 @@ class Groups:
         new_name = _check_group_name(new_name)
         self._active(group_id)
         await self._commit(group_id, lambda g: committing.commit(
-            g, extensions=_with_name(g, new_name)), f"You renamed the group to {new_name}.")
+            g, extensions=with_name(g.context.extensions, new_name)),
+            f"You renamed the group to {new_name}.")
         return self.view(self.need(group_id))
 
     async def self_update(self, group_id: bytes) -> GroupView:
