@@ -543,6 +543,9 @@ class Groups:
             leaf = next((i for i, (n, _) in members_of(group).items() if n == name), None)
             if leaf is None:
                 return None  # gone already (the winner of a race removed them)
+            if any(isinstance(p.body, Remove) and p.body.removed == leaf
+                   for p, _ in group.proposals.values()):
+                return committing.commit(group)  # they asked to leave: carried out
             return committing.commit(group, removes=[leaf])
 
         _, group = self._active(group_id)
@@ -610,7 +613,10 @@ class Groups:
                     raise Refused("an earlier change to this group is not confirmed by the "
                                   "relay yet; it is settled at the next connection")
                 epoch = group.epoch
-                pending = build(group)
+                try:
+                    pending = build(group)
+                except ProtocolError as exc:  # the engine's rules (RFC 9420 12.2)
+                    raise Refused(f"the group does not allow this change: {exc}") from exc
                 if pending is None:
                     return
                 with self._transaction():

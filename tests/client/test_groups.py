@@ -353,3 +353,25 @@ async def test_crash_between_storing_and_acknowledging(tmp_path: Path, what: str
         await alice.groups.send_text(gid, "after")
         await wait_for(lambda: texts(bob, gid)[-1:] == [("alice", "after")])
         await shut(alice, bob)
+
+
+async def test_removing_a_member_who_asked_to_leave_carries_out_the_leave(
+        tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        gid = (await alice.groups.create("g", ["bob", "carol"])).group_id
+        await wait_for(lambda: joined(bob, gid) and joined(carol, gid))
+        await alice.disconnect()  # the member who would carry the leave out is away
+        await carol.groups.leave(gid)
+        await wait_for(lambda: "carol asked to leave the group." in notices(bob, gid))
+        await bob.groups.remove(gid, "carol")  # the pending leave, not a second Remove
+        await wait_for(lambda: carol.groups.record(gid).status  # type: ignore[union-attr]
+                       is GroupStatus.REMOVED)
+        assert "You left the group." in notices(carol, gid)
+        await online(alice)  # her own commit of the leave loses to bob's: no harm
+        await wait_for(lambda: member_names(alice.groups.find("g")) == ["alice", "bob"])
+        await bob.groups.send_text(gid, "still here")
+        await wait_for(lambda: texts(alice, gid)[-1:] == [("bob", "still here")])
+        await shut(alice, bob, carol)
