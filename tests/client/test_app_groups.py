@@ -4,18 +4,20 @@ sent after) and add another, with real key presses, real clients and a real rela
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from textual.binding import Binding
 
+from client.client import Client
 from client.group_records import GroupStatus
 from client.tui.app import ChatApp
 from client.tui.capture import screen_text
 from client.tui.groups import GroupInfoScreen, GroupMembersBar, NewGroupScreen
 from client.tui.keys import BINDING_NAMES, HELP_KEYS
-from tests.client.helpers import make_client, wait_for
+from tests.client.helpers import PASSPHRASE, make_client, wait_for
 from tests.client.test_app import contact_list, online, running, shown_texts, type_text
-from tests.support import running_relay
+from tests.support import running_relay, start_relay_process
 
 
 def group_texts(app: ChatApp) -> list[str]:
@@ -117,3 +119,55 @@ def test_group_keys_are_in_the_help() -> None:
             assert isinstance(binding, Binding)
             assert BINDING_NAMES[binding.key] in documented
     assert BINDING_NAMES["ctrl+g"] in documented
+
+
+async def test_group_chat_survives_restarts_of_the_relay_and_of_an_app(tmp_path: Path) -> None:
+    """The relay (a real process) restarts on its port and the apps reconnect by
+    themselves; then Bob quits and opens the app again: nothing in the group is lost."""
+    data = tmp_path / "relay"
+    relay = await asyncio.to_thread(start_relay_process, data)
+    port = relay.url.rsplit(":", 1)[1]
+    try:
+        alice = await make_client(tmp_path, "alice", relay.url, connect=False)
+        bob = await make_client(tmp_path, "bob", relay.url, connect=False)
+        a, b = ChatApp(alice), ChatApp(bob)
+        async with running(a, b, size=(100, 30)) as (pa, pb):
+            await online(a, b)
+            await pa.press("ctrl+g")
+            await type_text(pa, "pair")
+            await pa.press("enter")
+            await type_text(pa, "bob")
+            await pa.press("enter")
+            await wait_for(lambda: bool(alice.groups.all()))
+            gid = alice.groups.all()[0].group_id
+            key = "#group:" + gid.hex()
+            await wait_for(lambda: a.chat.current == key)
+            await type_text(pa, "before the restart")
+            await pa.press("enter")
+            await wait_for(lambda: contact_list(b).unread(key) >= 1)
+
+            await asyncio.to_thread(relay.stop)
+            await asyncio.to_thread(relay.proc.communicate)
+            relay = await asyncio.to_thread(start_relay_process, data, "--port", port)
+            await wait_for(lambda: a.client.status == "online" and b.client.status == "online",
+                           30)
+            await type_text(pa, "after the relay restart")
+            await pa.press("enter")
+            await wait_for(lambda: any(m.text == "after the relay restart"
+                                       for m in bob.groups.history(gid)))
+        bob = Client.open(tmp_path / "bob", PASSPHRASE)  # bob quit; he opens the app again
+        b = ChatApp(bob)
+        alice = Client.open(tmp_path / "alice", PASSPHRASE)
+        a = ChatApp(alice)
+        async with running(a, b, size=(100, 30)) as (pa, pb):
+            await online(a, b)
+            contact_list(b).highlighted = contact_list(b).get_option_index(key)
+            await pb.press("enter")
+            await wait_for(lambda: "before the restart" in group_texts(b)
+                           and "after the relay restart" in group_texts(b))
+            await type_text(pb, "all here")
+            await pb.press("enter")
+            await wait_for(lambda: any(m.text == "all here" for m in alice.groups.history(gid)))
+    finally:
+        await asyncio.to_thread(relay.stop)
+        await asyncio.to_thread(relay.proc.communicate)
