@@ -191,6 +191,7 @@ class Client:
 
     async def disconnect(self) -> None:
         await self._stop_monitoring()
+        await self.groups.stop()  # the group upkeep of this connection
         await self.link.disconnect()
 
     async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
@@ -217,7 +218,7 @@ class Client:
             await self.ensure_prekeys()  # before "online": others can reach us from here on
         except (RelayRefused, NotConnected) as exc:
             log.warning("prekey upload failed: %s", exc)
-        await self.groups.ready(self._require_conn())  # KeyPackage upkeep
+        await self.groups.ready()  # KeyPackage upkeep
 
     async def online(self) -> None:
         await self.failures.follow_up(self._require_conn())  # PROTOCOL.md 9.2

@@ -778,16 +778,33 @@ class Groups:
 
     # -- upkeep at each connection
 
-    async def ready(self, conn: RelayConnection) -> None:
+    async def ready(self) -> None:
+        """After login (Client.ready): KeyPackage upkeep; a failure waits for the next
+        login and never ends the connection's other work."""
         try:
-            await self.ensure_key_packages(conn)
+            await self.ensure_key_packages(self.client.link.require())
         except (RelayRefused, NotConnected) as exc:
             log.warning("KeyPackage upload failed: %s", exc)
 
     async def online(self) -> None:
         """Once the relay's queue is handled: unconfirmed commits settled, Welcomes
         not yet sent, and self-updates due."""
-        self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
+        await self.stop()
+        self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep_quietly())
+
+    async def stop(self) -> None:
+        task, self._upkeep_task = self._upkeep_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _upkeep_quietly(self) -> None:
+        try:
+            await self._upkeep()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a library bug must not end the connection's other work
+            log.exception("group upkeep failed")
 
     async def _upkeep(self) -> None:
         with contextlib.suppress(TimeoutError):
