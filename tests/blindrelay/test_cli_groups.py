@@ -71,3 +71,22 @@ def test_a_group_through_the_cli(tmp_path: Path) -> None:
         assert missing.returncode == 1 and "no group 'no such group'" in missing.stderr
         gone = blindrelay("group", "send", "book club", "x", "--home", c)
         assert gone.returncode == 1 and "no longer a member" in gone.stderr
+
+
+def test_what_members_chose_is_shown_sanitized() -> None:
+    """A group's name, a sender's name and a text reach the terminal with every control
+    made visible, and no line of a message can pass for another line."""
+    from client.group_commands import format_group_message, format_view
+    from client.group_records import GroupMessage, GroupStatus
+    from client.groups import GroupView, Member
+    from client.records import Direction, State
+
+    hostile = "club\x1b[2J\u202e"
+    line = GroupMessage(b"\x01" * 16, "mallory", Direction.IN, "hi\x1b]0;owned\x07\n* fake",
+                        State.RECEIVED, stored_at=1.0, group_name=hostile)
+    shown = format_group_message(line)
+    assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
+    assert "\n    * fake" in shown  # the second line is indented: not a system line
+    view = GroupView(b"\x01" * 16, hostile, 3, [Member("mallory", 1, b"", "unverified")],
+                     GroupStatus.ACTIVE, 0, 0.0, bytes(32))
+    assert "\x1b" not in format_view(view) and "\u202e" not in format_view(view)
