@@ -27,7 +27,7 @@ from textual.message import Message as TextualMessage
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from client.errors import ClientError
+from client.errors import ClientError, KeyChangeBlocked, Refused
 from client.group_records import GroupMessage, conversation_key
 from client.groups import GroupEvent, GroupView
 from client.records import Contact, Message
@@ -305,7 +305,12 @@ class GroupsUI:
                                  "NAME, /leave, /update (start with // to send a '/').",
                                  severity="warning", markup=False)
             return
-        await groups.send_text(group_id, text[1:] if text.startswith("//") else text)
+        try:
+            await groups.send_text(group_id, text[1:] if text.startswith("//") else text)
+        except KeyChangeBlocked as exc:  # said about the member, not the group
+            raise Refused(f"{one_line(exc.name)}'s identity key has changed: nothing is sent "
+                          "into the group until you compare safety numbers and accept it "
+                          f"(Ctrl+T in your conversation with {one_line(exc.name)})") from exc
 
     def info(self) -> None:
         key = self.pane.current
