@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from client.connection import ConnectionLost, RelayConnection, RelayError
 from client.errors import (
     ClientError,
+    DirectoryRefused,
     KeyChangeBlocked,
     NotConnected,
     Refused,
@@ -104,6 +105,11 @@ UPKEEP_WAIT = 30.0
 """Seconds the upkeep after login waits for the relay's queue to be handled."""
 
 
+NOT_THEIR_KEY = "NOT THEIR KEY"
+"""A member's trust when its leaf names a contact but holds neither the key pinned for
+that contact nor a new key the key directory binds to the name: an impostor."""
+
+
 class GroupNotFound(Refused):
     pass
 
@@ -114,8 +120,9 @@ class Member:
     leaf: int
     key: bytes
     trust: str
-    """"you", "verified", "unverified", "KEY CHANGED" (the leaf's key is not the one
-    pinned for the name) or "unchecked" (no contact: the key was never checked)."""
+    """"you", "verified", "unverified", "KEY CHANGED" (the name's identity key changed,
+    not yet accepted), "NOT THEIR KEY" (the leaf names a contact but holds another key
+    than theirs) or "unchecked" (no contact: the key could not be checked)."""
 
 
 @dataclass(frozen=True)
@@ -298,10 +305,11 @@ class Groups:
         contact = self.client.contact(name)
         if contact is None:
             return "unchecked"
+        if contact.pending_identity == key or (contact.identity == key
+                                               and contact.key_changed):
+            return "KEY CHANGED"
         if contact.identity != key:
-            return "KEY CHANGED"
-        if contact.key_changed:
-            return "KEY CHANGED"
+            return NOT_THEIR_KEY
         return "verified" if contact.trust is Trust.VERIFIED else "unverified"
 
     def all(self) -> list[GroupView]:
@@ -447,32 +455,44 @@ class Groups:
 
     async def _check_key(self, conn: RelayConnection | None, name: str, key: bytes,
                          block: bool) -> str | None:
-        """The one-to-one trust of `name` applied to a member's key. A contact's pinned
-        key must match (else a key change: raised with `block`, else returned as a
-        warning); a new name's key is checked in the key directory and pinned."""
+        """The one-to-one trust of `name` applied to a member's key (21.4). The pinned
+        key: fine. Another key: the key directory must bind `name` to it (as for a
+        served prekey bundle); then it is `name`'s new key, a key change (raised with
+        `block`, else flagged and returned as a warning); if it does not, the member is
+        not `name` at all (raised with `block`; else a warning in the group only, so
+        no member can make us doubt a contact by claiming their name). A name never
+        seen has its key checked in the directory and pinned."""
         contact = self.client.contact(name)
-        if contact is not None:
+        if contact is not None and contact.identity == key:
             if contact.key_changed and block:
                 raise KeyChangeBlocked(name)
-            if contact.identity == key:
-                return None
-            if contact.pending_identity != key:
-                with self._transaction():
-                    self.client.trust.key_changed(contact, key)
+            return None
+        changed = (f"{name}'s identity key changed (the key directory confirms the new "
+                   "one): compare safety numbers before trusting what they write")
+        if contact is not None and contact.pending_identity == key:
             if block:
                 raise KeyChangeBlocked(name)
-            return (f"{name}'s key in this group is not the one pinned for them: their "
-                    "identity key changed; compare safety numbers before trusting what "
-                    "they write")
+            return changed
         if conn is None:
             raise NotConnected("not connected to the relay")
-        await self.client.directory.confirm(conn, name, key)
+        try:
+            await self.client.directory.confirm(conn, name, key, warn=block)
+        except DirectoryRefused:
+            if block:
+                raise
+            return (f"A member calls itself {name}, but the key directory does not bind "
+                    f"{name} to its key: what it writes is not from {name}.")
         with self._transaction():
-            if self.client.contact(name) is None:
+            contact = self.client.contact(name)
+            if contact is None:
                 self.client.trust.first_contact(
                     name, key, f"{name} is in a group with you; their key was checked in "
                     "the key directory. Compare safety numbers to verify it.")
-        return None
+                return None
+            self.client.trust.key_changed(contact, key)
+        if block:
+            raise KeyChangeBlocked(name)
+        return changed
 
     # -- operations
 
@@ -751,9 +771,12 @@ class Groups:
         async with self._lock:
             record, group = self._active(group_id)
             for index, (name, key) in members_of(group).items():
-                if index != group.own_leaf and self._trust(index, group, name, key) == \
-                        "KEY CHANGED":
+                trust = self._trust(index, group, name, key)
+                if trust == "KEY CHANGED":
                     raise KeyChangeBlocked(name)
+                if trust == NOT_THEIR_KEY:
+                    raise Refused(f"a member calls itself {name} but does not hold {name}'s "
+                                  "key: remove it from the group before writing to it")
             line = GroupMessage(group_id, self.client.username, Direction.OUT, text,
                                 State.SENDING, os.urandom(16),
                                 int(self.client.clock() * 1000), epoch=group.epoch)
@@ -870,20 +893,18 @@ class Groups:
         return self._handle(message, header)
 
     async def _check_keys(self, plan: _Plan, live: RelayConnection | None) -> bool:
-        """New members' keys against the one-to-one trust of their names (21.4)."""
-        try:
-            for name, key in plan.new_names:
+        """New members' keys against the one-to-one trust of their names (21.4). False:
+        not connected (the message is not acknowledged; the relay delivers it again)."""
+        for name, key in plan.new_names:
+            try:
                 warning = await self._check_key(live, name, key, block=False)
-                if warning is not None and plan.record is not None:
-                    plan.lines.append(GroupMessage(plan.record.group_id, "",
-                                                   Direction.NOTICE, warning, State.NOTICE))
-        except NotConnected:
-            return False
-        except ClientError as exc:  # the directory did not confirm: warned there
-            if plan.record is not None:
-                plan.lines.append(GroupMessage(
-                    plan.record.group_id, "", Direction.NOTICE,
-                    f"A member's key could not be checked: {exc}", State.NOTICE))
+            except NotConnected:
+                return False
+            except ClientError as exc:  # the relay would not answer the lookup
+                warning = f"{name}'s key could not be checked in the key directory: {exc}"
+            if warning is not None and plan.record is not None:
+                plan.lines.append(GroupMessage(plan.record.group_id, "", Direction.NOTICE,
+                                               warning, State.NOTICE))
         return True
 
     def _store_plan(self, plan: _Plan) -> None:

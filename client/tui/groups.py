@@ -44,7 +44,7 @@ GROUP_PREFIX = "#group:"
 
 TRUST_STYLES = {"you": "$text-muted", "verified": "bold $text-success",
                 "unverified": "$text-muted", "KEY CHANGED": "bold $text-error",
-                "unchecked": "$text-warning"}
+                "unchecked": "$text-warning", "NOT THEIR KEY": "bold $text-error"}
 
 
 def is_group(name: str | None) -> bool:

@@ -13,10 +13,11 @@ import pytest
 
 from client import groups as groups_module
 from client.client import Client
-from client.errors import ConnectionDropped, KeyChangeBlocked
+from client.errors import ConnectionDropped, KeyChangeBlocked, Refused
 from client.group_records import GroupStatus
-from client.groups import KEY_PACKAGE_TARGET, GroupView
+from client.groups import KEY_PACKAGE_TARGET, NOT_THEIR_KEY, GroupView
 from client.records import Direction
+from protocol.e2e.mls import committing
 from tests.client.helpers import PASSPHRASE, make_client, online, reopen, shut, wait_for
 from tests.client.test_library_restart import _run_receiver_until_crash
 from tests.support import RelayProcess, running_relay, start_relay_process
@@ -374,4 +375,30 @@ async def test_removing_a_member_who_asked_to_leave_carries_out_the_leave(
         await wait_for(lambda: member_names(alice.groups.find("g")) == ["alice", "bob"])
         await bob.groups.send_text(gid, "still here")
         await wait_for(lambda: texts(alice, gid)[-1:] == [("bob", "still here")])
+        await shut(alice, bob, carol)
+
+
+async def test_a_member_that_claims_a_contacts_name_is_flagged_not_believed(
+        tmp_path: Path) -> None:
+    """Alice adds a leaf that calls itself bob but holds her own key: Carol's client
+    checks it in the key directory, flags it in the group and keeps trusting the real
+    bob (no key change is recorded for him)."""
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        await carol.send_text("bob", "hi bob")  # carol has bob's real key pinned
+        gid = (await alice.groups.create("g", ["carol"])).group_id
+        await wait_for(lambda: joined(carol, gid))
+        fake = committing.new_key_package(committing.Identity.generate(b"bob"))
+        await alice.groups._commit(gid, lambda g: committing.commit(
+            g, adds=[fake.key_package]), "added a fake bob")
+        await wait_for(lambda: "alice added bob." in notices(carol, gid))
+        await wait_for(lambda: any("calls itself bob" in n for n in notices(carol, gid)))
+        trust = {m.name: m.trust for m in carol.groups.find("g").members}
+        assert trust["bob"] == NOT_THEIR_KEY
+        assert not carol.contact("bob").key_changed  # type: ignore[union-attr]
+        with pytest.raises(Refused, match="calls itself bob"):
+            await carol.groups.send_text(gid, "to whom?")
+        await carol.send_text("bob", "still you")  # one-to-one is untouched
         await shut(alice, bob, carol)
