@@ -177,6 +177,12 @@ def members_of(group: Group) -> dict[int, tuple[str, bytes]]:
     return out
 
 
+def _pending_leave(group: Group) -> bool:
+    """Whether the group holds another member's proposal to remove itself."""
+    return any(isinstance(p.body, Remove) and by.index == p.body.removed
+               and p.body.removed != group.own_leaf for p, by in group.proposals.values())
+
+
 def _valid_name(name: str) -> bool:
     try:
         check_username(name)
@@ -847,6 +853,12 @@ class Groups:
             try:
                 if record.pending_welcome:
                     await self._send_welcome(conn, group_id)
+                if record.status is GroupStatus.ACTIVE and not record.unconfirmed and \
+                        _pending_leave(state.deserialize(record.state)):
+                    # a member asked to leave and nobody carried it out yet (the member
+                    # who would have was away): whoever logs in first does
+                    await self._commit(group_id, self._commit_pending, "", attempts=1)
+                    record = self.need(group_id)
                 if record.status is GroupStatus.ACTIVE and not record.unconfirmed and \
                         now - record.last_commit > self.self_update_period:
                     await self.self_update(group_id)

@@ -402,3 +402,25 @@ async def test_a_member_that_claims_a_contacts_name_is_flagged_not_believed(
             await carol.groups.send_text(gid, "to whom?")
         await carol.send_text("bob", "still you")  # one-to-one is untouched
         await shut(alice, bob, carol)
+
+
+async def test_a_leave_nobody_carried_out_is_committed_by_the_next_member_to_log_in(
+        tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        carol = await make_client(tmp_path, "carol", relay.url)
+        gid = (await alice.groups.create("g", ["bob", "carol"])).group_id
+        await wait_for(lambda: joined(bob, gid) and joined(carol, gid))
+        await alice.disconnect()  # the member who would carry it out at once is away
+        await carol.groups.leave(gid)
+        await wait_for(lambda: "carol asked to leave the group." in notices(bob, gid))
+        await asyncio.sleep(0.3)
+        assert member_names(bob.groups.find("g")) == ["alice", "bob", "carol"]
+        bob = await reopen(bob)  # bob's next login carries it out
+        await wait_for(lambda: carol.groups.record(gid).status  # type: ignore[union-attr]
+                       is GroupStatus.REMOVED)
+        assert member_names(bob.groups.find("g")) == ["alice", "bob"]
+        await online(alice)
+        await wait_for(lambda: member_names(alice.groups.find("g")) == ["alice", "bob"])
+        await shut(alice, bob, carol)
