@@ -68,6 +68,7 @@ from protocol.e2e.mls.framing import MLSMessage, WireFormat
 from protocol.e2e.mls.group import Group, GroupError
 from protocol.e2e.mls.key_package import KeyPackage
 from protocol.e2e.mls.proposals import Commit, Proposal, Remove
+from protocol.e2e.padding import pad, unpad
 from protocol.wire import tls
 from protocol.wire.errors import DecodeError, ProtocolError
 from protocol.wire.frames import (
@@ -787,7 +788,7 @@ class Groups:
                                 State.SENDING, os.urandom(16),
                                 int(self.client.clock() * 1000), epoch=group.epoch)
             message = committing.encrypt_application(
-                group, Text(line.message_id, line.sent_at_ms, text).encode())
+                group, pad(Text(line.message_id, line.sent_at_ms, text).encode()))
             with self._transaction():  # the ratchet moved: stored before it is sent
                 record.state = state.serialize(group)
                 record.last_activity = self.client.clock()
@@ -1025,7 +1026,7 @@ class Groups:
         try:
             authenticated = previous.unprotect(message)
             body = authenticated.content.body
-            item = decode_content(body) if isinstance(body, bytes) else None
+            item = decode_content(unpad(body)) if isinstance(body, bytes) else None
         except (GroupError, DecryptionFailed, DecodeError, ValueError) as exc:
             plan.lines.append(GroupMessage(
                 record.group_id, "", Direction.NOTICE,
@@ -1082,7 +1083,7 @@ class Groups:
         now = self.client.clock()
         if isinstance(body, bytes):
             try:
-                item = decode_content(body)
+                item = decode_content(unpad(body))
             except DecodeError as exc:
                 plan.lines.append(GroupMessage(record.group_id, sender, Direction.IN, "",
                                                State.UNDECRYPTABLE, error=str(exc),

@@ -23,6 +23,7 @@ from protocol.e2e.content import Text, decode_content
 from protocol.e2e.mls import state
 from protocol.e2e.mls.framing import MLSMessage
 from protocol.e2e.mls.group import Group
+from protocol.e2e.padding import unpad
 from protocol.e2e.sealed import unseal
 from protocol.e2e.session import Session
 from protocol.wire import tls
@@ -454,7 +455,7 @@ def _try_read(group: Group, body: bytes) -> str | None:
     except (ProtocolError, ValueError):
         return None
     if isinstance(content, bytes):
-        item = decode_content(content)
+        item = decode_content(unpad(content))
         return item.text if isinstance(item, Text) else None
     return None
 

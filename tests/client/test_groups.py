@@ -424,3 +424,24 @@ async def test_a_leave_nobody_carried_out_is_committed_by_the_next_member_to_log
         await online(alice)
         await wait_for(lambda: member_names(alice.groups.find("g")) == ["alice", "bob"])
         await shut(alice, bob, carol)
+
+
+async def test_a_group_message_shows_the_relay_only_its_length_bucket(tmp_path: Path) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        gid = (await alice.groups.create("g", ["bob"])).group_id
+        await wait_for(lambda: joined(bob, gid))
+        sizes: list[int] = []
+        group_send = alice.groups._group_send
+
+        async def measured(conn: Any, recipients: list[str], message: bytes) -> Any:
+            sizes.append(len(message))  # what GROUP_SEND carries to the relay
+            return await group_send(conn, recipients, message)
+
+        alice.groups._group_send = measured  # type: ignore[method-assign]
+        for text in ("a", "b" * 120, "c" * 200):  # content: 30 bytes + the text
+            await alice.groups.send_text(gid, text)
+        assert sizes[0] == sizes[1] < sizes[2]  # one 160-byte bucket, then the next
+        await wait_for(lambda: [t for _, t in texts(bob, gid)] == ["a", "b" * 120, "c" * 200])
+        await shut(alice, bob)
