@@ -216,6 +216,9 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     k = actions.add_parser("receipt-delay", parents=[common],
                            help="delay automatic receipts by a random 0..SECONDS")
     k.add_argument("seconds", type=float, metavar="SECONDS", help="0 sends them at once")
+    from blindrelay.group_args import add_group_parser
+
+    add_group_parser(sub, common)
 
 
 
@@ -478,7 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return audit_main(args.data, args.json)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
-                        "accept-key", "chat", "account", "kt", "history", "sealed"):
+                        "accept-key", "chat", "account", "kt", "history", "sealed",
+                        "group"):
         from client.commands import run_client_command
 
         return run_client_command(args)

@@ -50,6 +50,7 @@ from client.errors import (
 )
 from client.events import Event, Events, Listener, Status
 from client.failures import FailureReports
+from client.groups import Groups
 from client.history import UNKNOWN_SENDER, History
 from client.inbox import BeforeAck, Inbox, ReceiveResult
 from client.link import RelayLink
@@ -77,7 +78,7 @@ from protocol.e2e.keys import IdentityKeyPair
 from protocol.e2e.session import Session
 from protocol.e2e.size_classes import MAX_ENVELOPE_CLASS, envelope_size
 from protocol.wire.errors import ProtocolError
-from protocol.wire.frames import Deliver, ErrorCode, normalize_url
+from protocol.wire.frames import Deliver, ErrorCode, GroupDeliver, normalize_url
 from protocol.wire.prekeys import PreKeyBundle
 from protocol.wire.usernames import check_username
 
@@ -146,6 +147,7 @@ class Client:
         self.outbox.contact = self.trust.contact
         self.outbox.sessions = self.sessions
         self._wake_task: asyncio.Task[None] | None = None
+        self.groups = Groups(self)  # group chats (client/groups.py, PROTOCOL.md 21)
 
     @property
     def username(self) -> str:
@@ -219,6 +221,7 @@ class Client:
         await self._stop_monitoring()
         await self._stop_waking()
         await self._stop_certificates()
+        await self.groups.stop()  # the group upkeep of this connection
         await self.link.disconnect()
 
     async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
@@ -247,10 +250,12 @@ class Client:
             await self.ensure_prekeys()  # before "online": others can reach us from here on
         except (RelayRefused, NotConnected) as exc:
             log.warning("prekey upload failed: %s", exc)
+        await self.groups.ready()  # KeyPackage upkeep
 
     async def online(self) -> None:
         await self.failures.follow_up(self._require_conn())  # PROTOCOL.md 9.2
         await self.flush_outbox()
+        await self.groups.online()  # Welcomes to send, self-updates due
         await self._stop_monitoring()
         self._monitor_task = asyncio.get_running_loop().create_task(
             self._monitor_loop(self._require_conn()))
@@ -358,6 +363,9 @@ class Client:
 
     async def receive(self, deliver: Deliver) -> ReceiveResult:
         """Handles one delivered envelope: decrypt, store, commit, then acknowledge."""
+        if isinstance(deliver, GroupDeliver):  # before the inbox: not a sealed envelope
+            await self.groups.receive(deliver, self.conn, self.before_ack)
+            return ReceiveResult()
         result = await self.inbox.receive(deliver, self.conn, self.before_ack)
         if result is None:
             return ReceiveResult()  # not acknowledged: the relay delivers it again

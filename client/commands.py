@@ -421,14 +421,20 @@ async def cmd_recv(args: argparse.Namespace) -> int:
             name, rows = unmarked.popitem()
             await client.mark_read(name, rows, send=False)
 
+    from client.group_commands import GroupPrinter  # group lines, marked read once printed
+
+    groups = GroupPrinter(client, args.json)
+
     async def tick() -> None:
         await mark_printed()
-        if closed:
+        groups.mark()
+        if closed or groups.closed:
             raise OutputClosed
 
     try:
         for message in client.unread():
             show(message)
+        groups.start()
         await tick()
         client.on_event(on_event)
         await _connect(client, "recv", args.stall_timeout, tick)
@@ -447,6 +453,7 @@ async def cmd_recv(args: argparse.Namespace) -> int:
             try:
                 with contextlib.suppress(ClientError):
                     await mark_printed()
+                groups.mark()
             finally:
                 client.close()
 
@@ -773,9 +780,15 @@ def sealed_status(client: Client) -> int:
     return EXIT_OK
 
 
+async def cmd_group(args: argparse.Namespace) -> int:
+    from client.group_commands import cmd_group as run  # groups: their own module
+
+    return await run(args)
+
+
 ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "init": cmd_init, "send": cmd_send, "recv": cmd_recv, "account": cmd_account,
-    "kt": cmd_kt, "sealed": cmd_sealed,
+    "kt": cmd_kt, "sealed": cmd_sealed, "group": cmd_group,
 }
 SYNC: dict[str, Callable[[argparse.Namespace], int]] = {
     "contacts": cmd_contacts, "safety-number": cmd_safety_number, "verify": cmd_verify,

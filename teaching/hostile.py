@@ -60,6 +60,7 @@ from protocol.wire.frames import (
     Bundle,
     ErrorCode,
     Frame,
+    GroupSend,
     KtConsistency,
     KtConsistencyProof,
     KtEntries,
@@ -112,6 +113,19 @@ class Kept:
     recipient: str
     body: bytes
     received_at: int
+
+
+@dataclass
+class KeptGroupMessage:
+    """A group message the relay kept a copy of, and what it could read of it: its
+    cleartext header (protocol/wire/mls_header.py) and whom the sender named."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    body: bytes
+    group_id: bytes
+    epoch: int
+    commit: bool
 
 
 KT_FRAMES = (KtInfo, KtConsistency, KtLookup, KtEntries, KtOwn)
@@ -188,6 +202,7 @@ class HostileRelay(Relay):
         self.opened: list[tuple[str, str, bytes]] = []
         """(sender, meant for, plaintext) of what the relay decrypted."""
         self.kept: list[Kept] = []
+        self.kept_group: list[KeptGroupMessage] = []
         self.delivered: dict[str, list[bytes]] = {}
         self.tamper_next: str | None = None
         self.drop_next: str | None = None
@@ -359,6 +374,24 @@ class HostileRelay(Relay):
                             tuple(OwnEntry(i, opening, value,
                                            tuple(view.log.inclusion_proof(i, size)))
                                   for i, opening, value in view.owned(user)))
+
+    async def _group_send(self, frame: GroupSend, sender: str) -> Sent:
+        """The groups scenario: a curious relay keeps a copy of every group message and
+        says what it could read of it (all it can: the header and the recipients)."""
+        if self.behaviour is Scenario.GROUPS:
+            header = frame.header
+            kind = ("a Welcome" if not header.group_id else
+                    "a commit" if header.is_commit else "a message or proposal")
+            self.kept_group.append(KeptGroupMessage(
+                sender, frame.recipients, frame.message, header.group_id, header.epoch,
+                header.is_commit))
+            where = (f"group {header.group_id.hex()[:8]}…, epoch {header.epoch}"
+                     if header.group_id else "no group id (a Welcome hides it)")
+            self.narrate(f"Relay saw: {sender} → {', '.join(frame.recipients)}: {kind}, "
+                         f"{where}, {len(frame.message)} bytes. Kept a copy.")
+            self.mark("KEPT", f"group: {sender} → {len(frame.recipients)}, "
+                              f"{len(frame.message)} B")
+        return await super()._group_send(frame, sender)
 
     async def _send(self, frame: Send, sender: str) -> Sent:
         self._check_send(frame)

@@ -32,6 +32,7 @@ class Scenario(StrEnum):
     KEEP_EVERYTHING = "keep-everything"
     SPLIT_VIEW = "split-view"
     METADATA_HARVEST = "metadata-harvest"
+    GROUPS = "groups"
 
     @property
     def blurb(self) -> str:
@@ -50,6 +51,7 @@ _BLURBS = {
                          "real one.",
     Scenario.METADATA_HARVEST: "The relay records everything it sees while 8 people chat, "
                                "then draws who talks to whom.",
+    Scenario.GROUPS: "A group of three: Carol is removed, a copied device is healed.",
 }
 
 COVER_UP = frozenset({Scenario.MITM_FIRST_CONTACT, Scenario.KEY_SWAP})

@@ -35,6 +35,7 @@ from client.sanitize import one_line
 from client.tui.composer import Composer
 from client.tui.contacts import EMPTY_ID, ContactList
 from client.tui.conversation import ConversationView, MessageLog
+from client.tui.groups import GroupsUI, GroupUpdate, is_group
 from client.tui.screens import NewConversationScreen, SafetyNumberScreen
 from client.tui.status import StatusBar
 
@@ -70,6 +71,7 @@ def send_error_text(name: str, exc: Exception) -> str:
 class ChatPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "new_conversation", "New chat"),
+        Binding("ctrl+g", "new_group", "New group", show=False),  # in the help (F1)
         Binding("ctrl+t", "safety_number", "Safety no."),
         Binding("ctrl+up,alt+up", "switch(-1)", "Previous", show=False),
         Binding("ctrl+down,alt+down", "switch(1)", "Next", show=False),
@@ -84,6 +86,7 @@ class ChatPane(Vertical):
         self.current: str | None = None
         self._send_lock = asyncio.Lock()
         self._read_timer: Timer | None = None
+        self.groups = GroupsUI(self)  # group chats (client/tui/groups.py)
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.client.username, id="status")
@@ -108,9 +111,22 @@ class ChatPane(Vertical):
                 self.contact_list.note_conversation(UNKNOWN_SENDER)
         except VIEW_ERRORS as exc:
             self.report("read the conversation list", exc)
+        try:
+            self.groups.mount()
+        except VIEW_ERRORS as exc:
+            self.report("read the groups", exc)
         for notice in self.client.store.notices:  # damaged rows moved aside (store.py)
             self.store_notice(notice)
         self.client.store.on_notice = self.store_notice
+
+    def on_unmount(self) -> None:
+        self.groups.unmount()
+
+    async def on_group_update(self, message: GroupUpdate) -> None:
+        try:
+            await self.groups.apply(message.event)
+        except VIEW_ERRORS as exc:
+            self.report("show a group update", exc)
 
     def store_notice(self, notice: str) -> None:
         """A damaged or rolled-back profile row was moved aside: said once, as a toast."""
@@ -162,6 +178,10 @@ class ChatPane(Vertical):
             self.report("open the conversation", exc)
 
     async def _open_conversation(self, name: str) -> None:
+        if is_group(name):
+            await self.groups.open(name)
+            return
+        self.groups.left()
         self.current = name
         self.contact_list.set_current(name)
         client = self.client
@@ -191,6 +211,9 @@ class ChatPane(Vertical):
         been on screen. The check and the library call run without an await between
         them, so no message can arrive unseen in between."""
         try:
+            if is_group(name):
+                await self.groups.mark_read(name)
+                return
             contact = self.client.contact(name)
             if contact is None or name != self.current:
                 return
@@ -239,7 +262,10 @@ class ChatPane(Vertical):
     async def _send(self, name: str, text: str) -> None:
         async with self._send_lock:
             try:
-                await self.client.send_text(name, text)
+                if is_group(name):
+                    await self.groups.send(name, text)
+                else:
+                    await self.client.send_text(name, text)
             except ClientError as exc:
                 self._send_failed(name, text, exc)
             except Exception as exc:  # the app must outlive any library bug
@@ -261,6 +287,9 @@ class ChatPane(Vertical):
         self.app.push_screen(NewConversationScreen(self.client.username, self._lookalikes),
                              chosen)
 
+    def action_new_group(self) -> None:
+        self.groups.new_group()
+
     def _lookalikes(self, name: str) -> list[str]:
         """Contacts a new name looks like (none for a name already a contact)."""
         try:
@@ -276,6 +305,9 @@ class ChatPane(Vertical):
 
     def _safety_number(self) -> None:
         name = self.current
+        if is_group(name):  # the members and the group's code
+            self.groups.info()
+            return
         contact = self.client.contact(name) if name and name != UNKNOWN_SENDER else None
         if name is None or contact is None:
             self.notify("Open a conversation with someone first: safety numbers exist once "

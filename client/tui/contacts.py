@@ -3,7 +3,10 @@ count, most recent activity first."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual import events
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -33,6 +36,8 @@ class ContactList(OptionList):
         super().__init__(id=id)
         self.contacts: dict[str, Contact] = {}
         self.current: str | None = None
+        self.group_rows: dict[str, Callable[[bool], Content]] = {}
+        """Rows drawn by the groups' view (client/tui/groups.py), by conversation key."""
 
     def ordered(self) -> list[Contact]:
         return sorted(self.contacts.values(), key=lambda c: (-c.last_activity, c.name))
@@ -67,7 +72,9 @@ class ContactList(OptionList):
             self.set_options([Option("No conversations yet.\nCtrl+N starts one.",
                                      id=EMPTY_ID, disabled=True)])
             return
-        self.set_options(Option(contact_row(c, current=c.name == self.current), id=c.name)
+        self.set_options(Option(self.group_rows[c.name](c.name == self.current)
+                                if c.name in self.group_rows
+                                else contact_row(c, current=c.name == self.current), id=c.name)
                          for c in contacts)
         keep = highlighted if highlighted in self.contacts else self.current
         self.highlighted = self.get_option_index(keep) if keep in self.contacts else 0

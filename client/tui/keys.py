@@ -9,8 +9,9 @@ HELP_KEYS: list[tuple[str, str, str]] = [
     ("Anywhere", "Ctrl+Q", "quit"),
     ("Anywhere", "Ctrl+C", "outside the composer: reminds you that Ctrl+Q quits"),
     ("Chat", "Ctrl+N", "start a conversation by username"),
+    ("Chat", "Ctrl+G", "create a group (then /add, /remove, /rename, /leave, /update in it)"),
     ("Chat", "Ctrl+T", "safety number of the open conversation: compare, verify, accept a "
-                       "changed key"),
+                       "changed key; in a group its members and code"),
     ("Chat", "Ctrl+Up / Alt+Up", "previous conversation"),
     ("Chat", "Ctrl+Down / Alt+Down", "next conversation"),
     ("Chat", "Ctrl+O", "load older messages (or scroll to the top)"),
@@ -30,6 +31,8 @@ HELP_KEYS: list[tuple[str, str, str]] = [
     ("Composer", "Ctrl+W / Ctrl+U / Ctrl+K", "delete the word left / to the line start / to the "
                                             "line end"),
     ("New conversation", "Enter / Escape", "open / cancel"),
+    ("New group", "Enter / Escape", "next field, create / cancel"),
+    ("Group", "Escape", "close"),
     ("Safety number", "V", "mark verified (after comparing the digits or the QR code)"),
     ("Safety number", "A", "accept a changed identity key (asks to confirm)"),
     ("Safety number", "Escape", "close"),
@@ -38,7 +41,7 @@ HELP_KEYS: list[tuple[str, str, str]] = [
 ]
 
 BINDING_NAMES = {
-    "f1": "F1", "ctrl+q": "Ctrl+Q", "ctrl+n": "Ctrl+N", "ctrl+t": "Ctrl+T",
+    "f1": "F1", "ctrl+q": "Ctrl+Q", "ctrl+n": "Ctrl+N", "ctrl+g": "Ctrl+G", "ctrl+t": "Ctrl+T",
     "ctrl+up": "Ctrl+Up", "alt+up": "Alt+Up", "ctrl+down": "Ctrl+Down",
     "alt+down": "Alt+Down", "ctrl+o": "Ctrl+O", "ctrl+l": "Ctrl+L", "escape": "Escape",
     "enter": "Enter", "ctrl+j": "Ctrl+J", "v": "V", "a": "A", "y": "Y", "n": "N", "q": "Q",

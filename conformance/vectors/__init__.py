@@ -23,7 +23,7 @@ FORMAT = 1
 
 Json = dict[str, Any]
 
-NAMES = ("bundle", "content", "conversation", "drbg", "frames", "kdf", "keys",
+NAMES = ("bundle", "content", "conversation", "drbg", "frames", "groups", "kdf", "keys",
          "kt_directory", "messages", "padding", "pqxdh", "safety_numbers", "sealed",
          "sender_certificate", "session_record", "state", "usernames")
 

@@ -21,7 +21,7 @@ kit judges the answer itself (it opens the box with the recipient's key).
 
 One result line per file and op; an unsupported op is SKIP (a failure with --strict).
 Checked in-process only, by `python -m conformance.vectors.check`: bundle, content,
-conversation, frames, pqxdh, sender_certificate, session_record, state, and the few
+conversation, frames, groups, pqxdh, sender_certificate, session_record, state, and the few
 parts of the covered files that are constants or DRBG bookkeeping (17.6 lists them).
 """
 

@@ -21,8 +21,13 @@ from client.events import KtAlert, KtAlertKind
 from client.history import UNKNOWN_SENDER
 from client.records import Direction, Message, State
 from protocol.e2e.content import Text, decode_content
+from protocol.e2e.mls import state
+from protocol.e2e.mls.framing import MLSMessage
+from protocol.e2e.mls.group import Group
+from protocol.e2e.padding import unpad
 from protocol.e2e.sealed import unseal
 from protocol.e2e.session import Session
+from protocol.wire import tls
 from protocol.wire.errors import ProtocolError
 from protocol.wire.kt.evidence import verify_evidence
 from server.witness import open_witness, running_witness
@@ -438,6 +443,109 @@ async def _witness_refuses(world: World, entry: int) -> Outcome:
         {"fork_at": entry, "sent": False, "relay_read": [], **facts})
 
 
+def _group_texts(client: Client, group_id: bytes) -> list[str]:
+    return [m.text for m in client.groups.history(group_id, 1000)
+            if m.direction is Direction.IN and m.text]
+
+
+def _try_read(group: Group, body: bytes) -> str | None:
+    """What a stolen group state makes of a kept message: its text, or None. (A
+    commit is followed too, as the thief would, when the copy can.)"""
+    try:
+        message = MLSMessage.read(tls.Reader(body))
+        content = group.handle(message).content.body
+    except (ProtocolError, ValueError):
+        return None
+    if isinstance(content, bytes):
+        item = decode_content(unpad(content))
+        return item.text if isinstance(item, Text) else None
+    return None
+
+
+async def groups(world: World) -> Outcome:
+    """Three people in an MLS group (PROTOCOL.md 21): what the relay sees of it, a
+    removed member who can read nothing after, and a copied device that the next
+    self-update shuts out (post-compromise security)."""
+    relay = hostile(world)
+    alice, bob = world.alice, world.bob
+    carol = await world.add_client("carol")
+    world.narrate("Carol registered too. Each of them uploaded KeyPackages: one-time group "
+                  "keys, like prekeys, signed with their identity key.")
+    view = await alice.groups.create("trio", ["bob", "carol"])
+    gid = view.group_id
+    await wait_until(lambda: all(c.groups.record(gid) is not None for c in (bob, carol)))
+    world.narrate("Alice created the group 'trio' with Bob and Carol. Its name is inside "
+                  "the encrypted group context: the relay never sees it.")
+
+    async def group_say(client: Client, who: str, text: str,
+                        readers: tuple[Client, ...]) -> None:
+        await client.groups.send_text(gid, text)
+        world.narrate(f"{who} wrote to the group: “{text}”")
+        await wait_until(lambda: all(text in _group_texts(r, gid) for r in readers))
+        if world.pace:
+            await asyncio.sleep(world.pace)
+
+    await group_say(alice, "Alice", "Hello trio!", (bob, carol))
+    await group_say(carol, "Carol", "Hi both", (alice, bob))
+
+    # -- Carol is removed
+    await alice.groups.remove(gid, "carol")
+    await wait_until(lambda: carol.groups.record(gid).status.value == "removed"  # type: ignore[union-attr]
+                     and "carol" not in [m.name for m in bob.groups.find(gid.hex()).members])
+    world.narrate("Alice removed Carol: one commit, sent to Bob and to Carol. Carol's client "
+                  "learnt that it was removed, and could not follow into the new epoch.")
+    carol_state = state.deserialize(carol.groups.record(gid).state)  # type: ignore[union-attr]
+    await group_say(bob, "Bob", "Carol cannot read this", (alice,))
+    secret = relay.kept_group[-1]
+    carol_read = _try_read(carol_state, secret.body)
+    world.narrate("The relay kept that message; even handed to Carol's client with every "
+                  f"key Carol still holds, it reads as: {carol_read or 'nothing'}. Carol is "
+                  "out for good.")
+
+    # -- Bob's device is copied, then healed by a self-update
+    record = bob.groups.record(gid)
+    assert record is not None
+    stolen = state.deserialize(record.state)
+    world.narrate("Now someone copies Bob's device: his group state, with every key in it "
+                  "for this epoch.")
+    await group_say(alice, "Alice", "Before the heal", (bob,))
+    before = _try_read(stolen, relay.kept_group[-1].body)
+    world.narrate(f"With the copy, the thief reads the relay's kept copy: “{before}”. A "
+                  "stolen state reads what is sent until the keys change.")
+    await bob.groups.self_update(gid)
+    await wait_until(lambda: alice.groups.find(gid.hex()).epoch == bob.groups.find(
+        gid.hex()).epoch)
+    world.narrate("Bob's client made a self-update: a commit with fresh keys for his leaf, "
+                  "encrypted to the others. It happens by itself every 7 days, and on "
+                  "demand (blindrelay group update).")
+    healing = relay.kept_group[-1]
+    followed = _try_read(stolen, healing.body) is not None or stolen.epoch > secret.epoch + 1
+    await group_say(alice, "Alice", "After the heal", (bob,))
+    after = _try_read(stolen, relay.kept_group[-1].body)
+    world.narrate(f"The thief's copy cannot follow the self-update: its new secrets were "
+                  f"made fresh on Bob's device and encrypted only to the other members, so "
+                  f"“After the heal” reads as: {after or 'nothing'}. That is post-compromise "
+                  "security: the group healed.")
+
+    seen = relay.kept_group
+    groups_seen = {k.group_id for k in seen if k.group_id}
+    commits = [k for k in seen if k.commit]
+    world.narrate(f"What the relay saw: {len(seen)} group messages, one group id "
+                  f"({len(groups_seen)} distinct), {len(commits)} commits with their epochs, "
+                  "and the recipients each sender named (so who was in the group at each "
+                  "message: that Carol is gone shows in the lists). Not the group's name, "
+                  "not a word of the texts, not what any commit changed.")
+    return Outcome(
+        "groups",
+        "In an MLS group a removed member reads nothing after, and a copied device is "
+        "shut out by the next self-update; the relay sees the traffic, not the group.",
+        {"carol_read": carol_read, "thief_before": before, "thief_after": after,
+         "thief_followed": followed, "bob_got": _group_texts(bob, gid),
+         "carol_got": _group_texts(carol, gid), "group_ids": len(groups_seen),
+         "commits": len(commits), "kept": len(seen),
+         "recipients": [k.recipients for k in seen]})
+
+
 SCENARIOS: dict[Scenario, Callable[[World], Awaitable[Outcome]]] = {
     Scenario.MITM_FIRST_CONTACT: mitm_first_contact,
     Scenario.KEY_SWAP: key_swap,
@@ -446,6 +554,7 @@ SCENARIOS: dict[Scenario, Callable[[World], Awaitable[Outcome]]] = {
     Scenario.DROP: drop,
     Scenario.KEEP_EVERYTHING: keep_everything,
     Scenario.SPLIT_VIEW: split_view,
+    Scenario.GROUPS: groups,
 }
 
 

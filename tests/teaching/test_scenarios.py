@@ -221,9 +221,26 @@ async def test_metadata_harvest_draws_what_each_configuration_gives_away(
     assert any(line.startswith("Configuration 'sealed + receipt delay'") for line in lines)
 
 
+async def test_groups_removed_member_and_healed_copy_read_nothing(tmp_path: Path) -> None:
+    outcome, lines, files = await run("groups", tmp_path)
+    assert files == []  # not a directory lie: no key directory alarm
+    facts = outcome.facts
+    assert facts["carol_read"] is None  # removed: the kept message reads as nothing
+    assert "Carol cannot read this" not in facts["carol_got"]
+    assert facts["carol_got"] == ["Hello trio!"]
+    assert facts["thief_before"] == "Before the heal"  # a copied state reads, until...
+    assert facts["thief_after"] is None  # ...the self-update: healed
+    assert not facts["thief_followed"]
+    assert facts["bob_got"] == ["Hello trio!", "Hi both", "Before the heal",
+                                "After the heal"]
+    assert facts["group_ids"] == 1 and facts["commits"] == 2
+    assert any("Relay saw: alice → bob, carol: a commit" in line for line in lines)
+    assert any("post-compromise security" in line for line in lines)
+
+
 def test_every_scenario_has_a_test() -> None:
     tested = {"mitm-first-contact", "key-swap", "tamper", "replay", "drop", "keep-everything",
-              "split-view", "metadata-harvest"}
+              "split-view", "metadata-harvest", "groups"}
     assert set(SCENARIOS) == tested == set(Scenario)
 
 
