@@ -495,36 +495,35 @@ class SqliteStorage(Storage):
         max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
-            stored = []
-            if max_stored_bytes or max_stored_envelopes:
-                used, count = db.execute("SELECT bytes, count FROM envelope_usage").fetchone()
-                adding = sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes)
-                if max_stored_bytes and used + adding > max_stored_bytes:
-                    raise StorageFull(f"{max_stored_bytes} bytes")
-                if max_stored_envelopes and count + len(envelopes) > max_stored_envelopes:
-                    raise StorageFull(f"{max_stored_envelopes} envelopes")
-            for recipient, body in envelopes:
-                queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
-                                    (recipient,)).fetchone()[0]
-                if queued >= max_queue:
-                    raise QueueFull(recipient)
-                envelope_id = os.urandom(16)
-                seq = self._next_seq(db, recipient)
-                try:
-                    db.execute(
-                        "INSERT INTO envelopes (id, envelope_id, recipient, seq, body,"
-                        " received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (_random_row_id(db, "envelopes"), envelope_id, recipient, seq,
-                         body, now))
-                except sqlite3.IntegrityError:  # the foreign key: no such account
-                    raise UnknownUser(recipient) from None
-                # only now: a name with no account never takes memory here. A write
-                # rolled back later leaves a gap, which orders nothing wrongly.
-                self._last_seq[recipient] = seq
-                stored.append(StoredEnvelope(seq, envelope_id, recipient, body, now))
-            return stored
+            _check_budget(db, sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes),
+                          len(envelopes), max_stored_bytes, max_stored_envelopes)
+            return [self._queue(db, recipient, body, now, max_queue)
+                    for recipient, body in envelopes]
 
         return await self._write(op)
+
+    def _queue(self, db: sqlite3.Connection, recipient: str, body: bytes, now: int,
+               max_queue: int, shared: int | None = None) -> StoredEnvelope:
+        """One row in `recipient`'s queue: the body itself, or (a group message) a
+        reference to its `group_bodies` row and an empty body."""
+        queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
+                            (recipient,)).fetchone()[0]
+        if queued >= max_queue:
+            raise QueueFull(recipient)
+        envelope_id = os.urandom(16)
+        seq = self._next_seq(db, recipient)
+        try:
+            db.execute(
+                "INSERT INTO envelopes (id, envelope_id, recipient, seq, body, received_at,"
+                " shared) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_random_row_id(db, "envelopes"), envelope_id, recipient, seq,
+                 b"" if shared is not None else body, now, shared))
+        except sqlite3.IntegrityError:  # the foreign key: no such account
+            raise UnknownUser(recipient) from None
+        # only now: a name with no account never takes memory here. A write rolled back
+        # later leaves a gap, which orders nothing wrongly.
+        self._last_seq[recipient] = seq
+        return StoredEnvelope(seq, envelope_id, recipient, body, now, shared is not None)
 
     def _next_seq(self, db: sqlite3.Connection, recipient: str) -> int:
         """Above every seq the recipient's envelopes got: the last one given in this
@@ -543,13 +542,8 @@ class SqliteStorage(Storage):
         commit: tuple[bytes, int] | None = None, forget_before: int = 0,
     ) -> list[StoredEnvelope]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
-            if max_stored_bytes or max_stored_envelopes:
-                used, count = db.execute("SELECT bytes, count FROM envelope_usage").fetchone()
-                adding = len(body) + ENVELOPE_OVERHEAD * len(recipients)
-                if max_stored_bytes and used + adding > max_stored_bytes:
-                    raise StorageFull(f"{max_stored_bytes} bytes")
-                if max_stored_envelopes and count + len(recipients) > max_stored_envelopes:
-                    raise StorageFull(f"{max_stored_envelopes} envelopes")
+            _check_budget(db, len(body) + ENVELOPE_OVERHEAD * len(recipients),
+                          len(recipients), max_stored_bytes, max_stored_envelopes)
             if commit is not None:
                 group_hash, epoch = commit
                 db.execute("DELETE FROM group_epochs WHERE at<?", (forget_before,))
@@ -562,25 +556,8 @@ class SqliteStorage(Storage):
             shared = _random_row_id(db, "group_bodies")
             db.execute("INSERT INTO group_bodies (id, body, refs) VALUES (?, ?, ?)",
                        (shared, body, len(recipients)))
-            stored = []
-            for recipient in recipients:
-                queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
-                                    (recipient,)).fetchone()[0]
-                if queued >= max_queue:
-                    raise QueueFull(recipient)
-                envelope_id = os.urandom(16)
-                seq = self._next_seq(db, recipient)
-                try:
-                    db.execute(
-                        "INSERT INTO envelopes (id, envelope_id, recipient, seq, body,"
-                        " received_at, shared) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (_random_row_id(db, "envelopes"), envelope_id, recipient, seq,
-                         b"", now, shared))
-                except sqlite3.IntegrityError:
-                    raise UnknownUser(recipient) from None
-                self._last_seq[recipient] = seq
-                stored.append(StoredEnvelope(seq, envelope_id, recipient, body, now, True))
-            return stored
+            return [self._queue(db, recipient, body, now, max_queue, shared)
+                    for recipient in recipients]
 
         return await self._write(op)
 
@@ -687,6 +664,19 @@ def _random_row_id(db: sqlite3.Connection, table: str) -> int:
         row_id = secrets.randbelow((1 << 63) - 1) + 1
         if db.execute(f"SELECT 1 FROM {table} WHERE id=?", (row_id,)).fetchone() is None:
             return row_id
+
+
+def _check_budget(db: sqlite3.Connection, adding_bytes: int, adding_count: int,
+                  max_stored_bytes: int, max_stored_envelopes: int) -> None:
+    """The global disk budget (STORAGE_FULL, docs/PROTOCOL.md 16.7), against
+    envelope_usage: raises StorageFull before anything is written."""
+    if not (max_stored_bytes or max_stored_envelopes):
+        return
+    used, count = db.execute("SELECT bytes, count FROM envelope_usage").fetchone()
+    if max_stored_bytes and used + adding_bytes > max_stored_bytes:
+        raise StorageFull(f"{max_stored_bytes} bytes")
+    if max_stored_envelopes and count + adding_count > max_stored_envelopes:
+        raise StorageFull(f"{max_stored_envelopes} envelopes")
 
 
 def _migrate_envelopes(db: sqlite3.Connection) -> bool:

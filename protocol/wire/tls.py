@@ -17,20 +17,15 @@ trailing bytes after a whole structure are all `DecodeError`.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from protocol.wire import codec
 from protocol.wire.errors import DecodeError
 
 T = TypeVar("T")
 
 MAX_VARINT = (1 << 30) - 1
-
-_U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
-
 
 def varint(value: int) -> bytes:
     """The section 2.1.2 header for a length of `value` bytes (ValueError above 2**30-1)."""
@@ -39,24 +34,12 @@ def varint(value: int) -> bytes:
     if value < 1 << 6:
         return bytes([value])
     if value < 1 << 14:
-        return _U16.pack(value | 0x4000)
-    return _U32.pack(value | 0x8000_0000)
+        return codec.u16(value | 0x4000)
+    return codec.u32(value | 0x8000_0000)
 
 
-def u8(value: int) -> bytes:
-    return bytes([value])
-
-
-def u16(value: int) -> bytes:
-    return _U16.pack(value)
-
-
-def u32(value: int) -> bytes:
-    return _U32.pack(value)
-
-
-def u64(value: int) -> bytes:
-    return _U64.pack(value)
+u8, u16, u32, u64 = codec.u8, codec.u16, codec.u32, codec.u64
+"""Fixed-width big-endian integers: the wire codec's writers (the same encoding)."""
 
 
 def opaque(data: bytes) -> bytes:
@@ -75,38 +58,10 @@ def optional(data: bytes | None) -> bytes:
     return b"\x00" if data is None else b"\x01" + data
 
 
-class Reader:
-    """Consumes encoded bytes front to back; any shortfall or non-canonical encoding
-    raises DecodeError. Callers end with `finish()`, which refuses trailing bytes."""
-
-    __slots__ = ("_data", "_pos")
-
-    def __init__(self, data: bytes) -> None:
-        self._data = bytes(data)
-        self._pos = 0
-
-    @property
-    def remaining(self) -> int:
-        return len(self._data) - self._pos
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or n > self.remaining:
-            raise DecodeError(f"truncated: needed {n} bytes, {self.remaining} left")
-        out = self._data[self._pos:self._pos + n]
-        self._pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int(_U16.unpack(self.take(2))[0])
-
-    def u32(self) -> int:
-        return int(_U32.unpack(self.take(4))[0])
-
-    def u64(self) -> int:
-        return int(_U64.unpack(self.take(8))[0])
+class Reader(codec.Reader):
+    """Consumes encoded bytes front to back (fixed-width integers, `take`, `finish` as
+    the wire codec's Reader); any shortfall or non-canonical encoding raises
+    DecodeError. Callers end with `finish()`, which refuses trailing bytes."""
 
     def varint(self) -> int:
         first = self.take(1)[0]
@@ -146,6 +101,3 @@ class Reader:
             raise DecodeError(f"optional presence byte {present}, expected 0 or 1")
         return item(self)
 
-    def finish(self) -> None:
-        if self.remaining:
-            raise DecodeError(f"{self.remaining} trailing bytes")
