@@ -97,9 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if args.no_bytecode_cache:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        for folder in ("blindrelay", "client", "protocol"):
-            for cache in (ROOT / folder).rglob("__pycache__"):
-                shutil.rmtree(cache, ignore_errors=True)
+        for tree in (ROOT, args.before) if args.before is not None else (ROOT,):
+            for folder in ("blindrelay", "client", "protocol", "server", "teaching"):
+                for cache in (tree / folder).rglob("__pycache__"):
+                    shutil.rmtree(cache, ignore_errors=True)
     cpus = sorted(os.sched_getaffinity(0))
     relay_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
 
