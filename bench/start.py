@@ -4,6 +4,7 @@
     .venv/bin/python bench/start.py --rounds 30
     .venv/bin/python bench/start.py --no-bytecode-cache   # compile every module each run
     .venv/bin/python bench/start.py --before /tmp/main-tree  # another checkout, same rounds
+    .venv/bin/python bench/start.py --demo          # and the demo's first paint (headless)
 
 Starts a real relay (`blindrelay serve`) and two profiles (alice, bob; passphrase
 protected, the default Argon2id cost), then times whole processes, as a user's shell
@@ -74,6 +75,44 @@ def _time(argv: Sequence[str], env: dict[str, str], cpu: int | None,
     return elapsed
 
 
+DEMO_PROBE = """
+import asyncio
+from teaching.demo.app import DemoApp
+
+async def main() -> None:
+    app = DemoApp(pace=0)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        print("painted", flush=True)
+        while not app.ready:
+            await asyncio.sleep(0.005)
+        print("ready", flush=True)
+        app.exit()
+
+asyncio.run(main())
+"""
+
+
+def _time_demo(env: dict[str, str], cpu: int | None) -> tuple[float, float]:
+    """`blindrelay demo` headless (Textual's run_test driver, as the tests drive it):
+    seconds from the process's start to its first screen, and to both chats ready."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", DEMO_PROBE], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: _pin(cpu))
+    assert proc.stdout is not None
+    marks = []
+    for line in proc.stdout:
+        marks.append(time.perf_counter() - start)
+        if line.strip() == "ready":
+            break
+    proc.wait(30)
+    if len(marks) != 2:
+        raise SystemExit(f"the demo did not start ({proc.returncode})")
+    return marks[0], marks[1]
+
+
 def _spread(values: Sequence[float], unit: str = "s") -> str:
     fmt = "{:.3f}" if unit == "s" else "{:.2f}"
     return (f"{fmt.format(statistics.median(values))} {unit} "
@@ -85,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="paired rounds (default 15)")
     parser.add_argument("--no-bytecode-cache", action="store_true",
                         help="compile every module from source at every start")
+    parser.add_argument("--demo", action="store_true",
+                        help="also time `blindrelay demo` (headless) to its first screen "
+                        "and to both chats ready, in the same rounds")
     parser.add_argument("--before", type=Path, metavar="TREE",
                         help="another checkout (e.g. `git archive main | tar -x -C TREE`): "
                         "its send, recv and --help are timed in the same rounds, for a "
@@ -130,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     commands[f"{name} (before)"] = commands[name]
                     where[f"{name} (before)"] = args.before.resolve()
             times: dict[str, list[float]] = {name: [] for name in commands}
+            if args.demo:
+                times["demo: first screen"], times["demo: chats ready"] = [], []
             order = list(commands)
             for round_no in range(args.rounds + 1):  # round 0 warms up, not counted
                 random.shuffle(order)
@@ -139,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     elapsed = _time(commands[name], env, client_cpu, where[name])
                     if round_no:
                         times[name].append(elapsed)
+                if args.demo:
+                    painted, ready = _time_demo(env, client_cpu)
+                    if round_no:
+                        times["demo: first screen"].append(painted)
+                        times["demo: chats ready"].append(ready)
 
     print(f"cold start, {args.rounds} paired rounds; python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, relay on CPU {relay_cpu}, commands on CPU {client_cpu}; "
