@@ -81,8 +81,7 @@ from teaching.demo.app import DemoApp
 
 async def main() -> None:
     app = DemoApp(pace=0)
-    async with app.run_test(size=(120, 36)) as pilot:
-        await pilot.pause()
+    async with app.run_test(size=(120, 36)):  # returns once the first screen is up
         print("painted", flush=True)
         while not app.ready:
             await asyncio.sleep(0.005)
