@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -14,15 +12,18 @@ from typing import Any
 from teaching.names import DEFAULT_THEME, THEMES, Scenario
 
 
-def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+               full: bool = True) -> None:
+    p = sub.add_parser("serve", help="run a relay server",
+                       description="Run a relay: it stores and forwards opaque envelopes and "
+                       "key bundles, nothing else (docs/DATA.md lists every column).")
+    if not full:  # another command runs: its name and help line suffice (no server import)
+        return
     from server import budgets
     from server.config import default_data_dir, default_limits
     from server.connections import ConnectionLimits
 
     limits = default_limits()
-    p = sub.add_parser("serve", help="run a relay server",
-                       description="Run a relay: it stores and forwards opaque envelopes and "
-                       "key bundles, nothing else (docs/DATA.md lists every column).")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     p.add_argument("--data", type=Path, default=default_data_dir(),
@@ -67,12 +68,15 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     budgets.add_arguments(p)
 
 
-def _add_witness(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from server import witness
-
+def _add_witness(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                 full: bool = True) -> None:
     p = sub.add_parser("witness", help="run an independent key-transparency witness",
                        description="Cosign a relay's checkpoints only if each extends the "
                        "last one cosigned (C2SP tlog-witness; docs/PROTOCOL.md 19.11).")
+    if not full:
+        return
+    from server import witness
+
     witness.add_arguments(p)
 
 
@@ -223,7 +227,17 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str:
+    """The subcommand `argv` names: its first word that is not an option (the top level
+    has no option that takes a value)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the `command` about to run, the arguments of the
+    relay's own commands (serve, witness), whose defaults come from the server package,
+    are built only for that command, so a client command never imports the relay."""
+    full = {"serve", "witness"} if command is None else {command}
     parser = argparse.ArgumentParser(
         prog="blindrelay",
         description="End-to-end encrypted chat over a relay that only ever holds ciphertext.",
@@ -262,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "to its narrow layout")
     demo.add_argument("--port", type=int, default=0,
                       help="with --web: the loopback port (default: a free one)")
-    _add_serve(sub)
-    _add_witness(sub)
+    _add_serve(sub, "serve" in full)
+    _add_witness(sub, "witness" in full)
     admin = sub.add_parser("admin", help="operator commands on a relay's data directory")
     admin_sub = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     gone = admin_sub.add_parser(
@@ -386,6 +400,9 @@ def _vectors(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
     from server import budgets
     from server.config import ServerConfig, default_limits
     from server.connections import ConnectionLimits
@@ -445,7 +462,9 @@ def _check_demo_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     if args.command == "demo":
         _check_demo_args(parser, args)

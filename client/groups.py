@@ -51,23 +51,10 @@ from client.group_records import (
     StoredKeyPackage,
     conversation_key,
 )
+from client.lazy import lazy_module
 from client.records import Direction, State, Trust
 from protocol.e2e.content import Text, decode_content
 from protocol.e2e.errors import DecryptionFailed
-from protocol.e2e.groups import (
-    GROUP_NAME_EXTENSION,
-    check_group_name,
-    epoch_code,
-    group_name,
-    member_identity,
-    name_extension,
-    with_name,
-)
-from protocol.e2e.mls import committing, state
-from protocol.e2e.mls.framing import MLSMessage, WireFormat
-from protocol.e2e.mls.group import Group, GroupError
-from protocol.e2e.mls.key_package import KeyPackage
-from protocol.e2e.mls.proposals import Commit, Proposal, Remove
 from protocol.e2e.padding import pad, unpad
 from protocol.wire import tls
 from protocol.wire.errors import DecodeError, ProtocolError
@@ -87,6 +74,18 @@ from protocol.wire.usernames import check_username
 
 if TYPE_CHECKING:
     from client.client import Client
+    from protocol.e2e import groups as e2e_groups
+    from protocol.e2e.mls import committing, framing, proposals, state
+    from protocol.e2e.mls import group as mls_group
+    from protocol.e2e.mls import key_package as mls_key_package
+else:  # the MLS engine loads at the first group message or group command, not at start
+    e2e_groups = lazy_module("protocol.e2e.groups")
+    committing = lazy_module("protocol.e2e.mls.committing")
+    framing = lazy_module("protocol.e2e.mls.framing")
+    mls_key_package = lazy_module("protocol.e2e.mls.key_package")
+    proposals = lazy_module("protocol.e2e.mls.proposals")
+    state = lazy_module("protocol.e2e.mls.state")
+    mls_group = lazy_module("protocol.e2e.mls.group")
 
 log = logging.getLogger("blindrelay.client")
 
@@ -141,7 +140,7 @@ class GroupView:
     def code(self) -> str:
         """The epoch authenticator as a code members compare (like safety numbers):
         equal codes mean the same group state, the same members, the same keys."""
-        return epoch_code(self.epoch_authenticator)
+        return e2e_groups.epoch_code(self.epoch_authenticator)
 
 
 @dataclass(frozen=True)
@@ -155,18 +154,18 @@ class GroupEvent:
 GroupListener = Callable[[GroupEvent], None]
 
 
-def group_name_of(group: Group) -> str:
-    return group_name(group.context.extensions)
+def group_name_of(group: mls_group.Group) -> str:
+    return e2e_groups.group_name(group.context.extensions)
 
 
 def _check_group_name(name: str) -> str:
     try:
-        return check_group_name(name)
+        return e2e_groups.check_group_name(name)
     except DecodeError as exc:
         raise Refused(str(exc)) from exc
 
 
-def members_of(group: Group) -> dict[int, tuple[str, bytes]]:
+def members_of(group: mls_group.Group) -> dict[int, tuple[str, bytes]]:
     """Leaf index -> (username, signature key) of every member."""
     out = {}
     for index, leaf in group.tree.leaves():
@@ -178,9 +177,9 @@ def members_of(group: Group) -> dict[int, tuple[str, bytes]]:
     return out
 
 
-def _pending_leave(group: Group) -> bool:
+def _pending_leave(group: mls_group.Group) -> bool:
     """Whether the group holds another member's proposal to remove itself."""
-    return any(isinstance(p.body, Remove) and by.index == p.body.removed
+    return any(isinstance(p.body, proposals.Remove) and by.index == p.body.removed
                and p.body.removed != group.own_leaf for p, by in group.proposals.values())
 
 
@@ -192,9 +191,9 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def _read_mls(data: bytes) -> MLSMessage:
+def _read_mls(data: bytes) -> framing.MLSMessage:
     r = tls.Reader(data)
-    message = MLSMessage.read(r)
+    message = framing.MLSMessage.read(r)
     r.finish()
     return message
 
@@ -230,7 +229,7 @@ class Groups:
 
     @property
     def identity(self) -> committing.Identity:
-        return member_identity(self.client.identity.seed, self.client.username)
+        return e2e_groups.member_identity(self.client.identity.seed, self.client.username)
 
     # -- the store
 
@@ -306,7 +305,7 @@ class Groups:
                          members, record.status, record.unread, record.last_activity,
                          group.epoch_authenticator)
 
-    def _trust(self, index: int, group: Group, name: str, key: bytes) -> str:
+    def _trust(self, index: int, group: mls_group.Group, name: str, key: bytes) -> str:
         if index == group.own_leaf:
             return "you"
         contact = self.client.contact(name)
@@ -429,10 +428,11 @@ class Groups:
             for k in [k for k, p in pool.packages.items() if p.last_resort]:
                 del pool.packages[k]
         pool.packages[secrets.key_package.ref().hex()] = StoredKeyPackage(
-            MLSMessage(WireFormat.KEY_PACKAGE, secrets.key_package).encode(),
+            framing.MLSMessage(framing.WireFormat.KEY_PACKAGE, secrets.key_package).encode(),
             secrets.init_private, secrets.encryption_private, last_resort, now)
 
-    async def _fetch_key_package(self, conn: RelayConnection, name: str) -> KeyPackage:
+    async def _fetch_key_package(self, conn: RelayConnection,
+                                 name: str) -> mls_key_package.KeyPackage:
         """A member's KeyPackage, checked: it verifies, names `name`, and its key is the
         one pinned for `name` (checked in the key directory at first contact)."""
         try:
@@ -448,7 +448,7 @@ class Groups:
         try:
             message = _read_mls(answer.key_package)
             key_package = message.message
-            if not isinstance(key_package, KeyPackage):
+            if not isinstance(key_package, mls_key_package.KeyPackage):
                 raise DecodeError("not a KeyPackage")
             key_package.verify()
             key_package.leaf_node.verify()
@@ -512,7 +512,7 @@ class Groups:
         packages = [await self._fetch_key_package(conn, m) for m in names]
         async with self._lock:
             group = committing.create_group(self.identity,
-                                            extensions=(name_extension(name),))
+                                            extensions=(e2e_groups.name_extension(name),))
             now = self.client.clock()
             record = GroupRecord(group.context.group_id, b"", last_activity=now,
                                  last_commit=now, name=name)
@@ -546,7 +546,7 @@ class Groups:
             raise GroupNotFound("no such group")
         return record
 
-    def _active(self, group_id: bytes) -> tuple[GroupRecord, Group]:
+    def _active(self, group_id: bytes) -> tuple[GroupRecord, mls_group.Group]:
         record = self.need(group_id)
         if record.status is GroupStatus.REMOVED:
             raise Refused("you are no longer a member of this group")
@@ -566,11 +566,11 @@ class Groups:
         return self.view(self.need(group_id))
 
     async def remove(self, group_id: bytes, name: str) -> GroupView:
-        def build(group: Group) -> committing.PendingCommit | None:
+        def build(group: mls_group.Group) -> committing.PendingCommit | None:
             leaf = next((i for i, (n, _) in members_of(group).items() if n == name), None)
             if leaf is None:
                 return None  # gone already (the winner of a race removed them)
-            if any(isinstance(p.body, Remove) and p.body.removed == leaf
+            if any(isinstance(p.body, proposals.Remove) and p.body.removed == leaf
                    for p, _ in group.proposals.values()):
                 return committing.commit(group)  # they asked to leave: carried out
             return committing.commit(group, removes=[leaf])
@@ -587,7 +587,7 @@ class Groups:
         new_name = _check_group_name(new_name)
         self._active(group_id)
         await self._commit(group_id, lambda g: committing.commit(
-            g, extensions=with_name(g.context.extensions, new_name)),
+            g, extensions=e2e_groups.with_name(g.context.extensions, new_name)),
             f"You renamed the group to {new_name}.")
         return self.view(self.need(group_id))
 
@@ -614,7 +614,7 @@ class Groups:
                     "member online carries it out.", State.NOTICE, epoch=group.epoch))
             await self._group_send(conn, self._recipients(group), message.encode())
 
-    def _recipients(self, group: Group) -> list[str]:
+    def _recipients(self, group: mls_group.Group) -> list[str]:
         return [n for i, (n, _) in sorted(members_of(group).items()) if i != group.own_leaf]
 
     async def _group_send(self, conn: RelayConnection, recipients: list[str],
@@ -626,7 +626,7 @@ class Groups:
         return sent.envelope_ids
 
     async def _commit(self, group_id: bytes,
-                      build: Callable[[Group], committing.PendingCommit | None],
+                      build: Callable[[mls_group.Group], committing.PendingCommit | None],
                       notice: str, attempts: int = 2) -> None:
         """An own commit: sent, adopted once SENT; on COMMIT_CONFLICT the winner's
         commit is awaited and processed and `build` runs once more on the new epoch.
@@ -677,7 +677,7 @@ class Groups:
                 await self._wait_epoch(group_id, epoch)
         raise Refused("another member's change won the race twice; try again")
 
-    def _own_notice(self, before: Group, after: Group) -> str:
+    def _own_notice(self, before: mls_group.Group, after: mls_group.Group) -> str:
         old, new = members_of(before), members_of(after)
         gone = [n for i, (n, _) in old.items() if new.get(i, ("", b""))[0] != n]
         if gone:
@@ -690,7 +690,7 @@ class Groups:
         record.unconfirmed_welcome_to = []
         record.unconfirmed_notice = ""
 
-    def _adopt(self, record: GroupRecord) -> Group:
+    def _adopt(self, record: GroupRecord) -> mls_group.Group:
         """The relay accepted this member's commit: its state becomes the group's
         (the old one kept for late messages), its Welcome is queued."""
         group = state.deserialize(record.unconfirmed)
@@ -901,7 +901,7 @@ class Groups:
             header = parse_group_header(body)
         except (DecodeError, ValueError):
             return _Plan()
-        if message.wire_format == WireFormat.WELCOME:
+        if message.wire_format == framing.WireFormat.WELCOME:
             return self._welcome(message)
         return self._handle(message, header)
 
@@ -979,22 +979,22 @@ class Groups:
         except ClientError as exc:
             log.info("group follow-up: %s", exc)
 
-    def _commit_pending(self, group: Group) -> committing.PendingCommit | None:
+    def _commit_pending(self, group: mls_group.Group) -> committing.PendingCommit | None:
         if not group.proposals:
             return None
         return committing.commit(group)
 
-    def _welcome(self, message: MLSMessage) -> _Plan:
+    def _welcome(self, message: framing.MLSMessage) -> _Plan:
         welcome = message.message
         pool = self._pool()
         plan = _Plan()
         for ref, package in pool.packages.items():
             key_package = _read_mls(package.message).message
-            assert isinstance(key_package, KeyPackage)
+            assert isinstance(key_package, mls_key_package.KeyPackage)
             if not any(s.new_member == key_package.ref() for s in welcome.secrets):  # type: ignore[attr-defined]
                 continue
             try:
-                group = Group.join(welcome, key_package, package.init_private,  # type: ignore[arg-type]
+                group = mls_group.Group.join(welcome, key_package, package.init_private,  # type: ignore[arg-type]
                                    package.encryption_private, self.client.identity.seed)
             except (ProtocolError, ValueError) as exc:
                 log.info("a group Welcome could not be opened: %s", exc)
@@ -1019,7 +1019,7 @@ class Groups:
         log.info("a group Welcome for none of this client's KeyPackages")
         return plan
 
-    def _late(self, record: GroupRecord, message: MLSMessage, plan: _Plan) -> _Plan:
+    def _late(self, record: GroupRecord, message: framing.MLSMessage, plan: _Plan) -> _Plan:
         """An application message of the epoch before this one (sent before its sender
         processed the commit that ended it), read with that epoch's state."""
         previous = state.deserialize(record.previous_state)
@@ -1027,7 +1027,7 @@ class Groups:
             authenticated = previous.unprotect(message)
             body = authenticated.content.body
             item = decode_content(unpad(body)) if isinstance(body, bytes) else None
-        except (GroupError, DecryptionFailed, DecodeError, ValueError) as exc:
+        except (mls_group.GroupError, DecryptionFailed, DecodeError, ValueError) as exc:
             plan.lines.append(GroupMessage(
                 record.group_id, "", Direction.NOTICE,
                 f"A late group message could not be read ({exc}).", State.NOTICE))
@@ -1042,7 +1042,7 @@ class Groups:
             record.last_activity = self.client.clock()
         return plan
 
-    def _handle(self, message: MLSMessage, header: GroupHeader) -> _Plan:
+    def _handle(self, message: framing.MLSMessage, header: GroupHeader) -> _Plan:
         plan = _Plan()
         record = self.record(header.group_id)
         if record is None:
@@ -1062,12 +1062,12 @@ class Groups:
         old_name = group_name_of(group)
         epoch = group.epoch
         leavers = {p.body.removed for p, by in group.proposals.values()
-                   if isinstance(p.body, Remove) and by.index == p.body.removed}
+                   if isinstance(p.body, proposals.Remove) and by.index == p.body.removed}
         plan.record = record
         old_state = record.state
         try:
             authenticated = group.handle(message)
-        except (GroupError, DecryptionFailed, DecodeError, ValueError) as exc:
+        except (mls_group.GroupError, DecryptionFailed, DecodeError, ValueError) as exc:
             plan.lines.append(GroupMessage(
                 record.group_id, "", Direction.NOTICE,
                 f"A group message could not be read ({exc}).", State.NOTICE, epoch=epoch))
@@ -1096,8 +1096,8 @@ class Groups:
                 record.unread += 1
                 record.last_activity = now
             return plan
-        if isinstance(body, Proposal):
-            if isinstance(body.body, Remove) and body.body.removed == sender_index:
+        if isinstance(body, proposals.Proposal):
+            if isinstance(body.body, proposals.Remove) and body.body.removed == sender_index:
                 plan.lines.append(GroupMessage(record.group_id, "", Direction.NOTICE,
                                                f"{sender} asked to leave the group.",
                                                State.NOTICE, epoch=epoch))
@@ -1105,7 +1105,7 @@ class Groups:
                 others = [i for i in before if i not in (sender_index,)]
                 plan.commit_leave = bool(others) and min(others) == group.own_leaf
             return plan
-        assert isinstance(body, Commit)
+        assert isinstance(body, proposals.Commit)
         if group.removed:
             left = record.status is GroupStatus.LEAVING
             record.status = GroupStatus.REMOVED
@@ -1154,5 +1154,5 @@ async def _ack(conn: RelayConnection | None, deliver: GroupDeliver) -> None:
         log.info("ack failed, the relay will redeliver: %s", exc)
 
 
-__all__ = ["GROUP_NAME_EXTENSION", "GroupEvent", "GroupMessage", "GroupNotFound",
+__all__ = ["GroupEvent", "GroupMessage", "GroupNotFound",
            "GroupStatus", "GroupView", "Groups", "Member", "group_name_of", "members_of"]
