@@ -444,9 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     dh_public, _ = check_floor(r_alice, r_bob, padded)
     pkcs7 = 16 - len(padded) % 16
 
-    one_way = Figure("one direction via Ratchet (encrypt + decrypt)",
+    one_way = Figure("one-direction via Ratchet (encrypt + decrypt)",
                      bench_ratchet_one_way(r_alice, r_bob, padded), 1)
-    session = Figure("one direction via Session (encrypt + decrypt)",
+    session = Figure("one-direction via Session (encrypt + decrypt)",
                      bench_session_one_way(s_alice, s_bob, body), 1)
     floor = Figure("floor: the same message, plain cryptography calls",
                    bench_floor(floor_ck, dh_public, padded, r_alice.ad), 1)
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, fig in (("Ratchet", one_way), ("Session", session)):
         s = Spread.of(ratios(fig, floor))
         verdict = "meets" if s.median <= AIM else "misses"
-        print(f"{'ratio ours/floor, one direction via ' + name:<54} median {s.median:.2f} "
+        print(f"{'ratio ours/floor, one-direction via ' + name:<54} median {s.median:.2f} "
               f"(min {s.low:.2f}, max {s.high:.2f} over {rounds} rounds; {verdict} the aim "
               f"of <= {AIM})")
     s = Spread.of(ratios(one_way, lean))

@@ -21,13 +21,13 @@ def test_the_quick_run_prints_paired_medians_and_never_a_best() -> None:
     out = result.stdout
     assert "3 paired rounds" in out
     assert "pinned to CPU" in out or "not pinned" in out
-    for figure in ("one direction via Ratchet", "one direction via Session",
+    for figure in ("one-direction via Ratchet", "one-direction via Session",
                    "alternating direction", "PQXDH handshakes",
                    "floor: the same message, plain cryptography calls", "lean floor"):
         line = next(x for x in out.splitlines() if x.startswith(figure))
         assert re.search(r"us/\w+ \(min [\d.]+, max [\d.]+\)$", line), line
-    for ratio in ("ratio ours/floor, one direction via Ratchet",
-                  "ratio ours/floor, one direction via Session"):
+    for ratio in ("ratio ours/floor, one-direction via Ratchet",
+                  "ratio ours/floor, one-direction via Session"):
         line = next(x for x in out.splitlines() if x.startswith(ratio))
         assert re.search(r"median [\d.]+ \(min [\d.]+, max [\d.]+ over 3 rounds", line), line
     assert "best" not in out.lower()
