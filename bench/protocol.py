@@ -1,6 +1,6 @@
 """Protocol benchmark (issue 2, "Benchmark (not a timed test)"; issue 14 item 3).
 
-    .venv/bin/python bench/protocol.py              # 21 paired rounds, about 20 s
+    .venv/bin/python bench/protocol.py              # 21 paired rounds, about 25 s
     .venv/bin/python bench/protocol.py --quick      # 5 rounds, about 3 s
     .venv/bin/python bench/protocol.py --rounds 41 --sample-ms 50 --cpu 0
 
@@ -15,9 +15,8 @@ Method (nothing is best-of): the process is pinned to one CPU (os.sched_setaffin
 `--sample-ms` per sample and warmed up, then `--rounds` rounds are run. In each round
 every figure is timed once, back to back, in an order that reverses from one round to
 the next (ratchet, floor, session, lean floor, alternating, handshake; then the other
-way), so the
-floor always runs next to the figures it is compared with. Each round gives a ratio
-ours/floor from its own two samples; the benchmark prints the median ratio over the
+way), so the floor runs right next to the two figures compared with it. Each round
+gives a ratio ours/floor from its own two samples; the benchmark prints the median ratio over the
 rounds with its minimum and maximum, and for every figure the median time per
 operation with its minimum and maximum. The garbage collector is off while timing
 (as timeit does), for ours and the floor alike.
