@@ -33,8 +33,12 @@ SCRIPTS = {
               "--sizes", "200"],
 }
 PROTOCOL_LINE = re.compile(r"^(?P<label>\S.*?)\s{2,}(?P<value>[\d,]+)\s+\S+/s\s")
-RELAY_ROW = re.compile(r"^\s*(?P<k>\d+)\s+(?P<size>\S+ ?\S*?)\s+\|\s+(?P<ours>\d+)\s+(?P<bare>\d+)"
-                       r"\s+(?P<ratio>[\d.]+)\s+\|")
+RELAY_ROW = re.compile(r"^\s*(?P<k>\d+)\s+(?P<size>\S+ ?\S*?)\s+\|\s+(?P<ratio>[\d.]+) \([^)]*\)"
+                       r"\s+\|\s+(?P<ours>\d+) \([^)]*\)\s+(?P<bare>\d+) \(")
+"""A row of bench/relay.py's table: medians of paired rounds with their ranges."""
+OLD_RELAY_ROW = re.compile(r"^\s*(?P<k>\d+)\s+(?P<size>\S+ ?\S*?)\s+\|\s+(?P<ours>\d+)\s+"
+                           r"(?P<bare>\d+)\s+(?P<ratio>[\d.]+)\s+\|")
+"""The same row as bench/relay.py printed it before paired rounds (a base checkout)."""
 
 
 def parse(kind: str, output: str) -> dict[str, float]:
@@ -45,7 +49,7 @@ def parse(kind: str, output: str) -> dict[str, float]:
             if m and not line.startswith("ratio"):
                 figures[m["label"].strip()] = float(m["value"].replace(",", ""))
         else:
-            m = RELAY_ROW.match(line)
+            m = RELAY_ROW.match(line) or OLD_RELAY_ROW.match(line)
             if m:
                 row = f"K={m['k']} {m['size'].strip()}"
                 figures[f"{row} ours env/s"] = float(m["ours"])
@@ -89,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
           "(ratio > 1: this one is faster)")
     print(f"{'figure':<58} {'base median':>12} {'this median':>12}  ratio median [min, max]")
     for name, rs in ratios.items():
-        old, new = values[name]
-        print(f"{name:<58} {statistics.median(old):>12,.2f} {statistics.median(new):>12,.2f}  "
+        olds, news = values[name]
+        print(f"{name:<58} {statistics.median(olds):>12,.2f} {statistics.median(news):>12,.2f}  "
               f"{statistics.median(rs):.3f} [{min(rs):.3f}, {max(rs):.3f}]")
     return 0
 

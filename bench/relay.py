@@ -34,9 +34,15 @@ received during a window of `--seconds` after `--warmup`; SENT/s counts the
 acknowledged sends in that window, and a warning is printed where the relay
 acknowledged markedly more than it delivered live. The server, the load generators
 and the forwarder share the machine's CPUs, and other work on the machine shares them
-too (the "others" CPU figure, from /proc/stat): `--repeat N` (default 2) runs every
-measurement N times, ours and bare interleaved, and keeps the best throughput, since
-noise only makes a run slower.
+too (the "others" CPU figure, from /proc/stat). To keep the two sides apart, the
+server (ours or the forwarder) is pinned to one CPU and the load generators to another
+(`--server-cpu`, `--loadgen-cpu`; default 0 and 1 where there are two CPUs, every
+thread of each process; `--no-pin` to leave scheduling alone). `--repeat N` (default 3)
+runs N paired rounds per configuration, ours and bare back to back in an order that
+alternates from one round to the next; each round gives a ratio ours/bare from its own
+two runs, and the table prints the median ratio over the rounds with its minimum and
+maximum, and every other figure as the median over the rounds (throughput with its
+minimum and maximum). Nothing is best-of.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -464,6 +471,9 @@ def drive(target: str, url: str, server: Child, pairs: int, size: int,
         ]
         for gen in gens:
             gen.expect("READY", 180)
+        pin_process(server.pid, args.pin_server)
+        for gen in gens:
+            pin_process(gen.pid, args.pin_loadgen)
         warmup, seconds = int(args.warmup * NS), int(args.seconds * NS)
         start = time.monotonic_ns() + NS // 5
         for gen in gens:
@@ -509,8 +519,46 @@ def measure(target: str, pairs: int, size: int, args: argparse.Namespace, procs:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _better(a: Measured | None, b: Measured) -> Measured:
-    return b if a is None or b.env_per_s > a.env_per_s else a
+def pin_process(pid: int, cpu: int | None) -> None:
+    """Pins every thread of process `pid` to `cpu` (threads it starts later inherit it)."""
+    if cpu is None:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.sched_setaffinity(int(task.name), {cpu})
+
+
+def choose_cpus(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """(server CPU, load-generator CPU), or (None, None) where pinning is off or there
+    are not two CPUs to pin to."""
+    if args.no_pin or not hasattr(os, "sched_setaffinity"):
+        return None, None
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None, None
+    server = allowed[0] if args.server_cpu is None else args.server_cpu
+    loadgen = allowed[1] if args.loadgen_cpu is None else args.loadgen_cpu
+    return server, loadgen
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """The paired rounds of one configuration."""
+    ours: list[Measured]
+    bare: list[Measured]
+
+    def ratios(self) -> list[float]:
+        return [o.env_per_s / b.env_per_s if b.env_per_s else float("nan")
+                for o, b in zip(self.ours, self.bare, strict=True)]
+
+    @staticmethod
+    def median(runs: list[Measured], attr: str) -> float:
+        return float(statistics.median(getattr(m, attr) for m in runs))
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return (f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-"
+            f"{max(values):{fmt}})")
 
 
 def _fmt_size(size: int) -> str:
@@ -521,69 +569,81 @@ def main(args: argparse.Namespace) -> int:
     exit_on_sigterm()
     raise_nofile()
     if args.quick:
-        args.warmup, args.seconds, args.repeat = min(args.warmup, 0.5), min(args.seconds, 1.5), 1
+        args.warmup, args.seconds = min(args.warmup, 0.5), min(args.seconds, 1.5)
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
     configs = [(k, s) for k in args.pairs for s in args.sizes]
+    args.pin_server, args.pin_loadgen = choose_cpus(args)
     print(f"blindrelay relay benchmark: {len(configs)} configurations x ours/bare x "
-          f"{args.repeat} run(s); {args.warmup:g} s warm-up + {args.seconds:g} s measured each;"
-          f" {args.inflight} SEND(s) in flight per sender")
+          f"{args.repeat} paired round(s); {args.warmup:g} s warm-up + {args.seconds:g} s "
+          f"measured each; {args.inflight} SEND(s) in flight per sender")
     print(f"machine: {machine_note()}; Python {platform.python_version()}, websockets "
           f"{websockets_version}")
     print("server, load generator(s) and forwarder are separate processes sharing these CPUs "
           "(with anything else running on the machine): figures are lower bounds.")
+    if args.pin_server is not None:
+        print(f"server/forwarder pinned to CPU {args.pin_server}, load generators to CPU "
+              f"{args.pin_loadgen}; ours and bare alternate within each round.")
+    else:
+        print("nothing pinned; ours and bare alternate within each round.")
     if args.ack_delay > 0:
         print(f"receivers ACK every {args.ack_delay:g} ms, each ACK carrying every id delivered "
               "since the previous one.", flush=True)
     else:
         print("receivers ACK at once: one ACK outstanding per receiver, the next carrying every "
               "id delivered meanwhile.", flush=True)
-    rows: list[tuple[int, int, int, Measured, Measured]] = []
+    rows: list[tuple[int, int, int, Rounds]] = []
     tmp_root = Path(tempfile.mkdtemp(prefix="blindrelay-bench-"))
     started = time.monotonic()
     try:
         for k, size in configs:
             procs = args.procs if args.procs > 0 else (2 if k >= 10 else 1)
-            best: dict[str, Measured | None] = {"ours": None, "bare": None}
+            runs: dict[str, list[Measured]] = {"ours": [], "bare": []}
             for rep in range(args.repeat):
                 for target in ("ours", "bare") if rep % 2 == 0 else ("bare", "ours"):
                     m = measure(target, k, size, args, procs, tmp_root)
-                    best[target] = _better(best[target], m)
-                    print(f"  K={k:<3} {_fmt_size(size):>6} run {rep + 1} {target:4}: "
+                    runs[target].append(m)
+                    print(f"  K={k:<3} {_fmt_size(size):>6} round {rep + 1} {target:4}: "
                           f"{m.env_per_s:8.0f} env/s  p50 {m.p50_ms:6.2f} ms  p99 "
                           f"{m.p99_ms:6.2f} ms  cpu server {m.server_cpu:4.0%} loadgen "
                           f"{m.loadgen_cpu:4.0%} ({procs} proc) others {m.other_cpu:4.0%}"
                           + (f"  SENT/s {m.sent_per_s:.0f}  ids/ACK {m.ids_per_ack:.1f}"
                              if target == "ours" else "")
                           + (f"  ERRORS {m.errors}" if m.errors else ""), flush=True)
-            ours, bare = best["ours"], best["bare"]
-            assert ours is not None and bare is not None
-            rows.append((k, size, procs, ours, bare))
+            rows.append((k, size, procs, Rounds(runs["ours"], runs["bare"])))
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     print()
-    print(f"best of {args.repeat} run(s), {args.inflight} in flight per sender, "
-          f"{args.seconds:g} s windows; machine now: {machine_note()}")
-    head = (f"{'K':>4} {'size':>6} | {'ours env/s':>10} {'bare env/s':>10} {'ours/bare':>9} | "
-            f"{'ours p50/p99 ms':>15} | {'bare p50/p99 ms':>15} | {'ours SENT/s':>11} | "
-            "cpu srv/gen/others: ours, bare")
+    print(f"medians of {args.repeat} paired round(s) (min-max), {args.inflight} in flight per "
+          f"sender, {args.seconds:g} s windows; machine now: {machine_note()}")
+    head = (f"{'K':>4} {'size':>6} | {'ours/bare':>16} | {'ours env/s':>17} "
+            f"{'bare env/s':>19} | {'ours p50/p99 ms':>15} | {'bare p50/p99 ms':>15} | "
+            f"{'ours SENT/s':>11} | cpu srv/gen/others: ours, bare")
     print(head)
     print("-" * len(head))
-    for k, size, procs, ours, bare in rows:
-        ratio = ours.env_per_s / bare.env_per_s if bare.env_per_s else float("nan")
-        print(f"{k:>4} {_fmt_size(size):>6} | {ours.env_per_s:>10.0f} {bare.env_per_s:>10.0f} "
-              f"{ratio:>9.2f} | {ours.p50_ms:>6.2f} / {ours.p99_ms:<6.2f} | "
-              f"{bare.p50_ms:>6.2f} / {bare.p99_ms:<6.2f} | {ours.sent_per_s:>11.0f} | "
-              f"{ours.server_cpu:.0%}/{ours.loadgen_cpu:.0%}/{ours.other_cpu:.0%}, "
-              f"{bare.server_cpu:.0%}/{bare.loadgen_cpu:.0%}/{bare.other_cpu:.0%} "
+    med = Rounds.median
+    for k, size, procs, r in rows:
+        o, b = r.ours, r.bare
+        print(f"{k:>4} {_fmt_size(size):>6} | {_spread(r.ratios(), '.2f'):>16} | "
+              f"{_spread([m.env_per_s for m in o], '.0f'):>17} "
+              f"{_spread([m.env_per_s for m in b], '.0f'):>19} | "
+              f"{med(o, 'p50_ms'):>6.2f} / {med(o, 'p99_ms'):<6.2f} | "
+              f"{med(b, 'p50_ms'):>6.2f} / {med(b, 'p99_ms'):<6.2f} | "
+              f"{med(o, 'sent_per_s'):>11.0f} | "
+              f"{med(o, 'server_cpu'):.0%}/{med(o, 'loadgen_cpu'):.0%}/{med(o, 'other_cpu'):.0%}, "
+              f"{med(b, 'server_cpu'):.0%}/{med(b, 'loadgen_cpu'):.0%}/{med(b, 'other_cpu'):.0%} "
               f"({procs} gen)")
-    lost = [(k, size, o) for k, size, _, o, _ in rows if o.env_per_s < 0.98 * o.sent_per_s]
-    for k, size, o in lost:
-        print(f"WARNING K={k} {_fmt_size(size)}: ours acknowledged {o.sent_per_s:.0f} envelopes/s "
-              f"(SENT) but delivered only {o.env_per_s:.0f}/s live; the rest stayed queued")
-    aim_rows = [(ours, bare) for k, _, _, ours, bare in rows if k == AIM_K]
-    if aim_rows:
-        worst = min(o.env_per_s / b.env_per_s for o, b in aim_rows if b.env_per_s)
+    for k, size, _, r in rows:
+        for m in r.ours:
+            if m.env_per_s < 0.98 * m.sent_per_s:
+                print(f"WARNING K={k} {_fmt_size(size)}: ours acknowledged {m.sent_per_s:.0f} "
+                      f"envelopes/s (SENT) but delivered only {m.env_per_s:.0f}/s live in one "
+                      "round; the rest stayed queued")
+    aim_ratios = [statistics.median(r.ratios()) for k, _, _, r in rows if k == AIM_K]
+    if aim_ratios:
+        worst = min(aim_ratios)
         verdict = "met" if worst >= AIM else "NOT met"
-        print(f"aim ours/bare >= {AIM} at K={AIM_K}: {verdict} (lowest {worst:.2f})")
+        print(f"aim ours/bare >= {AIM} at K={AIM_K}: {verdict} (lowest median {worst:.2f})")
     print(f"total time {time.monotonic() - started:.0f} s")
     return 0
 
@@ -601,12 +661,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    "at once, or with the next ACK while one is outstanding)")
     p.add_argument("--seconds", type=float, default=4.0, help="measured window (default 4)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up before it (default 1)")
-    p.add_argument("--repeat", type=int, default=2,
-                   help="runs per measurement, best kept (default 2; 1 with --quick)")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="paired rounds per configuration, medians kept (default 3; 1 with "
+                   "--quick)")
+    p.add_argument("--server-cpu", type=int, default=None,
+                   help="CPU for the server or forwarder (default: the first allowed)")
+    p.add_argument("--loadgen-cpu", type=int, default=None,
+                   help="CPU for the load generators (default: the second allowed)")
+    p.add_argument("--no-pin", action="store_true", help="pin nothing")
     p.add_argument("--procs", type=int, default=0,
                    help="load-generator processes (default: 1 for K < 10, else 2)")
     p.add_argument("--quick", action="store_true",
-                   help="0.5 s warm-up, 1.5 s windows, one run each")
+                   help="0.5 s warm-up, 1.5 s windows, one round unless --repeat")
     # helper roles: this script started again by the benchmark
     p.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--forwarder", action="store_true", help=argparse.SUPPRESS)
@@ -616,7 +682,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--count", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=200, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if min(args.sizes) < STAMP_LEN or args.inflight < 1 or args.repeat < 1:
+    if min(args.sizes) < STAMP_LEN or args.inflight < 1 or (args.repeat or 1) < 1:
         p.error(f"sizes must be >= {STAMP_LEN} bytes, --inflight and --repeat >= 1")
     return args
 
