@@ -177,3 +177,36 @@ def _benign_offline_run(tmp: Path) -> Screen:
     finally:
         proc.kill()
         proc.wait(5)
+
+
+# -- groups (issue 13): the group's name, the sender and the text are all a peer's
+
+
+async def _deliver_to_group(tmp: Path, url: str, text: str) -> Path:
+    """mallory makes a group with a hostile name and writes `text` into it while bob
+    is offline. Returns bob's profile directory."""
+    bob = await make_client(tmp, "bob", url)
+    await bob.disconnect()
+    mallory = await make_client(tmp, "mallory", url)
+    view = await mallory.groups.create("club" + text[:40], ["bob"])
+    await mallory.groups.send_text(view.group_id, text)
+    await shut(mallory)
+    await shut(bob)
+    return tmp / "bob"
+
+
+def test_recv_and_group_history_show_a_hostile_group_as_placeholders(tmp_path: Path) -> None:
+    with relay_process(tmp_path / "relay") as relay:
+        home = asyncio.run(_deliver_to_group(tmp_path, relay.url, HOSTILE))
+        code, raw = run_in_pty(blindrelay_argv("recv", "--home", home), ENV)
+        history_code, history_raw = run_in_pty(
+            blindrelay_argv("group", "list", "--home", home), ENV)
+    for exit_code, output in ((code, raw), (history_code, history_raw)):
+        screen = Screen.parse(output)
+        assert exit_code == 0, output
+        assert screen.sequences == []  # neither writes an escape sequence of its own
+        for name, sequence in SEQUENCES.items():
+            assert sequence.encode() not in screen.raw, f"{name} reached the terminal"
+        stray = set(screen.text) & TERMINAL_STEERING - {"\r", "\n"}
+        assert not stray, f"raw controls reached the terminal: {sorted(map(hex, map(ord, stray)))}"
+    assert "PWNED-TITLE" in Screen.parse(raw).text  # the text is shown, as text
