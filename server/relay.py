@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from protocol.wire.certificates import DEFAULT_LIFETIME, issue, signer_from_seed
 from protocol.wire.connection import RequestRefused, ServerConnection, check_prekeys, check_send
@@ -93,7 +93,7 @@ from server.events import (
     RelayEvent,
     Stored,
 )
-from server.kt import new_update
+from server.kt import catch_up, new_update
 from server.lookups import LookupBudget
 from server.storage import (
     CommitConflict,
@@ -113,6 +113,9 @@ from server.storage import (
     received_at_granularity,
 )
 from server.witnessing import Witnesses
+
+if TYPE_CHECKING:
+    from server.cluster import Cluster
 
 log = logging.getLogger("blindrelay.server")
 
@@ -263,6 +266,10 @@ class Relay:
             os.urandom(32) if cert_seed is None else cert_seed)
         """Sender certificates (PROTOCOL.md 20): run_server passes cert.key's seed."""
         self.certificate_lifetime = certificate_lifetime
+        self.cluster: Cluster | None = None
+        """Set when this relay is one of several processes sharing its storage
+        (server/cluster.py): stores, deletions and directory updates are announced
+        on the bus, and envelopes are delivered by reading the queue."""
         self.received_at_granularity = received_at_granularity(limits.envelope_ttl)
         """Stored, and delivered, received_at times are multiples of this (300 s, less
         for a TTL under 20 minutes): PROTOCOL.md 16.5, docs/DATA.md."""
@@ -371,6 +378,9 @@ class Relay:
             check_account_cap(self.online.get(frame.username, ()), self.connection_limits)
             core.log_in(frame.username)
             return Ok()
+        if self.cluster is not None and isinstance(
+                frame, KtInfo | KtConsistency | KtEntries | KtLookup | KtOwn):
+            await self.catch_up_directory()  # another process may have appended
         if isinstance(frame, KtInfo | KtConsistency | KtEntries):
             return self._directory_read(frame)
         if isinstance(frame, SealedSend):  # the core allows it only on a connection
@@ -471,12 +481,18 @@ class Relay:
             user, None, lambda update: self.storage.delete_account(user, update))
         self._published()
         conn.core.account_deleted()
+        self.close_account(user, conn)
+        if self.cluster is not None:
+            self.cluster.account_deleted(user)
+        return Ok()
+
+    def close_account(self, user: str, conn: Connection | None) -> None:
+        """Closes every connection logged in as a deleted account but `conn`."""
         for other in self.online.pop(user, set()):
             if other is not conn and not other.closing:
                 other.closing = True
                 other.close_task = asyncio.get_running_loop().create_task(
                     other.ws.close(1000, "account deleted"))
-        return Ok()
 
     # -- the key directory (PROTOCOL.md 19.10)
 
@@ -492,13 +508,23 @@ class Relay:
 
     async def _locked_update(self, username: str, identity: bytes | None,
                              write: Callable[[DirectoryUpdate], Awaitable[T]]) -> T:
-        async with self._directory_lock:
+        async with self._directory_lock, self.storage.directory_lock():
+            await catch_up(self.directory, self.storage)  # what other processes appended
             binding, update = new_update(self.directory, username, identity)
             result = await write(update)
             self.directory.append(username, binding, update.opening)
             self.directory.checkpoint()
             await self.witnesses.publish(self.directory)
+        if self.cluster is not None:
+            self.cluster.directory_grew(self.directory.size)
         return result
+
+    async def catch_up_directory(self) -> None:
+        """Replays what other relay processes appended to the directory (they share
+        the storage: server/cluster.py), and has the new head cosigned."""
+        async with self._directory_lock:
+            if await catch_up(self.directory, self.storage):
+                await self.witnesses.publish(self.directory)
 
     async def publish_head(self) -> None:
         """Has the current head cosigned (at start, before any update)."""
@@ -553,6 +579,8 @@ class Relay:
         finally:
             done = core.end_drain()
         await conn.outbox.put(done)
+        if self.cluster is not None:  # what was stored during the drain (cluster.py)
+            self.cluster.pull(user)
         self._emit(LoggedIn(user, core.drained))
         low = core.prekeys_low(*await self.storage.prekey_counts(user))
         if low is not None:
@@ -573,12 +601,18 @@ class Relay:
         opk = bundle.one_time_prekey
         self._emit(BundleTaken(username, requester, None if opk is None else opk.key_id,
                                bundle.kem_prekey.key_id, parts.kem_kind.name))
+        self.tell_prekeys(username, parts.one_time_left, parts.kem_one_time_left)
+        if self.cluster is not None:
+            self.cluster.prekeys_taken(username)
+        return Bundle(bundle.encode())
+
+    def tell_prekeys(self, username: str, one_time: int, kem_one_time: int) -> None:
+        """PREKEYS_LOW to the owner's connections here, if the counts are low."""
         for owner in self.online.get(username, ()):
-            low = owner.core.prekeys_low(parts.one_time_left, parts.kem_one_time_left)
+            low = owner.core.prekeys_low(one_time, kem_one_time)
             if low is not None:
                 with contextlib.suppress(OutboxFull):  # told again at next login
                     owner.outbox.put_nowait(low)
-        return Bundle(bundle.encode())
 
     # -- envelopes
 
@@ -658,10 +692,20 @@ class Relay:
         return stored
 
     def _pushed(self, stored: list[StoredEnvelope]) -> None:
-        """Tells the events, and pushes each stored envelope to its online recipient."""
+        """Tells the events, and pushes each stored envelope to its online recipient
+        (in a cluster: has every process deliver them, server/cluster.py)."""
+        if self.observers:
+            for env in stored:
+                self._emit(Stored(env.envelope_id, env.recipient, len(env.body),
+                                  env.received_at, env.body))
+        if self.cluster is not None:
+            self.cluster.stored(env.recipient for env in stored)
+        else:
+            self.push_local(stored)
+
+    def push_local(self, stored: list[StoredEnvelope]) -> None:
+        """Pushes each envelope to its recipient's connections in this process."""
         for env in stored:
-            self._emit(Stored(env.envelope_id, env.recipient, len(env.body), env.received_at,
-                              env.body))
             if conns := self.online.get(env.recipient):
                 encoded = encode_frame(_deliver(env))  # one copy for all of them
                 for conn in conns:
