@@ -66,6 +66,8 @@ Handler = Callable[[BusMessage], Awaitable[None]]
 _KINDS: dict[str, type[BusMessage]] = {
     "env": NewEnvelopes, "del": AccountDeleted, "pre": PrekeysTaken, "kt": DirectoryGrew}
 _NAMES = {kind: name for name, kind in _KINDS.items()}
+CONNECT_TIMEOUT = 5.0
+"""Seconds `serve --bus` waits for the bus at start before giving up."""
 MAX_MESSAGE = 1024
 """Bytes a bus message may take; a longer one is dropped unread."""
 
@@ -204,13 +206,14 @@ class NatsBus(Bus):
         async def on_error(exc: Exception) -> None:
             log.warning("bus: %s", exc)
 
-        try:
-            self.nc = await nats.connect(self.server, no_echo=True, name="blindrelay",
-                                         reconnected_cb=on_reconnect, error_cb=on_error,
-                                         max_reconnect_attempts=-1, connect_timeout=5,
-                                         allow_reconnect=True)
+        try:  # reconnects forever once up, but the first connection must come quickly
+            self.nc = await asyncio.wait_for(nats.connect(
+                self.server, no_echo=True, name="blindrelay", reconnected_cb=on_reconnect,
+                error_cb=on_error, max_reconnect_attempts=-1, connect_timeout=2,
+                allow_reconnect=True), CONNECT_TIMEOUT)
         except Exception as exc:
-            raise BusError(f"cannot reach the bus at {self.server}: {exc}") from None
+            raise BusError(f"cannot reach the bus at {self.server}: "
+                           f"{str(exc) or 'no answer'}") from None
         await self.nc.subscribe(self.subject, cb=on_message)
         await self.nc.flush()
         self.sender = asyncio.get_running_loop().create_task(self._send_forever())

@@ -229,3 +229,32 @@ async def test_deleting_an_account_closes_its_connections_on_every_relay(
         finally:
             await bob.close()
             await bob_on_b.close()
+
+
+async def test_a_stray_publisher_on_the_bus_crashes_nothing(tmp_path: Path) -> None:
+    """Anything on the subject that is not a bus message is dropped; the relays keep
+    delivering."""
+    import nats
+
+    buses = _nats_buses(2)
+    assert isinstance(buses[0], NatsBus)
+    async with model_cluster(tmp_path, buses) as cluster:
+        a, b = cluster.urls
+        bob, _ = await _user(a, "bob")
+        alice, _ = await _user(b, "alice")
+        stray = await nats.connect(need_nats())
+        try:
+            for junk in (b"", b"\xff\xfe", b"[]", b'{"k":"env"}', b'{"k":"env","v":7}',
+                         b'{"k":"kt","v":-1}', b'{"k":"kt","v":"9"}', b'{"k":"zz","v":"x"}',
+                         b'{"k":"del","v":""}', b'{"k":"kt","v":1e999}', b"{" * 100_000,
+                         b'{"k":"env","v":"' + b"x" * 5000 + b'"}'):
+                await stray.publish(buses[0].subject, junk)
+            await stray.publish(buses[0].subject, b'{"k":"env","v":"nobody-here"}')
+            await stray.flush()
+            (eid,) = await alice.send([("bob", b"still here")])
+            (got,) = await _delivers(bob, 1)
+            assert got.envelope_id == eid
+        finally:
+            await stray.close()
+            await bob.close()
+            await alice.close()
