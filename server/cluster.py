@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any
 
 from server.bus import AccountDeleted, Bus, BusMessage, DirectoryGrew, NewEnvelopes, PrekeysTaken
 
@@ -91,6 +91,8 @@ class Cluster:
     # -- what another process did
 
     async def _on_message(self, message: BusMessage) -> None:
+        """Never waits: anything that reads storage or takes the directory's lock runs
+        on its own task, so that one slow answer holds up no delivery behind it."""
         relay = self.relay
         if isinstance(message, NewEnvelopes):
             self.pull(message.recipient)
@@ -98,20 +100,30 @@ class Cluster:
             relay.close_account(message.username, None)
         elif isinstance(message, PrekeysTaken):
             if message.username in relay.online:
-                counts = await relay.storage.prekey_counts(message.username)
-                relay.tell_prekeys(message.username, *counts)
-        elif message.size > relay.directory.size:
-            self.known_size = max(self.known_size, message.size)
-            await relay.catch_up_directory()
+                self._spawn(self._tell_prekeys(message.username))
+        elif message.size > max(relay.directory.size, self.known_size):
+            self.known_size = message.size
+            self._spawn(relay.catch_up_directory())
+
+    async def _tell_prekeys(self, username: str) -> None:
+        self.relay.tell_prekeys(username, *await self.relay.storage.prekey_counts(username))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("handling a bus message failed: %s", type(exc).__name__)
 
     def _reconnected(self) -> None:
         """Messages may have been lost while the bus was away: deliver what is queued
         for everyone online here, and catch the directory up."""
         for name in list(self.relay.online):
             self.pull(name)
-        task = asyncio.get_running_loop().create_task(self.relay.catch_up_directory())
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        self._spawn(self.relay.catch_up_directory())
 
     # -- delivery
 

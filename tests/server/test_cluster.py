@@ -214,6 +214,26 @@ async def test_one_time_prekeys_are_handed_out_once_across_relays(
                 await conn.close()
 
 
+async def test_the_owner_hears_prekeys_low_on_the_relay_it_is_connected_to(
+        tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
+    async with model_cluster(tmp_path, buses(2)) as cluster:
+        a, b = cluster.urls
+        bob, bob_id = await _user(a, "bob")
+        fetcher, _ = await _user(b, "fetcher")
+        try:
+            await bob.upload_signed_prekeys(make_signed_prekey(bob_id, 1)[1],
+                                            make_kem_prekey(bob_id, 2)[1])
+            await bob.upload_one_time_prekeys(
+                [make_one_time_prekey(100 + i)[1] for i in range(3)], [])
+            await _nothing_more(bob)
+            await fetcher.fetch_bundle("bob")  # through B; bob is on A only
+            frame = await bob.next_push(5)
+            assert isinstance(frame, PrekeysLow) and frame.one_time == 2
+        finally:
+            await bob.close()
+            await fetcher.close()
+
+
 async def test_deleting_an_account_closes_its_connections_on_every_relay(
         tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
     async with model_cluster(tmp_path, buses(2)) as cluster:
