@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -233,6 +234,9 @@ class NatsBus(Bus):
 
     async def close(self) -> None:
         if self.sender is not None:
+            while not self.outgoing.empty() and self.nc is not None:  # the last few too
+                with contextlib.suppress(Exception):
+                    await self.nc.publish(self.subject, self.outgoing.get_nowait())
             self.sender.cancel()
             await asyncio.gather(self.sender, return_exceptions=True)
             self.sender = None
