@@ -1,0 +1,59 @@
+"""Storage tests run against both backends: embedded SQLite and PostgreSQL (a fresh
+database per test, tests/pgdb.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from server.storage import Storage
+from tests.pgdb import fresh_database
+
+BACKENDS = ("sqlite", "postgresql")
+
+OpenStore = Callable[[], Awaitable[Storage]]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def storage_location(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """Where the test's storage lives: a data directory, or a fresh database's URL."""
+    if backend == "sqlite":
+        yield str(tmp_path / "data")
+    else:
+        async with fresh_database() as url:
+            yield url
+
+
+@pytest.fixture
+def open_store(backend: str, storage_location: str) -> OpenStore:
+    """Opens (again) the test's storage, of the backend the test runs with."""
+
+    async def opener() -> Storage:
+        if backend == "sqlite":
+            from server.sqlite_store import SqliteStorage
+
+            return await SqliteStorage.open(Path(storage_location))
+        from server.pg_store import PgStorage
+
+        return await PgStorage.open(storage_location, max_size=4)
+
+    return opener
+
+
+async def row_count(store: Storage, table: str) -> int:
+    """Rows in one of the storage's tables, read through its own connection."""
+    from server.pg_store import PgStorage
+    from server.sqlite_store import SqliteStorage
+
+    if isinstance(store, SqliteStorage):
+        return int(store.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    assert isinstance(store, PgStorage)
+    async with store.pool.acquire() as conn:
+        return int(await conn.fetchval(f"SELECT COUNT(*) FROM {table}"))
