@@ -28,6 +28,10 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     p.add_argument("--data", type=Path, default=default_data_dir(),
                    help=f"data directory (default {default_data_dir()})")
+    p.add_argument("--storage", default="", metavar="URL",
+                   help="where the relay keeps its tables: postgresql://user@host:port/db, "
+                   "which several relay processes can share (needs pip install "
+                   "blindrelay[cluster]; docs/DEPLOY.md); default: embedded SQLite in --data")
     p.add_argument("--tls-cert", type=Path, help="serve wss:// with this certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="private key for --tls-cert (PEM)")
     p.add_argument("--public-url", action="append", default=[],
@@ -425,6 +429,7 @@ def _serve(args: argparse.Namespace) -> int:
                           witnesses=tuple(args.witness),
                           certificate_lifetime=args.certificate_lifetime,
                           synchronous_full=args.synchronous_full,
+                          storage=args.storage,
                           expiry_interval=args.expiry_interval,
                           budgets=budgets.from_arguments(args),
                           connections=ConnectionLimits(
