@@ -32,6 +32,13 @@ async def storage_location(backend: str, tmp_path: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+def serve_args(backend: str, storage_location: str) -> tuple[str, ...]:
+    """The `blindrelay serve` options that put the relay's tables in the test's
+    storage (none for SQLite: its data directory)."""
+    return () if backend == "sqlite" else ("--storage", storage_location)
+
+
+@pytest.fixture
 def open_store(backend: str, storage_location: str) -> OpenStore:
     """Opens (again) the test's storage, of the backend the test runs with."""
 
@@ -57,3 +64,18 @@ async def row_count(store: Storage, table: str) -> int:
     assert isinstance(store, PgStorage)
     async with store.pool.acquire() as conn:
         return int(await conn.fetchval(f"SELECT COUNT(*) FROM {table}"))
+
+
+async def envelope_rows(store: Storage) -> list[tuple[int, bytes, str, int]]:
+    """(id, envelope_id, recipient, seq) of every stored envelope row, by id."""
+    from server.pg_store import PgStorage
+    from server.sqlite_store import SqliteStorage
+
+    sql = "SELECT id, envelope_id, recipient, seq FROM envelopes ORDER BY id"
+    if isinstance(store, SqliteStorage):
+        rows = store.db.execute(sql).fetchall()
+    else:
+        assert isinstance(store, PgStorage)
+        async with store.pool.acquire() as conn:
+            rows = await conn.fetch(sql)
+    return [(int(r[0]), bytes(r[1]), str(r[2]), int(r[3])) for r in rows]

@@ -4,6 +4,7 @@ SQLite and PostgreSQL (tests/server/conftest.py: a fresh database per test)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,11 @@ from server.storage import (
     UnknownUser,
     UsernameTaken,
 )
-from tests.server.conftest import OpenStore, row_count
+from tests.server.conftest import OpenStore, envelope_rows, row_count
+
+FAR = 1 << 32
+"""Two unrelated random 61- or 63-bit numbers are this close with odds of about 2**-28;
+numbers from one counter always are (tests/server/test_rows.py)."""
 
 
 async def test_expired_envelopes_are_never_handed_out(open_store: OpenStore) -> None:
@@ -64,6 +69,61 @@ async def test_seq_is_never_reused(open_store: OpenStore) -> None:
         await store.delete_envelopes("bob", [first.envelope_id])
         (second,) = await store.store_envelopes([("bob", b"b")], 1, 10)
         assert second.seq > first.seq
+    finally:
+        await store.close()
+
+
+async def test_no_stored_number_links_two_recipients_envelopes(open_store: OpenStore) -> None:
+    """docs/DATA.md "Rows that link nothing": row ids are random, and seq compares two
+    recipients' envelopes by their random starts, not by which was stored first."""
+    store = await open_store()
+    try:
+        for name in ("alice", "bob"):
+            await store.register(name, name.encode() * 8)
+        pairs, stored = [], []
+        for first, second in (("bob", "alice"), ("alice", "bob")) * 4:
+            (a,) = await store.store_envelopes([(first, b"m")], 0, 100)
+            (b,) = await store.store_envelopes([(second, b"r")], 0, 100)
+            stored += [a.envelope_id, b.envelope_id]
+            pairs.append((a, b) if first == "bob" else (b, a))
+        assert len({to_bob.seq > to_alice.seq for to_bob, to_alice in pairs}) == 1
+        rows = await envelope_rows(store)
+        ids = {eid: row_id for row_id, eid, _, _ in rows}
+        assert [eid for _, eid, _, _ in rows] != stored, "row ids follow arrival"
+        assert all(abs(ids[a] - ids[b]) > FAR for a, b in itertools.pairwise(stored))
+    finally:
+        await store.close()
+
+
+async def test_a_deleted_name_registered_again_starts_afresh(open_store: OpenStore) -> None:
+    store = await open_store()
+    try:
+        await store.register("bob", b"\x01" * 32)
+        (old,) = await store.store_envelopes([("bob", b"a")], 0, 10)
+        await store.delete_account("bob")
+        await store.register("bob", b"\x02" * 32)
+        (new,) = await store.store_envelopes([("bob", b"b")], 0, 10)
+        assert abs(new.seq - old.seq) > FAR
+    finally:
+        await store.close()
+
+
+async def test_a_deletion_that_fails_keeps_the_queue_rising(open_store: OpenStore) -> None:
+    """A deletion rolled back (its directory update is out of step) leaves the
+    account, whose open connections must go on receiving: its seqs keep rising even
+    though its queue is empty."""
+    store = await open_store()
+    try:
+        await store.register("bob", b"\x01" * 32)
+        last = 0
+        for _ in range(6):
+            (env,) = await store.store_envelopes([("bob", b"a")], 0, 10)
+            assert env.seq > last
+            await store.delete_envelopes("bob", [env.envelope_id])
+            with pytest.raises(DirectoryOutOfStep):
+                await store.delete_account("bob", DirectoryUpdate(99, "bob", b"", b""))
+            last = env.seq
+        assert await store.identity("bob") == b"\x01" * 32
     finally:
         await store.close()
 
