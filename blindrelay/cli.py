@@ -292,6 +292,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     gone.add_argument("--data", "--data-dir", dest="data", type=Path, required=True)
     audit = sub.add_parser("audit", help="print everything a relay's data directory holds")
     audit.add_argument("--data", type=Path, required=True)
+    audit.add_argument("--storage", default="", metavar="URL",
+                       help="the relay's postgresql:// URL, if it keeps its tables there "
+                       "(as given to serve --storage)")
     audit.add_argument("--json", action="store_true",
                        help="one JSON document for machines (what conformance --data reads)")
     conf = sub.add_parser(
@@ -313,6 +316,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     conf.add_argument("--data", type=Path, metavar="DIR",
                       help="the relay's data directory (relay on this machine): audit it "
                       "before and after the run (storage.* checks)")
+    conf.add_argument("--storage", metavar="URL",
+                      help="with --data, for a relay on PostgreSQL: its postgresql:// URL "
+                      "(the audit reads the tables there)")
     bars = conf.add_argument_group(
         "bars", "upper bounds the limits the relay announces in HELLO must meet")
     for flag, what in (("--max-ttl", "envelope_ttl, seconds"), ("--max-queue", "max_queue"),
@@ -503,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "audit":
         from server.audit import main as audit_main
 
-        return audit_main(args.data, args.json)
+        return audit_main(args.data, args.json, args.storage)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
                         "accept-key", "chat", "account", "kt", "history", "sealed",
                         "group"):
@@ -553,7 +559,15 @@ def _conformance(args: argparse.Namespace) -> int:
     if args.data is not None and not args.data.is_dir():
         print(f"blindrelay conformance: --data {args.data} is not a directory", file=sys.stderr)
         return 2
-    return conformance_main(args.url, args.only, options=RunOptions(bars, args.data),
+    options = RunOptions(bars, args.data)
+    if args.storage:
+        if args.data is None:
+            print("blindrelay conformance: --storage goes with --data", file=sys.stderr)
+            return 2
+        from conformance.relay.storage import default_command
+
+        options.audit_command = (*default_command(args.data), "--storage", args.storage)
+    return conformance_main(args.url, args.only, options=options,
                             outputs=Outputs(args.json, args.junit, args.strict))
 
 
