@@ -290,6 +290,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "stopped (the command refuses while the directory is in use).")
     gone.add_argument("name")
     gone.add_argument("--data", "--data-dir", dest="data", type=Path, required=True)
+    gone.add_argument("--storage", default="", metavar="URL",
+                      help="the relays' postgresql:// URL, if they keep their tables there "
+                      "(refused while any relay is connected to it)")
     audit = sub.add_parser("audit", help="print everything a relay's data directory holds")
     audit.add_argument("--data", type=Path, required=True)
     audit.add_argument("--storage", default="", metavar="URL",
@@ -505,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "admin":
         from server.admin import main as admin_main
 
-        return admin_main(args.action, args.name, args.data)
+        return admin_main(args.action, args.name, args.data, args.storage)
     if args.command == "audit":
         from server.audit import main as audit_main
 

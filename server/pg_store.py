@@ -70,6 +70,8 @@ KT_LOCK = 0x626C696E6472_02
 BUDGET_LOCK = 0x626C696E6472_03
 """pg_advisory_xact_lock key held by a store near the global disk budget."""
 USAGE_SHARDS = 16
+RELAY_APPLICATION = "blindrelay"
+"""The application_name a relay's connections carry (docs/DATA.md)."""
 VERSION_COMMENT = "blindrelay schema "
 RETRIES = 5
 """Attempts of one operation when PostgreSQL aborts it for a deadlock or a
@@ -240,7 +242,8 @@ class PgStorage(Storage):
         self.commits = 0  # transactions committed, for the benchmark's report
 
     @classmethod
-    async def open(cls, url: str, min_size: int = 1, max_size: int = 10) -> PgStorage:
+    async def open(cls, url: str, min_size: int = 1, max_size: int = 10,
+                   application_name: str = "") -> PgStorage:
         """Connects a pool to `url` and creates or migrates the schema (under an
         advisory lock, so processes starting together do it once). Raises
         PostgresUnavailable with one line for the operator."""
@@ -249,7 +252,7 @@ class PgStorage(Storage):
             pool = await pg.create_pool(
                 url, min_size=min_size, max_size=max_size,
                 server_settings={"synchronous_commit": "on",
-                                 "application_name": "blindrelay"})
+                                 "application_name": application_name or RELAY_APPLICATION})
         except (TimeoutError, OSError, pg.PostgresError, pg.InterfaceError) as exc:
             raise PostgresUnavailable(f"cannot open the PostgreSQL database "
                                       f"{redact_url(url)}: {exc}") from None
@@ -592,6 +595,17 @@ class PgStorage(Storage):
     async def stored_bytes(self) -> int:
         async def op(db: asyncpg.Connection) -> int:
             return int(await db.fetchval("SELECT COALESCE(SUM(bytes), 0) FROM envelope_usage"))
+
+        return await self._read(op)
+
+    async def relays_connected(self) -> int:
+        """Connections of relays (application_name RELAY_APPLICATION) to this database,
+        other than the one asking: `blindrelay admin`, which opens its storage under
+        another name, refuses while there are any."""
+        async def op(db: asyncpg.Connection) -> int:
+            return int(await db.fetchval(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND application_name = $1 AND pid <> pg_backend_pid()", RELAY_APPLICATION))
 
         return await self._read(op)
 

@@ -178,3 +178,24 @@ def test_an_unknown_storage_or_database_is_one_clear_line(tmp_path: Path) -> Non
     assert "cannot open the PostgreSQL database postgresql://u:***@127.0.0.1:1/db" in (
         done.stderr)
     assert "secret" not in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_admin_deletes_an_account_only_while_no_relay_is_connected(
+        tmp_path: Path, database: str) -> None:
+    from server.admin import delete_account
+    from server.sqlite_store import DataDirInUse
+
+    data = tmp_path / "relay"
+    async with running_relay(data, storage=database) as relay:
+        conn = await RelayConnection.open(relay.url)
+        await conn.register("bob", IdentityKeyPair.generate())
+        await conn.close()
+        with pytest.raises(DataDirInUse, match="stop them first"):
+            await delete_account(data, "bob", database)
+    assert await delete_account(data, "bob", database) == 0
+    store = await PgStorage.open(database, max_size=1)
+    try:
+        assert await store.identity("bob") is None
+        assert [u.username for u in await store.directory_updates()] == ["bob", "bob"]
+    finally:
+        await store.close()
