@@ -1,9 +1,10 @@
 """Several relays over one storage in this event loop: the in-process model of a cluster
 (server/cluster.py). Each relay has its own WebSocket server on its own loopback port,
 its own in-memory state (who is online, budgets, its copy of the key directory) and
-its own bus; they share the storage object, as processes share the database. What
-the model leaves out is the directory lock between processes (one storage object's
-lock stands in for PostgreSQL's advisory lock)."""
+its own bus. On SQLite they share the storage object, as processes share the
+database; what that leaves out is the directory lock between processes (one storage
+object's lock stands in for PostgreSQL's advisory lock). On PostgreSQL
+(`storage_url`) each relay opens its own PgStorage (its own pool), as processes do."""
 
 from __future__ import annotations
 
@@ -37,7 +38,11 @@ class ModelCluster:
     urls: list[str]
     relays: list[Relay]
     clusters: list[Cluster]
-    storage: Storage
+    storages: list[Storage]
+
+    @property
+    def storage(self) -> Storage:
+        return self.storages[0]
 
 
 def local_buses(count: int) -> list[Bus]:
@@ -47,10 +52,18 @@ def local_buses(count: int) -> list[Bus]:
 
 @contextlib.asynccontextmanager
 async def model_cluster(data_dir: Path, buses: Sequence[Bus],
-                        budgets: Budgets = GENEROUS, **limits: Any
-                        ) -> AsyncIterator[ModelCluster]:
-    """len(buses) relays sharing one SqliteStorage in data_dir."""
-    storage = await SqliteStorage.open(data_dir)
+                        budgets: Budgets = GENEROUS, storage_url: str | None = None,
+                        **limits: Any) -> AsyncIterator[ModelCluster]:
+    """len(buses) relays sharing one SqliteStorage in data_dir, or each with its own
+    PgStorage on the database at `storage_url`."""
+    storages: list[Storage] = []
+    if storage_url is None:
+        storages = [await SqliteStorage.open(data_dir)] * len(buses)
+    else:
+        from server.pg_store import PgStorage
+
+        for _ in buses:
+            storages.append(await PgStorage.open(storage_url, max_size=4))
     boxes: list[list[Relay]] = []
     servers: list[Server] = []
     clusters: list[Cluster] = []
@@ -69,18 +82,19 @@ async def model_cluster(data_dir: Path, buses: Sequence[Bus],
         accepted = frozenset(normalize_url(u) for u in urls)
         signer, vrf = Signer.generate(url_origin(urls[0])), os.urandom(32)
         limit_values = replace(default_limits(), **limits)
-        for box, bus in zip(boxes, buses, strict=True):
+        for box, bus, storage in zip(boxes, buses, storages, strict=True):
             relay = Relay(storage, limit_values, accepted, budgets=budgets,
                           directory=await open_directory(storage, signer, vrf))
             box.append(relay)
             cluster = Cluster(relay, bus)
             await cluster.start()
             clusters.append(cluster)
-        yield ModelCluster(urls, [box[0] for box in boxes], clusters, storage)
+        yield ModelCluster(urls, [box[0] for box in boxes], clusters, storages)
     finally:
         for server in servers:
             server.close(close_connections=True)
             await server.wait_closed()
         for cluster in clusters:
             await cluster.close()
-        await storage.close()
+        for storage in dict.fromkeys(storages):
+            await storage.close()

@@ -2,13 +2,15 @@
 4), in the in-process model of tests/cluster_support.py: two Relay objects, each with
 its own WebSocket server, memory and bus, over one storage. Each test runs with the
 in-process bus (LocalHub) and with NATS (skipped, with the reason, when NATS is not
-reachable; a failure under CI)."""
+reachable; a failure under CI), and on PostgreSQL with NATS, each relay with a
+PgStorage of its own (skipped likewise without PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,8 @@ from protocol.wire.kt.checkpoint import open_checkpoint
 from protocol.wire.kt.directory import verify_answer
 from protocol.wire.kt.note import parse_verifier_key
 from server.bus import Bus, NatsBus
-from tests.cluster_support import local_buses, model_cluster
+from tests.cluster_support import ModelCluster, local_buses, model_cluster
+from tests.pgdb import fresh_database
 from tests.services import need_nats
 
 
@@ -44,12 +47,27 @@ def _nats_buses(count: int) -> list[Bus]:
     return [NatsBus(f"{url}/{name}") for _ in range(count)]
 
 
-BUSES: dict[str, Callable[[int], list[Bus]]] = {"local": local_buses, "nats": _nats_buses}
+Model = Callable[[Path], contextlib.AbstractAsyncContextManager[ModelCluster]]
 
 
-@pytest.fixture(params=sorted(BUSES))
-def buses(request: pytest.FixtureRequest) -> Callable[[int], list[Bus]]:
-    return BUSES[request.param]
+@pytest.fixture(params=["sqlite+local", "sqlite+nats", "postgresql+nats"])
+def model(request: pytest.FixtureRequest) -> Model:
+    """Two relays: on one SQLite storage with the in-process bus or NATS, or each on
+    its own PostgreSQL pool (a fresh database) with NATS."""
+    setup = str(request.param)
+
+    @contextlib.asynccontextmanager
+    async def start(tmp_path: Path) -> AsyncIterator[ModelCluster]:
+        buses = local_buses(2) if setup == "sqlite+local" else _nats_buses(2)
+        if setup.startswith("sqlite"):
+            async with model_cluster(tmp_path, buses) as cluster:
+                yield cluster
+            return
+        async with fresh_database() as url, model_cluster(tmp_path, buses,
+                                                           storage_url=url) as cluster:
+            yield cluster
+
+    return start
 
 
 async def _user(url: str, name: str, identity: IdentityKeyPair | None = None,
@@ -83,8 +101,8 @@ async def _nothing_more(conn: RelayConnection) -> list[Frame]:
 
 
 async def test_a_user_on_a_gets_at_once_what_a_sender_stored_through_b(
-        tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
-    async with model_cluster(tmp_path, buses(2)) as cluster:
+        tmp_path: Path, model: Model) -> None:
+    async with model(tmp_path) as cluster:
         a, b = cluster.urls
         bob, bob_id = await _user(a, "bob")
         bob_on_b, _ = await _user(b, "bob", bob_id, login=True)
@@ -105,10 +123,10 @@ async def test_a_user_on_a_gets_at_once_what_a_sender_stored_through_b(
 
 
 async def test_envelopes_stored_while_the_recipient_logs_in_elsewhere_arrive_once(
-        tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
+        tmp_path: Path, model: Model) -> None:
     """Senders on B keep storing while bob logs in on A and drains his queue: each
     envelope reaches him once, in order, before or after QUEUE_DONE."""
-    async with model_cluster(tmp_path, buses(2)) as cluster:
+    async with model(tmp_path) as cluster:
         a, b = cluster.urls
         bob, bob_id = await _user(a, "bob")
         await bob.close()
@@ -141,8 +159,8 @@ async def test_envelopes_stored_while_the_recipient_logs_in_elsewhere_arrive_onc
 
 
 async def test_the_directory_stays_one_log_when_registrations_alternate(
-        tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
-    async with model_cluster(tmp_path, buses(2)) as cluster:
+        tmp_path: Path, model: Model) -> None:
+    async with model(tmp_path) as cluster:
         a, b = cluster.urls
         identities = {f"user{i}": IdentityKeyPair.generate() for i in range(12)}
         users = await asyncio.gather(*(
@@ -171,9 +189,9 @@ async def test_the_directory_stays_one_log_when_registrations_alternate(
 
 
 async def test_a_name_registered_through_b_is_served_by_a_at_once(
-        tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
+        tmp_path: Path, model: Model) -> None:
     """No waiting for the bus: a directory read catches up from storage first."""
-    async with model_cluster(tmp_path, buses(2)) as cluster:
+    async with model(tmp_path) as cluster:
         a, b = cluster.urls
         alice, _ = await _user(a, "alice")
         try:
@@ -191,8 +209,8 @@ async def test_a_name_registered_through_b_is_served_by_a_at_once(
 
 
 async def test_one_time_prekeys_are_handed_out_once_across_relays(
-        tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
-    async with model_cluster(tmp_path, buses(2)) as cluster:
+        tmp_path: Path, model: Model) -> None:
+    async with model(tmp_path) as cluster:
         a, b = cluster.urls
         bob, bob_id = await _user(a, "bob")
         fetchers = [(await _user((a, b)[i % 2], f"fetcher{i}"))[0] for i in range(6)]
@@ -215,8 +233,8 @@ async def test_one_time_prekeys_are_handed_out_once_across_relays(
 
 
 async def test_the_owner_hears_prekeys_low_on_the_relay_it_is_connected_to(
-        tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
-    async with model_cluster(tmp_path, buses(2)) as cluster:
+        tmp_path: Path, model: Model) -> None:
+    async with model(tmp_path) as cluster:
         a, b = cluster.urls
         bob, bob_id = await _user(a, "bob")
         fetcher, _ = await _user(b, "fetcher")
@@ -235,8 +253,8 @@ async def test_the_owner_hears_prekeys_low_on_the_relay_it_is_connected_to(
 
 
 async def test_deleting_an_account_closes_its_connections_on_every_relay(
-        tmp_path: Path, buses: Callable[[int], list[Bus]]) -> None:
-    async with model_cluster(tmp_path, buses(2)) as cluster:
+        tmp_path: Path, model: Model) -> None:
+    async with model(tmp_path) as cluster:
         a, b = cluster.urls
         bob, bob_id = await _user(a, "bob")
         bob_on_b, _ = await _user(b, "bob", bob_id, login=True)
