@@ -523,6 +523,8 @@ class Relay:
     async def catch_up_directory(self) -> None:
         """Replays what other relay processes appended to the directory (they share
         the storage: server/cluster.py), and has the new head cosigned."""
+        if not await self.storage.directory_updates_since(self.directory.size):
+            return  # nothing new: no need to wait for an update in progress here
         async with self._directory_lock:
             if await catch_up(self.directory, self.storage):
                 await self.witnesses.publish(self.directory)

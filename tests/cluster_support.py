@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from server.kt import open_directory
 from server.relay import Relay
 from server.sqlite_store import SqliteStorage
 from server.storage import Storage
+from tests.pgdb import fresh_database
+from tests.services import need_nats
+from tests.support import RelayProcess, start_relay_process
 
 GENEROUS = Budgets(fetch_per_requester=Rate(1000.0, 1000), fetch_per_pair=Rate(1000.0, 1000),
                    register_per_address=Rate(1000.0, 1000),
@@ -98,3 +103,40 @@ async def model_cluster(data_dir: Path, buses: Sequence[Bus],
             await cluster.close()
         for storage in dict.fromkeys(storages):
             await storage.close()
+
+
+# -- real processes: `blindrelay serve` on PostgreSQL + NATS, one port
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def cluster_args() -> AsyncIterator[tuple[str, ...]]:
+    """`serve` arguments for one cluster: a fresh database, a bus subject of its own
+    and one port for every process."""
+    bus = f"{need_nats()}/test-{secrets.token_hex(6)}"
+    async with fresh_database() as database:
+        yield ("--storage", database, "--bus", bus, "--port", str(free_port()))
+
+
+def start_in_cluster(data: Path, cluster: tuple[str, ...], *args: str) -> RelayProcess:
+    """One process of the cluster (start_relay_process passes --port 0 first; the
+    cluster's --port comes later and wins), listening when this returns."""
+    return start_relay_process(data, *cluster, *args)
+
+
+@contextlib.contextmanager
+def stopped_at_exit(*procs: RelayProcess) -> Iterator[None]:
+    """Kills, at the end of the block, whichever of `procs` still runs."""
+    try:
+        yield
+    finally:
+        for rp in procs:
+            if rp.proc.poll() is None:
+                rp.proc.kill()
+            rp.proc.communicate(timeout=10)

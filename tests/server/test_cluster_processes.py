@@ -1,36 +1,26 @@
 """Two real `blindrelay serve` processes on one PostgreSQL database, one NATS bus and one
-port (SO_REUSEPORT), as docs/DEPLOY.md runs them (issue 14 item 4): the whole relay
-conformance suite passes against them, and SIGKILL of one process under load loses
-no acknowledged envelope and delivers none twice. Skipped with the reason (a failure
-under CI) without PostgreSQL or NATS."""
+port (SO_REUSEPORT), as docs/DEPLOY.md runs them (issue 14 item 4): a user on one
+process gets at once what a sender stored through the other, and SIGKILL of one
+process under load loses no acknowledged envelope and delivers none twice
+(tests/conformance/test_relay_cluster.py runs the whole conformance suite against
+them). Skipped with the reason (a failure under CI) without PostgreSQL or NATS."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from websockets.exceptions import WebSocketException
 
 from client.connection import ConnectionLost, RelayConnection, RelayError
-from conformance.relay import ordered
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire.frames import Deliver, QueueDone
-from tests.pgdb import fresh_database
-from tests.services import need_nats
-from tests.support import ROOT, RelayProcess, start_relay_process
-
-SERVE_ARGS = ("--max-queue", "200", "--envelope-ttl", "2", "--expiry-interval", "0.5",
-              "--max-prekeys", "20", "--rate", "200", "--burst", "100", "--log-level", "WARNING",
-              "--login-timeout", "3")
-"""tests/conformance/test_relay_suite.py's limits: every check practical, none skipped."""
+from tests.cluster_support import cluster_args, start_in_cluster, stopped_at_exit
+from tests.support import RelayProcess, start_relay_process
 
 SENDERS = 6
 
@@ -38,57 +28,6 @@ GONE = (ConnectionLost, RelayError, OSError, EOFError, WebSocketException)
 """What dialling the port can meet right after a kill: a connection the dead process
 had accepted into its backlog is reset or closed during the handshake. A client
 dials again, as real clients do."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def _cluster_args() -> AsyncIterator[tuple[str, ...]]:
-    """`serve` arguments for one cluster: a fresh database, a bus subject of its own
-    and one port for every process."""
-    bus = f"{need_nats()}/test-{secrets.token_hex(6)}"
-    async with fresh_database() as database:
-        yield ("--storage", database, "--bus", bus, "--port", str(_free_port()))
-
-
-def _start(data: Path, cluster: tuple[str, ...], *args: str) -> RelayProcess:
-    # start_relay_process passes --port 0 first; the cluster's --port comes later and wins
-    return start_relay_process(data, *cluster, *args)
-
-
-@contextlib.contextmanager
-def _stopped_at_exit(*procs: RelayProcess) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for rp in procs:
-            if rp.proc.poll() is None:
-                rp.proc.kill()
-            rp.proc.communicate(timeout=10)
-
-
-async def test_the_whole_conformance_suite_passes_against_two_processes(
-        tmp_path: Path) -> None:
-    async with _cluster_args() as cluster:
-        one = _start(tmp_path / "data", cluster, *SERVE_ARGS)
-        two = _start(tmp_path / "data", cluster, *SERVE_ARGS)
-        with _stopped_at_exit(one, two):
-            assert one.url == two.url  # one URL: the kernel spreads connections over both
-            result = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-m", "blindrelay", "conformance", one.url, "--strict"],
-                cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-            assert result.returncode == 0, result.stdout + result.stderr
-            lines = result.stdout.splitlines()
-            expected = [c.name for c in ordered()
-                        if not c.name.startswith(("bars.", "storage."))]
-            assert lines[:-1] == [f"PASS {name}" for name in expected]
-            assert one.stop() == 0 and two.stop() == 0
 
 
 def _process_of(conn: RelayConnection, procs: Sequence[RelayProcess]) -> int:
@@ -123,10 +62,10 @@ async def _connected_to(url: str, procs: Sequence[RelayProcess], index: int
 
 async def test_a_user_on_one_process_gets_at_once_what_another_stored(
         tmp_path: Path) -> None:
-    async with _cluster_args() as cluster:
-        one = _start(tmp_path / "data", cluster, "--log-level", "WARNING")
-        two = _start(tmp_path / "data", cluster, "--log-level", "WARNING")
-        with _stopped_at_exit(one, two):
+    async with cluster_args() as cluster:
+        one = start_in_cluster(tmp_path / "data", cluster, "--log-level", "WARNING")
+        two = start_in_cluster(tmp_path / "data", cluster, "--log-level", "WARNING")
+        with stopped_at_exit(one, two):
             procs = (one, two)
             bob = await _connected_to(one.url, procs, 0)
             alice = await _connected_to(one.url, procs, 1)
@@ -220,11 +159,11 @@ async def test_sigkill_of_one_process_under_load_loses_and_duplicates_nothing(
     acked: dict[bytes, bytes] = {}
     live: dict[bytes, bytes] = {}
     reconnects: list[str] = []
-    async with _cluster_args() as cluster:
+    async with cluster_args() as cluster:
         args = (*cluster, "--rate", "10000", "--burst", "10000", "--log-level", "WARNING")
         with contextlib.ExitStack() as stack:
             one = start_relay_process(tmp_path / "data", *args)
-            stack.enter_context(_stopped_at_exit(one))
+            stack.enter_context(stopped_at_exit(one))
             bob = await RelayConnection.open(one.url)
             await bob.register("bob", bob_id)
             await bob.close()
@@ -240,7 +179,7 @@ async def test_sigkill_of_one_process_under_load_loses_and_duplicates_nothing(
             for i in range(SENDERS):  # the first half on process one (alone so far), the
                 if i == SENDERS // 2:  # rest spread by the kernel over both
                     two = start_relay_process(tmp_path / "data", *args)
-                    stack.enter_context(_stopped_at_exit(two))
+                    stack.enter_context(stopped_at_exit(two))
                 tasks.append(asyncio.create_task(_sender(
                     one.url, f"sender{i}", acked, live, ready[i], enough, reconnects)))
                 await asyncio.wait_for(ready[i].wait(), 10)
