@@ -5,7 +5,9 @@ The same interface, schema and rows as the embedded SQLite storage
 
 - every operation is one transaction on a pooled connection, committed with
   `synchronous_commit = on` before the call returns ("acknowledged means durable");
-  PostgreSQL groups concurrent commits into one WAL flush itself;
+  PostgreSQL groups concurrent commits into one WAL flush itself. The hot paths are
+  one statement each, so one round trip: a store calls the `blindrelay_store`
+  function (SCHEMA), an ACK is one DELETE;
 - a recipient's seq comes from its `queue_heads` row (PostgreSQL only), bumped by a
   random step in the storing transaction, so it rises across every process that
   stores for the recipient (SQLite keeps it in memory: one process). The row stays
@@ -63,6 +65,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 INSTALL_HINT = "pip install blindrelay[cluster]"
+PG_REVISION = 1
+"""Revision of what only PostgreSQL has (functions, triggers, queue_heads), within
+SCHEMA_VERSION: a database of an older revision gets SCHEMA again at open."""
+PG_REVISION_MARK = " postgresql "
+FULL, CONFLICT, UNKNOWN, QUEUE_FULL = "BR001", "BR002", "BR003", "BR004"
+"""SQLSTATEs blindrelay_store raises: StorageFull, CommitConflict, UnknownUser,
+QueueFull."""
 MIGRATION_LOCK = 0x626C696E6472_01
 """pg_advisory_lock key held while the schema is created or migrated."""
 KT_LOCK = 0x626C696E6472_02
@@ -222,12 +231,113 @@ CREATE TRIGGER group_body_in AFTER INSERT ON group_bodies
 DROP TRIGGER IF EXISTS group_body_out ON group_bodies;
 CREATE TRIGGER group_body_out AFTER DELETE ON group_bodies
     FOR EACH ROW EXECUTE FUNCTION blindrelay_group_body_out();
-COMMENT ON TABLE accounts IS '{VERSION_COMMENT}{SCHEMA_VERSION}';
+CREATE OR REPLACE FUNCTION blindrelay_store(
+    p_recipients TEXT[], p_bodies BYTEA[], p_envelope_ids BYTEA[], p_row_ids BIGINT[],
+    p_steps BIGINT[], p_starts BIGINT[], p_shared_id BIGINT, p_shared_body BYTEA,
+    p_now BIGINT, p_max_queue BIGINT, p_adding_bytes BIGINT, p_max_bytes BIGINT,
+    p_max_count BIGINT, p_group_hash BYTEA, p_epoch BIGINT, p_forget_before BIGINT)
+RETURNS BIGINT[] AS $$
+DECLARE
+    n INT := COALESCE(array_length(p_recipients, 1), 0);
+    names TEXT[];
+    lasts BIGINT[] := '{{}}';
+    seqs BIGINT[] := '{{}}';
+    name TEXT;
+    total BIGINT;
+    wanted BIGINT;
+    head BIGINT;
+    queued BIGINT;
+    used BIGINT;
+    stored BIGINT;
+    latest BIGINT;
+    k INT;
+    j INT;
+BEGIN
+    IF p_max_bytes > 0 OR p_max_count > 0 THEN
+        SELECT COALESCE(SUM(u.bytes), 0), COALESCE(SUM(u.count), 0) INTO used, stored
+          FROM envelope_usage u;
+        IF (p_max_bytes > 0 AND used + p_adding_bytes > p_max_bytes - p_max_bytes / 4)
+           OR (p_max_count > 0 AND stored + n > p_max_count - p_max_count / 4) THEN
+            PERFORM pg_advisory_xact_lock({BUDGET_LOCK});
+            SELECT COALESCE(SUM(u.bytes), 0), COALESCE(SUM(u.count), 0) INTO used, stored
+              FROM envelope_usage u;
+            IF p_max_bytes > 0 AND used + p_adding_bytes > p_max_bytes THEN
+                RAISE EXCEPTION USING ERRCODE = '{FULL}', MESSAGE = p_max_bytes || ' bytes';
+            END IF;
+            IF p_max_count > 0 AND stored + n > p_max_count THEN
+                RAISE EXCEPTION USING ERRCODE = '{FULL}', MESSAGE = p_max_count || ' envelopes';
+            END IF;
+        END IF;
+    END IF;
+    IF p_group_hash IS NOT NULL THEN
+        DELETE FROM group_epochs g WHERE g.at < p_forget_before;
+        INSERT INTO group_epochs AS g (group_hash, epoch, at)
+            VALUES (p_group_hash, p_epoch, p_now)
+            ON CONFLICT (group_hash) DO UPDATE SET epoch = excluded.epoch, at = excluded.at
+            WHERE g.epoch < excluded.epoch
+            RETURNING g.epoch INTO latest;
+        IF latest IS NULL THEN
+            SELECT g.epoch INTO latest FROM group_epochs g WHERE g.group_hash = p_group_hash;
+            RAISE EXCEPTION USING ERRCODE = '{CONFLICT}', MESSAGE = latest::TEXT;
+        END IF;
+    END IF;
+    -- each recipient's queue_heads row, locked in name order (no deadlock between stores)
+    names := ARRAY(SELECT d.x FROM (SELECT DISTINCT x FROM unnest(p_recipients) AS x) d
+                   ORDER BY d.x COLLATE "C");
+    FOREACH name IN ARRAY names LOOP
+        wanted := 0;
+        total := 0;
+        FOR k IN 1..n LOOP
+            IF p_recipients[k] = name THEN
+                wanted := wanted + 1;
+                total := total + p_steps[k];
+            END IF;
+        END LOOP;
+        PERFORM 1 FROM accounts a WHERE a.username = name FOR KEY SHARE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = '{UNKNOWN}', MESSAGE = name;
+        END IF;
+        INSERT INTO queue_heads AS h (username, seq)
+            VALUES (name, p_starts[array_position(p_recipients, name)] + total)
+            ON CONFLICT (username) DO UPDATE SET seq = h.seq + total
+            RETURNING h.seq INTO head;
+        -- a statement after the lock: sees every store that held it before
+        SELECT COUNT(*) INTO queued FROM envelopes e WHERE e.recipient = name;
+        IF queued + wanted > p_max_queue THEN
+            RAISE EXCEPTION USING ERRCODE = '{QUEUE_FULL}', MESSAGE = name;
+        END IF;
+        lasts := lasts || (head - total);
+    END LOOP;
+    FOR k IN 1..n LOOP
+        j := array_position(names, p_recipients[k]);
+        lasts[j] := lasts[j] + p_steps[k];
+        seqs := seqs || lasts[j];
+    END LOOP;
+    IF p_shared_id IS NOT NULL THEN
+        INSERT INTO group_bodies (id, body, refs) VALUES (p_shared_id, p_shared_body, n);
+    END IF;
+    INSERT INTO envelopes (id, envelope_id, recipient, seq, body, received_at, shared)
+        SELECT r.id, r.eid, r.recipient, r.seq, r.body, p_now, p_shared_id
+          FROM unnest(p_row_ids, p_envelope_ids, p_recipients, seqs, p_bodies)
+               AS r(id, eid, recipient, seq, body);
+    RETURN seqs;
+END $$ LANGUAGE plpgsql;
+COMMENT ON TABLE accounts IS '{VERSION_COMMENT}{SCHEMA_VERSION}{PG_REVISION_MARK}{PG_REVISION}';
 """
 """The tables of docs/DATA.md in PostgreSQL's types (BYTEA for BLOB, BIGINT for
 INTEGER), plus queue_heads; the triggers keep envelope_usage exact whatever deletes
 envelopes (ACK, expiry, account deletion) and release a group body with its last
 envelope, as in SQLite."""
+
+
+def parse_version(comment: object) -> tuple[int, int]:
+    """(schema version, PostgreSQL revision) from the comment on `accounts`; (0, 0)
+    for a database without the relay's tables."""
+    text = str(comment or "")
+    if not text.startswith(VERSION_COMMENT):
+        return 0, 0
+    number, _, revision = text[len(VERSION_COMMENT):].partition(PG_REVISION_MARK)
+    return int(number), int(revision or 0)
 
 
 def _count(status: str) -> int:
@@ -270,13 +380,12 @@ class PgStorage(Storage):
             try:
                 version = await conn.fetchval(
                     "SELECT obj_description(to_regclass('accounts'), 'pg_class')")
-                number = 0
-                if version and str(version).startswith(VERSION_COMMENT):
-                    number = int(str(version)[len(VERSION_COMMENT):])
-                if number > SCHEMA_VERSION:
+                number, revision = parse_version(version)
+                if (number, revision) > (SCHEMA_VERSION, PG_REVISION):
                     raise PostgresUnavailable(
-                        f"database schema {number} is newer than this relay knows")
-                if number < SCHEMA_VERSION:
+                        f"database schema {number} (PostgreSQL revision {revision}) is newer "
+                        "than this relay knows")
+                if (number, revision) < (SCHEMA_VERSION, PG_REVISION):
                     async with conn.transaction():
                         await conn.execute(SCHEMA)
             finally:
@@ -304,6 +413,23 @@ class PgStorage(Storage):
     async def _read(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async with self.pool.acquire() as conn:
             return await op(conn)
+
+    async def _statement(self, sql: str, *args: Any) -> Any:
+        """One statement, its own transaction (committed, with synchronous_commit on,
+        before it returns): its result's first value. Retried like _tx."""
+        pg = import_asyncpg()
+        for attempt in range(RETRIES):
+            try:
+                async with self.pool.acquire() as conn:
+                    value = await conn.fetchval(sql, *args)
+            except (pg.DeadlockDetectedError, pg.SerializationError):
+                if attempt == RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.001 * (1 + secrets.randbelow(10)))
+                continue
+            self.commits += 1
+            return value
+        raise AssertionError("unreachable")
 
     # -- accounts
 
@@ -476,49 +602,61 @@ class PgStorage(Storage):
         self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
         max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
-        async def op(db: asyncpg.Connection) -> list[StoredEnvelope]:
-            await _check_budget(db, sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes),
-                                len(envelopes), max_stored_bytes, max_stored_envelopes)
-            seqs = await _next_seqs(db, [r for r, _ in envelopes], max_queue)
-            out = []
-            for recipient, body in envelopes:
-                seq = seqs[recipient].pop(0)
-                out.append(await _insert(db, recipient, seq, body, now, None))
-            return out
-
-        return await self._tx(op)
+        return await self._store(
+            [r for r, _ in envelopes], [b for _, b in envelopes], None, now, max_queue,
+            sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes),
+            max_stored_bytes, max_stored_envelopes)
 
     async def store_group_message(
         self, recipients: list[str], body: bytes, now: int, max_queue: int,
         max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
         commit: tuple[bytes, int] | None = None, forget_before: int = 0,
     ) -> list[StoredEnvelope]:
-        async def op(db: asyncpg.Connection) -> list[StoredEnvelope]:
-            await _check_budget(db, len(body) + ENVELOPE_OVERHEAD * len(recipients),
-                                len(recipients), max_stored_bytes, max_stored_envelopes)
-            if commit is not None:
-                group_hash, epoch = commit
-                await db.execute("DELETE FROM group_epochs WHERE at<$1", forget_before)
-                admitted = await db.fetchval(
-                    "INSERT INTO group_epochs (group_hash, epoch, at) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (group_hash) DO UPDATE SET epoch=excluded.epoch,"
-                    " at=excluded.at WHERE group_epochs.epoch < excluded.epoch"
-                    " RETURNING epoch", group_hash, epoch, now)
-                if admitted is None:
-                    latest = await db.fetchval(
-                        "SELECT epoch FROM group_epochs WHERE group_hash=$1", group_hash)
-                    raise CommitConflict(epoch, int(latest))
-            seqs = await _next_seqs(db, recipients, max_queue)
-            shared = await _insert_random_id(
-                db, "INSERT INTO group_bodies (id, body, refs) VALUES ($1, $2, $3)"
-                " ON CONFLICT (id) DO NOTHING", body, len(recipients))
-            out = []
-            for recipient in recipients:
-                seq = seqs[recipient].pop(0)
-                out.append(await _insert(db, recipient, seq, body, now, shared))
-            return out
+        return await self._store(
+            recipients, [b""] * len(recipients), body, now, max_queue,
+            len(body) + ENVELOPE_OVERHEAD * len(recipients), max_stored_bytes,
+            max_stored_envelopes, commit, forget_before)
 
-        return await self._tx(op)
+    async def _store(self, recipients: list[str], bodies: list[bytes], shared: bytes | None,
+                     now: int, max_queue: int, adding_bytes: int, max_stored_bytes: int,
+                     max_stored_envelopes: int, commit: tuple[bytes, int] | None = None,
+                     forget_before: int = 0) -> list[StoredEnvelope]:
+        """One call of blindrelay_store (SCHEMA): the budget, the commit's epoch, each
+        recipient's queue_heads row and queue count, and the rows, in one statement
+        and so one transaction and one round trip. The random numbers (row ids,
+        envelope ids, seq steps and starts) are drawn here."""
+        pg = import_asyncpg()
+        n = len(recipients)
+        envelope_ids = [secrets.token_bytes(16) for _ in range(n)]
+        args = (recipients, bodies, envelope_ids,
+                [secrets.randbelow((1 << 63) - 1) + 1 for _ in range(n)],
+                [1 + secrets.randbelow(SEQ_STEP) for _ in range(n)],
+                [secrets.randbelow(SEQ_START) for _ in range(n)],
+                None if shared is None else secrets.randbelow((1 << 63) - 1) + 1, shared,
+                now, max_queue, adding_bytes, max_stored_bytes, max_stored_envelopes,
+                None if commit is None else commit[0], 0 if commit is None else commit[1],
+                forget_before)
+        try:
+            seqs = await self._statement(
+                "SELECT blindrelay_store($1::text[], $2::bytea[], $3::bytea[], $4::bigint[],"
+                " $5::bigint[], $6::bigint[], $7::bigint, $8::bytea, $9::bigint, $10::bigint,"
+                " $11::bigint, $12::bigint, $13::bigint, $14::bytea, $15::bigint,"
+                " $16::bigint)", *args)
+        except pg.PostgresError as exc:
+            code, message = getattr(exc, "sqlstate", None), str(exc)
+            if code == FULL:
+                raise StorageFull(message) from None
+            if code == CONFLICT and commit is not None:
+                raise CommitConflict(commit[1], int(message)) from None
+            if code == UNKNOWN:
+                raise UnknownUser(message) from None
+            if code == QUEUE_FULL:
+                raise QueueFull(message) from None
+            raise
+        body_of = [shared if shared is not None else body for body in bodies]
+        return [StoredEnvelope(int(seq), eid, recipient, body, now, shared is not None)
+                for seq, eid, recipient, body
+                in zip(seqs, envelope_ids, recipients, body_of, strict=True)]
 
     async def add_key_packages(self, username: str, key_packages: list[bytes],
                                last_resort: bool, max_count: int) -> int:
@@ -575,12 +713,10 @@ class PgStorage(Storage):
         return await self._read(op)
 
     async def delete_envelopes(self, recipient: str, envelope_ids: list[bytes]) -> int:
-        async def op(db: asyncpg.Connection) -> int:
-            return _count(await db.execute(
-                "DELETE FROM envelopes WHERE recipient=$1 AND envelope_id = ANY($2::bytea[])",
-                recipient, envelope_ids))
-
-        return await self._tx(op)
+        return int(await self._statement(
+            "WITH gone AS (DELETE FROM envelopes WHERE recipient=$1 AND"
+            " envelope_id = ANY($2::bytea[]) RETURNING 1) SELECT COUNT(*) FROM gone",
+            recipient, envelope_ids))
 
     async def expire(self, before: int) -> int:
         async def op(db: asyncpg.Connection) -> int:
@@ -653,90 +789,3 @@ async def _pop(db: asyncpg.Connection, table: str, username: str) -> bytes | Non
         " WHERE username=$1 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING record", username)
     return None if record is None else bytes(record)
-
-
-async def _check_budget(db: asyncpg.Connection, adding_bytes: int, adding_count: int,
-                        max_stored_bytes: int, max_stored_envelopes: int) -> None:
-    """The global disk budget (STORAGE_FULL, docs/PROTOCOL.md 16.7): raises
-    StorageFull before anything is written. Within a quarter of a budget, the check is
-    made again under BUDGET_LOCK, held to the commit, so such stores go one at a time
-    and see each other's rows."""
-    if not (max_stored_bytes or max_stored_envelopes):
-        return
-
-    async def over(margin: int) -> bool | None:
-        used, count = await db.fetchrow(
-            "SELECT COALESCE(SUM(bytes), 0), COALESCE(SUM(count), 0) FROM envelope_usage")
-        if max_stored_bytes and used + adding_bytes > max_stored_bytes - max_stored_bytes // margin:
-            return True
-        return bool(max_stored_envelopes and count + adding_count
-                    > max_stored_envelopes - max_stored_envelopes // margin)
-
-    if not await over(4):
-        return
-    await db.execute("SELECT pg_advisory_xact_lock($1)", BUDGET_LOCK)
-    used, count = await db.fetchrow(
-        "SELECT COALESCE(SUM(bytes), 0), COALESCE(SUM(count), 0) FROM envelope_usage")
-    if max_stored_bytes and used + adding_bytes > max_stored_bytes:
-        raise StorageFull(f"{max_stored_bytes} bytes")
-    if max_stored_envelopes and count + adding_count > max_stored_envelopes:
-        raise StorageFull(f"{max_stored_envelopes} envelopes")
-
-
-async def _next_seqs(db: asyncpg.Connection, recipients: list[str],
-                     max_queue: int) -> dict[str, list[int]]:
-    """For each recipient (in name order, so concurrent stores lock queue_heads rows
-    in the same order), as many new seqs as it appears in `recipients`, each 1 to
-    SEQ_STEP above the one before, from its queue_heads row (a random start below
-    SEQ_START for a recipient with none); the row stays locked until the commit.
-    Raises UnknownUser or QueueFull."""
-    wanted: dict[str, int] = {}
-    for recipient in recipients:
-        wanted[recipient] = wanted.get(recipient, 0) + 1
-    pg = import_asyncpg()
-    out: dict[str, list[int]] = {}
-    for recipient in sorted(wanted):
-        steps = [1 + secrets.randbelow(SEQ_STEP) for _ in range(wanted[recipient])]
-        try:
-            last = await db.fetchval(
-                "INSERT INTO queue_heads (username, seq) VALUES ($1, $2)"
-                " ON CONFLICT (username) DO UPDATE SET seq = queue_heads.seq + $3"
-                " RETURNING seq", recipient, secrets.randbelow(SEQ_START) + sum(steps),
-                sum(steps))
-        except pg.ForeignKeyViolationError:  # no such account
-            raise UnknownUser(recipient) from None
-        queued = await db.fetchval("SELECT COUNT(*) FROM envelopes WHERE recipient=$1",
-                                   recipient)
-        if queued + wanted[recipient] > max_queue:
-            raise QueueFull(recipient)
-        seq = int(last) - sum(steps)
-        seqs = []
-        for step in steps:
-            seq += step
-            seqs.append(seq)
-        out[recipient] = seqs
-    return out
-
-
-async def _insert_random_id(db: asyncpg.Connection, sql: str, *args: Any) -> int:
-    """Runs an INSERT ... (id, ...) ON CONFLICT (id) DO NOTHING with a random id in
-    1 .. 2**63 - 1, drawing again in the unlikely case the id is taken."""
-    while True:
-        row_id = secrets.randbelow((1 << 63) - 1) + 1
-        if _count(await db.execute(sql, row_id, *args)) == 1:
-            return row_id
-
-
-async def _insert(db: asyncpg.Connection, recipient: str, seq: int, body: bytes, now: int,
-                  shared: int | None) -> StoredEnvelope:
-    """One row in `recipient`'s queue: the body itself, or (a group message) a
-    reference to its `group_bodies` row and an empty body."""
-    envelope_id = secrets.token_bytes(16)
-    try:
-        await _insert_random_id(
-            db, "INSERT INTO envelopes (id, envelope_id, recipient, seq, body, received_at,"
-            " shared) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            envelope_id, recipient, seq, b"" if shared is not None else body, now, shared)
-    except import_asyncpg().ForeignKeyViolationError:  # the account went meanwhile
-        raise UnknownUser(recipient) from None
-    return StoredEnvelope(seq, envelope_id, recipient, body, now, shared is not None)
