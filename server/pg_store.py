@@ -22,9 +22,10 @@ The same interface, schema and rows as the embedded SQLite storage
   one" is decided against every process's committed appends;
 - envelope_usage has 16 rows, one per connection (backend pid mod 16), so storing
   envelopes through different connections does not queue on one row; the budget is
-  their sum. A store that would bring the total within a quarter of a budget takes
-  an advisory lock first and re-reads, so near the budget stores are serialised and
-  it is exact (far from it, concurrent stores cannot reach it);
+  their sum. A store that would bring the total within a margin of a budget (a
+  quarter of it, at least MARGIN_BYTES / MARGIN_ENVELOPES) takes an exclusive advisory
+  lock, which waits for the stores in flight, and re-reads: near the budget stores go
+  one at a time and it is exact; far from it they share the lock;
 - schema creation and migration run under a session advisory lock, so two processes
   starting at once on an empty database create it once.
 
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 INSTALL_HINT = "pip install blindrelay[cluster]"
-PG_REVISION = 1
+PG_REVISION = 2
 """Revision of what only PostgreSQL has (functions, triggers, queue_heads), within
 SCHEMA_VERSION: a database of an older revision gets SCHEMA again at open."""
 PG_REVISION_MARK = " postgresql "
@@ -77,7 +78,13 @@ MIGRATION_LOCK = 0x626C696E6472_01
 KT_LOCK = 0x626C696E6472_02
 """pg_advisory_xact_lock key held while kt_updates is appended to."""
 BUDGET_LOCK = 0x626C696E6472_03
-"""pg_advisory_xact_lock key held by a store near the global disk budget."""
+"""pg_advisory_xact_lock key: exclusive for a store near the global disk budget, shared
+for one far from it."""
+MARGIN_BYTES = 64 << 20
+MARGIN_ENVELOPES = 4096
+"""A store is near the budget within a quarter of it, and at least within these: the
+budget is exact as long as the stores in flight at once, far from it, add less than
+the margin (4096 envelopes is 64 stores to 64 recipients each)."""
 USAGE_SHARDS = 16
 RELAY_APPLICATION = "blindrelay"
 """The application_name a relay's connections carry (docs/DATA.md)."""
@@ -254,10 +261,16 @@ DECLARE
     j INT;
 BEGIN
     IF p_max_bytes > 0 OR p_max_count > 0 THEN
+        -- near the budget (within its margin): one store at a time, after every store in
+        -- flight has committed (the exclusive lock), against exact totals; far from it,
+        -- stores go together under the shared lock, and one that finds itself near once
+        -- it has the lock starts again (a serialization failure, retried by the caller)
         SELECT COALESCE(SUM(u.bytes), 0), COALESCE(SUM(u.count), 0) INTO used, stored
           FROM envelope_usage u;
-        IF (p_max_bytes > 0 AND used + p_adding_bytes > p_max_bytes - p_max_bytes / 4)
-           OR (p_max_count > 0 AND stored + n > p_max_count - p_max_count / 4) THEN
+        IF (p_max_bytes > 0 AND used + p_adding_bytes > p_max_bytes
+                - GREATEST(p_max_bytes / 4, {MARGIN_BYTES}))
+           OR (p_max_count > 0 AND stored + n > p_max_count
+                - GREATEST(p_max_count / 4, {MARGIN_ENVELOPES})) THEN
             PERFORM pg_advisory_xact_lock({BUDGET_LOCK});
             SELECT COALESCE(SUM(u.bytes), 0), COALESCE(SUM(u.count), 0) INTO used, stored
               FROM envelope_usage u;
@@ -266,6 +279,17 @@ BEGIN
             END IF;
             IF p_max_count > 0 AND stored + n > p_max_count THEN
                 RAISE EXCEPTION USING ERRCODE = '{FULL}', MESSAGE = p_max_count || ' envelopes';
+            END IF;
+        ELSE
+            PERFORM pg_advisory_xact_lock_shared({BUDGET_LOCK});
+            SELECT COALESCE(SUM(u.bytes), 0), COALESCE(SUM(u.count), 0) INTO used, stored
+              FROM envelope_usage u;
+            IF (p_max_bytes > 0 AND used + p_adding_bytes > p_max_bytes
+                    - GREATEST(p_max_bytes / 4, {MARGIN_BYTES}))
+               OR (p_max_count > 0 AND stored + n > p_max_count
+                    - GREATEST(p_max_count / 4, {MARGIN_ENVELOPES})) THEN
+                RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                    MESSAGE = 'near the storage budget: store again';
             END IF;
         END IF;
     END IF;

@@ -80,6 +80,29 @@ async def test_seqs_rise_whichever_process_stores(database: str) -> None:
         await second.close()
 
 
+async def test_the_storage_budget_holds_across_processes(database: str) -> None:
+    """Stores racing through two pools toward a small global budget: exactly as many
+    are admitted as fit, the rest get StorageFull, and the total never passes it."""
+    from server.storage import StorageFull
+
+    first = await PgStorage.open(database, max_size=4)
+    second = await PgStorage.open(database, max_size=4)
+    try:
+        for name in ("bob", "carol"):
+            await first.register(name, name.encode() * 8)
+        results = await asyncio.gather(*(
+            (first, second)[i % 2].store_envelopes([(("bob", "carol")[i % 2], b"x")], 0, 100,
+                                                   max_stored_envelopes=10)
+            for i in range(30)), return_exceptions=True)
+        assert sum(isinstance(r, list) for r in results) == 10
+        assert all(isinstance(r, StorageFull) for r in results if not isinstance(r, list))
+        assert len(await first.queued("bob", 0, 100)) + len(
+            await first.queued("carol", 0, 100)) == 10
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_processes_starting_together_create_the_schema_once(database: str) -> None:
     stores = await asyncio.gather(*(PgStorage.open(database, max_size=1) for _ in range(3)))
     try:
