@@ -222,3 +222,36 @@ async def test_admin_deletes_an_account_only_while_no_relay_is_connected(
         assert [u.username for u in await store.directory_updates()] == ["bob", "bob"]
     finally:
         await store.close()
+
+
+async def test_a_relay_catches_up_with_directory_updates_another_appended(
+        tmp_path: Path, database: str) -> None:
+    """Two relays' directories on one database: what one appended, the other replays
+    (server/kt.py catch_up), and then both sign the same head."""
+    from server.kt import catch_up, load_log_key, load_vrf_key, new_update, open_directory
+
+    key, vrf = load_log_key(tmp_path, "relay.example"), load_vrf_key(tmp_path)
+    bob, carol = (IdentityKeyPair.generate().public for _ in range(2))
+    first = await PgStorage.open(database, max_size=1)
+    second = await PgStorage.open(database, max_size=1)
+    try:
+        one = await open_directory(first, key, vrf)
+        two = await open_directory(second, key, vrf)
+        _, update = new_update(one, "bob", bob)
+        await first.register("bob", bob, update)
+        assert await catch_up(one, first) == 1
+        _, stale = new_update(two, "carol", carol)
+        from server.storage import DirectoryOutOfStep
+
+        with pytest.raises(DirectoryOutOfStep):
+            await second.register("carol", carol, stale)
+        assert await catch_up(two, second) == 1
+        _, update = new_update(two, "carol", carol)
+        await second.register("carol", carol, update)
+        # (a relay appends its own update in memory; here both read it back)
+        assert await catch_up(one, first) == await catch_up(two, second) == 1
+        assert one.size == two.size == 2
+        assert one.log.root() == two.log.root()
+    finally:
+        await first.close()
+        await second.close()
