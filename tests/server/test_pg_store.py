@@ -255,3 +255,16 @@ async def test_a_relay_catches_up_with_directory_updates_another_appended(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_database_from_a_newer_relay_is_refused(database: str) -> None:
+    from server.pg_store import PostgresUnavailable
+
+    store = await PgStorage.open(database, max_size=1)
+    try:
+        async with store.pool.acquire() as conn:
+            await conn.execute("COMMENT ON TABLE accounts IS 'blindrelay schema 99'")
+    finally:
+        await store.close()
+    with pytest.raises(PostgresUnavailable, match="schema 99 .* is newer than this relay"):
+        await PgStorage.open(database, max_size=1)
