@@ -198,7 +198,7 @@ class PostgresSource(Source):
                             " ORDER BY idx"))]
 
     def schema_version(self) -> int:
-        from server.pg_store import parse_version
+        from server.pg_schema import parse_version
 
         return parse_version(self._run(self.conn.fetchval(
             "SELECT obj_description(to_regclass('accounts'), 'pg_class')")))[0]

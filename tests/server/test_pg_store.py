@@ -266,5 +266,5 @@ async def test_a_database_from_a_newer_relay_is_refused(database: str) -> None:
             await conn.execute("COMMENT ON TABLE accounts IS 'blindrelay schema 99'")
     finally:
         await store.close()
-    with pytest.raises(PostgresUnavailable, match="schema 99 .* is newer than this relay"):
+    with pytest.raises(PostgresUnavailable, match=r"schema 99 .* is newer than this relay"):
         await PgStorage.open(database, max_size=1)
