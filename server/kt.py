@@ -107,6 +107,23 @@ def load_vrf_key(data_dir: Path) -> bytes:
     return secret
 
 
+async def catch_up(directory: Directory, storage: Storage) -> int:
+    """Replays the stored updates the directory in memory lacks: those other relay
+    processes sharing the database (PostgreSQL, docs/DEPLOY.md) appended since this
+    one last looked. Returns how many; the caller signs the new checkpoint. A relay
+    whose write failed with DirectoryOutOfStep catches up and computes its update
+    again."""
+    added = 0
+    for update in await storage.directory_updates():
+        if update.index < directory.size:
+            continue
+        if update.index != directory.size:
+            raise RelayStartError(f"the directory's stored log has a gap at {directory.size}")
+        directory.replay(update.username, update.value, update.opening)
+        added += 1
+    return added
+
+
 def new_update(directory: Directory, username: str,
                identity: bytes | None) -> tuple[Binding, DirectoryUpdate]:
     """The next update of a name (REGISTER, RESET or DELETE) and its stored row."""
