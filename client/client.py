@@ -363,17 +363,33 @@ class Client:
 
     async def receive(self, deliver: Deliver) -> ReceiveResult:
         """Handles one delivered envelope: decrypt, store, commit, then acknowledge."""
-        if isinstance(deliver, GroupDeliver):  # before the inbox: not a sealed envelope
-            await self.groups.receive(deliver, self.conn, self.before_ack)
-            return ReceiveResult()
-        result = await self.inbox.receive(deliver, self.conn, self.before_ack)
-        if result is None:
-            return ReceiveResult()  # not acknowledged: the relay delivers it again
-        await self.failures.send(result.reports)  # decryption errors, PROTOCOL.md 9.2
+        return (await self.receive_page([deliver]))[0]
+
+    async def receive_page(self, delivers: list[Deliver]) -> list[ReceiveResult]:
+        """Handles delivered envelopes in order: a run of one-to-one envelopes is
+        decrypted, committed (one transaction) and acknowledged (one ACK) together
+        (inbox.py); group envelopes one by one (groups.py). Then the decryption
+        errors, one flush of the outbox (the receipts) and the gossip checks."""
+        results: list[ReceiveResult] = []
+        run: list[Deliver] = []
+        for deliver in [*delivers, None]:
+            if deliver is not None and not isinstance(deliver, GroupDeliver):
+                run.append(deliver)
+                continue
+            if run:
+                got = await self.inbox.receive_page(run, self.conn, self.before_ack)
+                # None: not acknowledged, the relay delivers it again
+                results.extend(r if r is not None else ReceiveResult() for r in got)
+                run = []
+            if deliver is not None:  # before the inbox: not a sealed envelope
+                await self.groups.receive(deliver, self.conn, self.before_ack)
+                results.append(ReceiveResult())
+        await self.failures.send([r for result in results for r in result.reports])
         await self._flush_quietly()
-        for sender, head in result.gossip:  # the contact's directory head (19.8)
-            await self._check_gossip(sender, head)
-        return result
+        for result in results:
+            for sender, head in result.gossip:  # the contact's directory head (19.8)
+                await self._check_gossip(sender, head)
+        return results
 
     async def _check_gossip(self, sender: str, head: bytes) -> None:
         """A contact's head must be in our history of the directory: a fork found here

@@ -335,6 +335,12 @@ class RelayConnection:
     async def ack(self, envelope_ids: Sequence[bytes]) -> None:
         await self.request(Ack(tuple(envelope_ids)), Ok)
 
+    async def ack_committed(self, envelope_ids: Sequence[bytes]) -> None:
+        """Acknowledges envelopes the client committed (client/inbox.py): one ACK for a
+        committed page. It waits for the relay's OK today; a relay that takes quiet
+        ACKs (request id 0, no answer) lets this return once the frame is written."""
+        await self.ack(envelope_ids)
+
     # -- sender certificates (PROTOCOL.md 20): client/certificates.py verifies them
 
     async def cert_key(self) -> bytes:
