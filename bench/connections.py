@@ -16,6 +16,13 @@ The same is then measured for a bare websockets server (a handler that only read
 compression off), in its own process, for comparison. The "before" figure is taken
 after a few warm-up connections, so one-time allocations are not counted per
 connection. Aim: <= 24 KiB per idle connection for ours.
+
+`--rounds N` (default 3) repeats the pair, ours and bare alternating within each round
+(which goes first alternates too), so both see the same machine; the summary is the
+median over the rounds with its minimum and maximum, for each server and for the
+per-round ratio ours/bare (never the best round). Where there are two CPUs, the server
+is pinned to one and the client processes to the other (`--no-pin` to leave
+scheduling alone).
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ import argparse
 import asyncio
 import contextlib
 import math
+import os
 import platform
 import shutil
 import signal
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -214,6 +223,20 @@ def server_for(target: str, tmp: Path) -> Iterator[tuple[Child, str]]:
         yield proc, proc.expect("bare server listening on ", 30)
 
 
+def _pin(pid: int, cpu: int | None) -> None:
+    if cpu is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, {cpu})
+
+
+def _cpus(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """(server CPU, clients CPU), or (None, None) without pinning or two CPUs."""
+    if args.no_pin or not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+
+
 def measure(target: str, args: argparse.Namespace, tmp_root: Path, fd_limit: int) -> Result:
     tmp = Path(tempfile.mkdtemp(prefix=f"{target}-", dir=tmp_root))
     per_proc = max(1, fd_limit - WARMUP - FD_MARGIN)
@@ -221,7 +244,9 @@ def measure(target: str, args: argparse.Namespace, tmp_root: Path, fd_limit: int
     shares = [args.connections // procs + (1 if p < args.connections % procs else 0)
               for p in range(procs)]
     try:
+        server_cpu, clients_cpu = _cpus(args)
         with server_for(target, tmp) as (server, url), contextlib.ExitStack() as stack:
+            _pin(server.pid, server_cpu)
             clients = [
                 stack.enter_context(script_role(
                     SCRIPT, f"clients{p}", "--client", "--target", target, "--url", url,
@@ -230,6 +255,8 @@ def measure(target: str, args: argparse.Namespace, tmp_root: Path, fd_limit: int
                     "--concurrency", str(args.concurrency), log=tmp / f"clients{p}.log"))
                 for p, share in enumerate(shares)
             ]
+            for c in clients:
+                _pin(c.pid, clients_cpu)
             for c in clients:
                 c.expect("WARM", 120)
             time.sleep(SETTLE_SECONDS)
@@ -281,35 +308,51 @@ def report(r: Result, wanted: int) -> None:
     print(line + f" (checked in {r.check_seconds:.1f} s)", flush=True)
 
 
+def _spread(values: list[float], fmt: str = ".1f") -> str:
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
 def main(args: argparse.Namespace) -> int:
     exit_on_sigterm()
     fd_limit = raise_nofile()  # inherited by the servers started below
     print(f"blindrelay idle-connection benchmark: {args.connections} connections; "
-          f"open-file limit {fd_limit}")
+          f"open-file limit {fd_limit}; {args.rounds} paired round(s)")
     print(f"machine: {machine_note()}; Python {platform.python_version()}, websockets "
           f"{websockets_version}", flush=True)
+    server_cpu, clients_cpu = _cpus(args)
+    if server_cpu is not None:
+        print(f"server pinned to CPU {server_cpu}, client processes to CPU {clients_cpu}")
     targets = ["ours", "bare"] if args.only is None else [args.only]
-    results: dict[str, Result] = {}
+    runs: dict[str, list[Result]] = {t: [] for t in targets}
     tmp_root = Path(tempfile.mkdtemp(prefix="blindrelay-conns-"))
     started = time.monotonic()
     try:
-        for target in targets:
-            results[target] = measure(target, args, tmp_root, fd_limit)
-            report(results[target], args.connections)
+        for round_no in range(args.rounds):
+            order = targets if round_no % 2 == 0 else targets[::-1]
+            print(f"round {round_no + 1}: {' then '.join(order)}", flush=True)
+            for target in order:
+                result = measure(target, args, tmp_root, fd_limit)
+                runs[target].append(result)
+                report(result, args.connections)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
-    ours, bare = results.get("ours"), results.get("bare")
+    ours, bare = runs.get("ours", []), runs.get("bare", [])
+    print(f"\nmedian of {args.rounds} round(s) (min-max), KiB per idle connection:")
+    for name, results in (("ours (authenticated)", ours), ("bare websockets", bare)):
+        if results:
+            print(f"  {name:22} {_spread([r.kib_per_connection for r in results])}")
     ok = True
-    if ours is not None:
-        ok = (ours.kib_per_connection <= AIM_KIB and ours.pongs == ours.opened == args.connections
-              and ours.logged_in == ours.opened)
-        line = f"ours {ours.kib_per_connection:.1f} KiB per idle authenticated connection"
-        if bare is not None:
-            line += (f", bare {bare.kib_per_connection:.1f} KiB: ours/bare "
-                     f"{ours.kib_per_connection / bare.kib_per_connection:.2f}")
-        print(line)
-        print(f"aim <= {AIM_KIB:g} KiB and every connection answering: "
-              f"{'met' if ok else 'NOT met'}")
+    if ours:
+        ok = all(r.pongs == r.opened == args.connections and r.logged_in == r.opened
+                 for r in ours)
+        median_kib = statistics.median(r.kib_per_connection for r in ours)
+        ok = ok and median_kib <= AIM_KIB
+        if bare:
+            ratios = [o.kib_per_connection / b.kib_per_connection
+                      for o, b in zip(ours, bare, strict=True)]
+            print(f"  ours/bare (per round)  {_spread(ratios, '.2f')}")
+        print(f"aim <= {AIM_KIB:g} KiB (median) and every connection answering in every "
+              f"round: {'met' if ok else 'NOT met'}")
     print(f"total time {time.monotonic() - started:.0f} s")
     return 0
 
@@ -321,6 +364,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=64,
                    help="connections being opened (or checked) at once (default 64)")
     p.add_argument("--only", choices=("ours", "bare"), help="measure only one server")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="paired rounds, ours and bare alternating (default 3)")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin the server and the clients to different CPUs")
     # helper roles: this script started again by the benchmark
     p.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
@@ -330,8 +377,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--prefix", default="0", help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, default=WARMUP, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.connections < 1 or args.concurrency < 1:
-        p.error("--connections and --concurrency must be >= 1")
+    if args.connections < 1 or args.concurrency < 1 or args.rounds < 1:
+        p.error("--connections, --concurrency and --rounds must be >= 1")
     return args
 
 

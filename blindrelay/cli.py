@@ -28,6 +28,10 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     p.add_argument("--data", type=Path, default=default_data_dir(),
                    help=f"data directory (default {default_data_dir()})")
+    p.add_argument("--storage", default="", metavar="URL",
+                   help="where the relay keeps its tables: postgresql://user@host:port/db, "
+                   "which several relay processes can share (needs pip install "
+                   "blindrelay[cluster]; docs/DEPLOY.md); default: embedded SQLite in --data")
     p.add_argument("--tls-cert", type=Path, help="serve wss:// with this certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="private key for --tls-cert (PEM)")
     p.add_argument("--public-url", action="append", default=[],
@@ -286,8 +290,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "stopped (the command refuses while the directory is in use).")
     gone.add_argument("name")
     gone.add_argument("--data", "--data-dir", dest="data", type=Path, required=True)
+    gone.add_argument("--storage", default="", metavar="URL",
+                      help="the relays' postgresql:// URL, if they keep their tables there "
+                      "(refused while any relay is connected to it)")
     audit = sub.add_parser("audit", help="print everything a relay's data directory holds")
     audit.add_argument("--data", type=Path, required=True)
+    audit.add_argument("--storage", default="", metavar="URL",
+                       help="the relay's postgresql:// URL, if it keeps its tables there "
+                       "(as given to serve --storage)")
     audit.add_argument("--json", action="store_true",
                        help="one JSON document for machines (what conformance --data reads)")
     conf = sub.add_parser(
@@ -309,6 +319,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     conf.add_argument("--data", type=Path, metavar="DIR",
                       help="the relay's data directory (relay on this machine): audit it "
                       "before and after the run (storage.* checks)")
+    conf.add_argument("--storage", metavar="URL",
+                      help="with --data, for a relay on PostgreSQL: its postgresql:// URL "
+                      "(the audit reads the tables there)")
     bars = conf.add_argument_group(
         "bars", "upper bounds the limits the relay announces in HELLO must meet")
     for flag, what in (("--max-ttl", "envelope_ttl, seconds"), ("--max-queue", "max_queue"),
@@ -425,6 +438,7 @@ def _serve(args: argparse.Namespace) -> int:
                           witnesses=tuple(args.witness),
                           certificate_lifetime=args.certificate_lifetime,
                           synchronous_full=args.synchronous_full,
+                          storage=args.storage,
                           expiry_interval=args.expiry_interval,
                           budgets=budgets.from_arguments(args),
                           connections=ConnectionLimits(
@@ -494,11 +508,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "admin":
         from server.admin import main as admin_main
 
-        return admin_main(args.action, args.name, args.data)
+        return admin_main(args.action, args.name, args.data, args.storage)
     if args.command == "audit":
         from server.audit import main as audit_main
 
-        return audit_main(args.data, args.json)
+        return audit_main(args.data, args.json, args.storage)
     if args.command in ("init", "send", "recv", "contacts", "safety-number", "verify",
                         "accept-key", "chat", "account", "kt", "history", "sealed",
                         "group"):
@@ -548,7 +562,15 @@ def _conformance(args: argparse.Namespace) -> int:
     if args.data is not None and not args.data.is_dir():
         print(f"blindrelay conformance: --data {args.data} is not a directory", file=sys.stderr)
         return 2
-    return conformance_main(args.url, args.only, options=RunOptions(bars, args.data),
+    options = RunOptions(bars, args.data)
+    if args.storage:
+        if args.data is None:
+            print("blindrelay conformance: --storage goes with --data", file=sys.stderr)
+            return 2
+        from conformance.relay.storage import default_command
+
+        options.audit_command = (*default_command(args.data), "--storage", args.storage)
+    return conformance_main(args.url, args.only, options=options,
                             outputs=Outputs(args.json, args.junit, args.strict))
 
 

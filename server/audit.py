@@ -1,9 +1,10 @@
-"""`blindrelay audit --data DIR`: everything a relay's data directory holds.
+"""`blindrelay audit --data DIR [--storage URL]`: everything a relay's data directory
+(and, for a relay on PostgreSQL, its database) holds.
 
-Reads the database read-only and prints, per table, the row count, the metadata
-columns in the clear and every key or ciphertext as its length and SHA-256 only,
-then the files on disk and a summary. An operator, or a class, can see that there
-is nothing else.
+Reads the database read-only (server/audit_sources.py: SQLite or PostgreSQL) and
+prints, per table, the row count, the metadata columns in the clear and every key or
+ciphertext as its length and SHA-256 only, then the files on disk and a summary. An
+operator, or a class, can see that there is nothing else.
 
 `--json` prints the same inventory for machines (one document, schema 1: files,
 tables with their row counts and columns, what is not in docs/DATA.md, the oldest
@@ -18,7 +19,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import TextIO
 from protocol.wire.certificates import signer_from_seed
 from protocol.wire.kt.directory import Binding, Directory
 from protocol.wire.kt.note import parse_signer_key
+from server.audit_sources import Source, SourceUnavailable, open_source
 from server.certificates import CERT_KEY_FILENAME
 from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
 from server.sqlite_store import DB_FILENAME, SCHEMA_VERSION
@@ -44,9 +45,12 @@ INVENTORY: dict[str, tuple[str, ...]] = {
     "envelope_usage": ("id", "bytes", "count"),
     "kt_updates": ("idx", "username", "value", "opening"),
     "delivery_capabilities": ("username", "capability_hash", "allow_anyone", "set_at"),
+    "queue_heads": ("username", "seq"),
 }
 """Every table and column docs/DATA.md lists (tests/server/test_inventory.py keeps
 the two in step)."""
+POSTGRES_ONLY = ("queue_heads",)
+"""Tables only the PostgreSQL storage has (docs/DATA.md marks them so)."""
 KNOWN_TABLES = tuple(INVENTORY)
 KNOWN_FILES = (DB_FILENAME, DB_FILENAME + "-wal", DB_FILENAME + "-shm",
                DB_FILENAME + "-journal", LOG_KEY_FILENAME, VRF_KEY_FILENAME,
@@ -87,24 +91,26 @@ def _cell(column: str, value: object) -> str:
     return str(value)
 
 
-def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN) -> int:
-    db_path = data_dir / DB_FILENAME
-    if not db_path.exists():
-        print(f"blindrelay audit: no relay database at {db_path}", file=sys.stderr)
+def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN,
+          storage_url: str = "") -> int:
+    try:
+        source = open_source(data_dir, storage_url)
+    except SourceUnavailable as exc:
+        print(f"blindrelay audit: {exc}", file=sys.stderr)
         return 1
     print(f"blindrelay audit of {data_dir.resolve()}\n", file=out)
+    if storage_url:
+        print(f"Tables in {source.name}\n", file=out)
     print("Files in the data directory:", file=out)
     for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
         print(f"  {path.relative_to(data_dir)}  {path.stat().st_size} bytes", file=out)
-    db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        tables = [r[0] for r in db.execute(
-            "SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name")]
+        tables = source.tables()
         counts: dict[str, int] = {}
         unexpected = [t for t in tables if t not in KNOWN_TABLES]
         for table in tables:
-            columns = [(r[1], r[2]) for r in db.execute(f"PRAGMA table_info({table})")]
-            count = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            columns = source.columns(table)
+            count = source.count(table)
             counts[table] = count
             flag = "   <-- NOT IN THE DATA INVENTORY" if table in unexpected else ""
             print(f"\nTable {table}: {count} rows{flag}", file=out)
@@ -115,55 +121,47 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
                 print(f"  <-- columns NOT IN THE DATA INVENTORY: {', '.join(extra)}",
                       file=out)
             names = [n for n, _ in columns]
-            for row in db.execute(f"SELECT * FROM {table} LIMIT ?", (rows_shown,)):
+            for row in source.rows(table, rows_shown):
                 print("  " + "  ".join(f"{n}={_cell(n, v)}" for n, v in zip(names, row,
                                                                             strict=True)),
                       file=out)
             if count > rows_shown:
                 print(f"  ... {count - rows_shown} more rows", file=out)
-        indexes = [r[0] for r in db.execute(
-            "SELECT name FROM sqlite_schema WHERE type='index' AND sql IS NOT NULL")]
-        print("\nIndexes (copies of columns listed above): " + ", ".join(indexes), file=out)
+        print("\nIndexes (copies of columns listed above): " + ", ".join(source.indexes()),
+              file=out)
         print("\nSummary:", file=out)
         if "envelopes" in tables:
-            total, size, oldest = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0), MIN(received_at)"
-                " FROM envelopes").fetchone()
-            recipients = db.execute(
-                "SELECT COUNT(DISTINCT recipient) FROM envelopes").fetchone()[0]
-            print(f"  {total} envelopes queued for {recipients} recipients, "
-                  f"{size} bytes of ciphertext", file=out)
-            if oldest is not None:
-                print(f"  oldest queued envelope received {_when(oldest)}", file=out)
-            _envelope_rows_summary(db, out)
+            summary = source.envelopes()
+            print(f"  {summary.total} envelopes queued for {summary.recipients} recipients, "
+                  f"{summary.size} bytes of ciphertext", file=out)
+            if summary.oldest is not None:
+                print(f"  oldest queued envelope received {_when(summary.oldest)}", file=out)
+            _envelope_rows_summary(source, summary.total, summary.coarse, out)
         print(f"  {counts.get('accounts', 0)} accounts; "
               f"{counts.get('one_time_prekeys', 0)} one-time X25519 prekeys and "
               f"{counts.get('kem_one_time_prekeys', 0)} one-time ML-KEM prekeys waiting",
               file=out)
         print("  No sender, no IP address, no plaintext: the schema has no column for them.",
               file=out)
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+        version = source.schema_version()
         if version < SCHEMA_VERSION:
             print(f"  Schema version {version}: the relay migrates it to {SCHEMA_VERSION} "
                   "at its next start (docs/DATA.md)", file=out)
         if "kt_updates" in tables:
-            _directory_summary(data_dir, db, out)
+            _directory_summary(data_dir, source, out)
         _cert_key_summary(data_dir, out)
         if unexpected:
             print(f"  WARNING: tables or columns not in docs/DATA.md: {', '.join(unexpected)}",
                   file=out)
             return 3
     finally:
-        db.close()
+        source.close()
     return 0
 
 
-def _envelope_rows_summary(db: sqlite3.Connection, out: TextIO) -> None:
+def _envelope_rows_summary(source: Source, total: int, coarse: int, out: TextIO) -> None:
     """What links envelope rows, checked on the rows themselves (docs/DATA.md, "Table
     envelopes"): received_at coarse, and no AUTOINCREMENT counter."""
-    total, coarse = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(received_at % ? = 0), 0) FROM envelopes",
-        (RECEIVED_AT_GRANULARITY,)).fetchone()
     if total:
         if coarse == total:
             print(f"  every received_at is a multiple of {RECEIVED_AT_GRANULARITY} s",
@@ -173,12 +171,10 @@ def _envelope_rows_summary(db: sqlite3.Connection, out: TextIO) -> None:
                   f"{RECEIVED_AT_GRANULARITY} s (a TTL under 20 minutes coarsens less; "
                   "schema 3 kept exact times)",
                   file=out)
-    counter = db.execute("SELECT 1 FROM sqlite_schema WHERE name='sqlite_sequence'").fetchone()
-    print("  sqlite_sequence: " + ("present (an all-time envelope counter)" if counter else
-                                   "none (no all-time counter)"), file=out)
+    print(f"  {source.counters()}", file=out)
 
 
-def _directory_summary(data_dir: Path, db: sqlite3.Connection, out: TextIO) -> None:
+def _directory_summary(data_dir: Path, source: Source, out: TextIO) -> None:
     """The key directory as the relay would rebuild it (PROTOCOL.md 19.10): its size,
     head root and public log key. Reads the key files, writes nothing, prints no
     secret."""
@@ -189,9 +185,8 @@ def _directory_summary(data_dir: Path, db: sqlite3.Connection, out: TextIO) -> N
     try:
         signer = parse_signer_key(log_path.read_text("ascii").strip())
         directory = Directory(signer, vrf_path.read_bytes())
-        for _, username, value, opening in db.execute(
-                "SELECT idx, username, value, opening FROM kt_updates ORDER BY idx"):
-            directory.replay(username, bytes(value), bytes(opening))
+        for _, username, value, opening in source.directory_rows():
+            directory.replay(username, value, opening)
     except Exception as exc:
         print(f"  Key directory: cannot be rebuilt: {type(exc).__name__}: {exc}", file=out)
         return
@@ -216,26 +211,22 @@ def _cert_key_summary(data_dir: Path, out: TextIO) -> None:
           file=out)
 
 
-def inventory(data_dir: Path) -> dict[str, object]:
-    """The `--json` document: what the data directory holds, and `findings`, one
-    sentence per thing docs/DATA.md does not list. Raises FileNotFoundError when there
-    is no relay database."""
-    db_path = data_dir / DB_FILENAME
-    if not db_path.exists():
-        raise FileNotFoundError(f"no relay database at {db_path}")
+def inventory(data_dir: Path, storage_url: str = "") -> dict[str, object]:
+    """The `--json` document: what the data directory (and the database) holds, and
+    `findings`, one sentence per thing docs/DATA.md does not list. Raises
+    SourceUnavailable when there is no relay database."""
+    source = open_source(data_dir, storage_url)
     findings: list[str] = []
     files = [{"path": str(p.relative_to(data_dir)), "bytes": p.stat().st_size}
              for p in sorted(p for p in data_dir.rglob("*") if p.is_file())]
     for f in files:
         if f["path"] not in KNOWN_FILES:
             findings.append(f"file {f['path']} is not in the data inventory")
-    db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         tables: list[dict[str, object]] = []
-        for (name,) in db.execute(
-                "SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name").fetchall():
-            columns = [r[1] for r in db.execute(f"PRAGMA table_info(\"{name}\")")]
-            rows = db.execute(f"SELECT COUNT(*) FROM \"{name}\"").fetchone()[0]
+        for name in source.tables():
+            columns = [c for c, _ in source.columns(name)]
+            rows = source.count(name)
             documented = name in INVENTORY
             extra = [c for c in columns if documented and c not in INVENTORY[name]]
             tables.append({"name": name, "rows": rows, "columns": columns,
@@ -251,23 +242,25 @@ def inventory(data_dir: Path) -> dict[str, object]:
                                     "or from where, which docs/DATA.md says is never stored")
         envelopes: dict[str, object] = {}
         if any(t["name"] == "envelopes" for t in tables):
-            count, oldest = db.execute(
-                "SELECT COUNT(*), MIN(received_at) FROM envelopes").fetchone()
-            envelopes = {"count": count, "oldest_received_at": oldest}
+            summary = source.envelopes()
+            envelopes = {"count": summary.total, "oldest_received_at": summary.oldest}
     finally:
-        db.close()
-    return {"schema": 1, "data_dir": str(data_dir.resolve()), "files": files,
-            "tables": tables, "envelopes": envelopes, "findings": findings,
-            "audited_at": int(time.time())}
+        source.close()
+    doc: dict[str, object] = {"schema": 1, "data_dir": str(data_dir.resolve()), "files": files,
+                              "tables": tables, "envelopes": envelopes, "findings": findings,
+                              "audited_at": int(time.time())}
+    if storage_url:
+        doc["storage"] = source.name
+    return doc
 
 
-def main(data_dir: Path, as_json: bool = False) -> int:
+def main(data_dir: Path, as_json: bool = False, storage_url: str = "") -> int:
     """Exit status: 0, 1 (no database), 3 (something not in docs/DATA.md)."""
     if not as_json:
-        return audit(data_dir)
+        return audit(data_dir, storage_url=storage_url)
     try:
-        doc = inventory(data_dir)
-    except FileNotFoundError as exc:
+        doc = inventory(data_dir, storage_url)
+    except SourceUnavailable as exc:
         print(f"blindrelay audit: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(doc, ensure_ascii=True))

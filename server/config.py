@@ -49,6 +49,9 @@ class ServerConfig:
     tls_key: Path | None = None
     public_urls: tuple[str, ...] = ()
     synchronous_full: bool = False
+    storage: str = ""
+    """Where the tables are: empty (or 'sqlite') for embedded SQLite in data_dir, or a
+    postgresql:// URL that several relay processes share (server/backends.py)."""
     expiry_interval: float = 60.0
     budgets: Budgets = field(default_factory=Budgets)
     """Per-requester, per-sender and per-address budgets and the global disk budget

@@ -346,7 +346,8 @@ class Relay:
         except Exception:
             log.exception("internal error handling a frame")
             data = core.refuse(request.request_id, ErrorCode.INTERNAL_ERROR, "internal error")
-        await conn.outbox.put(data)
+        if data is not None:  # None: a quiet ACK carried out, answered by nothing (16.5)
+            await conn.outbox.put(data)
         if isinstance(request.frame, Register | Login) and core.username is not None:
             try:
                 await self._drain(conn, core.username)

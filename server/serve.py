@@ -15,13 +15,15 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from server.backends import key_files_lock, open_storage
 from server.certificates import load_cert_key
 from server.config import ServerConfig
 from server.connections import ConnectionGate, RateLimitedLog, connection_cap
 from server.kt import load_log_key, load_vrf_key, open_directory
 from server.relay import Relay
-from server.sqlite_store import DataDirInUse, SqliteStorage
-from server.startup import RelayStartError, bind_error, raise_open_file_limit
+from server.sqlite_store import SqliteStorage
+from server.startup import bind_error, raise_open_file_limit
+from server.storage import Storage
 from server.witnessing import Witnesses
 
 log = logging.getLogger("blindrelay.server")
@@ -71,7 +73,8 @@ async def run_server(
     """Runs until `stop` is set (or SIGTERM/SIGINT): then stops accepting, lets
     in-flight stores commit, closes connections with 1001 and returns. Raises
     RelayStartError (one line for the operator) if the data directory is in use by
-    another relay or the address cannot be bound."""
+    another relay, the storage cannot be opened (server/backends.py) or the address
+    cannot be bound."""
     stop = stop or asyncio.Event()
     await _serve(config, stop, ready, relay_factory)
 
@@ -87,12 +90,7 @@ async def _serve(
                           config.connections.max_per_address)
     accept_errors = _AcceptErrors()
     logging.getLogger("asyncio").addFilter(accept_errors)
-    try:  # the storage holds the data directory's lock (one process at a time)
-        storage = await SqliteStorage.open(config.data_dir, config.synchronous_full)
-    except DataDirInUse:
-        raise RelayStartError(f"another relay is already using the data directory "
-                              f"{config.data_dir} (it is in use; stop that relay first)"
-                              ) from None
+    storage = await open_storage(config.data_dir, config.storage, config.synchronous_full)
     ssl_context = None
     if config.tls_cert:
         ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -125,15 +123,17 @@ async def _serve(
         async with server:
             port = server.sockets[0].getsockname()[1] if server.sockets else config.port
             # the directory's keys are named after the origin, which needs the port
-            directory = await open_directory(
-                storage, load_log_key(config.data_dir, config.origin(port)),
-                load_vrf_key(config.data_dir))
+            async with key_files_lock(config.data_dir, config.storage):
+                log_key = load_log_key(config.data_dir, config.origin(port))
+                vrf_key = load_vrf_key(config.data_dir)
+                cert_seed = load_cert_key(config.data_dir)
+            directory = await open_directory(storage, log_key, vrf_key)
             relay = relay_factory(storage, config.limits, config.accepted_urls(port),
                                   budgets=config.budgets,
                                   connection_limits=config.connections,
                                   directory=directory,
                                   witnesses=Witnesses(config.witnesses),
-                                  cert_seed=load_cert_key(config.data_dir),
+                                  cert_seed=cert_seed,
                                   certificate_lifetime=config.certificate_lifetime)
             await relay.publish_head()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -144,8 +144,8 @@ async def _serve(
             # past its expiry (delivery already leaves expired ones out)
             interval = min(config.expiry_interval, max(0.5, config.limits.envelope_ttl / 4))
             expiry = loop.create_task(_expire_forever(relay, storage, interval))
-            log.info("listening on %s://%s:%d, data in %s", config.scheme, config.host, port,
-                     config.data_dir)
+            log.info("listening on %s://%s:%d, data in %s%s", config.scheme, config.host, port,
+                     config.data_dir, _storage_note(config.storage))
             if ready is not None:
                 ready(relay, port)
             await stop.wait()
@@ -202,17 +202,26 @@ async def running_relay(config: ServerConfig,
         await task
 
 
-async def _expire_forever(relay: Relay, storage: SqliteStorage, interval: float) -> None:
+async def _expire_forever(relay: Relay, storage: Storage, interval: float) -> None:
     rounds = 0
     every = max(1, round(WAL_CHECKPOINT_PERIOD / interval))
     while True:
         try:
             await relay.expire_once()
             rounds += 1
-            if rounds % every == 0:
+            if rounds % every == 0 and isinstance(storage, SqliteStorage):
                 await storage.checkpoint()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("expiry failed")
         await asyncio.sleep(interval)
+
+
+def _storage_note(storage_url: str) -> str:
+    """', tables in PostgreSQL at host/db' (never the password), or nothing."""
+    if not storage_url or storage_url == "sqlite":
+        return ""
+    from server.pg_store import redact_url
+
+    return f", tables in {redact_url(storage_url)}"

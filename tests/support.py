@@ -32,12 +32,15 @@ class RunningRelay:
 
 @contextlib.asynccontextmanager
 async def running_relay(data_dir: Path, **limits: Any) -> AsyncIterator[RunningRelay]:
-    """Our relay in this event loop on a free loopback port."""
+    """Our relay in this event loop on a free loopback port (`storage=URL`: its
+    tables in that PostgreSQL database instead of SQLite in data_dir)."""
     expiry = limits.pop("expiry_interval", 60.0)
+    storage = limits.pop("storage", "")
     connections = limits.pop("connections", None) or ConnectionLimits()
     budgets = limits.pop("budgets", None) or Budgets()
     config = ServerConfig(port=0, data_dir=data_dir, limits=replace(default_limits(), **limits),
-                          expiry_interval=expiry, connections=connections, budgets=budgets)
+                          expiry_interval=expiry, connections=connections, budgets=budgets,
+                          storage=storage)
     async with serve.running_relay(config) as running:
         yield RunningRelay(running.url, running.port, running.relay, config)
 

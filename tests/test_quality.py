@@ -20,7 +20,8 @@ def test_ruff_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-PACKAGES = ("protocol", "server", "client", "conformance", "teaching", "blindrelay", "tests")
+PACKAGES = ("protocol", "server", "client", "conformance", "teaching", "blindrelay", "bench",
+            "tests")
 
 
 def test_mypy_strict_on_every_package() -> None:

@@ -237,7 +237,8 @@ class KitRelay:
                     data = core.answer(event, self._carry_out(core, event.frame))
                 except RequestRefused as exc:
                     data = core.refuse(event.request_id, exc.code, exc.message)
-                await ws.send(data)
+                if data is not None:  # None: a quiet ACK, answered by nothing (16.5)
+                    await ws.send(data)
                 if isinstance(event.frame, Register | Login) and core.username is not None:
                     await self._drain(ws, core.username)
         except ConnectionClosed:

@@ -15,7 +15,16 @@ from conformance.relay.probe import (
     describe_answer,
 )
 from conformance.relay.registry import Context, body, check, fresh_username
-from protocol.wire.frames import Ack, Deliver, ErrorCode, Ok, Outgoing, Send, encode_frame
+from protocol.wire.frames import (
+    Ack,
+    Deliver,
+    ErrorCode,
+    Ok,
+    Outgoing,
+    PrekeysLow,
+    Send,
+    encode_frame,
+)
 
 CLOCK_SLACK = 3600
 """How far DELIVER's received-at may be from this machine's clock (seconds)."""
@@ -102,6 +111,29 @@ async def deleted_after_ack(ctx: Context) -> None:
     _, delivered, _ = await ctx.login(rcpt)
     if delivered:
         raise CheckFailed(f"{len(delivered)} acknowledged envelope(s) delivered again")
+
+
+@check("messages.quiet_ack")
+async def quiet_ack(ctx: Context) -> None:
+    """An ACK with request id 0 (a quiet ACK, PROTOCOL.md 16.5) deletes its envelopes
+    like any ACK and is answered by nothing: neither OK nor ERROR comes before the
+    answer to the next request, and the next login delivers only the others."""
+    rcpt = await ctx.offline_user()
+    _, sender = await ctx.register()
+    bodies = [body(f"quiet{i}", 44) for i in range(3)]
+    ids = [(await sender.send([(rcpt.name, b)]))[0] for b in bodies]
+    first, delivered, _ = await ctx.login(rcpt)
+    _compare(delivered, ids, bodies, "first LOGIN")
+    await first.send_raw(first.core.send_quiet(Ack((ids[0], ids[1]))))
+    await first.counts()  # handled after the ACK: an answer to it would come first
+    for rec in first.pending_pushes():
+        if not isinstance(rec.frame, Deliver | PrekeysLow):
+            raise CheckFailed(f"a quiet ACK (request id 0) was answered with "
+                              f"{describe_answer(rec)}; it gets no answer")
+    await ctx.release(first)
+    second, delivered, _ = await ctx.login(rcpt)
+    _compare(delivered, [ids[2]], [bodies[2]], "LOGIN after a quiet ACK of envelopes 1 and 2")
+    await second.ack([ids[2]])
 
 
 @check("messages.ack_only_own")

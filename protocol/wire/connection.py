@@ -12,6 +12,8 @@ The rules, stated once (docs/PROTOCOL.md 16.9, "Connection states"):
   `REFUSED_IN_STATE`'s code; a client never sends them.
 - `ANSWERS`: the answer each request calls for when it succeeds; ERROR may answer any.
 - `PUSHES`: the frames the relay sends unasked (request id 0), and in which state.
+- `QUIET`: the requests a client may send with request id 0, which then get no answer
+  when they succeed (16.5: the quiet ACK).
 """
 
 from __future__ import annotations
@@ -175,7 +177,18 @@ PUSHES: dict[type[Frame], frozenset[State]] = {
     PrekeysLow: frozenset({State.LOGGED_IN}),
 }
 """Frames the relay sends unasked (request id 0), and the client states they may
-arrive in. ERROR with request id 0 answers a frame too short to carry an id."""
+arrive in. ERROR with request id 0 answers a frame too short to carry an id, or a
+quiet request (`QUIET`) that failed."""
+
+QUIET: frozenset[type[Frame]] = frozenset({Ack})
+"""Requests that, sent with request id 0, get no answer when they succeed (16.5, 16.6):
+a client acknowledges what it received without a round trip per ACK. A quiet request
+that fails is still refused, with ERROR and request id 0."""
+
+
+def is_quiet(request_id: int, frame: Frame) -> bool:
+    """Whether this request gets no answer when it succeeds (`QUIET`)."""
+    return request_id == 0 and type(frame) in QUIET
 
 
 class RequestRefused(RemoteProtocolError):
@@ -257,6 +270,15 @@ class ClientConnection:
         request_id = self.next_request_id()
         self._track(request_id, frame)
         return encode_frame(frame, request_id)
+
+    def send_quiet(self, frame: Ack) -> bytes:
+        """The bytes of a quiet ACK (request id 0, 16.5): the relay deletes the
+        envelopes and answers nothing; an ERROR with request id 0 says it failed.
+        Nothing is tracked: no answer is awaited."""
+        if type(frame) not in QUIET or type(frame) not in CLIENT_MAY_SEND[self.state]:
+            raise LocalProtocolError(f"{frame_name(frame)} may not be sent quietly while "
+                                     f"{self.state.value}")
+        return encode_frame(frame, 0)
 
     def expect(self, data: bytes) -> int:
         """Records bytes a shell sends without `send` (the conformance suite's
@@ -450,12 +472,15 @@ class ServerConnection:
 
     # -- answering
 
-    def answer(self, request: Request, frame: Frame) -> bytes:
-        """The bytes of the answer ANSWERS gives for this request."""
+    def answer(self, request: Request, frame: Frame) -> bytes | None:
+        """The bytes of the answer ANSWERS gives for this request; None for a quiet
+        request (`QUIET`, request id 0), which gets no answer when it succeeds."""
         want = ANSWERS[type(request.frame)]
         if not isinstance(frame, want):
             raise LocalProtocolError(f"{frame_name(request.frame)} is answered by "
                                      f"{frame_name(want)}, not {frame_name(frame)}")
+        if is_quiet(request.request_id, request.frame):
+            return None
         return encode_frame(frame, request.request_id)
 
     @staticmethod

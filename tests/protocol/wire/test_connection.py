@@ -438,12 +438,54 @@ def test_login_checks_the_account_and_the_signature() -> None:
 def test_answers_are_encoded_only_with_the_type_their_request_calls_for() -> None:
     conn = logged_in_server()
     request = Request(12, PrekeyCount())
-    assert decode_server_frame(conn.answer(request, PrekeyCounts(1, 2))) == \
-        (12, PrekeyCounts(1, 2))
+    answer = conn.answer(request, PrekeyCounts(1, 2))
+    assert answer is not None and decode_server_frame(answer) == (12, PrekeyCounts(1, 2))
     with pytest.raises(LocalProtocolError):
         conn.answer(request, Ok())
     assert decode_server_frame(conn.refuse(12, ErrorCode.NO_PREKEYS, "none")) == \
         (12, Error(ErrorCode.NO_PREKEYS, "none"))
+
+
+def test_a_quiet_ack_gets_no_answer_and_a_numbered_one_gets_ok() -> None:
+    """PROTOCOL.md 16.5: ACK with request id 0 is carried out and answered by nothing;
+    with any other id it is answered by OK as before."""
+    ids = (bytes(16), bytes([1]) * 16)
+    client = logged_in_client()
+    quiet = client.send_quiet(Ack(ids))
+    assert decode_client_frame(quiet) == (0, Ack(ids))
+    assert not client.outstanding  # nothing awaited
+    conn = logged_in_server()
+    request = conn.receive_data(quiet, 0)
+    assert request == Request(0, Ack(ids))
+    assert conn.answer(request, Ok()) is None
+    numbered = conn.receive_data(encode_frame(Ack(ids), 7), 0)
+    assert isinstance(numbered, Request)
+    assert conn.answer(numbered, Ok()) == encode_frame(Ok(), 7)
+    # only ACK is quiet: anything else with request id 0 is answered as before
+    count = conn.receive_data(encode_frame(PrekeyCount(), 0), 0)
+    assert isinstance(count, Request)
+    assert conn.answer(count, PrekeyCounts(1, 2)) == encode_frame(PrekeyCounts(1, 2), 0)
+
+
+def test_a_quiet_ack_that_fails_is_refused_with_request_id_0() -> None:
+    """Not logged in, or not an ACK at all: ERROR with request id 0, which the client
+    reads as the refusal of its quiet ACK."""
+    event = server().receive_data(encode_frame(Ack((bytes(16),)), 0), 0)
+    assert isinstance(event, Refusal)
+    assert (event.request_id, event.code) == (0, ErrorCode.NOT_AUTHENTICATED)
+    bad = logged_in_server().receive_data(bytes((1, Ack.TYPE)) + bytes(4) + b"\x00\x00", 0)
+    assert isinstance(bad, Refusal)
+    assert (bad.request_id, bad.code) == (0, ErrorCode.MALFORMED_FRAME)
+    client = logged_in_client()
+    (refused,) = client.receive_data(encode_frame(Error(ErrorCode.INTERNAL_ERROR, "x")))
+    assert isinstance(refused, Refused) and refused.request_id == 0
+
+
+def test_only_a_logged_in_client_sends_a_quiet_ack_and_only_an_ack() -> None:
+    with pytest.raises(LocalProtocolError):
+        hello_client().send_quiet(Ack((bytes(16),)))
+    with pytest.raises(LocalProtocolError):
+        logged_in_client().send_quiet(PrekeyCount())  # type: ignore[arg-type]
 
 
 def test_send_limits_are_checked_before_storage() -> None:
@@ -529,7 +571,9 @@ def test_a_whole_conversation_between_the_two_cores() -> None:
     assert client.username == srv.username == "alice"
     count = srv.receive_data(client.send(PrekeyCount()), 0.1)
     assert isinstance(count, Request)
-    (answer,) = client.receive_data(srv.answer(count, PrekeyCounts(5, 6)))
+    answered = srv.answer(count, PrekeyCounts(5, 6))
+    assert answered is not None
+    (answer,) = client.receive_data(answered)
     assert isinstance(answer, Answered) and answer.frame == PrekeyCounts(5, 6)
     assert not client.outstanding
 

@@ -1,0 +1,1 @@
+"""Benchmarks (not timed tests): each script runs on its own, see its docstring."""
