@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from client.connection import RelayConnection
 from client.errors import NotConnected, RelayRefused
 from client.events import Events, Status, StatusEvent
-from protocol.wire.frames import Deliver, Frame, PrekeysLow, QueueDone
+from protocol.wire.frames import Deliver, Error, Frame, PrekeysLow, QueueDone, error_name
 
 log = logging.getLogger("blindrelay.client")
 
@@ -165,6 +165,9 @@ class RelayLink:
                     self.queue_done.set()
                 elif isinstance(frame, PrekeysLow):
                     self._schedule_replenish()
+                elif isinstance(frame, Error):  # a quiet ACK that failed (16.5)
+                    log.info("the relay refused an acknowledgement (%s): what it named "
+                             "is delivered again", error_name(frame.code))
         except (NotConnected, asyncio.CancelledError):
             pass
         except Exception:
