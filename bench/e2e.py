@@ -54,6 +54,7 @@ import platform
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -226,6 +227,7 @@ class Role:
         else:
             self.client = Client.create(path, USERS[self.args.role], self.url, PASSPHRASE, KDF)
         self.client.on_event(self._on_event)
+        self.client.sealed_sending = not self.args.unsealed
         await self.client.connect()
         await asyncio.wait_for(self.client.queue_done.wait(), 60)
         await self.floor.connect(self.url)
@@ -461,7 +463,8 @@ def main(args: argparse.Namespace) -> int:
         with relay_server(tmp / "data", *SERVER_ARGS, log=tmp / "relay.log") as (srv, line):
             url = listening_url("listening on " + line)
             pin_process(srv.pid, relay_cpu)
-            common = ("--url", url, "--home", str(tmp), "--floor", str(tmp / "floor.json"))
+            common = ("--url", url, "--home", str(tmp), "--floor", str(tmp / "floor.json"),
+                      *(("--unsealed",) if args.unsealed else ()))
             with script_role(SCRIPT, "b", "--role", "b", *common, log=tmp / "b.log") as b, \
                     script_role(SCRIPT, "a", "--role", "a", *common, log=tmp / "a.log") as a:
                 for proc in (a, b):
@@ -494,6 +497,9 @@ def main(args: argparse.Namespace) -> int:
                     drained = (float(took), int(left))
                 for proc in (a, b):
                     proc.tell("quit")
+                for proc in (a, b):  # (a profile is written as the role ends)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.proc.wait(30)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
@@ -531,6 +537,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="messages before timing")
     p.add_argument("--drain", type=int, default=10_000, help="0: no drain")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--unsealed", action="store_true",
+                   help="clients send by SEND on their logged-in connection (sealed "
+                        "sending off): what a fresh connection per flush costs")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--role", choices=("a", "b"), help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)

@@ -222,6 +222,7 @@ class Client:
         await self._stop_waking()
         await self._stop_certificates()
         await self.groups.stop()  # the group upkeep of this connection
+        await self.outbox.close_spare()
         await self.link.disconnect()
 
     async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
@@ -548,8 +549,11 @@ class Client:
             raise Refused("you cannot send messages to yourself")
         if len(text.encode("utf-8")) > MAX_TEXT:
             raise Refused(f"message too long (at most {MAX_TEXT} bytes)")
+        message = Message(name, Direction.OUT, text, State.SENDING,
+                          message_id=os.urandom(16), sent_at_ms=int(self.clock() * 1000))
+        plaintext = self.outbox.text(message.message_id, message.sent_at_ms, text)
         try:  # refused here, before the session advances, rather than by the relay
-            envelope_size(len(self.outbox.text(bytes(16), 0, text)), self.max_envelope())
+            envelope_size(len(plaintext), self.max_envelope())
         except MessageTooLarge as exc:
             raise Refused(f"message too long: {exc}") from exc
         if self.certificates.blocked is not None:
@@ -557,14 +561,12 @@ class Client:
         contact = self.contact(name)
         if contact is not None and contact.key_changed:
             raise KeyChangeBlocked(name)
-        if contact is None or self.sessions.load(name).current is None:
-            await self._start_session(name)
-        message = Message(name, Direction.OUT, text, State.SENDING,
-                          message_id=os.urandom(16), sent_at_ms=int(self.clock() * 1000))
-        plaintext = self.outbox.text(message.message_id, message.sent_at_ms, text)
-        with self.store.transaction():
-            contact = self.trust.need(name)
-            record = self.sessions.load(name)
+        record = None if contact is None else self.sessions.load(name)
+        if contact is None or record is None or record.current is None:
+            await self._start_session(name)  # (what was read before it is read again)
+            contact, record = self.trust.need(name), self.sessions.load(name)
+        # one transaction, its COMMIT off the event loop; sent only once durable
+        async with self.store.atransaction(then=self.events.flush):
             assert record.current is not None
             item = self.outbox.encrypt(contact, record.current, plaintext)
             self.sessions.save(name, record)
@@ -572,7 +574,6 @@ class Client:
             self.outbox.queue(item)
             contact.last_activity = self.clock()
             self.trust.save(contact)
-        self.events.flush()
         await self._flush_quietly()
         return message
 

@@ -110,6 +110,8 @@ class Inbox:
         self._reported: dict[str, float] = {}
         self._receipts: dict[str, list[bytes]] = {}
         """Per sender, the message ids the open transaction received from them."""
+        self._saved: dict[str, SessionRecord] = {}
+        """Per sender, the session record the open transaction saved last."""
 
     async def receive(self, deliver: Deliver, conn: RelayConnection | None,
                       before_ack: BeforeAck | None = None) -> ReceiveResult | None:
@@ -136,7 +138,7 @@ class Inbox:
         while start < len(delivers):
             acks: list[bytes] = []
             committed: list[Deliver] = []
-            self._receipts = {}
+            self._receipts, self._saved = {}, {}
             try:  # the events it raised are shown once it is durable
                 async with self.store.atransaction(then=self.events.flush):
                     stop = self._process_run(delivers, opened, start, verdicts, results,
@@ -202,11 +204,12 @@ class Inbox:
         """One DELIVERED receipt per sender for what this transaction received from
         them, in the current session (PROTOCOL.md 9.1)."""
         receipts, self._receipts = self._receipts, {}
+        saved, self._saved = self._saved, {}
         for name, ids in receipts.items():
             contact = self.trust.contact(name)
             if contact is None:
                 continue
-            record = self.sessions.load(name)
+            record = saved.get(name) or self.sessions.load(name)
             self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED, ids)
             self.sessions.save(name, record)
 
@@ -313,6 +316,7 @@ class Inbox:
         contact = self._after_open(name, contact, opened)
         self._deliver(name, contact, record, opened.plaintext, note, result)
         self.sessions.save(name, record)
+        self._saved[name] = record  # as stored: the receipt goes in it (_queue_receipts)
 
     def _report(self, name: str, incoming: Incoming, received_at: int,
                 result: ReceiveResult) -> None:

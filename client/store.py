@@ -641,10 +641,21 @@ class KtRepo:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._head: tuple[bytes, bytes | None] | None = None
 
     def load(self, server: str) -> KtState | None:
         data = self.store.get("settings", b"kt", server.encode())
         return None if data is None else KtState.decode(data)
+
+    def head_note(self, server: str) -> bytes | None:
+        """The state's head note alone: every text carries it, and the row's bytes
+        are decoded again only when they changed."""
+        data = self.store.get("settings", b"kt", server.encode())
+        if data is None:
+            return None
+        if self._head is None or self._head[0] != data:
+            self._head = (data, KtState.decode(data).head_note)
+        return self._head[1]
 
     def save(self, state: KtState) -> None:
         self.store.put("settings", b"kt", state.server.encode(), state.encode())
