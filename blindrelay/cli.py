@@ -39,6 +39,9 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    "must name one of them")
     p.add_argument("--synchronous-full", action="store_true",
                    help="fsync every commit (survives power loss, not only a killed process)")
+    p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="auto (default): uvloop if installed (the `fast` extra), else "
+                   "asyncio's own loop")
     p.add_argument("--envelope-ttl", type=int, default=limits.envelope_ttl,
                    help="seconds an undelivered envelope is kept (default 30 days)")
     p.add_argument("--expiry-interval", type=float, default=60.0,
@@ -425,7 +428,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server import budgets
     from server.config import ServerConfig, default_limits
     from server.connections import ConnectionLimits
-    from server.serve import run_server
+    from server.serve import event_loop_factory, run_server
     from server.startup import RelayStartError
 
     logging.basicConfig(level=args.log_level.upper(),
@@ -460,7 +463,8 @@ def _serve(args: argparse.Namespace) -> int:
               flush=True)
 
     try:
-        asyncio.run(run_server(config, ready=ready))
+        with asyncio.Runner(loop_factory=event_loop_factory(args.event_loop)) as runner:
+            runner.run(run_server(config, ready=ready))
     except RelayStartError as exc:
         print(f"blindrelay serve: {exc}", file=sys.stderr)
         return 1

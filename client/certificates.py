@@ -47,6 +47,10 @@ class CertKeyChanged(Refused):
         self.alert = alert
 
 
+VERIFIED_CACHE = 256
+"""Most verified certificates remembered (one per contact who wrote lately)."""
+
+
 class SenderCertificates:
     def __init__(self, store: Store, repo: CertRepo, events: Events,
                  server: Callable[[], str], username: Callable[[], str],
@@ -60,6 +64,23 @@ class SenderCertificates:
         self.clock = clock
         self.blocked: KtAlert | None = None
         """Set when the relay's certificate key changed: nothing is fetched or sealed."""
+        self._verified: dict[tuple[bytes, bytes], SenderCertificate] = {}
+        """Certificates whose signature verified, by (certificate, key): a sender's
+        certificate is the same on every envelope until it is renewed, and its
+        signature need not be checked again for each (its expiry still is)."""
+
+    def _verify(self, certificate: bytes, key: bytes, now: float) -> SenderCertificate:
+        """verify_certificate, remembering signatures that verified (not failures)."""
+        cert = self._verified.get((certificate, key))
+        if cert is None:
+            cert = verify_certificate(certificate, key, now)
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[(certificate, key)] = cert
+        elif now >= cert.expires:
+            raise CertificateExpired(f"the certificate for {cert.username} expired at "
+                                     f"{cert.expires} (now {int(now)})")
+        return cert
 
     def state(self) -> CertState | None:
         return self.repo.load(self.server())
@@ -139,7 +160,7 @@ class SenderCertificates:
 
     def _own(self, state: CertState) -> SenderCertificate | None:
         try:
-            cert = verify_certificate(state.certificate, state.cert_key, self.clock())
+            cert = self._verify(state.certificate, state.cert_key, self.clock())
         except ProtocolError:
             return None
         if cert.username != self.username() or cert.identity != self.identity():
@@ -168,7 +189,7 @@ class SenderCertificates:
             return ("rejected: its sender certificate cannot be checked (this profile has "
                     "not pinned the relay's certificate key yet)")
         try:
-            return verify_certificate(certificate, key, received_at)
+            return self._verify(certificate, key, received_at)
         except BadSignature:
             return ("rejected: its sender certificate is not signed by the relay's "
                     "certificate key pinned at the first login (forged, or from another "

@@ -222,6 +222,7 @@ class Client:
         await self._stop_waking()
         await self._stop_certificates()
         await self.groups.stop()  # the group upkeep of this connection
+        await self.outbox.close_spare()
         await self.link.disconnect()
 
     async def run(self, stop: asyncio.Event, max_backoff: float = 30.0) -> None:
@@ -363,17 +364,33 @@ class Client:
 
     async def receive(self, deliver: Deliver) -> ReceiveResult:
         """Handles one delivered envelope: decrypt, store, commit, then acknowledge."""
-        if isinstance(deliver, GroupDeliver):  # before the inbox: not a sealed envelope
-            await self.groups.receive(deliver, self.conn, self.before_ack)
-            return ReceiveResult()
-        result = await self.inbox.receive(deliver, self.conn, self.before_ack)
-        if result is None:
-            return ReceiveResult()  # not acknowledged: the relay delivers it again
-        await self.failures.send(result.reports)  # decryption errors, PROTOCOL.md 9.2
+        return (await self.receive_page([deliver]))[0]
+
+    async def receive_page(self, delivers: list[Deliver]) -> list[ReceiveResult]:
+        """Handles delivered envelopes in order: a run of one-to-one envelopes is
+        decrypted, committed (one transaction) and acknowledged (one ACK) together
+        (inbox.py); group envelopes one by one (groups.py). Then the decryption
+        errors, one flush of the outbox (the receipts) and the gossip checks."""
+        results: list[ReceiveResult] = []
+        run: list[Deliver] = []
+        for deliver in [*delivers, None]:
+            if deliver is not None and not isinstance(deliver, GroupDeliver):
+                run.append(deliver)
+                continue
+            if run:
+                got = await self.inbox.receive_page(run, self.conn, self.before_ack)
+                # None: not acknowledged, the relay delivers it again
+                results.extend(r if r is not None else ReceiveResult() for r in got)
+                run = []
+            if deliver is not None:  # before the inbox: not a sealed envelope
+                await self.groups.receive(deliver, self.conn, self.before_ack)
+                results.append(ReceiveResult())
+        await self.failures.send([r for result in results for r in result.reports])
         await self._flush_quietly()
-        for sender, head in result.gossip:  # the contact's directory head (19.8)
-            await self._check_gossip(sender, head)
-        return result
+        for result in results:
+            for sender, head in result.gossip:  # the contact's directory head (19.8)
+                await self._check_gossip(sender, head)
+        return results
 
     async def _check_gossip(self, sender: str, head: bytes) -> None:
         """A contact's head must be in our history of the directory: a fork found here
@@ -532,8 +549,11 @@ class Client:
             raise Refused("you cannot send messages to yourself")
         if len(text.encode("utf-8")) > MAX_TEXT:
             raise Refused(f"message too long (at most {MAX_TEXT} bytes)")
+        message = Message(name, Direction.OUT, text, State.SENDING,
+                          message_id=os.urandom(16), sent_at_ms=int(self.clock() * 1000))
+        plaintext = self.outbox.text(message.message_id, message.sent_at_ms, text)
         try:  # refused here, before the session advances, rather than by the relay
-            envelope_size(len(self.outbox.text(bytes(16), 0, text)), self.max_envelope())
+            envelope_size(len(plaintext), self.max_envelope())
         except MessageTooLarge as exc:
             raise Refused(f"message too long: {exc}") from exc
         if self.certificates.blocked is not None:
@@ -541,14 +561,12 @@ class Client:
         contact = self.contact(name)
         if contact is not None and contact.key_changed:
             raise KeyChangeBlocked(name)
-        if contact is None or self.sessions.load(name).current is None:
-            await self._start_session(name)
-        message = Message(name, Direction.OUT, text, State.SENDING,
-                          message_id=os.urandom(16), sent_at_ms=int(self.clock() * 1000))
-        plaintext = self.outbox.text(message.message_id, message.sent_at_ms, text)
-        with self.store.transaction():
-            contact = self.trust.need(name)
-            record = self.sessions.load(name)
+        record = None if contact is None else self.sessions.load(name)
+        if contact is None or record is None or record.current is None:
+            await self._start_session(name)  # (what was read before it is read again)
+            contact, record = self.trust.need(name), self.sessions.load(name)
+        # one transaction, its COMMIT off the event loop; sent only once durable
+        async with self.store.atransaction(then=self.events.flush):
             assert record.current is not None
             item = self.outbox.encrypt(contact, record.current, plaintext)
             self.sessions.save(name, record)
@@ -556,7 +574,6 @@ class Client:
             self.outbox.queue(item)
             contact.last_activity = self.clock()
             self.trust.save(contact)
-        self.events.flush()
         await self._flush_quietly()
         return message
 

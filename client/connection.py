@@ -335,6 +335,19 @@ class RelayConnection:
     async def ack(self, envelope_ids: Sequence[bytes]) -> None:
         await self.request(Ack(tuple(envelope_ids)), Ok)
 
+    async def ack_committed(self, envelope_ids: Sequence[bytes]) -> None:
+        """Acknowledges envelopes the client committed (client/inbox.py): one quiet
+        ACK (request id 0, PROTOCOL.md 16.5) for a committed page, which the relay does
+        not answer; nothing waits for it. If it fails the relay says so with an ERROR
+        under request id 0 (a push, logged) and delivers the envelopes again, which
+        the client recognises by their stored ids."""
+        if self.closed.is_set():
+            raise ConnectionLost("connection closed")
+        try:
+            await self.ws.send(self.core.send_quiet(Ack(tuple(envelope_ids))))
+        except ConnectionClosed as exc:
+            raise ConnectionLost("connection closed") from exc
+
     # -- sender certificates (PROTOCOL.md 20): client/certificates.py verifies them
 
     async def cert_key(self) -> bytes:

@@ -82,6 +82,8 @@ log = logging.getLogger("blindrelay.client")
 
 MONITOR_INTERVAL = 600.0
 """Seconds between owner-monitoring passes while connected (issue 10 item 4)."""
+AGREED_NOTES = 1024
+"""Most heads remembered as agreed (`gossip`); forgotten ones are checked again."""
 
 CHECK_IT = "check it with 'blindrelay kt verify-evidence FILE'"
 
@@ -132,6 +134,10 @@ class KeyDirectory:
         self._agreed: set[tuple[int, bytes]] = set()
         """Contacts' heads (size, root) already shown consistent with ours: gossip asks
         the relay once per distinct head, not once per message."""
+        self._agreed_notes: set[bytes] = set()
+        """The same heads as their notes' bytes: every text from a contact carries the
+        same note until the directory grows, and one found in our history stays in it
+        (the history only grows by proven appends), so it is not opened again."""
 
     # -- keys and heads
 
@@ -280,8 +286,7 @@ class KeyDirectory:
 
     def head_note(self) -> bytes | None:
         """Our newest verified head, as our texts carry it (19.8), or None."""
-        state = self.state()
-        return None if state is None else state.head_note
+        return self.repo.head_note(self.server())
 
     async def gossip(self, conn: RelayConnection, sender: str, note: bytes) -> None:
         """Checks a contact's directory head against ours (19.8, `check_gossip`): our
@@ -289,6 +294,8 @@ class KeyDirectory:
         relay proves, on our own connection, what its log was at the contact's size.
         If that is not what it signed for the contact, the relay showed the two of us
         two directories: a fork alert with conclusive evidence, in that conversation."""
+        if note in self._agreed_notes:
+            return
         state = await self._pinned(conn)
         keys = self.keys(state)
         try:
@@ -297,6 +304,7 @@ class KeyDirectory:
             log.info("a contact's directory head is not this relay's: %s", exc)
             return
         if (theirs.size, theirs.root) in self._agreed:
+            self._agreed_note(note)
             return
         head = open_head(keys, state.head_note, cosigned=False)
         if theirs.size > head.size:
@@ -315,6 +323,7 @@ class KeyDirectory:
         try:
             check_gossip(keys, head, note, old_root, proof)
             self._agreed.add((theirs.size, theirs.root))
+            self._agreed_note(note)
         except Fork as exc:
             path = self._write(exc.evidence)
             alert = self._alert(
@@ -325,6 +334,11 @@ class KeyDirectory:
             self._warn(sender, alert)
         except ProtocolError as exc:
             log.info("a contact's directory head could not be checked: %s", exc)
+
+    def _agreed_note(self, note: bytes) -> None:
+        if len(self._agreed_notes) >= AGREED_NOTES:
+            self._agreed_notes.clear()
+        self._agreed_notes.add(note)
 
     # -- lookups
 

@@ -1,7 +1,8 @@
-"""Receiving (docs/CLIENT.md, "Never lose, never desync"): one delivered envelope is
-unsealed once, its session record loaded once and saved once, and the message, the
-record, consumed prekeys, the receipt it triggers and the envelope id commit in one
-transaction before the envelope is acknowledged. Which session opens a message is
+"""Receiving (docs/CLIENT.md, "Never lose, never desync"): a delivered envelope is
+unsealed once, and a page of them (what the relay pushed that is waiting) commits in
+one transaction, with its COMMIT off the event loop: the messages, the session records,
+consumed prekeys, one delivery receipt per sender and the envelope ids, before one ACK
+names them all. Which session opens a message is
 decided by protocol.e2e.session_record (PROTOCOL.md 13.3).
 
 Who sent it is the sender certificate's username, and only once the certificate
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from client.certificates import SenderCertificates
@@ -107,39 +108,110 @@ class Inbox:
         self.identity = identity
         self.clock = clock
         self._reported: dict[str, float] = {}
+        self._receipts: dict[str, list[bytes]] = {}
+        """Per sender, the message ids the open transaction received from them."""
+        self._saved: dict[str, SessionRecord] = {}
+        """Per sender, the session record the open transaction saved last."""
 
     async def receive(self, deliver: Deliver, conn: RelayConnection | None,
                       before_ack: BeforeAck | None = None) -> ReceiveResult | None:
-        """Handles one envelope. Returns None when it was neither stored nor
-        acknowledged (the relay delivers it again), else what it turned into."""
-        result = ReceiveResult()
-        if self.store.seen(deliver.envelope_id):
-            await _ack(conn, deliver)
-            return result
-        envelope = _open_envelope(self.identity, deliver.body)
-        rejected: str | None = None
-        if envelope.sealed is not None:
-            rejected = self._check_sender(envelope, deliver.received_at)
-        if rejected is None and envelope.sealed is not None and envelope.incoming is not None \
-                and envelope.incoming.initial is not None:
+        """Handles one envelope (a page of one): see `receive_page`."""
+        return (await self.receive_page([deliver], conn, before_ack))[0]
+
+    async def receive_page(self, delivers: Sequence[Deliver], conn: RelayConnection | None,
+                           before_ack: BeforeAck | None = None
+                           ) -> list[ReceiveResult | None]:
+        """Handles a page of envelopes, in order: each is unsealed once, and the page
+        commits in one transaction (messages, ratchet states, consumed prekeys, one
+        receipt per sender and the envelope ids), off the event loop, before one ACK
+        names them all. An initial message from a key not pinned for its sender needs
+        the key directory (a request to the relay): the page is committed up to it and
+        acknowledged, the directory asked, and the rest goes on in a new transaction.
+
+        Returns, per envelope, what it turned into, or None when it was neither stored
+        nor acknowledged (the relay delivers it again)."""
+        results: list[ReceiveResult | None] = [None] * len(delivers)
+        opened = [_open_envelope(self.identity, d.body) for d in delivers]
+        verdicts: dict[int, str | None] = {}
+        done: set[bytes] = set()
+        start = 0
+        while start < len(delivers):
+            acks: list[bytes] = []
+            committed: list[Deliver] = []
+            self._receipts, self._saved = {}, {}
+            try:  # the events it raised are shown once it is durable
+                async with self.store.atransaction(then=self.events.flush):
+                    stop = self._process_run(delivers, opened, start, verdicts, results,
+                                             done, acks, committed)  # nothing awaited
+            except BaseException:
+                self.events.discard()
+                raise
+            if before_ack is not None:
+                for deliver in committed:
+                    before_ack(deliver)
+            await _ack(conn, acks)
+            if stop >= len(delivers):
+                break
+            envelope = opened[stop]
+            assert envelope.sealed is not None and envelope.incoming is not None
+            assert envelope.incoming.initial is not None
             live = conn if conn is not None and not conn.closed.is_set() else None
             try:
-                rejected = await self._is_impostor(live, envelope.sealed.sender,
-                                                   envelope.incoming.initial.identity)
+                verdicts[stop] = await self._is_impostor(live, envelope.sealed.sender,
+                                                         envelope.incoming.initial.identity)
             except NotConnected:
-                return None
-        try:
-            with self.store.transaction():
-                self._process(envelope, result, rejected, deliver.received_at)
-                self.store.mark_seen(deliver.envelope_id, int(self.clock()))
-        except BaseException:
-            self.events.discard()
-            raise
-        if before_ack is not None:
-            before_ack(deliver)
-        self.events.flush()
-        await _ack(conn, deliver)
-        return result
+                break  # the rest is redelivered at the next login
+            start = stop
+        return results
+
+    def _process_run(self, delivers: Sequence[Deliver], opened: list[_Envelope], start: int,
+                     verdicts: dict[int, str | None], results: list[ReceiveResult | None],
+                     done: set[bytes], acks: list[bytes], committed: list[Deliver]) -> int:
+        """Inside the page's transaction: the envelopes from `start` on, until one needs
+        the key directory (its index is returned; len(delivers) when none did). The
+        receipts they trigger are queued last, one per sender."""
+        index = start
+        for index in range(start, len(delivers)):
+            deliver, envelope = delivers[index], opened[index]
+            if deliver.envelope_id in done or self.store.seen(deliver.envelope_id):
+                results[index] = ReceiveResult()  # a copy: acknowledged, not shown again
+                if deliver.envelope_id not in done:
+                    acks.append(deliver.envelope_id)
+                    done.add(deliver.envelope_id)
+                continue
+            rejected: str | None = None
+            if envelope.sealed is not None:
+                rejected = self._check_sender(envelope, deliver.received_at)
+            if rejected is None and envelope.sealed is not None \
+                    and envelope.incoming is not None \
+                    and envelope.incoming.initial is not None \
+                    and not self._pinned(envelope.sealed.sender,
+                                         envelope.incoming.initial.identity):
+                if index not in verdicts:
+                    self._queue_receipts()
+                    return index
+                rejected = verdicts[index]
+            result = results[index] = ReceiveResult()
+            self._process(envelope, result, rejected, deliver.received_at)
+            self.store.mark_seen(deliver.envelope_id, int(self.clock()))
+            acks.append(deliver.envelope_id)
+            done.add(deliver.envelope_id)
+            committed.append(deliver)
+        self._queue_receipts()
+        return len(delivers)
+
+    def _queue_receipts(self) -> None:
+        """One DELIVERED receipt per sender for what this transaction received from
+        them, in the current session (PROTOCOL.md 9.1)."""
+        receipts, self._receipts = self._receipts, {}
+        saved, self._saved = self._saved, {}
+        for name, ids in receipts.items():
+            contact = self.trust.contact(name)
+            if contact is None:
+                continue
+            record = saved.get(name) or self.sessions.load(name)
+            self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED, ids)
+            self.sessions.save(name, record)
 
     def _check_sender(self, envelope: _Envelope, received_at: int) -> str | None:
         """Why the envelope's sender certificate is not believed, or None: it must
@@ -166,13 +238,16 @@ class Inbox:
                     f"certificate for an identity key that is not the one pinned for {name}")
         return None
 
+    def _pinned(self, name: str, claimed: bytes) -> bool:
+        contact = self.trust.contact(name)
+        return contact is not None and claimed in (contact.identity, contact.pending_identity)
+
     async def _is_impostor(self, conn: RelayConnection | None, name: str, claimed: bytes
                            ) -> str | None:
         """Why an initial message is rejected as an impostor's, or None. Its key is the
         certificate's (`_check_sender`); a key not pinned for the name must be the one
         the key directory binds to it."""
-        contact = self.trust.contact(name)
-        if contact is not None and claimed in (contact.identity, contact.pending_identity):
+        if self._pinned(name, claimed):
             return None
         if conn is None:
             raise NotConnected("not connected to the relay")
@@ -241,6 +316,7 @@ class Inbox:
         contact = self._after_open(name, contact, opened)
         self._deliver(name, contact, record, opened.plaintext, note, result)
         self.sessions.save(name, record)
+        self._saved[name] = record  # as stored: the receipt goes in it (_queue_receipts)
 
     def _report(self, name: str, incoming: Incoming, received_at: int,
                 result: ReceiveResult) -> None:
@@ -292,8 +368,7 @@ class Inbox:
             contact.unread += 1
             contact.last_activity = self.clock()
             self.trust.save(contact)
-            self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED,
-                                      [item.message_id])
+            self._receipts.setdefault(name, []).append(item.message_id)
         elif isinstance(item, DecryptionError):
             self.outbox.peer_failed(contact, record, item)
             self.trust.save(contact)  # what it lost may have held our capability
@@ -305,10 +380,11 @@ class Inbox:
             self.history.receipt(name, item.message_ids, state)
 
 
-async def _ack(conn: RelayConnection | None, deliver: Deliver) -> None:
-    if conn is None:
+async def _ack(conn: RelayConnection | None, envelope_ids: list[bytes]) -> None:
+    """One ACK for what a transaction committed (RelayConnection.ack_committed)."""
+    if conn is None or not envelope_ids:
         return
     try:
-        await conn.ack([deliver.envelope_id])
+        await conn.ack_committed(envelope_ids)
     except (ConnectionLost, RelayError) as exc:
         log.info("ack failed, the relay will redeliver: %s", exc)

@@ -13,9 +13,13 @@ from typing import Any, Protocol
 from client.connection import RelayConnection
 from client.errors import NotConnected, RelayRefused
 from client.events import Events, Status, StatusEvent
-from protocol.wire.frames import Deliver, PrekeysLow, QueueDone
+from protocol.wire.frames import Deliver, Error, Frame, PrekeysLow, QueueDone, error_name
 
 log = logging.getLogger("blindrelay.client")
+
+PAGE = 256
+"""Most DELIVERs handled as one page (one transaction, one ACK): those already waiting
+when the first is taken, so a lone message is never held back to fill a page."""
 
 REPLENISH_INTERVAL = 60.0
 """PREKEYS_LOW is answered at most once per this many seconds; pushes in between
@@ -33,8 +37,9 @@ class LinkHooks(Protocol):
     async def online(self) -> None:
         """Runs once the link reported ONLINE."""
 
-    async def receive(self, deliver: Deliver) -> Any:
-        """An envelope the relay delivered."""
+    async def receive_page(self, delivers: list[Deliver]) -> Any:
+        """Envelopes the relay delivered, in order (those waiting when the first was
+        taken, at most PAGE): handled, committed and acknowledged together."""
 
     async def ensure_prekeys(self) -> None:
         """The relay said PREKEYS_LOW."""
@@ -141,16 +146,28 @@ class RelayLink:
                 await asyncio.wait_for(stop.wait(), delay)
 
     async def _pump(self, conn: RelayConnection) -> None:
+        held: Frame | None = None
         try:
             while True:
-                frame = await conn.pushes.get()
+                frame, held = (held, None) if held is not None else (
+                    await conn.pushes.get(), None)
                 if isinstance(frame, Deliver):
-                    await self.hooks.receive(frame)
-                    self.handled += 1
+                    page = [frame]
+                    while len(page) < PAGE and not conn.pushes.empty():
+                        more = conn.pushes.get_nowait()
+                        if not isinstance(more, Deliver):
+                            held = more  # QUEUE_DONE and the like keep their place
+                            break
+                        page.append(more)
+                    await self.hooks.receive_page(page)
+                    self.handled += len(page)
                 elif isinstance(frame, QueueDone):
                     self.queue_done.set()
                 elif isinstance(frame, PrekeysLow):
                     self._schedule_replenish()
+                elif isinstance(frame, Error):  # a quiet ACK that failed (16.5)
+                    log.info("the relay refused an acknowledgement (%s): what it named "
+                             "is delivered again", error_name(frame.code))
         except (NotConnected, asyncio.CancelledError):
             pass
         except Exception:

@@ -33,6 +33,7 @@ from client.errors import NotConnected, RelayRefused, relay_errors
 from client.events import Events
 from client.history import History
 from client.records import Contact, Direction, Message, OutboxItem, State
+from client.spare import SpareConnection
 from client.store import OutboxRepo, SessionRepo, Store
 from protocol.e2e.content import (
     CAPABILITY_LEN,
@@ -137,6 +138,7 @@ class Outbox:
         """Whether envelopes go in SEALED_SENDs first (`Client.sealed_sending`)."""
         self.open_sending: Opener | None = None
         """Opens a new connection to our relay that will not log in."""
+        self._spare: SpareConnection | None = None
         self.capability_of: Callable[[str], bytes | None] = lambda name: None
         """The capability a contact gave us (our sealed envelopes to them carry it)."""
         self.offer: Callable[[Contact], bytes | None] = lambda contact: None
@@ -259,7 +261,7 @@ class Outbox:
         async with self._lock:
             self._encrypt_due()
             items = self._seal(self.due())
-            sending = (_SendingConnection(self.open_sending)
+            sending = (_SendingConnection(self._spare_connection().take)
                        if self.sealed() and self.open_sending is not None else None)
             alone = 0  # how many of the next items go one per frame
             try:
@@ -288,11 +290,10 @@ class Outbox:
                         self._fail(*batch[0], exc.message)
                         items, alone = rest, max(0, alone - 1)
                         continue
-                    with self.store.transaction():
+                    async with self.store.atransaction(then=self.events.flush):
                         for row_id, item in batch:
                             self.repo.delete(row_id)
                             self.history.advance(item.message_row, State.SENT)
-                    self.events.flush()
                     sent += len(batch)
                     # after a fallback the rest are batched again (by route, above)
                     items, alone = rest, 0 if fell_back else max(0, alone - len(batch))
@@ -300,8 +301,22 @@ class Outbox:
                     self.retry_at, self._retry_wait = None, 0.0
             finally:
                 if sending is not None:
+                    used = sending.conn is not None and not sending.conn.closed.is_set()
                     await sending.close()
+                    if used:  # the next flush's connection, opened ahead (spare.py)
+                        self._spare_connection().prepare()
         return sent
+
+    def _spare_connection(self) -> SpareConnection:
+        assert self.open_sending is not None
+        if self._spare is None:
+            self._spare = SpareConnection(self.open_sending)
+        return self._spare
+
+    async def close_spare(self) -> None:
+        """Closes the sending connection opened ahead, if any (on disconnecting)."""
+        if self._spare is not None:
+            await self._spare.close()
 
     async def _transmit(self, batch: list[tuple[int, OutboxItem]], connection: RelayConnection,
                         sending: _SendingConnection | None) -> bool:

@@ -19,6 +19,7 @@ contacts, session records, messages, outbox) are the only code that names its ta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -26,7 +27,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from hashlib import sha256
 from pathlib import Path
 
@@ -55,6 +56,7 @@ from client.store_meta import StoreError as StoreError
 from client.store_meta import WeakParameters as WeakParameters
 from client.store_meta import WrongPassphrase as WrongPassphrase
 from client.store_meta import check_meta_mac, derive, meta_mac
+from client.store_thread import Connection
 from client.store_versions import RowVersions
 from protocol.e2e.session import Session
 from protocol.e2e.session_record import MAX_ACCEPTED, SessionRecord
@@ -135,10 +137,12 @@ def _ad(table: bytes, row: bytes, version: int | None) -> bytes:
 class RowEngine:
     """Encrypted rows over one SQLite connection: sealing and opening them, their
     versions and the quarantine. Use `transaction()` to group writes that must land
-    together (a received message and the ratchet state, say)."""
+    together (a received message and the ratchet state, say), or `atransaction()` in
+    a coroutine, whose COMMIT (its fsync) runs off the event loop."""
 
     def __init__(self, db: sqlite3.Connection, master: bytes, protected: bool) -> None:
-        self.db = db
+        self.db = Connection(db)
+        self.db.on_failed = self._commit_failed
         enc_key, index_key = _subkeys(master)
         self._enc_key, self._index_key = SecretKey(enc_key), SecretKey(index_key)
         self._master = SecretKey(master)
@@ -267,6 +271,41 @@ class RowEngine:
             finally:
                 self._depth -= 1
             return
+        with self.transaction_body():
+            yield
+        self.db.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
+    async def atransaction(self, then: Callable[[], None] | None = None
+                           ) -> AsyncIterator[None]:
+        """`transaction()` for coroutines: the writes inside are made on the event loop
+        (no fsync), and the COMMIT runs on the store's thread (client/store_thread.py);
+        this returns only once it is durable, so what depends on it (an ACK) waits for
+        it, while the connection's reading and sending go on meanwhile. `then` runs
+        once it is durable, before the store is used again (the events it raised are
+        shown there). Nothing may be awaited inside. Inside another transaction it
+        simply nests (and `then` is left to the outer one's caller)."""
+        if self._depth:
+            with self.transaction():
+                yield
+            return
+        with self.transaction_body():
+            yield
+        future = self.db.commit_soon(then)
+        try:
+            await asyncio.shield(asyncio.wrap_future(future))
+        except asyncio.CancelledError:
+            # the COMMIT goes on without us; whoever touches the store next waits for it
+            raise
+        except BaseException:
+            if self.db.settling(future):
+                self._commit_failed(None)
+            raise
+        self.db.done(future)
+
+    @contextlib.contextmanager
+    def transaction_body(self) -> Iterator[None]:
+        """BEGIN, the writes, the record of versions; the caller commits (`atransaction`)."""
         self.db.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
@@ -281,7 +320,12 @@ class RowEngine:
                 self._load_versions()
             raise
         self._depth = 0
-        self.db.execute("COMMIT")
+
+    def _commit_failed(self, _exc: BaseException | None) -> None:
+        """A COMMIT that ran on the store's thread failed and was rolled back: the
+        record of versions in memory goes back to the one on disk."""
+        with contextlib.suppress(CorruptStore):
+            self._load_versions()
 
 
 
@@ -597,10 +641,21 @@ class KtRepo:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._head: tuple[bytes, bytes | None] | None = None
 
     def load(self, server: str) -> KtState | None:
         data = self.store.get("settings", b"kt", server.encode())
         return None if data is None else KtState.decode(data)
+
+    def head_note(self, server: str) -> bytes | None:
+        """The state's head note alone: every text carries it, and the row's bytes
+        are decoded again only when they changed."""
+        data = self.store.get("settings", b"kt", server.encode())
+        if data is None:
+            return None
+        if self._head is None or self._head[0] != data:
+            self._head = (data, KtState.decode(data).head_note)
+        return self._head[1]
 
     def save(self, state: KtState) -> None:
         self.store.put("settings", b"kt", state.server.encode(), state.encode())
@@ -762,7 +817,8 @@ def private_files(path: Path) -> None:
 
 def _connect(path: Path) -> sqlite3.Connection:
     private_files(path)
-    db = sqlite3.connect(path, isolation_level=None)
+    # shared with the store's commit thread, never used by both at once (store_thread.py)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA secure_delete=ON")

@@ -198,13 +198,10 @@ class PostgresSource(Source):
                             " ORDER BY idx"))]
 
     def schema_version(self) -> int:
-        from server.pg_store import VERSION_COMMENT
+        from server.pg_schema import parse_version
 
-        comment = self._run(self.conn.fetchval(
-            "SELECT obj_description(to_regclass('accounts'), 'pg_class')"))
-        if not comment or not str(comment).startswith(VERSION_COMMENT):
-            return 0
-        return int(str(comment)[len(VERSION_COMMENT):])
+        return parse_version(self._run(self.conn.fetchval(
+            "SELECT obj_description(to_regclass('accounts'), 'pg_class')")))[0]
 
     def close(self) -> None:
         try:

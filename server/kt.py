@@ -156,15 +156,21 @@ async def _open_directory(storage: Storage, signer: Signer, vrf_secret: bytes) -
 
 
 async def catch_up(directory: Directory, storage: Storage) -> int:
-    """Replays the updates other relay processes stored beyond this directory's size
-    (server/cluster.py), each checked as at start; returns how many. Call under the
-    relay's directory lock, so that no update of this process interleaves."""
-    updates = await storage.directory_updates_since(directory.size)
-    for update in updates:
+    """Replays the stored updates the directory in memory lacks: those other relay
+    processes sharing the database (PostgreSQL, docs/DEPLOY.md, server/cluster.py)
+    appended since this one last looked, each checked as at start, and signs the new
+    checkpoint. Returns how many. Call under the relay's directory lock, so that no
+    update of this process interleaves; the relay also holds the storage's directory
+    lock when it catches up before an update of its own (Relay._locked_update)."""
+    added = 0
+    for update in await storage.directory_updates_since(directory.size):
+        if update.index < directory.size:  # a backend without a range query
+            continue
         if update.index != directory.size:
             raise DirectoryOutOfStep(f"the directory's stored log has a gap at "
                                      f"{directory.size}")
         directory.replay(update.username, update.value, update.opening)
-    if updates:
+        added += 1
+    if added:
         directory.checkpoint()
-    return len(updates)
+    return added

@@ -21,7 +21,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from protocol.wire.certificates import DEFAULT_LIFETIME, issue, signer_from_seed
-from protocol.wire.connection import RequestRefused, ServerConnection, check_prekeys, check_send
+from protocol.wire.connection import (
+    RequestRefused,
+    ServerConnection,
+    check_prekeys,
+    check_send,
+    is_quiet,
+)
 from protocol.wire.errors import LocalProtocolError
 from protocol.wire.events import Refusal, Request
 from protocol.wire.frames import (
@@ -80,6 +86,7 @@ from server.connections import (
     OutboxFull,
     check_account_cap,
     close_for_login_timeout,
+    inline_writer,
 )
 from server.events import (
     Acked,
@@ -129,7 +136,8 @@ envelopes stay queued for its next login."""
 DRAIN_PAGE = 128
 
 MAX_PIPELINED_SENDS = 32
-"""SENDs one connection may have committing at once; reading waits beyond that."""
+"""SENDs (and quiet ACKs) one connection may have committing at once; reading waits
+beyond that."""
 
 SEND_GRACE = 5.0
 """Seconds a closing connection waits for its SENDs in flight to commit."""
@@ -159,6 +167,17 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
+def _refusal(core: ServerConnection, request_id: int, exc: Exception) -> bytes:
+    """The ERROR answering a request that failed with `exc`."""
+    if isinstance(exc, RequestRefused):
+        return core.refuse(request_id, exc.code, exc.message)
+    if isinstance(exc, StorageError):
+        return core.refuse(request_id, _STORAGE_CODES.get(type(exc), ErrorCode.INTERNAL_ERROR),
+                           str(exc))
+    log.error("internal error handling a frame", exc_info=exc)
+    return core.refuse(request_id, ErrorCode.INTERNAL_ERROR, "internal error")
+
+
 def _deliver(env: StoredEnvelope) -> Deliver:
     """DELIVER for a sealed envelope, GROUP_DELIVER for a group message (21.3)."""
     push = GroupDeliver if env.group else Deliver
@@ -166,20 +185,61 @@ def _deliver(env: StoredEnvelope) -> Deliver:
 
 
 class Connection:
-    """One WebSocket: the core that decides, the outbox that a writer task empties, and
-    the SENDs committing on its behalf."""
+    """One WebSocket: the core that decides, the outbox (frames are written at once
+    when the transport takes them; a writer task empties the outbox for a peer that
+    reads slowly), and the SENDs committing on its behalf."""
 
-    __slots__ = ("close_task", "closing", "core", "outbox", "send_slots", "sends", "ws")
+    __slots__ = ("_late", "_writes_waiter", "close_task", "closing", "core", "finished",
+                 "outbox", "send_slots", "sends", "writer_task", "writes", "ws")
 
     def __init__(self, ws: Transport, core: ServerConnection,
                  max_outbox_bytes: int = MAX_OUTBOX_BYTES) -> None:
         self.ws = ws
         self.core = core
-        self.outbox = Outbox(OUTBOX_SIZE, max_outbox_bytes)
+        self.writer_task: asyncio.Task[None] | None = None
+        self.outbox = Outbox(OUTBOX_SIZE, max_outbox_bytes, inline_writer(ws),
+                             self._start_writer)
         self.send_slots = asyncio.Semaphore(MAX_PIPELINED_SENDS)
         self.sends: set[asyncio.Task[None]] = set()
+        self.writes = 0
+        """SENDs and quiet ACKs given to the storage and not yet committed (no task
+        each: the storage calls back once their group commits)."""
+        self._writes_waiter: asyncio.Future[None] | None = None
+        self._late: set[asyncio.Task[None]] = set()
+        self.finished = False
         self.closing = False
         self.close_task: asyncio.Task[None] | None = None
+
+    def _start_writer(self) -> None:
+        self.writer_task = asyncio.get_running_loop().create_task(self.writer())
+
+    def write_started(self) -> None:
+        self.writes += 1
+
+    def write_done(self) -> None:
+        self.writes -= 1
+        waiter, self._writes_waiter = self._writes_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def writes_below(self, limit: int) -> None:
+        """Waits until fewer than `limit` writes are committing (1: all committed).
+        Only the connection's own handler waits here."""
+        while self.writes >= limit:
+            self._writes_waiter = asyncio.get_running_loop().create_future()
+            await self._writes_waiter
+
+    def answer_soon(self, data: bytes) -> None:
+        """An answer from a storage callback: written or queued now, in the order the
+        callbacks come; if the outbox is full, it waits its turn in a task."""
+        if self.finished:
+            return
+        try:
+            self.outbox.put_nowait(data)
+        except OutboxFull:
+            task = asyncio.get_running_loop().create_task(self.outbox.put(data))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
 
     @property
     def username(self) -> str | None:
@@ -285,7 +345,6 @@ class Relay:
                                      self.monotonic())
         conn = Connection(ws, core, self.connection_limits.max_outbox_bytes)
         loop = asyncio.get_running_loop()
-        writer = loop.create_task(conn.writer())
         deadline = loop.call_later(self.connection_limits.login_timeout,
                                    self._login_deadline, conn)
         self.connections += 1
@@ -311,8 +370,15 @@ class Relay:
                 _, late = await asyncio.wait(set(conn.sends), timeout=SEND_GRACE)
                 for task in late:
                     task.cancel()
+            if conn.writes:  # the same for the pipelined ones
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(conn.writes_below(1), SEND_GRACE)
+            if conn._late:
+                await asyncio.wait(set(conn._late), timeout=SEND_GRACE)
+            conn.finished = True
             conn.outbox.close()
-            await asyncio.gather(writer, return_exceptions=True)
+            if conn.writer_task is not None:
+                await asyncio.gather(conn.writer_task, return_exceptions=True)
 
     def _login_deadline(self, conn: Connection) -> None:
         if conn.username is None and not conn.closing:
@@ -328,7 +394,21 @@ class Relay:
             await conn.outbox.put(conn.core.refuse(event.request_id, event.code,
                                                    event.message))
             return
-        if isinstance(event.frame, Send | SealedSend):
+        frame = event.frame
+        if isinstance(frame, Send) or (isinstance(frame, Ack)
+                                       and is_quiet(event.request_id, frame)):
+            # Pipelined, without a task: the next frames are read while this SEND or
+            # quiet ACK commits. Writes join the group commit in arrival order, and the
+            # storage calls back in that order, so SENTs go out in that order too.
+            await conn.writes_below(MAX_PIPELINED_SENDS)
+            if isinstance(frame, Send):
+                self._send_soon(conn, event, frame)
+            else:
+                self._ack_soon(conn, frame)
+            return
+        if conn.writes:  # anything else is answered after them (quiet ACK: 16.5)
+            await conn.writes_below(1)
+        if isinstance(frame, SealedSend):
             # Pipelined: the next frames are read while this SEND commits. Stores join
             # the group commit in arrival order (tasks start in the order created), and
             # their SENTs go out in that order too.
@@ -341,18 +421,13 @@ class Relay:
 
     async def _answer(self, conn: Connection, request: Request) -> None:
         core = conn.core
+        data: bytes | None
         try:
             data = core.answer(request, await self._carry_out(conn, request.frame))
-        except RequestRefused as exc:
-            data = core.refuse(request.request_id, exc.code, exc.message)
-        except StorageError as exc:
-            code = _STORAGE_CODES.get(type(exc), ErrorCode.INTERNAL_ERROR)
-            data = core.refuse(request.request_id, code, str(exc))
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
-        except Exception:
-            log.exception("internal error handling a frame")
-            data = core.refuse(request.request_id, ErrorCode.INTERNAL_ERROR, "internal error")
+        except Exception as exc:
+            data = _refusal(core, request.request_id, exc)
         if data is not None:  # None: a quiet ACK carried out, answered by nothing (16.5)
             await conn.outbox.put(data)
         if isinstance(request.frame, Register | Login) and core.username is not None:
@@ -391,8 +466,6 @@ class Relay:
         user = core.username
         if user is None:  # pragma: no cover - the core refuses this before login
             raise LocalProtocolError("request before login")
-        if isinstance(frame, Send):
-            return await self._send(frame, user)
         if isinstance(frame, GroupSend):
             return await self._group_send(frame, user)
         if isinstance(frame, UploadKeyPackages):
@@ -619,19 +692,6 @@ class Relay:
 
     # -- envelopes
 
-    async def _send(self, frame: Send, sender: str) -> Sent:
-        """`sender` is known from the login but never stored (docs/DATA.md)."""
-        self._check_send(frame)
-        items = [(e.recipient, e.body) for e in frame.envelopes]
-        reservation = self.budgets.admit_send(sender, items)
-        try:
-            stored = await self.store_and_push(items)
-        except BaseException:
-            reservation.cancel()
-            raise
-        reservation.commit(stored)
-        return Sent(tuple(env.envelope_id for env in stored))
-
     async def _group_send(self, frame: GroupSend, sender: str) -> Sent:
         """GROUP_SEND (PROTOCOL.md 21.3): one body for every recipient the sender
         names, stored once. The relay reads the message's cleartext header and nothing
@@ -683,6 +743,62 @@ class Relay:
 
     def _check_send(self, frame: Send) -> None:
         check_send(frame, self.limits)
+
+    def _send_soon(self, conn: Connection, request: Request, frame: Send) -> None:
+        """SEND, pipelined (_send without a task): the checks and the budget now, the
+        store in the next group commit, and once it committed, from the storage's
+        callback, the pushes (_pushed) and SENT; ERROR if refused. `sender` is known
+        from the login but never stored (docs/DATA.md)."""
+        core = conn.core
+        sender = core.username
+        if sender is None:  # pragma: no cover - the core refuses SEND before login
+            raise LocalProtocolError("SEND before login")
+        try:
+            self._check_send(frame)
+            items = [(e.recipient, e.body) for e in frame.envelopes]
+            reservation = self.budgets.admit_send(sender, items)
+        except Exception as exc:
+            conn.answer_soon(_refusal(core, request.request_id, exc))
+            return
+
+        def done(stored: list[StoredEnvelope] | None, error: BaseException | None) -> None:
+            conn.write_done()
+            if stored is None:
+                reservation.cancel()
+                if isinstance(error, Exception):
+                    conn.answer_soon(_refusal(core, request.request_id, error))
+                return
+            reservation.commit(stored)
+            self._pushed(stored)
+            answer = core.answer(request, Sent(tuple(env.envelope_id for env in stored)))
+            if answer is not None:
+                conn.answer_soon(answer)
+
+        conn.write_started()
+        self.storage.store_envelopes_then(
+            items, coarse_time(self.clock(), self.received_at_granularity),
+            self.limits.max_queue, self.budgets.max_stored_bytes,
+            self.budgets.max_stored_envelopes, done)
+
+    def _ack_soon(self, conn: Connection, frame: Ack) -> None:
+        """A quiet ACK (16.5), pipelined: deleted in the next group commit, answered by
+        nothing, or by ERROR with request id 0 if that fails."""
+        core = conn.core
+        user = core.username
+        if user is None:  # pragma: no cover - the core refuses ACK before login
+            raise LocalProtocolError("ACK before login")
+
+        def done(count: int | None, error: BaseException | None) -> None:
+            conn.write_done()
+            if count is None:
+                if isinstance(error, Exception):
+                    conn.answer_soon(_refusal(core, 0, error))
+                return
+            self.budgets.acked(user, frame.envelope_ids)
+            self._emit(Acked(user, frame.envelope_ids, count))
+
+        conn.write_started()
+        self.storage.delete_envelopes_then(user, list(frame.envelope_ids), done)
 
     async def store_and_push(self, items: list[tuple[str, bytes]]) -> list[StoredEnvelope]:
         """Stores envelopes (all or none), then pushes each to its online recipient.

@@ -13,16 +13,28 @@ default: WAL commits survive a killed process without an fsync each) it runs on 
 event loop's own thread, which saves two thread hand-offs per statement; with
 `synchronous=FULL` every commit waits for an fsync, so it runs in one worker thread.
 Writes are group-committed: while one transaction commits, the writes that
-arrive queue up and then commit together in the next one, each in its own
-savepoint, and each caller is answered only after the COMMIT that holds its
-write. That keeps "acknowledged means durable" while sharing commits between
-concurrent senders.
+arrive queue up and then commit together in the next one, and each caller is
+answered only after the COMMIT that holds its write. That keeps "acknowledged means
+durable" while sharing commits between concurrent senders. One callback per group
+runs the transaction and answers its callers (a task only with `synchronous=FULL`,
+whose commit waits on the worker thread).
+
+Each write in a group is all or none without a savepoint each: a write that is
+refused (StorageError, IntegrityError) before it changed a row (the connection's
+`total_changes` says) is simply left out; one refused after changing rows makes the
+whole group roll back and run again, each write in its own savepoint (`_commit_each`),
+which is rare (a SEND whose second recipient does not exist, say).
+
+Per recipient, the number of queued envelopes is kept in memory (`_queued`, read
+from the table once per recipient and run), so QUEUE_FULL costs no COUNT(*) per
+store; a group's changes to it count only once the group commits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import secrets
 import sqlite3
@@ -39,6 +51,7 @@ from server.storage import (
     CommitConflict,
     DirectoryOutOfStep,
     DirectoryUpdate,
+    Done,
     IdentityInUse,
     NoKeyPackages,
     NoPrekeys,
@@ -196,11 +209,20 @@ class SqliteStorage(Storage):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="blindrelay-sqlite")
         self._db: sqlite3.Connection | None = None
         self._lock: int | None = None
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Op, Done[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._flush_due = False
         self._last_seq: dict[str, int] = {}
         """Per recipient, the seq its last envelope got in this run (module docstring);
         dropped when the account is deleted."""
+        self._queued: dict[str, int] = {}
+        """Per recipient, its queued envelopes as of the last commit (only recipients
+        with some: read from the table on first use)."""
+        self._staged: dict[str, int] = {}
+        """The counts the group being written changed, kept when it commits."""
+        self._staged_reset = False
+        """The group deleted envelopes of recipients it did not count (expiry): the
+        committed counts are dropped when it commits, and read again."""
         self.commits = 0  # transactions committed, for the benchmark's report
 
     @classmethod
@@ -280,57 +302,134 @@ class SqliteStorage(Storage):
         return await self._run(lambda: fn(self.db))
 
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((op, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
-        return await asyncio.shield(future)
+        """Joins the next group commit; returns once it has committed. A caller that
+        is cancelled meanwhile only stops waiting: its write commits all the same."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._write_then(op, functools.partial(_resolve, future))
+        return await future
+
+    def _write_then(self, op: Callable[[sqlite3.Connection], T], done: Done[T]) -> None:
+        """Joins the next group commit; `done` is told its outcome once it committed."""
+        self._pending.append((op, done))
+        if self.inline:
+            if not self._flush_due:  # one callback per group, after this loop step
+                self._flush_due = True
+                asyncio.get_running_loop().call_soon(self._flush_inline)
+        elif self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    def _flush_inline(self) -> None:
+        """The group that gathered during one step of the loop, committed on the loop's
+        thread (`synchronous=NORMAL`: no fsync to wait for)."""
+        self._flush_due = False
+        batch, self._pending = self._pending, []
+        if batch:
+            self._answer(batch, self._commit_group, [op for op, _ in batch])
 
     async def _flush(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    results = await self._run(self._commit_batch, [op for op, _ in batch])
+                    results = await self._run(self._commit_group, [op for op, _ in batch])
                 except Exception as exc:  # the COMMIT itself failed: nothing was stored
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _fail(batch, exc)
                     continue
-                for (_, future), (ok, value) in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
+                _settle(batch, results)
         finally:
             self._flusher = None
 
-    def _commit_batch(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+    def _answer(self, batch: list[tuple[Op, Done[Any]]],
+                commit: Callable[[list[Op]], list[tuple[bool, Any]]], ops: list[Op]) -> None:
+        try:
+            results = commit(ops)
+        except Exception as exc:  # the COMMIT itself failed: nothing was stored
+            _fail(batch, exc)
+            return
+        _settle(batch, results)
+
+    def _commit_group(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+        """One transaction for every write of the group; a write refused before it
+        changed anything is left out of it. A write refused after changing rows: the
+        group runs again, each write in a savepoint (`_commit_each`)."""
+        db = self.db
+        out: list[tuple[bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                before = db.total_changes
+                try:
+                    value = op(db)
+                except (StorageError, sqlite3.IntegrityError) as exc:
+                    if db.total_changes != before:
+                        raise _PartlyWritten from None
+                    out.append((False, exc))
+                    continue
+                out.append((True, value))
+            db.execute("COMMIT")
+        except _PartlyWritten:
+            self._rollback()
+            return self._commit_each(ops)
+        except BaseException:
+            self._rollback()
+            raise
+        self._committed()
+        return out
+
+    def _commit_each(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+        """The group again, each write in its own savepoint, so a refused one leaves
+        nothing behind and the others still commit together."""
         db = self.db
         out: list[tuple[bool, Any]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for op in ops:
                 db.execute("SAVEPOINT op")
+                staged, reset = dict(self._staged), self._staged_reset
                 try:
                     value = op(db)
                 except (StorageError, sqlite3.IntegrityError) as exc:
                     db.execute("ROLLBACK TO op")
                     db.execute("RELEASE op")
+                    self._staged, self._staged_reset = staged, reset
                     out.append((False, exc))
                     continue
                 db.execute("RELEASE op")
                 out.append((True, value))
             db.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.commits += 1
+        self._committed()
         return out
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self._staged, self._staged_reset = {}, False
+
+    def _committed(self) -> None:
+        """The group's queue counts count from now on (zeros are read again if needed)."""
+        if self._staged_reset:
+            self._queued = {}
+        for recipient, count in self._staged.items():
+            if count:
+                self._queued[recipient] = count
+            else:
+                self._queued.pop(recipient, None)
+        self._staged, self._staged_reset = {}, False
+        self.commits += 1
+
+    def _queue_count(self, db: sqlite3.Connection, recipient: str) -> int:
+        """Envelopes queued for `recipient`, as the group being written leaves them."""
+        count = self._staged.get(recipient)
+        if count is None:
+            count = None if self._staged_reset else self._queued.get(recipient)
+            if count is None:
+                count = int(db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
+                                       (recipient,)).fetchone()[0])
+            self._staged[recipient] = count
+        return count
 
     # -- accounts
 
@@ -364,6 +463,7 @@ class SqliteStorage(Storage):
                 raise UnknownUser(username)
             count = db.execute("DELETE FROM envelopes WHERE recipient=?",
                                (username,)).rowcount
+            self._staged[username] = 0
             for table in ("one_time_prekeys", "kem_one_time_prekeys", "signed_prekeys",
                           "delivery_capabilities", "key_packages", "accounts"):
                 db.execute(f"DELETE FROM {table} WHERE username=?", (username,))
@@ -503,20 +603,33 @@ class SqliteStorage(Storage):
         self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
         max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
+        return await self._write(self._store_op(envelopes, now, max_queue, max_stored_bytes,
+                                                max_stored_envelopes))
+
+    def store_envelopes_then(
+        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
+        max_stored_bytes: int, max_stored_envelopes: int,
+        done: Done[list[StoredEnvelope]],
+    ) -> None:
+        self._write_then(self._store_op(envelopes, now, max_queue, max_stored_bytes,
+                                        max_stored_envelopes), done)
+
+    def _store_op(self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
+                  max_stored_bytes: int, max_stored_envelopes: int
+                  ) -> Callable[[sqlite3.Connection], list[StoredEnvelope]]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
             _check_budget(db, sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes),
                           len(envelopes), max_stored_bytes, max_stored_envelopes)
             return [self._queue(db, recipient, body, now, max_queue)
                     for recipient, body in envelopes]
 
-        return await self._write(op)
+        return op
 
     def _queue(self, db: sqlite3.Connection, recipient: str, body: bytes, now: int,
                max_queue: int, shared: int | None = None) -> StoredEnvelope:
         """One row in `recipient`'s queue: the body itself, or (a group message) a
         reference to its `group_bodies` row and an empty body."""
-        queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
-                            (recipient,)).fetchone()[0]
+        queued = self._queue_count(db, recipient)
         if queued >= max_queue:
             raise QueueFull(recipient)
         envelope_id = os.urandom(16)
@@ -532,6 +645,7 @@ class SqliteStorage(Storage):
         # only now: a name with no account never takes memory here. A write rolled back
         # later leaves a gap, which orders nothing wrongly.
         self._last_seq[recipient] = seq
+        self._staged[recipient] = queued + 1
         return StoredEnvelope(seq, envelope_id, recipient, body, now, shared is not None)
 
     def _next_seq(self, db: sqlite3.Connection, recipient: str) -> int:
@@ -627,19 +741,38 @@ class SqliteStorage(Storage):
         return await self._read(op)
 
     async def delete_envelopes(self, recipient: str, envelope_ids: list[bytes]) -> int:
+        return await self._write(self._delete_op(recipient, envelope_ids))
+
+    def delete_envelopes_then(self, recipient: str, envelope_ids: list[bytes],
+                              done: Done[int]) -> None:
+        self._write_then(self._delete_op(recipient, envelope_ids), done)
+
+    def _delete_op(self, recipient: str, envelope_ids: list[bytes]
+                   ) -> Callable[[sqlite3.Connection], int]:
         def op(db: sqlite3.Connection) -> int:
             # rowcount, not total_changes: that also counts the usage trigger's updates
-            return sum(db.execute("DELETE FROM envelopes WHERE recipient=? AND envelope_id=?",
-                                  (recipient, eid)).rowcount for eid in envelope_ids)
+            deleted = sum(db.execute("DELETE FROM envelopes WHERE recipient=? AND "
+                                     "envelope_id=?", (recipient, eid)).rowcount
+                          for eid in envelope_ids)
+            if deleted:
+                known = self._staged.get(recipient)
+                if known is None and not self._staged_reset:
+                    known = self._queued.get(recipient)
+                if known is not None:  # else not counted yet: read when first needed
+                    self._staged[recipient] = known - deleted
+            return deleted
 
-        return await self._write(op)
+        return op
 
     async def expire(self, before: int) -> int:
         def op(db: sqlite3.Connection) -> int:
             # a group's last commit epoch is kept only as long as its commit could
             # still be queued (PROTOCOL.md 21.3)
             db.execute("DELETE FROM group_epochs WHERE at<?", (before,))
-            return db.execute("DELETE FROM envelopes WHERE received_at<?", (before,)).rowcount
+            count = db.execute("DELETE FROM envelopes WHERE received_at<?", (before,)).rowcount
+            if count:  # whose queues shrank is not worth a query: count them again
+                self._staged, self._staged_reset = {}, True
+            return int(count)
 
         return await self._write(op)
 
@@ -655,6 +788,8 @@ class SqliteStorage(Storage):
         await self._read(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
 
     async def close(self) -> None:
+        while self._flush_due:
+            await asyncio.sleep(0)
         while self._flusher is not None:
             await asyncio.sleep(0)
             if self._flusher is not None:
@@ -665,6 +800,35 @@ class SqliteStorage(Storage):
             self._db = None
         self._executor.shutdown(wait=True)
         self._release_lock()
+
+
+class _PartlyWritten(Exception):
+    """A write was refused after it changed rows: the group is run again with
+    savepoints (SqliteStorage._commit_group)."""
+
+
+def _fail(batch: list[tuple[Op, Done[Any]]], exc: BaseException) -> None:
+    for _, done in batch:
+        done(None, exc)
+
+
+def _settle(batch: list[tuple[Op, Done[Any]]], results: list[tuple[bool, Any]]) -> None:
+    for (_, done), (ok, value) in zip(batch, results, strict=True):
+        if ok:
+            done(value, None)
+        else:
+            done(None, value)
+
+
+def _resolve(future: asyncio.Future[T], value: T | None, error: BaseException | None) -> None:
+    """Done for an awaiting caller: its future, unless it stopped waiting (the write
+    stands all the same)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)  # type: ignore[arg-type]
 
 
 def _random_row_id(db: sqlite3.Connection, table: str) -> int:

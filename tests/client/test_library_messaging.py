@@ -162,3 +162,30 @@ async def test_both_start_the_conversation_at_once(tmp_path: Path) -> None:
         assert received(bob, "alice") == ["hi bob", "a0", "a1", "a2"]
         assert received(alice, "bob") == ["hi alice", "b0", "b1", "b2"]
         await shut(alice, bob)
+
+
+async def test_messages_waiting_at_login_are_confirmed_by_one_receipt(tmp_path: Path) -> None:
+    """What the relay held for bob is handled as one page, and bob confirms it with one
+    DELIVERED receipt naming every message, not one receipt (and envelope) each."""
+    async with running_relay(tmp_path / "relay") as relay:
+        alice = await make_client(tmp_path, "alice", relay.url)
+        bob = await make_client(tmp_path, "bob", relay.url)
+        await alice.send_text("bob", "hello")
+        await wait_last(bob, "alice", "hello")
+        answer = await bob.send_text("alice", "hi")
+        await wait_state(bob, "alice", answer, State.DELIVERED)
+
+        await bob.disconnect()
+        sent = [await alice.send_text("bob", f"queued {i}") for i in range(6)]
+        for message in sent:
+            await wait_state(alice, "bob", message, State.SENT)
+        await alice.disconnect()
+        await online(bob)
+        await wait_for(lambda: received(bob, "alice")[1:] == [m.text for m in sent])
+        await wait_for(lambda: bob.store.outbox() == [])
+        assert len(await relay.relay.storage.queued("alice", 0, 100)) == 1
+
+        await online(alice)
+        for message in sent:
+            await wait_state(alice, "bob", message, State.DELIVERED)
+        await shut(alice, bob)

@@ -61,6 +61,61 @@ async def test_send_is_all_or_nothing(open_store: OpenStore) -> None:
         await store.close()
 
 
+async def test_a_refused_write_in_a_group_leaves_nothing_and_the_others_commit(
+        tmp_path: Path) -> None:
+    """Writes started in one loop step commit in one group, without a savepoint each:
+    a SEND refused after its first envelope was written still stores none of them,
+    and the writes around it commit."""
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        commits = store.commits
+        results = await asyncio.gather(
+            store.store_envelopes([("bob", b"a")], 1, 10),
+            store.store_envelopes([("bob", b"b"), ("nobody", b"c")], 1, 10),
+            store.store_envelopes([("bob", b"d")], 1, 10),
+            # b, refused with its SEND, does not count towards bob's queue of 3
+            store.store_envelopes([("bob", b"e")], 1, 3),
+            return_exceptions=True)
+        assert [type(r) for r in results] == [list, UnknownUser, list, list]
+        assert store.commits == commits + 1
+        assert [e.body for e in await store.queued("bob", 0, 10)] == [b"a", b"d", b"e"]
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"f")], 1, 3)
+    finally:
+        await store.close()
+
+
+async def test_queue_counts_follow_acks_expiry_and_deletion(tmp_path: Path) -> None:
+    """QUEUE_FULL counts what is queued (kept in memory), whatever took envelopes
+    away: an ACK, expiry, or the account's deletion; across a restart too."""
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        first = await store.store_envelopes([("bob", b"a"), ("bob", b"b")], 1000, 2)
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"c")], 1000, 2)
+        await store.delete_envelopes("bob", [first[0].envelope_id])
+        await store.store_envelopes([("bob", b"c")], 2000, 2)
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"d")], 2000, 2)
+        assert await store.expire(before=1500) == 1
+        await store.store_envelopes([("bob", b"d")], 2000, 2)
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"e")], 2000, 2)
+    finally:
+        await store.close()
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"e")], 2000, 2)
+        await store.delete_account("bob")
+        await store.register("bob", b"\x02" * 32)
+        await store.store_envelopes([("bob", b"f"), ("bob", b"g")], 2000, 2)
+    finally:
+        await store.close()
+
+
 async def test_seq_is_never_reused(open_store: OpenStore) -> None:
     store = await open_store()
     try:
