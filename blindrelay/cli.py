@@ -71,6 +71,12 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    "(repeatable); clients configured with its key accept only cosigned heads")
     p.add_argument("--certificate-lifetime", type=int, default=24 * 3600, metavar="S",
                    help="seconds a sender certificate is valid (default 24 hours)")
+    p.add_argument("--bus", metavar="URL",
+                   help="nats://host:port[/name]: run as one of several relay processes "
+                   "sharing the storage; stores and deletions are announced to the others "
+                   "(docs/DEPLOY.md); implies --reuse-port")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="listen with SO_REUSEPORT, so several processes share the port")
     p.add_argument("--log-level", default="INFO")
     budgets.add_arguments(p)
 
@@ -440,6 +446,7 @@ def _serve(args: argparse.Namespace) -> int:
                           public_urls=tuple(args.public_url),
                           witnesses=tuple(args.witness),
                           certificate_lifetime=args.certificate_lifetime,
+                          bus=args.bus, reuse_port=args.reuse_port,
                           synchronous_full=args.synchronous_full,
                           storage=args.storage,
                           expiry_interval=args.expiry_interval,

@@ -23,7 +23,7 @@ from protocol.wire.kt.directory import Binding, Directory
 from protocol.wire.kt.errors import MalformedNote
 from protocol.wire.kt.note import SEED_SIZE, Signer, parse_signer_key
 from server.startup import RelayStartError
-from server.storage import DirectoryUpdate, Storage
+from server.storage import DirectoryOutOfStep, DirectoryUpdate, Storage
 
 log = logging.getLogger("blindrelay.server")
 
@@ -107,23 +107,6 @@ def load_vrf_key(data_dir: Path) -> bytes:
     return secret
 
 
-async def catch_up(directory: Directory, storage: Storage) -> int:
-    """Replays the stored updates the directory in memory lacks: those other relay
-    processes sharing the database (PostgreSQL, docs/DEPLOY.md) appended since this
-    one last looked. Returns how many; the caller signs the new checkpoint. A relay
-    whose write failed with DirectoryOutOfStep catches up and computes its update
-    again."""
-    added = 0
-    for update in await storage.directory_updates():
-        if update.index < directory.size:
-            continue
-        if update.index != directory.size:
-            raise RelayStartError(f"the directory's stored log has a gap at {directory.size}")
-        directory.replay(update.username, update.value, update.opening)
-        added += 1
-    return added
-
-
 def new_update(directory: Directory, username: str,
                identity: bytes | None) -> tuple[Binding, DirectoryUpdate]:
     """The next update of a name (REGISTER, RESET or DELETE) and its stored row."""
@@ -136,7 +119,14 @@ async def open_directory(storage: Storage, signer: Signer, vrf_secret: bytes) ->
     """Rebuilds the directory from kt_updates (each update checked as when it was
     made), then makes it bind exactly the stored accounts: accounts kept before the
     relay had a directory get their REGISTER, one deleted by `blindrelay admin`
-    without one gets its DELETE (each appended and signed like any other)."""
+    without one gets its DELETE (each appended and signed like any other). Under the
+    storage's directory lock: relay processes sharing a database start one at a time
+    here (server/cluster.py)."""
+    async with storage.directory_lock():
+        return await _open_directory(storage, signer, vrf_secret)
+
+
+async def _open_directory(storage: Storage, signer: Signer, vrf_secret: bytes) -> Directory:
     directory = Directory(signer, vrf_secret)
     for update in await storage.directory_updates():
         if update.index != directory.size:
@@ -163,3 +153,18 @@ async def open_directory(storage: Storage, signer: Signer, vrf_secret: bytes) ->
                  len(pending))
     directory.checkpoint()
     return directory
+
+
+async def catch_up(directory: Directory, storage: Storage) -> int:
+    """Replays the updates other relay processes stored beyond this directory's size
+    (server/cluster.py), each checked as at start; returns how many. Call under the
+    relay's directory lock, so that no update of this process interleaves."""
+    updates = await storage.directory_updates_since(directory.size)
+    for update in updates:
+        if update.index != directory.size:
+            raise DirectoryOutOfStep(f"the directory's stored log has a gap at "
+                                     f"{directory.size}")
+        directory.replay(update.username, update.value, update.opening)
+    if updates:
+        directory.checkpoint()
+    return len(updates)

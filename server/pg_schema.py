@@ -25,6 +25,9 @@ KT_LOCK = 0x626C696E6472_02
 BUDGET_LOCK = 0x626C696E6472_03
 """pg_advisory_xact_lock key: exclusive for a store near the global disk budget, shared
 for one far from it."""
+DIRECTORY_LOCK = 0x626C696E6472_04
+"""pg_advisory_lock key a relay process holds while it updates the key directory
+(Storage.directory_lock, server/cluster.py)."""
 MARGIN_BYTES = 64 << 20
 MARGIN_ENVELOPES = 4096
 """A store is near the budget within a quarter of it, and at least within these: the

@@ -36,13 +36,15 @@ asyncpg is imported only when this backend is used (`pip install blindrelay[clus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from protocol.wire.prekeys import KemKind
 from server.pg_schema import (
     CONFLICT,
+    DIRECTORY_LOCK,
     FULL,
     KT_LOCK,
     MIGRATION_LOCK,
@@ -293,6 +295,30 @@ class PgStorage(Storage):
                     for r in rows]
 
         return await self._read(op)
+
+    async def directory_updates_since(self, index: int) -> list[DirectoryUpdate]:
+        async def op(db: asyncpg.Connection) -> list[DirectoryUpdate]:
+            rows = await db.fetch("SELECT idx, username, value, opening FROM kt_updates"
+                                  " WHERE idx >= $1 ORDER BY idx", index)
+            return [DirectoryUpdate(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3]))
+                    for r in rows]
+
+        return await self._read(op)
+
+    @contextlib.asynccontextmanager
+    async def directory_lock(self) -> AsyncIterator[None]:
+        """A session advisory lock (DIRECTORY_LOCK) on a connection of its own, held
+        while a relay process catches its directory up, computes the next update and
+        writes it (server/cluster.py): every process sharing the database appends
+        one at a time. A separate key from KT_LOCK, which the writing transaction
+        takes on another connection. A process that dies loses its session, and
+        PostgreSQL lets the lock go."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", DIRECTORY_LOCK)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", DIRECTORY_LOCK)
 
     async def append_directory_updates(self, updates: list[DirectoryUpdate]) -> None:
         async def op(db: asyncpg.Connection) -> None:

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from protocol.wire.certificates import DEFAULT_LIFETIME, issue, signer_from_seed
 from protocol.wire.connection import (
@@ -100,7 +100,7 @@ from server.events import (
     RelayEvent,
     Stored,
 )
-from server.kt import new_update
+from server.kt import catch_up, new_update
 from server.lookups import LookupBudget
 from server.storage import (
     CommitConflict,
@@ -120,6 +120,9 @@ from server.storage import (
     received_at_granularity,
 )
 from server.witnessing import Witnesses
+
+if TYPE_CHECKING:
+    from server.cluster import Cluster
 
 log = logging.getLogger("blindrelay.server")
 
@@ -323,6 +326,10 @@ class Relay:
             os.urandom(32) if cert_seed is None else cert_seed)
         """Sender certificates (PROTOCOL.md 20): run_server passes cert.key's seed."""
         self.certificate_lifetime = certificate_lifetime
+        self.cluster: Cluster | None = None
+        """Set when this relay is one of several processes sharing its storage
+        (server/cluster.py): stores, deletions and directory updates are announced
+        on the bus, and envelopes are delivered by reading the queue."""
         self.received_at_granularity = received_at_granularity(limits.envelope_ttl)
         """Stored, and delivered, received_at times are multiples of this (300 s, less
         for a TTL under 20 minutes): PROTOCOL.md 16.5, docs/DATA.md."""
@@ -388,8 +395,8 @@ class Relay:
                                                    event.message))
             return
         frame = event.frame
-        if isinstance(frame, Send) or (isinstance(frame, Ack)
-                                       and is_quiet(event.request_id, frame)):
+        if (isinstance(frame, Send) and type(self)._send is Relay._send) or (
+                isinstance(frame, Ack) and is_quiet(event.request_id, frame)):
             # Pipelined, without a task: the next frames are read while this SEND or
             # quiet ACK commits. Writes join the group commit in arrival order, and the
             # storage calls back in that order, so SENTs go out in that order too.
@@ -401,7 +408,7 @@ class Relay:
             return
         if conn.writes:  # anything else is answered after them (quiet ACK: 16.5)
             await conn.writes_below(1)
-        if isinstance(frame, SealedSend):
+        if isinstance(frame, SealedSend | Send):  # Send: a subclass's own _send
             # Pipelined: the next frames are read while this SEND commits. Stores join
             # the group commit in arrival order (tasks start in the order created), and
             # their SENTs go out in that order too.
@@ -447,6 +454,9 @@ class Relay:
             check_account_cap(self.online.get(frame.username, ()), self.connection_limits)
             core.log_in(frame.username)
             return Ok()
+        if self.cluster is not None and isinstance(
+                frame, KtInfo | KtConsistency | KtEntries | KtLookup | KtOwn):
+            await self.catch_up_directory()  # another process may have appended
         if isinstance(frame, KtInfo | KtConsistency | KtEntries):
             return self._directory_read(frame)
         if isinstance(frame, SealedSend):  # the core allows it only on a connection
@@ -456,6 +466,8 @@ class Relay:
         user = core.username
         if user is None:  # pragma: no cover - the core refuses this before login
             raise LocalProtocolError("request before login")
+        if isinstance(frame, Send):  # only where a subclass overrides _send
+            return await self._send(frame, user)
         if isinstance(frame, GroupSend):
             return await self._group_send(frame, user)
         if isinstance(frame, UploadKeyPackages):
@@ -545,12 +557,18 @@ class Relay:
             user, None, lambda update: self.storage.delete_account(user, update))
         self._published()
         conn.core.account_deleted()
+        self.close_account(user, conn)
+        if self.cluster is not None:
+            self.cluster.account_deleted(user)
+        return Ok()
+
+    def close_account(self, user: str, conn: Connection | None) -> None:
+        """Closes every connection logged in as a deleted account but `conn`."""
         for other in self.online.pop(user, set()):
             if other is not conn and not other.closing:
                 other.closing = True
                 other.close_task = asyncio.get_running_loop().create_task(
                     other.ws.close(1000, "account deleted"))
-        return Ok()
 
     # -- the key directory (PROTOCOL.md 19.10)
 
@@ -566,13 +584,23 @@ class Relay:
 
     async def _locked_update(self, username: str, identity: bytes | None,
                              write: Callable[[DirectoryUpdate], Awaitable[T]]) -> T:
-        async with self._directory_lock:
+        async with self._directory_lock, self.storage.directory_lock():
+            await catch_up(self.directory, self.storage)  # what other processes appended
             binding, update = new_update(self.directory, username, identity)
             result = await write(update)
             self.directory.append(username, binding, update.opening)
             self.directory.checkpoint()
             await self.witnesses.publish(self.directory)
+        if self.cluster is not None:
+            self.cluster.directory_grew(self.directory.size)
         return result
+
+    async def catch_up_directory(self) -> None:
+        """Replays what other relay processes appended to the directory (they share
+        the storage: server/cluster.py), and has the new head cosigned."""
+        async with self._directory_lock:
+            if await catch_up(self.directory, self.storage):
+                await self.witnesses.publish(self.directory)
 
     async def publish_head(self) -> None:
         """Has the current head cosigned (at start, before any update)."""
@@ -627,6 +655,8 @@ class Relay:
         finally:
             done = core.end_drain()
         await conn.outbox.put(done)
+        if self.cluster is not None:  # what was stored during the drain (cluster.py)
+            self.cluster.pull(user)
         self._emit(LoggedIn(user, core.drained))
         low = core.prekeys_low(*await self.storage.prekey_counts(user))
         if low is not None:
@@ -647,12 +677,18 @@ class Relay:
         opk = bundle.one_time_prekey
         self._emit(BundleTaken(username, requester, None if opk is None else opk.key_id,
                                bundle.kem_prekey.key_id, parts.kem_kind.name))
+        self.tell_prekeys(username, parts.one_time_left, parts.kem_one_time_left)
+        if self.cluster is not None:
+            self.cluster.prekeys_taken(username)
+        return Bundle(bundle.encode())
+
+    def tell_prekeys(self, username: str, one_time: int, kem_one_time: int) -> None:
+        """PREKEYS_LOW to the owner's connections here, if the counts are low."""
         for owner in self.online.get(username, ()):
-            low = owner.core.prekeys_low(parts.one_time_left, parts.kem_one_time_left)
+            low = owner.core.prekeys_low(one_time, kem_one_time)
             if low is not None:
                 with contextlib.suppress(OutboxFull):  # told again at next login
                     owner.outbox.put_nowait(low)
-        return Bundle(bundle.encode())
 
     # -- envelopes
 
@@ -704,6 +740,22 @@ class Relay:
         stored_envelopes = await self.store_and_push([(e.recipient, e.body)
                                                       for e in frame.envelopes])
         return Sent(tuple(env.envelope_id for env in stored_envelopes))
+
+    async def _send(self, frame: Send, sender: str) -> Sent:
+        """SEND carried out in a task of its own. The relay itself pipelines SENDs
+        through _send_soon; this is the hook a subclass overrides to change what a SEND
+        does (teaching's hostile relays), and is then used instead. `sender` is known
+        from the login but never stored (docs/DATA.md)."""
+        self._check_send(frame)
+        items = [(out.recipient, out.body) for out in frame.envelopes]
+        reservation = self.budgets.admit_send(sender, items)
+        try:
+            stored = await self.store_and_push(items)
+        except BaseException:
+            reservation.cancel()
+            raise
+        reservation.commit(stored)
+        return Sent(tuple(env.envelope_id for env in stored))
 
     def _check_send(self, frame: Send) -> None:
         check_send(frame, self.limits)
@@ -775,10 +827,20 @@ class Relay:
         return stored
 
     def _pushed(self, stored: list[StoredEnvelope]) -> None:
-        """Tells the events, and pushes each stored envelope to its online recipient."""
+        """Tells the events, and pushes each stored envelope to its online recipient
+        (in a cluster: has every process deliver them, server/cluster.py)."""
+        if self.observers:
+            for env in stored:
+                self._emit(Stored(env.envelope_id, env.recipient, len(env.body),
+                                  env.received_at, env.body))
+        if self.cluster is not None:
+            self.cluster.stored(env.recipient for env in stored)
+        else:
+            self.push_local(stored)
+
+    def push_local(self, stored: list[StoredEnvelope]) -> None:
+        """Pushes each envelope to its recipient's connections in this process."""
         for env in stored:
-            self._emit(Stored(env.envelope_id, env.recipient, len(env.body), env.received_at,
-                              env.body))
             if conns := self.online.get(env.recipient):
                 encoded = encode_frame(_deliver(env))  # one copy for all of them
                 for conn in conns:

@@ -16,13 +16,15 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from server.backends import key_files_lock, open_storage
+from server.bus import BusError, open_bus
 from server.certificates import load_cert_key
+from server.cluster import Cluster
 from server.config import ServerConfig
 from server.connections import ConnectionGate, RateLimitedLog, connection_cap
 from server.kt import load_log_key, load_vrf_key, open_directory
 from server.relay import Relay
 from server.sqlite_store import SqliteStorage
-from server.startup import bind_error, raise_open_file_limit
+from server.startup import RelayStartError, bind_error, raise_open_file_limit
 from server.storage import Storage
 from server.witnessing import Witnesses
 
@@ -120,6 +122,7 @@ async def _serve(
         ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
     relay: Relay | None = None
+    cluster: Cluster | None = None
 
     async def handler(ws: ServerConnection) -> None:
         assert relay is not None
@@ -141,6 +144,7 @@ async def _serve(
                 server_header=None,  # no software or version banner
                 open_timeout=config.connections.login_timeout,  # the handshake counts too
                 create_connection=gate.connection_class(),
+                reuse_port=config.reuse_port or config.bus is not None,
             )
         except OSError as exc:
             raise bind_error(exc, config.host, config.port) from None
@@ -160,6 +164,12 @@ async def _serve(
                                   cert_seed=cert_seed,
                                   certificate_lifetime=config.certificate_lifetime)
             await relay.publish_head()
+            if config.bus is not None:
+                try:
+                    cluster = Cluster(relay, open_bus(config.bus))
+                    await cluster.start()
+                except BusError as exc:
+                    raise RelayStartError(str(exc)) from None
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, stop.set)
@@ -180,6 +190,8 @@ async def _serve(
             await server.wait_closed()
             await asyncio.gather(expiry, return_exceptions=True)
     finally:
+        if cluster is not None:
+            await cluster.close()
         for sig in installed:
             loop.remove_signal_handler(sig)
         logging.getLogger("asyncio").removeFilter(accept_errors)

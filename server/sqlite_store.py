@@ -521,6 +521,15 @@ class SqliteStorage(Storage):
 
         return await self._read(op)
 
+    async def directory_updates_since(self, index: int) -> list[DirectoryUpdate]:
+        def op(db: sqlite3.Connection) -> list[DirectoryUpdate]:
+            return [DirectoryUpdate(idx, name, bytes(value), bytes(opening))
+                    for idx, name, value, opening in db.execute(
+                        "SELECT idx, username, value, opening FROM kt_updates WHERE idx>=?"
+                        " ORDER BY idx", (index,))]
+
+        return await self._read(op)
+
     async def append_directory_updates(self, updates: list[DirectoryUpdate]) -> None:
         def op(db: sqlite3.Connection) -> None:
             for update in updates:

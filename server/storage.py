@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -215,6 +216,26 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def directory_updates(self) -> list[DirectoryUpdate]:
         """Every stored directory update, in log order."""
+
+    async def directory_updates_since(self, index: int) -> list[DirectoryUpdate]:
+        """The stored directory updates at log index `index` and beyond, in log order:
+        how a relay process catches up with updates another process appended
+        (server/cluster.py). Backends should override this with a range query."""
+        return [u for u in await self.directory_updates() if u.index >= index]
+
+    @contextlib.asynccontextmanager
+    async def directory_lock(self) -> AsyncIterator[None]:
+        """Held while a directory update is computed and written, so that relay
+        processes sharing this storage append one at a time, each after catching up
+        (server/cluster.py). This default serialises the users of this one storage
+        object (one process, or relays modelled in one test process); a backend that
+        several processes share must override it with a lock they all see (an
+        advisory lock on PostgreSQL)."""
+        lock = self.__dict__.get("_directory_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_directory_lock", asyncio.Lock())
+        async with lock:
+            yield
 
     @abc.abstractmethod
     async def append_directory_updates(self, updates: list[DirectoryUpdate]) -> None:
