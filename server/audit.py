@@ -29,7 +29,7 @@ from protocol.wire.kt.directory import Binding, Directory
 from protocol.wire.kt.note import parse_signer_key
 from server.certificates import CERT_KEY_FILENAME
 from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
-from server.sqlite_store import DB_FILENAME, SCHEMA_VERSION
+from server.sqlite_store import BODIES_FILENAME, DB_FILENAME, SCHEMA_VERSION
 from server.storage import RECEIVED_AT_GRANULARITY
 
 INVENTORY: dict[str, tuple[str, ...]] = {
@@ -37,7 +37,9 @@ INVENTORY: dict[str, tuple[str, ...]] = {
     "signed_prekeys": ("username", "signed_prekey", "last_resort_kem_prekey"),
     "one_time_prekeys": ("username", "key_id", "record"),
     "kem_one_time_prekeys": ("username", "key_id", "record"),
-    "envelopes": ("id", "envelope_id", "recipient", "seq", "body", "received_at", "shared"),
+    "envelopes": ("id", "envelope_id", "recipient", "seq", "body", "received_at", "shared",
+                  "body_apart"),
+    "envelope_bodies": ("id", "body"),
     "group_bodies": ("id", "body", "refs"),
     "group_epochs": ("group_hash", "epoch", "at"),
     "key_packages": ("username", "id", "body", "last_resort"),
@@ -48,14 +50,36 @@ INVENTORY: dict[str, tuple[str, ...]] = {
 """Every table and column docs/DATA.md lists (tests/server/test_inventory.py keeps
 the two in step)."""
 KNOWN_TABLES = tuple(INVENTORY)
-KNOWN_FILES = (DB_FILENAME, DB_FILENAME + "-wal", DB_FILENAME + "-shm",
-               DB_FILENAME + "-journal", LOG_KEY_FILENAME, VRF_KEY_FILENAME,
-               CERT_KEY_FILENAME, "relay.lock")
+KNOWN_FILES = (*(name + suffix for name in (DB_FILENAME, BODIES_FILENAME)
+                 for suffix in ("", "-wal", "-shm", "-journal")),
+               LOG_KEY_FILENAME, VRF_KEY_FILENAME, CERT_KEY_FILENAME, "relay.lock")
 """The files docs/DATA.md lists ('-journal': SQLite's, for a moment, outside WAL mode)."""
 IDENTIFYING = re.compile(r"sender|from|source|origin|author|ip|addr|host|peer|plain",
                          re.IGNORECASE)
 """Column names that would mean a promise in docs/DATA.md is broken outright."""
 ROWS_SHOWN = 20
+
+
+_ALL_SCHEMAS = ("SELECT type, name FROM main.sqlite_schema UNION ALL "
+                "SELECT type, name FROM bodies.sqlite_schema")
+"""The relay's two database files: relay.sqlite3, and the out-of-line bodies
+(relay-bodies.sqlite3), attached as `bodies`; table names are unique across them."""
+
+
+def _open(data_dir: Path) -> sqlite3.Connection:
+    """Both database files, read-only (an empty stand-in for the bodies file of a
+    relay from before schema 6)."""
+    db = sqlite3.connect(f"{(data_dir / DB_FILENAME).resolve().as_uri()}?mode=ro", uri=True)
+    bodies = data_dir / BODIES_FILENAME
+    target = f"{bodies.resolve().as_uri()}?mode=ro" if bodies.exists() else ":memory:"
+    db.execute("ATTACH DATABASE ? AS bodies", (target,))
+    return db
+
+
+def _apart(db: sqlite3.Connection) -> str:
+    """What to add to LENGTH(body) for a body stored out of line (schema 6)."""
+    columns = [r[1] for r in db.execute("PRAGMA main.table_info(envelopes)")]
+    return " + COALESCE(body_apart, 0)" if "body_apart" in columns else ""
 
 
 def _blob(value: bytes) -> str:
@@ -96,10 +120,10 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
     print("Files in the data directory:", file=out)
     for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
         print(f"  {path.relative_to(data_dir)}  {path.stat().st_size} bytes", file=out)
-    db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    db = _open(data_dir)
     try:
         tables = [r[0] for r in db.execute(
-            "SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name")]
+            f"SELECT name FROM ({_ALL_SCHEMAS}) WHERE type='table' ORDER BY name")]
         counts: dict[str, int] = {}
         unexpected = [t for t in tables if t not in KNOWN_TABLES]
         for table in tables:
@@ -127,8 +151,8 @@ def audit(data_dir: Path, out: TextIO = sys.stdout, rows_shown: int = ROWS_SHOWN
         print("\nSummary:", file=out)
         if "envelopes" in tables:
             total, size, oldest = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0), MIN(received_at)"
-                " FROM envelopes").fetchone()
+                f"SELECT COUNT(*), COALESCE(SUM(LENGTH(body){_apart(db)}), 0),"
+                " MIN(received_at) FROM envelopes").fetchone()
             recipients = db.execute(
                 "SELECT COUNT(DISTINCT recipient) FROM envelopes").fetchone()[0]
             print(f"  {total} envelopes queued for {recipients} recipients, "
@@ -229,11 +253,12 @@ def inventory(data_dir: Path) -> dict[str, object]:
     for f in files:
         if f["path"] not in KNOWN_FILES:
             findings.append(f"file {f['path']} is not in the data inventory")
-    db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    db = _open(data_dir)
     try:
         tables: list[dict[str, object]] = []
         for (name,) in db.execute(
-                "SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name").fetchall():
+                f"SELECT name FROM ({_ALL_SCHEMAS}) WHERE type='table' ORDER BY name"
+        ).fetchall():
             columns = [r[1] for r in db.execute(f"PRAGMA table_info(\"{name}\")")]
             rows = db.execute(f"SELECT COUNT(*) FROM \"{name}\"").fetchone()[0]
             documented = name in INVENTORY
