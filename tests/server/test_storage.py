@@ -171,8 +171,8 @@ async def test_the_callback_forms_report_once_committed(tmp_path: Path) -> None:
         await store.register("bob", b"\x01" * 32)
         forms: list[tuple[Callable[..., None], Callable[..., None]]] = [
             (store.store_envelopes_then, store.delete_envelopes_then),
-                 (functools.partial(Storage.store_envelopes_then, store),
-                  functools.partial(Storage.delete_envelopes_then, store))]
+            (functools.partial(Storage.store_envelopes_then, store),
+             functools.partial(Storage.delete_envelopes_then, store))]
         for store_then, delete_then in forms:
             outcome, done = _reporter()
             store_then([("bob", b"a")], 1, 10, 0, 0, done)
