@@ -778,7 +778,8 @@ class Relay:
                     conn.answer_soon(_refusal(core, 0, error))
                 return
             self.budgets.acked(user, frame.envelope_ids)
-            self._emit(Acked(user, frame.envelope_ids, count))
+            if self.observers:
+                self._emit(Acked(user, frame.envelope_ids, count))
 
         conn.write_started()
         self.storage.delete_envelopes_then(user, list(frame.envelope_ids), done)
@@ -796,8 +797,9 @@ class Relay:
     def _pushed(self, stored: list[StoredEnvelope]) -> None:
         """Tells the events, and pushes each stored envelope to its online recipient."""
         for env in stored:
-            self._emit(Stored(env.envelope_id, env.recipient, len(env.body), env.received_at,
-                              env.body))
+            if self.observers:  # no event built per envelope for nobody
+                self._emit(Stored(env.envelope_id, env.recipient, len(env.body),
+                                  env.received_at, env.body))
             if conns := self.online.get(env.recipient):
                 encoded = encode_frame(_deliver(env))  # one copy for all of them
                 for conn in conns:
