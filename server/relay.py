@@ -331,6 +331,9 @@ class Relay:
         (server/cluster.py): stores, deletions and directory updates are announced
         on the bus, and envelopes are delivered by reading the queue."""
         self.received_at_granularity = received_at_granularity(limits.envelope_ttl)
+        self.pipelined_sends = type(self)._send is Relay._send
+        """SENDs go through `_send_soon` (no task each), unless a subclass changed
+        `_send`, which then carries them out."""
         """Stored, and delivered, received_at times are multiples of this (300 s, less
         for a TTL under 20 minutes): PROTOCOL.md 16.5, docs/DATA.md."""
 
@@ -395,7 +398,7 @@ class Relay:
                                                    event.message))
             return
         frame = event.frame
-        if (isinstance(frame, Send) and type(self)._send is Relay._send) or (
+        if (isinstance(frame, Send) and self.pipelined_sends) or (
                 isinstance(frame, Ack) and is_quiet(event.request_id, frame)):
             # Pipelined, without a task: the next frames are read while this SEND or
             # quiet ACK commits. Writes join the group commit in arrival order, and the
@@ -408,7 +411,7 @@ class Relay:
             return
         if conn.writes:  # anything else is answered after them (quiet ACK: 16.5)
             await conn.writes_below(1)
-        if isinstance(frame, SealedSend | Send):  # Send: a subclass's own _send
+        if isinstance(frame, Send | SealedSend):
             # Pipelined: the next frames are read while this SEND commits. Stores join
             # the group commit in arrival order (tasks start in the order created), and
             # their SENTs go out in that order too.
@@ -479,6 +482,8 @@ class Relay:
             return KeyPackageAnswer(await self.storage.take_key_package(frame.username))
         if isinstance(frame, DeleteAccount):
             return await self._delete_account(conn, frame, user)
+        if isinstance(frame, Send):  # a subclass's _send (pipelined_sends)
+            return await self._send(frame, user)
         if isinstance(frame, SetCapability):  # set_at: the day, no finer (docs/DATA.md)
             await self.storage.set_capability(user, frame.capability_hash, frame.allow_anyone,
                                               int(self.clock()) // 86400 * 86400)
@@ -811,7 +816,8 @@ class Relay:
                     conn.answer_soon(_refusal(core, 0, error))
                 return
             self.budgets.acked(user, frame.envelope_ids)
-            self._emit(Acked(user, frame.envelope_ids, count))
+            if self.observers:
+                self._emit(Acked(user, frame.envelope_ids, count))
 
         conn.write_started()
         self.storage.delete_envelopes_then(user, list(frame.envelope_ids), done)
