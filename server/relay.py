@@ -331,9 +331,11 @@ class Relay:
         (server/cluster.py): stores, deletions and directory updates are announced
         on the bus, and envelopes are delivered by reading the queue."""
         self.received_at_granularity = received_at_granularity(limits.envelope_ttl)
-        self.pipelined_sends = type(self)._send is Relay._send
+        self.pipelined_sends = (type(self)._send is Relay._send
+                                and type(self).store_and_push is Relay.store_and_push)
         """SENDs go through `_send_soon` (no task each), unless a subclass changed
-        `_send`, which then carries them out."""
+        `_send` or `store_and_push` (teaching's hostile relays and labs, the tests'
+        cheats), which then carry them out as the documented hooks."""
         """Stored, and delivered, received_at times are multiples of this (300 s, less
         for a TTL under 20 minutes): PROTOCOL.md 16.5, docs/DATA.md."""
 
