@@ -162,10 +162,14 @@ def inline_writer(ws: object) -> Write | None:
     if not isinstance(ws, WebSocketConnection):
         return None
     protocol = ws.protocol
+    # a fragmented send in progress (websockets 15+ calls it send_in_progress, 14
+    # fragmented_send_waiter); the relay sends none, but a frame must not land inside one
+    fragmenting = "send_in_progress" if hasattr(ws, "send_in_progress") \
+        else "fragmented_send_waiter"
 
     def write(data: bytes) -> bool:
         if ws.paused or protocol.state is not WebSocketState.OPEN \
-                or ws.send_in_progress is not None:
+                or getattr(ws, fragmenting, None) is not None:
             return False
         try:
             protocol.send_binary(data)

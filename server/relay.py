@@ -331,6 +331,11 @@ class Relay:
         (server/cluster.py): stores, deletions and directory updates are announced
         on the bus, and envelopes are delivered by reading the queue."""
         self.received_at_granularity = received_at_granularity(limits.envelope_ttl)
+        self.pipelined_sends = (type(self)._send is Relay._send
+                                and type(self).store_and_push is Relay.store_and_push)
+        """SENDs go through `_send_soon` (no task each), unless a subclass changed
+        `_send` or `store_and_push` (teaching's hostile relays and labs, the tests'
+        cheats), which then carry them out as the documented hooks."""
         """Stored, and delivered, received_at times are multiples of this (300 s, less
         for a TTL under 20 minutes): PROTOCOL.md 16.5, docs/DATA.md."""
 
@@ -395,8 +400,8 @@ class Relay:
                                                    event.message))
             return
         frame = event.frame
-        if isinstance(frame, Send) or (isinstance(frame, Ack)
-                                       and is_quiet(event.request_id, frame)):
+        if (isinstance(frame, Send) and self.pipelined_sends) or (
+                isinstance(frame, Ack) and is_quiet(event.request_id, frame)):
             # Pipelined, without a task: the next frames are read while this SEND or
             # quiet ACK commits. Writes join the group commit in arrival order, and the
             # storage calls back in that order, so SENTs go out in that order too.
@@ -408,7 +413,7 @@ class Relay:
             return
         if conn.writes:  # anything else is answered after them (quiet ACK: 16.5)
             await conn.writes_below(1)
-        if isinstance(frame, SealedSend):
+        if isinstance(frame, Send | SealedSend):
             # Pipelined: the next frames are read while this SEND commits. Stores join
             # the group commit in arrival order (tasks start in the order created), and
             # their SENTs go out in that order too.
@@ -466,6 +471,8 @@ class Relay:
         user = core.username
         if user is None:  # pragma: no cover - the core refuses this before login
             raise LocalProtocolError("request before login")
+        if isinstance(frame, Send):  # only where a subclass overrides _send
+            return await self._send(frame, user)
         if isinstance(frame, GroupSend):
             return await self._group_send(frame, user)
         if isinstance(frame, UploadKeyPackages):
@@ -477,6 +484,8 @@ class Relay:
             return KeyPackageAnswer(await self.storage.take_key_package(frame.username))
         if isinstance(frame, DeleteAccount):
             return await self._delete_account(conn, frame, user)
+        if isinstance(frame, Send):  # a subclass's _send (pipelined_sends)
+            return await self._send(frame, user)
         if isinstance(frame, SetCapability):  # set_at: the day, no finer (docs/DATA.md)
             await self.storage.set_capability(user, frame.capability_hash, frame.allow_anyone,
                                               int(self.clock()) // 86400 * 86400)
@@ -741,6 +750,22 @@ class Relay:
                                                       for e in frame.envelopes])
         return Sent(tuple(env.envelope_id for env in stored_envelopes))
 
+    async def _send(self, frame: Send, sender: str) -> Sent:
+        """SEND carried out in a task of its own. The relay itself pipelines SENDs
+        through _send_soon; this is the hook a subclass overrides to change what a SEND
+        does (teaching's hostile relays), and is then used instead. `sender` is known
+        from the login but never stored (docs/DATA.md)."""
+        self._check_send(frame)
+        items = [(out.recipient, out.body) for out in frame.envelopes]
+        reservation = self.budgets.admit_send(sender, items)
+        try:
+            stored = await self.store_and_push(items)
+        except BaseException:
+            reservation.cancel()
+            raise
+        reservation.commit(stored)
+        return Sent(tuple(env.envelope_id for env in stored))
+
     def _check_send(self, frame: Send) -> None:
         check_send(frame, self.limits)
 
@@ -795,7 +820,8 @@ class Relay:
                     conn.answer_soon(_refusal(core, 0, error))
                 return
             self.budgets.acked(user, frame.envelope_ids)
-            self._emit(Acked(user, frame.envelope_ids, count))
+            if self.observers:
+                self._emit(Acked(user, frame.envelope_ids, count))
 
         conn.write_started()
         self.storage.delete_envelopes_then(user, list(frame.envelope_ids), done)

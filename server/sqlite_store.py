@@ -25,6 +25,20 @@ refused (StorageError, IntegrityError) before it changed a row (the connection's
 whole group roll back and run again, each write in its own savepoint (`_commit_each`),
 which is rare (a SEND whose second recipient does not exist, say).
 
+With `synchronous=NORMAL` a commit never waits for an fsync; only a checkpoint
+(copying the WAL into the database) does. SQLite would run one inside a commit every
+1000 pages, on the event loop's thread; here `Checkpointer` runs them instead, on a
+thread and connection of its own (PASSIVE checkpoints, which never block the writer),
+so no fsync stalls the loop.
+
+Large bodies (LARGE_BODY bytes and more) are stored out of line, in a second database
+file (`relay-bodies.sqlite3`, attached as `bodies`) whose pages are 64 KiB: a 64 KiB
+body is then two page writes instead of seventeen, and secure_delete's overwrite as
+few. The envelope's row keeps an empty `body` and the body's size (`body_apart`).
+SQLite commits the two files one after the other in WAL mode, so a crash between
+can leave a row without its body (its SEND was never answered) or a body without
+its row (its ACK was carried out): `_reconcile` deletes both at open.
+
 Per recipient, the number of queued envelopes is kept in memory (`_queued`, read
 from the table once per recipient and run), so QUEUE_FULL costs no COUNT(*) per
 store; a group's changes to it count only once the group commits.
@@ -33,11 +47,14 @@ store; a group's changes to it count only once the group commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import functools
 import os
 import secrets
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,13 +84,20 @@ from server.storage import (
 )
 
 T = TypeVar("T")
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """4: envelopes with a random row id and a per-recipient seq, received_at coarse (a v3
 database, whose seq was AUTOINCREMENT, is migrated at open: _migrate_envelopes).
 5: groups (PROTOCOL.md 21): a group message's body stored once in group_bodies and
 referenced by its recipients' envelopes (`shared`), group_epochs, key_packages (a v4
-database gets the column and the tables at open)."""
+database gets the column and the tables at open).
+6: large bodies out of line: envelopes.body_apart and relay-bodies.sqlite3 (a v5
+database gets the column at open)."""
 DB_FILENAME = "relay.sqlite3"
+BODIES_FILENAME = "relay-bodies.sqlite3"
+"""The out-of-line bodies' database, attached as `bodies` (module docstring)."""
+LARGE_BODY = 16 * 1024
+"""Envelope bodies of this many bytes and more are stored out of line."""
+BODIES_PAGE_SIZE = 65536
 LOCK_FILENAME = "relay.lock"
 
 
@@ -118,7 +142,8 @@ CREATE TABLE IF NOT EXISTS envelopes (
     seq          INTEGER NOT NULL,
     body         BLOB NOT NULL,
     received_at  INTEGER NOT NULL,
-    shared       INTEGER REFERENCES group_bodies(id)
+    shared       INTEGER REFERENCES group_bodies(id),
+    body_apart   INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
 CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
@@ -158,14 +183,17 @@ CREATE TABLE IF NOT EXISTS envelope_usage (
     count  INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO envelope_usage
-    SELECT 0, COALESCE(SUM(length(body)), 0) + {ENVELOPE_OVERHEAD} * COUNT(*), COUNT(*)
+    SELECT 0, COALESCE(SUM(length(body) + COALESCE(body_apart, 0)), 0)
+              + {ENVELOPE_OVERHEAD} * COUNT(*), COUNT(*)
     FROM envelopes;
 CREATE TRIGGER IF NOT EXISTS envelope_usage_in AFTER INSERT ON envelopes BEGIN
-    UPDATE envelope_usage SET bytes = bytes + length(NEW.body) + {ENVELOPE_OVERHEAD},
+    UPDATE envelope_usage SET bytes = bytes + length(NEW.body)
+                                      + COALESCE(NEW.body_apart, 0) + {ENVELOPE_OVERHEAD},
                               count = count + 1 WHERE id = 0;
 END;
 CREATE TRIGGER IF NOT EXISTS envelope_usage_out AFTER DELETE ON envelopes BEGIN
-    UPDATE envelope_usage SET bytes = bytes - length(OLD.body) - {ENVELOPE_OVERHEAD},
+    UPDATE envelope_usage SET bytes = bytes - length(OLD.body)
+                                      - COALESCE(OLD.body_apart, 0) - {ENVELOPE_OVERHEAD},
                               count = count - 1 WHERE id = 0;
 END;
 CREATE TRIGGER IF NOT EXISTS group_body_in AFTER INSERT ON group_bodies BEGIN
@@ -186,6 +214,14 @@ triggers keep it right whatever deletes envelopes (ACK, expiry).
 
 `envelopes.id` is the table's rowid, set at random on every insert: a rowid SQLite
 picks itself is the largest one plus 1, a counter across all recipients."""
+
+BODIES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bodies.envelope_bodies (
+    id    INTEGER PRIMARY KEY,
+    body  BLOB NOT NULL
+);
+"""
+"""The out-of-line bodies: `id` is the envelope row's (random) id."""
 
 ENVELOPES_V4 = """
 CREATE TABLE envelopes_v4 (
@@ -224,6 +260,7 @@ class SqliteStorage(Storage):
         """The group deleted envelopes of recipients it did not count (expiry): the
         committed counts are dropped when it commits, and read again."""
         self.commits = 0  # transactions committed, for the benchmark's report
+        self._checkpointer: Checkpointer | None = None
 
     @classmethod
     async def open(cls, data_dir: Path, synchronous_full: bool = False) -> SqliteStorage:
@@ -259,14 +296,22 @@ class SqliteStorage(Storage):
         # the database, WAL and shared-memory files are 0600 whatever the umask, and
         # the directory 0700 (docs/DATA.md)
         self.path.parent.chmod(0o700)
-        for suffix in ("", "-wal", "-shm"):
-            name = f"{self.path}{suffix}"
-            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
-            os.chmod(name, 0o600)
+        bodies = self.path.parent / BODIES_FILENAME
+        fresh_bodies = not bodies.exists()
+        for path in (self.path, bodies):
+            for suffix in ("", "-wal", "-shm"):
+                name = f"{path}{suffix}"
+                os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.chmod(name, 0o600)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if self.synchronous_full else 'NORMAL'}")
-        db.execute("PRAGMA secure_delete=ON")
+        db.execute("ATTACH DATABASE ? AS bodies", (str(bodies),))
+        if fresh_bodies:  # before its first table: the page size is set for good then
+            db.execute(f"PRAGMA bodies.page_size={BODIES_PAGE_SIZE}")
+        sync = 'FULL' if self.synchronous_full else 'NORMAL'
+        for schema in ("main", "bodies"):
+            db.execute(f"PRAGMA {schema}.journal_mode=WAL")
+            db.execute(f"PRAGMA {schema}.synchronous={sync}")
+            db.execute(f"PRAGMA {schema}.secure_delete=ON")
         db.execute("PRAGMA foreign_keys=ON")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -277,7 +322,13 @@ class SqliteStorage(Storage):
         if columns and "shared" not in columns:  # v4: the groups column (schema 5)
             db.execute("ALTER TABLE envelopes ADD COLUMN shared INTEGER"
                        " REFERENCES group_bodies(id)")
-        db.executescript(SCHEMA)
+        if columns and "body_apart" not in columns:  # v5: bodies out of line (schema 6)
+            db.execute("ALTER TABLE envelopes ADD COLUMN body_apart INTEGER")
+            # the usage triggers count body_apart from now on
+            db.execute("DROP TRIGGER IF EXISTS envelope_usage_in")
+            db.execute("DROP TRIGGER IF EXISTS envelope_usage_out")
+        db.executescript(SCHEMA + BODIES_SCHEMA)
+        _reconcile(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if migrated:
             # rewrites the file: drops the now empty sqlite_sequence (SQLite keeps it
@@ -285,6 +336,11 @@ class SqliteStorage(Storage):
             db.execute("VACUUM")
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         os.chmod(self.path, 0o600)
+        os.chmod(bodies, 0o600)
+        if not self.synchronous_full:
+            db.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            self._checkpointer = Checkpointer(self.path, bodies)
         self._db = db
 
     @property
@@ -419,6 +475,8 @@ class SqliteStorage(Storage):
                 self._queued.pop(recipient, None)
         self._staged, self._staged_reset = {}, False
         self.commits += 1
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
 
     def _queue_count(self, db: sqlite3.Connection, recipient: str) -> int:
         """Envelopes queued for `recipient`, as the group being written leaves them."""
@@ -461,6 +519,8 @@ class SqliteStorage(Storage):
             if not db.execute("SELECT 1 FROM accounts WHERE username=?",
                               (username,)).fetchone():
                 raise UnknownUser(username)
+            db.execute("DELETE FROM bodies.envelope_bodies WHERE id IN (SELECT id FROM"
+                       " envelopes WHERE recipient=? AND body_apart IS NOT NULL)", (username,))
             count = db.execute("DELETE FROM envelopes WHERE recipient=?",
                                (username,)).rowcount
             self._staged[username] = 0
@@ -634,14 +694,20 @@ class SqliteStorage(Storage):
             raise QueueFull(recipient)
         envelope_id = os.urandom(16)
         seq = self._next_seq(db, recipient)
+        row_id = _random_row_id(db, "envelopes")
+        apart = len(body) if shared is None and len(body) >= LARGE_BODY else None
         try:
             db.execute(
                 "INSERT INTO envelopes (id, envelope_id, recipient, seq, body, received_at,"
-                " shared) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (_random_row_id(db, "envelopes"), envelope_id, recipient, seq,
-                 b"" if shared is not None else body, now, shared))
+                " shared, body_apart) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (row_id, envelope_id, recipient, seq,
+                 b"" if shared is not None or apart is not None else body, now, shared,
+                 apart))
         except sqlite3.IntegrityError:  # the foreign key: no such account
             raise UnknownUser(recipient) from None
+        if apart is not None:
+            db.execute("INSERT INTO bodies.envelope_bodies (id, body) VALUES (?, ?)",
+                       (row_id, body))
         # only now: a name with no account never takes memory here. A write rolled back
         # later leaves a gap, which orders nothing wrongly.
         self._last_seq[recipient] = seq
@@ -730,9 +796,11 @@ class SqliteStorage(Storage):
                      not_before: int = 0) -> list[StoredEnvelope]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
             rows = db.execute(
-                "SELECT e.seq, e.envelope_id, COALESCE(g.body, e.body), e.received_at,"
+                "SELECT e.seq, e.envelope_id, COALESCE(g.body, b.body, e.body), e.received_at,"
                 " e.shared IS NOT NULL FROM envelopes e"
                 " LEFT JOIN group_bodies g ON g.id = e.shared"
+                " LEFT JOIN bodies.envelope_bodies b ON e.body_apart IS NOT NULL"
+                " AND b.id = e.id"
                 " WHERE e.recipient=? AND e.seq>? AND e.received_at>=? ORDER BY e.seq"
                 " LIMIT ?", (recipient, after_seq, not_before, limit)).fetchall()
             return [StoredEnvelope(seq, bytes(eid), recipient, bytes(body), at, bool(group))
@@ -751,9 +819,14 @@ class SqliteStorage(Storage):
                    ) -> Callable[[sqlite3.Connection], int]:
         def op(db: sqlite3.Connection) -> int:
             # rowcount, not total_changes: that also counts the usage trigger's updates
-            deleted = sum(db.execute("DELETE FROM envelopes WHERE recipient=? AND "
-                                     "envelope_id=?", (recipient, eid)).rowcount
-                          for eid in envelope_ids)
+            deleted = 0
+            for eid in envelope_ids:
+                row = db.execute("DELETE FROM envelopes WHERE recipient=? AND envelope_id=?"
+                                 " RETURNING id, body_apart", (recipient, eid)).fetchone()
+                if row is not None:
+                    deleted += 1
+                    if row[1] is not None:
+                        db.execute("DELETE FROM bodies.envelope_bodies WHERE id=?", (row[0],))
             if deleted:
                 known = self._staged.get(recipient)
                 if known is None and not self._staged_reset:
@@ -769,6 +842,8 @@ class SqliteStorage(Storage):
             # a group's last commit epoch is kept only as long as its commit could
             # still be queued (PROTOCOL.md 21.3)
             db.execute("DELETE FROM group_epochs WHERE at<?", (before,))
+            db.execute("DELETE FROM bodies.envelope_bodies WHERE id IN (SELECT id FROM"
+                       " envelopes WHERE received_at<? AND body_apart IS NOT NULL)", (before,))
             count = db.execute("DELETE FROM envelopes WHERE received_at<?", (before,)).rowcount
             if count:  # whose queues shrank is not worth a query: count them again
                 self._staged, self._staged_reset = {}, True
@@ -785,11 +860,18 @@ class SqliteStorage(Storage):
     async def checkpoint(self) -> None:
         """Copies the WAL into the database and truncates it, so deleted ciphertext
         does not linger in the WAL file."""
-        await self._read(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+        def op(db: sqlite3.Connection) -> None:
+            for schema in ("main", "bodies"):
+                db.execute(f"PRAGMA {schema}.wal_checkpoint(TRUNCATE)").fetchall()
+
+        await self._read(op)
 
     async def close(self) -> None:
         while self._flush_due:
             await asyncio.sleep(0)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         while self._flusher is not None:
             await asyncio.sleep(0)
             if self._flusher is not None:
@@ -800,6 +882,56 @@ class SqliteStorage(Storage):
             self._db = None
         self._executor.shutdown(wait=True)
         self._release_lock()
+
+
+WAL_SIZE_LIMIT = 32 * 1024 * 1024
+"""Bytes of WAL file kept after the log restarts (journal_size_limit)."""
+
+CHECKPOINT_PAUSE = 0.05
+"""Seconds the Checkpointer lets commits gather before it checkpoints after one."""
+
+
+class Checkpointer:
+    """Copies the WAL into the database on its own thread and connection: after a
+    commit it is poked, waits CHECKPOINT_PAUSE for more, then runs a PASSIVE checkpoint
+    (which takes no write lock, so the relay's writes never wait for it, nor for the
+    fsync it ends with). The log restarts from its beginning at the first write after
+    a checkpoint that copied all of it, so it stays small."""
+
+    def __init__(self, path: Path, bodies: Path) -> None:
+        self.path = path
+        self.bodies = bodies
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="blindrelay-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("ATTACH DATABASE ? AS bodies", (str(self.bodies),))
+        try:
+            while True:
+                self._wake.wait()
+                if self._stopping:
+                    return
+                self._wake.clear()  # commits from now on poke it again
+                time.sleep(CHECKPOINT_PAUSE)
+                # busy (the relay's own TRUNCATE, say): the next one copies it
+                for schema in ("main", "bodies"):
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute(f"PRAGMA {schema}.wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            db.close()
 
 
 class _PartlyWritten(Exception):
@@ -829,6 +961,23 @@ def _resolve(future: asyncio.Future[T], value: T | None, error: BaseException | 
         future.set_exception(error)
     else:
         future.set_result(value)  # type: ignore[arg-type]
+
+
+def _reconcile(db: sqlite3.Connection) -> None:
+    """After a crash between the two files' commits (module docstring): a row whose
+    body is missing was never acknowledged, a body whose row is missing was
+    acknowledged; both go."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DELETE FROM envelopes WHERE body_apart IS NOT NULL AND id NOT IN"
+                   " (SELECT id FROM bodies.envelope_bodies)")
+        db.execute("DELETE FROM bodies.envelope_bodies WHERE id NOT IN"
+                   " (SELECT id FROM envelopes WHERE body_apart IS NOT NULL)")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _random_row_id(db: sqlite3.Connection, table: str) -> int:

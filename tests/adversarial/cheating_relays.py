@@ -17,8 +17,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import replace
 
-from protocol.wire.events import Request
-from protocol.wire.frames import Ack, Frame, Limits, Send
+from protocol.wire.frames import Ack, Frame, Limits, Send, Sent
 from server.config import default_limits
 from server.relay import Connection, Relay
 from server.sqlite_store import SqliteStorage
@@ -30,18 +29,18 @@ def _storage(relay: Relay) -> SqliteStorage:
 
 
 class SenderStoringRelay(Relay):
-    def _send_soon(self, conn: Connection, request: Request, frame: Send) -> None:
-        super()._send_soon(conn, request, frame)
-        sender = conn.core.username
+    async def _send(self, frame: Send, sender: str) -> Sent:
+        sent = await super()._send(frame, sender)
 
-        def op(db: sqlite3.Connection) -> None:  # in the same group commit, after it
+        def op(db: sqlite3.Connection) -> None:
             columns = [r[1] for r in db.execute("PRAGMA table_info(envelopes)")]
             if "sender" not in columns:
                 db.execute("ALTER TABLE envelopes ADD COLUMN sender TEXT")
-            db.executemany("UPDATE envelopes SET sender=? WHERE recipient=? AND body=?",
-                           [(sender, e.recipient, e.body) for e in frame.envelopes])
+            db.executemany("UPDATE envelopes SET sender=? WHERE envelope_id=?",
+                           [(sender, eid) for eid in sent.envelope_ids])
 
-        _storage(self)._write_then(op, lambda _value, _error: None)
+        await _storage(self)._write(op)
+        return sent
 
 
 class ArchivingRelay(Relay):

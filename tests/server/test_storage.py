@@ -4,7 +4,9 @@ SQLite and PostgreSQL (tests/server/conftest.py: a fresh database per test)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from server.storage import (
     NoKeyPackages,
     NoPrekeys,
     QueueFull,
+    Storage,
     StorageFull,
     TooManyPrekeys,
     UnknownUser,
@@ -427,3 +430,39 @@ async def test_one_process_at_a_time_on_a_data_directory(tmp_path: Path) -> None
         await store.close()
     again = await SqliteStorage.open(tmp_path)  # released on close
     await again.close()
+
+
+def _reporter() -> tuple[asyncio.Future[tuple[object, object]],
+                         Callable[[object, object], None]]:
+    """A future and the callback that settles it with (value, error)."""
+    outcome: asyncio.Future[tuple[object, object]] = \
+        asyncio.get_running_loop().create_future()
+    return outcome, lambda value, error: outcome.set_result((value, error))
+
+
+async def test_the_callback_forms_report_once_committed(tmp_path: Path) -> None:
+    """store_envelopes_then and delete_envelopes_then (what the relay pipelines SENDs
+    and quiet ACKs with): SQLite's own, from its group commit, and the Storage
+    defaults another backend inherits, from a task; each reports the outcome once."""
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        forms: list[tuple[Callable[..., None], Callable[..., None]]] = [
+            (store.store_envelopes_then, store.delete_envelopes_then),
+            (functools.partial(Storage.store_envelopes_then, store),
+             functools.partial(Storage.delete_envelopes_then, store))]
+        for store_then, delete_then in forms:
+            outcome, done = _reporter()
+            store_then([("bob", b"a")], 1, 10, 0, 0, done)
+            stored, error = await outcome
+            assert error is None and isinstance(stored, list)
+            assert [e.body for e in await store.queued("bob", 0, 10)] == [b"a"]
+            outcome, done = _reporter()
+            delete_then("bob", [stored[0].envelope_id], done)
+            assert await outcome == (1, None)
+            outcome, done = _reporter()
+            store_then([("nobody", b"a")], 1, 10, 0, 0, done)
+            value, error = await outcome
+            assert value is None and isinstance(error, UnknownUser)
+    finally:
+        await store.close()
