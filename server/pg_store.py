@@ -307,18 +307,21 @@ class PgStorage(Storage):
 
     @contextlib.asynccontextmanager
     async def directory_lock(self) -> AsyncIterator[None]:
-        """A session advisory lock (DIRECTORY_LOCK) on a connection of its own, held
-        while a relay process catches its directory up, computes the next update and
-        writes it (server/cluster.py): every process sharing the database appends
-        one at a time. A separate key from KT_LOCK, which the writing transaction
-        takes on another connection. A process that dies loses its session, and
-        PostgreSQL lets the lock go."""
-        async with self.pool.acquire() as conn:
+        """A session advisory lock (DIRECTORY_LOCK) held while a relay process catches
+        its directory up, computes the next update and writes it (server/cluster.py):
+        every process sharing the database appends one at a time. Taken on a
+        connection of its own, outside the pool, since the writes inside need pooled
+        connections (a pool of one would deadlock); a separate key from KT_LOCK, which
+        the writing transaction takes. Closing the connection lets the lock go, as
+        does the death of the process holding it."""
+        pg = import_asyncpg()
+        conn = await pg.connect(self.url,
+                                server_settings={"application_name": RELAY_APPLICATION})
+        try:
             await conn.execute("SELECT pg_advisory_lock($1)", DIRECTORY_LOCK)
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", DIRECTORY_LOCK)
+            yield
+        finally:
+            await conn.close()
 
     async def append_directory_updates(self, updates: list[DirectoryUpdate]) -> None:
         async def op(db: asyncpg.Connection) -> None:
