@@ -245,7 +245,7 @@ async def test_crash_between_receive_and_ack(tmp_path: Path, first_contact: bool
         # (the initial message waits for the key directory, then both commit together)
         committed = received(bob, "alice")[len(before):]
         assert received(bob, "alice")[:len(before)] == before
-        assert committed == ["the message in flight"] or first_contact and committed == []
+        assert committed == ["the message in flight"] or (first_contact and committed == [])
         contact = bob.contact("alice")
         assert contact is not None and contact.capability is not None
         shown: list[str] = []
