@@ -573,6 +573,8 @@ class Client:
         if contact is None or record is None or record.current is None:
             await self._start_session(name)  # (what was read before it is read again)
             contact, record = self.trust.need(name), self.sessions.load(name)
+            # ... and the directory head the text carries may have advanced meanwhile
+            plaintext = self.outbox.text(message.message_id, message.sent_at_ms, text)
         # one transaction, its COMMIT off the event loop; sent only once durable
         async with self.store.atransaction(then=self.events.flush):
             assert record.current is not None

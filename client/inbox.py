@@ -116,8 +116,9 @@ class Inbox:
         self._senders: dict[bytes, str] = {}
         """Usernames of certificates that verified, by the certificate's bytes."""
         self._saved: dict[str, SessionRecord] = {}
-        """Per sender, the session record the open transaction saved last (what loading
-        it would give, without decoding it again for each message of a page)."""
+        """Per sender, the session record the open transaction opened messages in: the
+        next message from them opens in it too, and it is saved once, at the end
+        (SessionRecord.open changes nothing when it fails)."""
 
     async def receive(self, deliver: Deliver, conn: RelayConnection | None,
                       before_ack: BeforeAck | None = None) -> ReceiveResult | None:
@@ -208,15 +209,16 @@ class Inbox:
 
     def _queue_receipts(self) -> None:
         """One DELIVERED receipt per sender for what this transaction received from
-        them, in the current session (PROTOCOL.md 9.1)."""
+        them, in the current session (PROTOCOL.md 9.1); then each session record it
+        opened messages in is saved, once."""
         receipts, self._receipts = self._receipts, {}
-        saved, self._saved = self._saved, {}
+        records, self._saved = self._saved, {}
         for name, ids in receipts.items():
             contact = self.trust.contact(name)
-            if contact is None:
-                continue
-            record = saved.get(name) or self.sessions.load(name)
-            self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED, ids)
+            record = records.get(name)
+            if contact is not None and record is not None:
+                self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED, ids)
+        for name, record in records.items():
             self.sessions.save(name, record)
 
     def _check_sender(self, envelope: _Envelope, received_at: int) -> str | None:
@@ -297,9 +299,9 @@ class Inbox:
             return
         name = self._sender(sealed)
         contact = self.trust.contact(name)
-        # the record this transaction saved last for them, else the stored one (taken
-        # out: one that opens nothing is not saved, and the next reads the store again)
-        record = self._saved.pop(name, None) or self.sessions.load(name)
+        # the record this transaction opened a message in already (saved at its end),
+        # else the stored one (which, if it opens nothing, is not saved)
+        record = self._saved.get(name) or self.sessions.load(name)
         try:
             if envelope.incoming is None:
                 assert envelope.error is not None
@@ -331,8 +333,7 @@ class Inbox:
             return
         contact = self._after_open(name, contact, opened)
         self._deliver(name, contact, record, opened.plaintext, note, result)
-        self.sessions.save(name, record)
-        self._saved[name] = record  # as stored: the next message and the receipt use it
+        self._saved[name] = record  # saved once, with the receipt (_queue_receipts)
 
     def _report(self, name: str, incoming: Incoming, received_at: int,
                 result: ReceiveResult) -> None:
