@@ -84,7 +84,7 @@ DELIVER_OVERHEAD = 6 + 16 + 8 + 4
 PUSH_FRAMES = 2048
 PUSH_BYTES = 16 * 1024 * 1024
 """Pushes not yet taken at which the reader stops reading (unless an answer is awaited)."""
-PACE_STALL = 1.0
+PACE_STALL = 0.25
 """Seconds a paused reader waits for the consumer to take a push while an answer is
 awaited, before it reads on regardless (`RelayConnection._pace`)."""
 PUSH_HARD_BYTES = 4 * PUSH_BYTES
@@ -111,10 +111,13 @@ class PushQueue(asyncio.Queue[Frame]):
     def __init__(self) -> None:
         super().__init__()
         self.bytes = 0
+        self.received = 0
+        """Pushes read so far (a drain's progress before they are handled)."""
         self.taken = asyncio.Event()
 
     def _put(self, item: Frame) -> None:
         self.bytes += _push_size(item)
+        self.received += 1
         super()._put(item)
 
     def _get(self) -> Frame:
@@ -419,5 +422,7 @@ class RelayConnection:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.ws.close()
+        if not self._reader.done() and self.pushes.over_bound():
+            self._reader.cancel()  # paused for a taker that is gone (_pace)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._reader
