@@ -203,6 +203,8 @@ async def _drain(client: Client, command: str, stall: float, tick: Tick | None,
             await tick()
         if client.queue_done.is_set():
             break
+        if connecting.done() and connecting.exception() is not None:
+            return  # the login failed: the caller says why
         conn = client.conn
         if connecting.done() and (conn is None or conn.closed.is_set()):
             raise CommandError("the connection to the relay dropped while it delivered the "
