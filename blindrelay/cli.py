@@ -39,6 +39,9 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    "must name one of them")
     p.add_argument("--synchronous-full", action="store_true",
                    help="fsync every commit (survives power loss, not only a killed process)")
+    p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="auto (default): uvloop if installed (the `fast` extra), else "
+                   "asyncio's own loop")
     p.add_argument("--envelope-ttl", type=int, default=limits.envelope_ttl,
                    help="seconds an undelivered envelope is kept (default 30 days)")
     p.add_argument("--expiry-interval", type=float, default=60.0,
@@ -68,6 +71,12 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    "(repeatable); clients configured with its key accept only cosigned heads")
     p.add_argument("--certificate-lifetime", type=int, default=24 * 3600, metavar="S",
                    help="seconds a sender certificate is valid (default 24 hours)")
+    p.add_argument("--bus", metavar="URL",
+                   help="nats://host:port[/name]: run as one of several relay processes "
+                   "sharing the storage; stores and deletions are announced to the others "
+                   "(docs/DEPLOY.md); implies --reuse-port")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="listen with SO_REUSEPORT, so several processes share the port")
     p.add_argument("--log-level", default="INFO")
     budgets.add_arguments(p)
 
@@ -419,7 +428,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server import budgets
     from server.config import ServerConfig, default_limits
     from server.connections import ConnectionLimits
-    from server.serve import run_server
+    from server.serve import event_loop_factory, run_server
     from server.startup import RelayStartError
 
     logging.basicConfig(level=args.log_level.upper(),
@@ -437,6 +446,7 @@ def _serve(args: argparse.Namespace) -> int:
                           public_urls=tuple(args.public_url),
                           witnesses=tuple(args.witness),
                           certificate_lifetime=args.certificate_lifetime,
+                          bus=args.bus, reuse_port=args.reuse_port,
                           synchronous_full=args.synchronous_full,
                           storage=args.storage,
                           expiry_interval=args.expiry_interval,
@@ -453,7 +463,8 @@ def _serve(args: argparse.Namespace) -> int:
               flush=True)
 
     try:
-        asyncio.run(run_server(config, ready=ready))
+        with asyncio.Runner(loop_factory=event_loop_factory(args.event_loop)) as runner:
+            runner.run(run_server(config, ready=ready))
     except RelayStartError as exc:
         print(f"blindrelay serve: {exc}", file=sys.stderr)
         return 1

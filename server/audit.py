@@ -30,7 +30,7 @@ from protocol.wire.kt.note import parse_signer_key
 from server.audit_sources import Source, SourceUnavailable, open_source
 from server.certificates import CERT_KEY_FILENAME
 from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
-from server.sqlite_store import DB_FILENAME, SCHEMA_VERSION
+from server.sqlite_store import BODIES_FILENAME, DB_FILENAME, SCHEMA_VERSION
 from server.storage import RECEIVED_AT_GRANULARITY
 
 INVENTORY: dict[str, tuple[str, ...]] = {
@@ -38,7 +38,9 @@ INVENTORY: dict[str, tuple[str, ...]] = {
     "signed_prekeys": ("username", "signed_prekey", "last_resort_kem_prekey"),
     "one_time_prekeys": ("username", "key_id", "record"),
     "kem_one_time_prekeys": ("username", "key_id", "record"),
-    "envelopes": ("id", "envelope_id", "recipient", "seq", "body", "received_at", "shared"),
+    "envelopes": ("id", "envelope_id", "recipient", "seq", "body", "received_at", "shared",
+                  "body_apart"),
+    "envelope_bodies": ("id", "body"),
     "group_bodies": ("id", "body", "refs"),
     "group_epochs": ("group_hash", "epoch", "at"),
     "key_packages": ("username", "id", "body", "last_resort"),
@@ -52,9 +54,9 @@ the two in step)."""
 POSTGRES_ONLY = ("queue_heads",)
 """Tables only the PostgreSQL storage has (docs/DATA.md marks them so)."""
 KNOWN_TABLES = tuple(INVENTORY)
-KNOWN_FILES = (DB_FILENAME, DB_FILENAME + "-wal", DB_FILENAME + "-shm",
-               DB_FILENAME + "-journal", LOG_KEY_FILENAME, VRF_KEY_FILENAME,
-               CERT_KEY_FILENAME, "relay.lock")
+KNOWN_FILES = (*(name + suffix for name in (DB_FILENAME, BODIES_FILENAME)
+                 for suffix in ("", "-wal", "-shm", "-journal")),
+               LOG_KEY_FILENAME, VRF_KEY_FILENAME, CERT_KEY_FILENAME, "relay.lock")
 """The files docs/DATA.md lists ('-journal': SQLite's, for a moment, outside WAL mode)."""
 IDENTIFYING = re.compile(r"sender|from|source|origin|author|ip|addr|host|peer|plain",
                          re.IGNORECASE)

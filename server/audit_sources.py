@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.sqlite_store import DB_FILENAME
+from server.sqlite_store import BODIES_FILENAME, DB_FILENAME
 from server.storage import RECEIVED_AT_GRANULARITY
 
 
@@ -80,10 +80,20 @@ class SqliteSource(Source):
             raise SourceUnavailable(f"no relay database at {path}")
         self.name = str(path)
         self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # the out-of-line bodies (schema 6) live in a second file; an empty stand-in
+        # for a relay from before it
+        bodies = data_dir / BODIES_FILENAME
+        target = f"{bodies.resolve().as_uri()}?mode=ro" if bodies.exists() else ":memory:"
+        self.db.execute("ATTACH DATABASE ? AS bodies", (target,))
+
+    _ALL_SCHEMAS = ("SELECT type, name, sql FROM main.sqlite_schema UNION ALL "
+                    "SELECT type, name, sql FROM bodies.sqlite_schema")
+    """The relay's two database files: relay.sqlite3 and relay-bodies.sqlite3 (attached
+    as `bodies`); table names are unique across them."""
 
     def tables(self) -> list[str]:
         return [r[0] for r in self.db.execute(
-            "SELECT name FROM sqlite_schema WHERE type='table' ORDER BY name")]
+            f"SELECT name FROM ({self._ALL_SCHEMAS}) WHERE type='table' ORDER BY name")]
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         return [(r[1], r[2]) for r in self.db.execute(f'PRAGMA table_info("{table}")')]
@@ -96,11 +106,13 @@ class SqliteSource(Source):
 
     def indexes(self) -> list[str]:
         return [r[0] for r in self.db.execute(
-            "SELECT name FROM sqlite_schema WHERE type='index' AND sql IS NOT NULL")]
+            f"SELECT name FROM ({self._ALL_SCHEMAS}) WHERE type='index' AND sql IS NOT NULL")]
 
     def envelopes(self) -> EnvelopeSummary:
+        columns = [c for c, _ in self.columns("envelopes")]
+        apart = " + COALESCE(body_apart, 0)" if "body_apart" in columns else ""
         total, size, oldest, recipients, coarse = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0), MIN(received_at),"
+            f"SELECT COUNT(*), COALESCE(SUM(LENGTH(body){apart}), 0), MIN(received_at),"
             " COUNT(DISTINCT recipient), COALESCE(SUM(received_at % ? = 0), 0)"
             " FROM envelopes", (RECEIVED_AT_GRANULARITY,)).fetchone()
         return EnvelopeSummary(total, size, oldest, recipients, coarse)
@@ -198,13 +210,10 @@ class PostgresSource(Source):
                             " ORDER BY idx"))]
 
     def schema_version(self) -> int:
-        from server.pg_store import VERSION_COMMENT
+        from server.pg_schema import parse_version
 
-        comment = self._run(self.conn.fetchval(
-            "SELECT obj_description(to_regclass('accounts'), 'pg_class')"))
-        if not comment or not str(comment).startswith(VERSION_COMMENT):
-            return 0
-        return int(str(comment)[len(VERSION_COMMENT):])
+        return parse_version(self._run(self.conn.fetchval(
+            "SELECT obj_description(to_regclass('accounts'), 'pg_class')")))[0]
 
     def close(self) -> None:
         try:

@@ -61,6 +61,12 @@ class ServerConfig:
     """URLs of witnesses that cosign each new directory head (PROTOCOL.md 19.11)."""
     certificate_lifetime: int = DEFAULT_LIFETIME
     """Seconds a sender certificate is valid (PROTOCOL.md 20.3; 24 hours)."""
+    bus: str | None = None
+    """nats://host:port[/name]: the bus to the other relay processes sharing the
+    storage (server/bus.py, docs/DEPLOY.md); None for a relay alone."""
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT, so that several processes share the port (the
+    kernel spreads connections among them); on whenever `bus` is set."""
 
     @property
     def scheme(self) -> str:

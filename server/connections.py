@@ -4,7 +4,11 @@
   when the kernel hands a socket over, before any byte is read, so idle sockets that
   never start a handshake count too; one over the cap is dropped at once.
 - `Outbox` is one connection's queue of frames to write, bounded in frames and bytes:
-  a connection that does not read cannot pin more than `max_outbox_bytes`.
+  a connection that does not read cannot pin more than `max_outbox_bytes`. A frame
+  goes straight into the transport's buffer instead (`inline_writer`) when nothing
+  waits ahead of it and the transport is not paused (its buffer is below the
+  high-water mark), so the common case costs no task switch; the outbox, and the
+  writer task that empties it, come into play only for a peer that reads slowly.
 - `RateLimitedLog` turns a flood of refusals (or the event loop's "Too many open
   files") into one line per interval.
 """
@@ -19,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from websockets.asyncio.connection import Connection as WebSocketConnection
 from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State as WebSocketState
 
 from protocol.wire.connection import RequestRefused
 from protocol.wire.frames import Error, ErrorCode, encode_frame
@@ -143,15 +149,54 @@ class OutboxFull(Exception):
     """A push found the outbox over its bound."""
 
 
+Write = Callable[[bytes], bool]
+"""Writes one frame at once if it can (True), else leaves it to the outbox (False)."""
+
+
+def inline_writer(ws: object) -> Write | None:
+    """For a websockets asyncio connection: a function that writes a frame straight into
+    the transport's buffer, as `send` would but without its awaits, when the connection
+    is open and the transport is not paused (its buffer is below the high-water mark).
+    None for anything else (a test's stand-in transport): everything goes through the
+    outbox."""
+    if not isinstance(ws, WebSocketConnection):
+        return None
+    protocol = ws.protocol
+    # a fragmented send in progress (websockets 15+ calls it send_in_progress, 14
+    # fragmented_send_waiter); the relay sends none, but a frame must not land inside one
+    fragmenting = "send_in_progress" if hasattr(ws, "send_in_progress") \
+        else "fragmented_send_waiter"
+
+    def write(data: bytes) -> bool:
+        if ws.paused or protocol.state is not WebSocketState.OPEN \
+                or getattr(ws, fragmenting, None) is not None:
+            return False
+        try:
+            protocol.send_binary(data)
+            ws.send_data()
+        except Exception:  # the transport broke: the writer's send finds out and closes
+            return False
+        return True
+
+    return write
+
+
 class Outbox:
     """Frames waiting for one connection's writer, in order, bounded in frames and bytes.
 
     `put` (answers, the queue at login) waits for room, putters in FIFO order, so the
     reader is paced by the writer; `put_nowait` (live pushes) raises OutboxFull instead.
     The end marker `close` always fits. A frame larger than the bound fits an empty
-    outbox, so every answer can be sent."""
+    outbox, so every answer can be sent.
 
-    def __init__(self, max_frames: int, max_bytes: int) -> None:
+    With `write` (inline_writer), a frame that finds the outbox empty is written at
+    once if the transport takes it; only the frames behind a paused transport wait
+    here, so the bounds hold for what the peer has not read (the transport's buffer
+    up to its high-water mark, then this). `start` is called the first time a frame
+    has to wait: the connection starts its writer task then, not before."""
+
+    def __init__(self, max_frames: int, max_bytes: int, write: Write | None = None,
+                 start: Callable[[], None] | None = None) -> None:
         self.max_frames = max_frames
         self.max_bytes = max_bytes
         self.bytes = 0
@@ -159,6 +204,8 @@ class Outbox:
         self._put_lock = asyncio.Lock()
         self._space = asyncio.Event()
         self._ready = asyncio.Event()
+        self._write = write
+        self._start = start
 
     def __len__(self) -> int:
         return len(self._items)
@@ -172,8 +219,18 @@ class Outbox:
         if data is not None:
             self.bytes += len(data)
         self._ready.set()
+        if self._start is not None and data is not None:
+            start, self._start = self._start, None
+            start()
+
+    def _write_now(self, data: bytes) -> bool:
+        """Nothing waits ahead of it (so the order holds): written at once if it can."""
+        return (self._write is not None and not self._items and not self._put_lock.locked()
+                and self._write(data))
 
     async def put(self, data: bytes) -> None:
+        if self._write_now(data):
+            return
         async with self._put_lock:
             while not self._fits(len(data)):
                 self._space.clear()
@@ -181,12 +238,20 @@ class Outbox:
             self._append(data)
 
     def put_nowait(self, data: bytes) -> None:
+        if self._write_now(data):
+            return
         if self._put_lock.locked() or not self._fits(len(data)):
             raise OutboxFull
         self._append(data)
 
+    @property
+    def started(self) -> bool:
+        """Whether a frame ever had to wait here (so a writer task is emptying it)."""
+        return self._start is None
+
     def close(self) -> None:
         """The end marker: `get` returns None after the frames before it."""
+        self._write = None
         self._append(None)
 
     async def get(self) -> bytes | None:

@@ -23,7 +23,7 @@ from protocol.wire.kt.directory import Binding, Directory
 from protocol.wire.kt.errors import MalformedNote
 from protocol.wire.kt.note import SEED_SIZE, Signer, parse_signer_key
 from server.startup import RelayStartError
-from server.storage import DirectoryUpdate, Storage
+from server.storage import DirectoryOutOfStep, DirectoryUpdate, Storage
 
 log = logging.getLogger("blindrelay.server")
 
@@ -119,7 +119,14 @@ async def open_directory(storage: Storage, signer: Signer, vrf_secret: bytes) ->
     """Rebuilds the directory from kt_updates (each update checked as when it was
     made), then makes it bind exactly the stored accounts: accounts kept before the
     relay had a directory get their REGISTER, one deleted by `blindrelay admin`
-    without one gets its DELETE (each appended and signed like any other)."""
+    without one gets its DELETE (each appended and signed like any other). Under the
+    storage's directory lock: relay processes sharing a database start one at a time
+    here (server/cluster.py)."""
+    async with storage.directory_lock():
+        return await _open_directory(storage, signer, vrf_secret)
+
+
+async def _open_directory(storage: Storage, signer: Signer, vrf_secret: bytes) -> Directory:
     directory = Directory(signer, vrf_secret)
     for update in await storage.directory_updates():
         if update.index != directory.size:
@@ -146,3 +153,18 @@ async def open_directory(storage: Storage, signer: Signer, vrf_secret: bytes) ->
                  len(pending))
     directory.checkpoint()
     return directory
+
+
+async def catch_up(directory: Directory, storage: Storage) -> int:
+    """Replays the updates other relay processes stored beyond this directory's size
+    (server/cluster.py), each checked as at start; returns how many. Call under the
+    relay's directory lock, so that no update of this process interleaves."""
+    updates = await storage.directory_updates_since(directory.size)
+    for update in updates:
+        if update.index != directory.size:
+            raise DirectoryOutOfStep(f"the directory's stored log has a gap at "
+                                     f"{directory.size}")
+        directory.replay(update.username, update.value, update.opening)
+    if updates:
+        directory.checkpoint()
+    return len(updates)

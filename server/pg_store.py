@@ -5,7 +5,9 @@ The same interface, schema and rows as the embedded SQLite storage
 
 - every operation is one transaction on a pooled connection, committed with
   `synchronous_commit = on` before the call returns ("acknowledged means durable");
-  PostgreSQL groups concurrent commits into one WAL flush itself;
+  PostgreSQL groups concurrent commits into one WAL flush itself. The hot paths are
+  one statement each, so one round trip: a store calls the `blindrelay_store`
+  function (server/pg_schema.py), an ACK is one DELETE;
 - a recipient's seq comes from its `queue_heads` row (PostgreSQL only), bumped by a
   random step in the storing transaction, so it rises across every process that
   stores for the recipient (SQLite keeps it in memory: one process). The row stays
@@ -20,9 +22,10 @@ The same interface, schema and rows as the embedded SQLite storage
   one" is decided against every process's committed appends;
 - envelope_usage has 16 rows, one per connection (backend pid mod 16), so storing
   envelopes through different connections does not queue on one row; the budget is
-  their sum. A store that would bring the total within a quarter of a budget takes
-  an advisory lock first and re-reads, so near the budget stores are serialised and
-  it is exact (far from it, concurrent stores cannot reach it);
+  their sum. A store that would bring the total within a margin of a budget (a
+  quarter of it, at least MARGIN_BYTES / MARGIN_ENVELOPES) takes an exclusive advisory
+  lock, which waits for the stores in flight, and re-reads: near the budget stores go
+  one at a time and it is exact; far from it they share the lock;
 - schema creation and migration run under a session advisory lock, so two processes
   starting at once on an empty database create it once.
 
@@ -33,11 +36,25 @@ asyncpg is imported only when this backend is used (`pip install blindrelay[clus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from protocol.wire.prekeys import KemKind
+from server.pg_schema import (
+    CONFLICT,
+    DIRECTORY_LOCK,
+    FULL,
+    KT_LOCK,
+    MIGRATION_LOCK,
+    PG_REVISION,
+    QUEUE_FULL,
+    RELAY_APPLICATION,
+    SCHEMA,
+    UNKNOWN,
+    parse_version,
+)
 from server.sqlite_store import SCHEMA_VERSION, SEQ_START, SEQ_STEP
 from server.storage import (
     ENVELOPE_OVERHEAD,
@@ -63,16 +80,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 INSTALL_HINT = "pip install blindrelay[cluster]"
-MIGRATION_LOCK = 0x626C696E6472_01
-"""pg_advisory_lock key held while the schema is created or migrated."""
-KT_LOCK = 0x626C696E6472_02
-"""pg_advisory_xact_lock key held while kt_updates is appended to."""
-BUDGET_LOCK = 0x626C696E6472_03
-"""pg_advisory_xact_lock key held by a store near the global disk budget."""
-USAGE_SHARDS = 16
-RELAY_APPLICATION = "blindrelay"
-"""The application_name a relay's connections carry (docs/DATA.md)."""
-VERSION_COMMENT = "blindrelay schema "
 RETRIES = 5
 """Attempts of one operation when PostgreSQL aborts it for a deadlock or a
 serialization failure (nothing of it was stored)."""
@@ -103,131 +110,6 @@ def import_asyncpg() -> Any:
         raise PostgresUnavailable("PostgreSQL storage needs the asyncpg package: "
                                   f"{INSTALL_HINT}") from None
     return asyncpg
-
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS accounts (
-    username      TEXT PRIMARY KEY,
-    identity_key  BYTEA NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS signed_prekeys (
-    username                TEXT PRIMARY KEY REFERENCES accounts(username),
-    signed_prekey           BYTEA NOT NULL,
-    last_resort_kem_prekey  BYTEA NOT NULL
-);
-CREATE TABLE IF NOT EXISTS one_time_prekeys (
-    username  TEXT NOT NULL REFERENCES accounts(username),
-    key_id    BIGINT NOT NULL,
-    record    BYTEA NOT NULL,
-    PRIMARY KEY (username, key_id)
-);
-CREATE TABLE IF NOT EXISTS kem_one_time_prekeys (
-    username  TEXT NOT NULL REFERENCES accounts(username),
-    key_id    BIGINT NOT NULL,
-    record    BYTEA NOT NULL,
-    PRIMARY KEY (username, key_id)
-);
-CREATE TABLE IF NOT EXISTS group_bodies (
-    id    BIGINT PRIMARY KEY,
-    body  BYTEA NOT NULL,
-    refs  BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS envelopes (
-    id           BIGINT PRIMARY KEY,
-    envelope_id  BYTEA NOT NULL UNIQUE,
-    recipient    TEXT NOT NULL REFERENCES accounts(username),
-    seq          BIGINT NOT NULL,
-    body         BYTEA NOT NULL,
-    received_at  BIGINT NOT NULL,
-    shared       BIGINT REFERENCES group_bodies(id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
-CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
-CREATE TABLE IF NOT EXISTS queue_heads (
-    username  TEXT PRIMARY KEY REFERENCES accounts(username),
-    seq       BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS delivery_capabilities (
-    username         TEXT PRIMARY KEY REFERENCES accounts(username),
-    capability_hash  BYTEA NOT NULL,
-    allow_anyone     BOOLEAN NOT NULL,
-    set_at           BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kt_updates (
-    idx       BIGINT PRIMARY KEY,
-    username  TEXT NOT NULL,
-    value     BYTEA NOT NULL,
-    opening   BYTEA NOT NULL
-);
-CREATE TABLE IF NOT EXISTS group_epochs (
-    group_hash  BYTEA PRIMARY KEY,
-    epoch       BIGINT NOT NULL,
-    at          BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS group_epochs_by_age ON group_epochs (at);
-CREATE TABLE IF NOT EXISTS key_packages (
-    username     TEXT NOT NULL REFERENCES accounts(username),
-    id           BIGINT NOT NULL,
-    body         BYTEA NOT NULL,
-    last_resort  BOOLEAN NOT NULL,
-    PRIMARY KEY (username, id)
-);
-CREATE TABLE IF NOT EXISTS envelope_usage (
-    id     INTEGER PRIMARY KEY CHECK (id >= 0 AND id < {USAGE_SHARDS}),
-    bytes  BIGINT NOT NULL,
-    count  BIGINT NOT NULL
-);
-INSERT INTO envelope_usage (id, bytes, count)
-    SELECT s, 0, 0 FROM generate_series(0, {USAGE_SHARDS - 1}) AS s
-    ON CONFLICT (id) DO NOTHING;
-CREATE OR REPLACE FUNCTION blindrelay_envelope_in() RETURNS trigger AS $$
-BEGIN
-    UPDATE envelope_usage SET bytes = bytes + octet_length(NEW.body) + {ENVELOPE_OVERHEAD},
-                              count = count + 1
-     WHERE id = pg_backend_pid() % {USAGE_SHARDS};
-    RETURN NULL;
-END $$ LANGUAGE plpgsql;
-CREATE OR REPLACE FUNCTION blindrelay_envelope_out() RETURNS trigger AS $$
-BEGIN
-    UPDATE envelope_usage SET bytes = bytes - octet_length(OLD.body) - {ENVELOPE_OVERHEAD},
-                              count = count - 1
-     WHERE id = pg_backend_pid() % {USAGE_SHARDS};
-    IF OLD.shared IS NOT NULL THEN
-        UPDATE group_bodies SET refs = refs - 1 WHERE id = OLD.shared;
-        DELETE FROM group_bodies WHERE id = OLD.shared AND refs <= 0;
-    END IF;
-    RETURN NULL;
-END $$ LANGUAGE plpgsql;
-CREATE OR REPLACE FUNCTION blindrelay_group_body_in() RETURNS trigger AS $$
-BEGIN
-    UPDATE envelope_usage SET bytes = bytes + octet_length(NEW.body)
-     WHERE id = pg_backend_pid() % {USAGE_SHARDS};
-    RETURN NULL;
-END $$ LANGUAGE plpgsql;
-CREATE OR REPLACE FUNCTION blindrelay_group_body_out() RETURNS trigger AS $$
-BEGIN
-    UPDATE envelope_usage SET bytes = bytes - octet_length(OLD.body)
-     WHERE id = pg_backend_pid() % {USAGE_SHARDS};
-    RETURN NULL;
-END $$ LANGUAGE plpgsql;
-DROP TRIGGER IF EXISTS envelope_usage_in ON envelopes;
-CREATE TRIGGER envelope_usage_in AFTER INSERT ON envelopes
-    FOR EACH ROW EXECUTE FUNCTION blindrelay_envelope_in();
-DROP TRIGGER IF EXISTS envelope_usage_out ON envelopes;
-CREATE TRIGGER envelope_usage_out AFTER DELETE ON envelopes
-    FOR EACH ROW EXECUTE FUNCTION blindrelay_envelope_out();
-DROP TRIGGER IF EXISTS group_body_in ON group_bodies;
-CREATE TRIGGER group_body_in AFTER INSERT ON group_bodies
-    FOR EACH ROW EXECUTE FUNCTION blindrelay_group_body_in();
-DROP TRIGGER IF EXISTS group_body_out ON group_bodies;
-CREATE TRIGGER group_body_out AFTER DELETE ON group_bodies
-    FOR EACH ROW EXECUTE FUNCTION blindrelay_group_body_out();
-COMMENT ON TABLE accounts IS '{VERSION_COMMENT}{SCHEMA_VERSION}';
-"""
-"""The tables of docs/DATA.md in PostgreSQL's types (BYTEA for BLOB, BIGINT for
-INTEGER), plus queue_heads; the triggers keep envelope_usage exact whatever deletes
-envelopes (ACK, expiry, account deletion) and release a group body with its last
-envelope, as in SQLite."""
 
 
 def _count(status: str) -> int:
@@ -270,13 +152,12 @@ class PgStorage(Storage):
             try:
                 version = await conn.fetchval(
                     "SELECT obj_description(to_regclass('accounts'), 'pg_class')")
-                number = 0
-                if version and str(version).startswith(VERSION_COMMENT):
-                    number = int(str(version)[len(VERSION_COMMENT):])
-                if number > SCHEMA_VERSION:
+                number, revision = parse_version(version)
+                if (number, revision) > (SCHEMA_VERSION, PG_REVISION):
                     raise PostgresUnavailable(
-                        f"database schema {number} is newer than this relay knows")
-                if number < SCHEMA_VERSION:
+                        f"database schema {number} (PostgreSQL revision {revision}) is newer "
+                        "than this relay knows")
+                if (number, revision) < (SCHEMA_VERSION, PG_REVISION):
                     async with conn.transaction():
                         await conn.execute(SCHEMA)
             finally:
@@ -304,6 +185,23 @@ class PgStorage(Storage):
     async def _read(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async with self.pool.acquire() as conn:
             return await op(conn)
+
+    async def _statement(self, sql: str, *args: Any) -> Any:
+        """One statement, its own transaction (committed, with synchronous_commit on,
+        before it returns): its result's first value. Retried like _tx."""
+        pg = import_asyncpg()
+        for attempt in range(RETRIES):
+            try:
+                async with self.pool.acquire() as conn:
+                    value = await conn.fetchval(sql, *args)
+            except (pg.DeadlockDetectedError, pg.SerializationError):
+                if attempt == RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.001 * (1 + secrets.randbelow(10)))
+                continue
+            self.commits += 1
+            return value
+        raise AssertionError("unreachable")
 
     # -- accounts
 
@@ -398,6 +296,30 @@ class PgStorage(Storage):
 
         return await self._read(op)
 
+    async def directory_updates_since(self, index: int) -> list[DirectoryUpdate]:
+        async def op(db: asyncpg.Connection) -> list[DirectoryUpdate]:
+            rows = await db.fetch("SELECT idx, username, value, opening FROM kt_updates"
+                                  " WHERE idx >= $1 ORDER BY idx", index)
+            return [DirectoryUpdate(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3]))
+                    for r in rows]
+
+        return await self._read(op)
+
+    @contextlib.asynccontextmanager
+    async def directory_lock(self) -> AsyncIterator[None]:
+        """A session advisory lock (DIRECTORY_LOCK) on a connection of its own, held
+        while a relay process catches its directory up, computes the next update and
+        writes it (server/cluster.py): every process sharing the database appends
+        one at a time. A separate key from KT_LOCK, which the writing transaction
+        takes on another connection. A process that dies loses its session, and
+        PostgreSQL lets the lock go."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", DIRECTORY_LOCK)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", DIRECTORY_LOCK)
+
     async def append_directory_updates(self, updates: list[DirectoryUpdate]) -> None:
         async def op(db: asyncpg.Connection) -> None:
             await _lock_directory(db)
@@ -476,49 +398,61 @@ class PgStorage(Storage):
         self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
         max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
-        async def op(db: asyncpg.Connection) -> list[StoredEnvelope]:
-            await _check_budget(db, sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes),
-                                len(envelopes), max_stored_bytes, max_stored_envelopes)
-            seqs = await _next_seqs(db, [r for r, _ in envelopes], max_queue)
-            out = []
-            for recipient, body in envelopes:
-                seq = seqs[recipient].pop(0)
-                out.append(await _insert(db, recipient, seq, body, now, None))
-            return out
-
-        return await self._tx(op)
+        return await self._store(
+            [r for r, _ in envelopes], [b for _, b in envelopes], None, now, max_queue,
+            sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes),
+            max_stored_bytes, max_stored_envelopes)
 
     async def store_group_message(
         self, recipients: list[str], body: bytes, now: int, max_queue: int,
         max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
         commit: tuple[bytes, int] | None = None, forget_before: int = 0,
     ) -> list[StoredEnvelope]:
-        async def op(db: asyncpg.Connection) -> list[StoredEnvelope]:
-            await _check_budget(db, len(body) + ENVELOPE_OVERHEAD * len(recipients),
-                                len(recipients), max_stored_bytes, max_stored_envelopes)
-            if commit is not None:
-                group_hash, epoch = commit
-                await db.execute("DELETE FROM group_epochs WHERE at<$1", forget_before)
-                admitted = await db.fetchval(
-                    "INSERT INTO group_epochs (group_hash, epoch, at) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (group_hash) DO UPDATE SET epoch=excluded.epoch,"
-                    " at=excluded.at WHERE group_epochs.epoch < excluded.epoch"
-                    " RETURNING epoch", group_hash, epoch, now)
-                if admitted is None:
-                    latest = await db.fetchval(
-                        "SELECT epoch FROM group_epochs WHERE group_hash=$1", group_hash)
-                    raise CommitConflict(epoch, int(latest))
-            seqs = await _next_seqs(db, recipients, max_queue)
-            shared = await _insert_random_id(
-                db, "INSERT INTO group_bodies (id, body, refs) VALUES ($1, $2, $3)"
-                " ON CONFLICT (id) DO NOTHING", body, len(recipients))
-            out = []
-            for recipient in recipients:
-                seq = seqs[recipient].pop(0)
-                out.append(await _insert(db, recipient, seq, body, now, shared))
-            return out
+        return await self._store(
+            recipients, [b""] * len(recipients), body, now, max_queue,
+            len(body) + ENVELOPE_OVERHEAD * len(recipients), max_stored_bytes,
+            max_stored_envelopes, commit, forget_before)
 
-        return await self._tx(op)
+    async def _store(self, recipients: list[str], bodies: list[bytes], shared: bytes | None,
+                     now: int, max_queue: int, adding_bytes: int, max_stored_bytes: int,
+                     max_stored_envelopes: int, commit: tuple[bytes, int] | None = None,
+                     forget_before: int = 0) -> list[StoredEnvelope]:
+        """One call of blindrelay_store (server/pg_schema.py): the budget, the commit's epoch, each
+        recipient's queue_heads row and queue count, and the rows, in one statement
+        and so one transaction and one round trip. The random numbers (row ids,
+        envelope ids, seq steps and starts) are drawn here."""
+        pg = import_asyncpg()
+        n = len(recipients)
+        envelope_ids = [secrets.token_bytes(16) for _ in range(n)]
+        args = (recipients, bodies, envelope_ids,
+                [secrets.randbelow((1 << 63) - 1) + 1 for _ in range(n)],
+                [1 + secrets.randbelow(SEQ_STEP) for _ in range(n)],
+                [secrets.randbelow(SEQ_START) for _ in range(n)],
+                None if shared is None else secrets.randbelow((1 << 63) - 1) + 1, shared,
+                now, max_queue, adding_bytes, max_stored_bytes, max_stored_envelopes,
+                None if commit is None else commit[0], 0 if commit is None else commit[1],
+                forget_before)
+        try:
+            seqs = await self._statement(
+                "SELECT blindrelay_store($1::text[], $2::bytea[], $3::bytea[], $4::bigint[],"
+                " $5::bigint[], $6::bigint[], $7::bigint, $8::bytea, $9::bigint, $10::bigint,"
+                " $11::bigint, $12::bigint, $13::bigint, $14::bytea, $15::bigint,"
+                " $16::bigint)", *args)
+        except pg.PostgresError as exc:
+            code, message = getattr(exc, "sqlstate", None), str(exc)
+            if code == FULL:
+                raise StorageFull(message) from None
+            if code == CONFLICT and commit is not None:
+                raise CommitConflict(commit[1], int(message)) from None
+            if code == UNKNOWN:
+                raise UnknownUser(message) from None
+            if code == QUEUE_FULL:
+                raise QueueFull(message) from None
+            raise
+        body_of = [shared if shared is not None else body for body in bodies]
+        return [StoredEnvelope(int(seq), eid, recipient, body, now, shared is not None)
+                for seq, eid, recipient, body
+                in zip(seqs, envelope_ids, recipients, body_of, strict=True)]
 
     async def add_key_packages(self, username: str, key_packages: list[bytes],
                                last_resort: bool, max_count: int) -> int:
@@ -575,12 +509,10 @@ class PgStorage(Storage):
         return await self._read(op)
 
     async def delete_envelopes(self, recipient: str, envelope_ids: list[bytes]) -> int:
-        async def op(db: asyncpg.Connection) -> int:
-            return _count(await db.execute(
-                "DELETE FROM envelopes WHERE recipient=$1 AND envelope_id = ANY($2::bytea[])",
-                recipient, envelope_ids))
-
-        return await self._tx(op)
+        return int(await self._statement(
+            "WITH gone AS (DELETE FROM envelopes WHERE recipient=$1 AND"
+            " envelope_id = ANY($2::bytea[]) RETURNING 1) SELECT COUNT(*) FROM gone",
+            recipient, envelope_ids))
 
     async def expire(self, before: int) -> int:
         async def op(db: asyncpg.Connection) -> int:
@@ -653,90 +585,3 @@ async def _pop(db: asyncpg.Connection, table: str, username: str) -> bytes | Non
         " WHERE username=$1 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING record", username)
     return None if record is None else bytes(record)
-
-
-async def _check_budget(db: asyncpg.Connection, adding_bytes: int, adding_count: int,
-                        max_stored_bytes: int, max_stored_envelopes: int) -> None:
-    """The global disk budget (STORAGE_FULL, docs/PROTOCOL.md 16.7): raises
-    StorageFull before anything is written. Within a quarter of a budget, the check is
-    made again under BUDGET_LOCK, held to the commit, so such stores go one at a time
-    and see each other's rows."""
-    if not (max_stored_bytes or max_stored_envelopes):
-        return
-
-    async def over(margin: int) -> bool | None:
-        used, count = await db.fetchrow(
-            "SELECT COALESCE(SUM(bytes), 0), COALESCE(SUM(count), 0) FROM envelope_usage")
-        if max_stored_bytes and used + adding_bytes > max_stored_bytes - max_stored_bytes // margin:
-            return True
-        return bool(max_stored_envelopes and count + adding_count
-                    > max_stored_envelopes - max_stored_envelopes // margin)
-
-    if not await over(4):
-        return
-    await db.execute("SELECT pg_advisory_xact_lock($1)", BUDGET_LOCK)
-    used, count = await db.fetchrow(
-        "SELECT COALESCE(SUM(bytes), 0), COALESCE(SUM(count), 0) FROM envelope_usage")
-    if max_stored_bytes and used + adding_bytes > max_stored_bytes:
-        raise StorageFull(f"{max_stored_bytes} bytes")
-    if max_stored_envelopes and count + adding_count > max_stored_envelopes:
-        raise StorageFull(f"{max_stored_envelopes} envelopes")
-
-
-async def _next_seqs(db: asyncpg.Connection, recipients: list[str],
-                     max_queue: int) -> dict[str, list[int]]:
-    """For each recipient (in name order, so concurrent stores lock queue_heads rows
-    in the same order), as many new seqs as it appears in `recipients`, each 1 to
-    SEQ_STEP above the one before, from its queue_heads row (a random start below
-    SEQ_START for a recipient with none); the row stays locked until the commit.
-    Raises UnknownUser or QueueFull."""
-    wanted: dict[str, int] = {}
-    for recipient in recipients:
-        wanted[recipient] = wanted.get(recipient, 0) + 1
-    pg = import_asyncpg()
-    out: dict[str, list[int]] = {}
-    for recipient in sorted(wanted):
-        steps = [1 + secrets.randbelow(SEQ_STEP) for _ in range(wanted[recipient])]
-        try:
-            last = await db.fetchval(
-                "INSERT INTO queue_heads (username, seq) VALUES ($1, $2)"
-                " ON CONFLICT (username) DO UPDATE SET seq = queue_heads.seq + $3"
-                " RETURNING seq", recipient, secrets.randbelow(SEQ_START) + sum(steps),
-                sum(steps))
-        except pg.ForeignKeyViolationError:  # no such account
-            raise UnknownUser(recipient) from None
-        queued = await db.fetchval("SELECT COUNT(*) FROM envelopes WHERE recipient=$1",
-                                   recipient)
-        if queued + wanted[recipient] > max_queue:
-            raise QueueFull(recipient)
-        seq = int(last) - sum(steps)
-        seqs = []
-        for step in steps:
-            seq += step
-            seqs.append(seq)
-        out[recipient] = seqs
-    return out
-
-
-async def _insert_random_id(db: asyncpg.Connection, sql: str, *args: Any) -> int:
-    """Runs an INSERT ... (id, ...) ON CONFLICT (id) DO NOTHING with a random id in
-    1 .. 2**63 - 1, drawing again in the unlikely case the id is taken."""
-    while True:
-        row_id = secrets.randbelow((1 << 63) - 1) + 1
-        if _count(await db.execute(sql, row_id, *args)) == 1:
-            return row_id
-
-
-async def _insert(db: asyncpg.Connection, recipient: str, seq: int, body: bytes, now: int,
-                  shared: int | None) -> StoredEnvelope:
-    """One row in `recipient`'s queue: the body itself, or (a group message) a
-    reference to its `group_bodies` row and an empty body."""
-    envelope_id = secrets.token_bytes(16)
-    try:
-        await _insert_random_id(
-            db, "INSERT INTO envelopes (id, envelope_id, recipient, seq, body, received_at,"
-            " shared) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            envelope_id, recipient, seq, b"" if shared is not None else body, now, shared)
-    except import_asyncpg().ForeignKeyViolationError:  # the account went meanwhile
-        raise UnknownUser(recipient) from None
-    return StoredEnvelope(seq, envelope_id, recipient, body, now, shared is not None)

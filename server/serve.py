@@ -16,13 +16,15 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from server.backends import key_files_lock, open_storage
+from server.bus import BusError, open_bus
 from server.certificates import load_cert_key
+from server.cluster import Cluster
 from server.config import ServerConfig
 from server.connections import ConnectionGate, RateLimitedLog, connection_cap
 from server.kt import load_log_key, load_vrf_key, open_directory
 from server.relay import Relay
 from server.sqlite_store import SqliteStorage
-from server.startup import bind_error, raise_open_file_limit
+from server.startup import RelayStartError, bind_error, raise_open_file_limit
 from server.storage import Storage
 from server.witnessing import Witnesses
 
@@ -32,6 +34,30 @@ WAL_CHECKPOINT_PERIOD = 60.0
 """Seconds between the WAL checkpoints (TRUNCATE) the expiry loop runs, at its own
 pace: the WAL is a log of pages in commit order, so it orders the envelopes written
 since the last checkpoint, and deleted ones linger in it until then (docs/DATA.md)."""
+
+
+def event_loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `blindrelay serve` runs on: uvloop's when it is installed (the
+    `fast` extra; it schedules callbacks and moves socket data in C), unless `choice`
+    is "asyncio"; None means asyncio's own. RelayStartError if "uvloop" is asked for
+    and not installed."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise RelayStartError("--event-loop uvloop: uvloop is not installed (install "
+                                  "the `fast` extra)") from None
+        return None
+    return uvloop.new_event_loop
+
+
+def event_loop_name() -> str:
+    """Which loop runs this relay, for the log line at start."""
+    loop = asyncio.get_running_loop()
+    module = type(loop).__module__.split(".")[0]
+    return "uvloop" if module == "uvloop" else "asyncio"
 
 
 def _health(connection: ServerConnection, request: Request) -> Response | None:
@@ -96,6 +122,7 @@ async def _serve(
         ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
     relay: Relay | None = None
+    cluster: Cluster | None = None
 
     async def handler(ws: ServerConnection) -> None:
         assert relay is not None
@@ -117,6 +144,7 @@ async def _serve(
                 server_header=None,  # no software or version banner
                 open_timeout=config.connections.login_timeout,  # the handshake counts too
                 create_connection=gate.connection_class(),
+                reuse_port=config.reuse_port or config.bus is not None,
             )
         except OSError as exc:
             raise bind_error(exc, config.host, config.port) from None
@@ -136,6 +164,12 @@ async def _serve(
                                   cert_seed=cert_seed,
                                   certificate_lifetime=config.certificate_lifetime)
             await relay.publish_head()
+            if config.bus is not None:
+                try:
+                    cluster = Cluster(relay, open_bus(config.bus))
+                    await cluster.start()
+                except BusError as exc:
+                    raise RelayStartError(str(exc)) from None
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, stop.set)
@@ -144,8 +178,9 @@ async def _serve(
             # past its expiry (delivery already leaves expired ones out)
             interval = min(config.expiry_interval, max(0.5, config.limits.envelope_ttl / 4))
             expiry = loop.create_task(_expire_forever(relay, storage, interval))
-            log.info("listening on %s://%s:%d, data in %s%s", config.scheme, config.host, port,
-                     config.data_dir, _storage_note(config.storage))
+            log.info("listening on %s://%s:%d, data in %s%s, event loop %s", config.scheme,
+                     config.host, port, config.data_dir, _storage_note(config.storage),
+                     event_loop_name())
             if ready is not None:
                 ready(relay, port)
             await stop.wait()
@@ -155,6 +190,8 @@ async def _serve(
             await server.wait_closed()
             await asyncio.gather(expiry, return_exceptions=True)
     finally:
+        if cluster is not None:
+            await cluster.close()
         for sig in installed:
             loop.remove_signal_handler(sig)
         logging.getLogger("asyncio").removeFilter(accept_errors)

@@ -13,19 +13,48 @@ default: WAL commits survive a killed process without an fsync each) it runs on 
 event loop's own thread, which saves two thread hand-offs per statement; with
 `synchronous=FULL` every commit waits for an fsync, so it runs in one worker thread.
 Writes are group-committed: while one transaction commits, the writes that
-arrive queue up and then commit together in the next one, each in its own
-savepoint, and each caller is answered only after the COMMIT that holds its
-write. That keeps "acknowledged means durable" while sharing commits between
-concurrent senders.
+arrive queue up and then commit together in the next one, and each caller is
+answered only after the COMMIT that holds its write. That keeps "acknowledged means
+durable" while sharing commits between concurrent senders. One callback per group
+runs the transaction and answers its callers (a task only with `synchronous=FULL`,
+whose commit waits on the worker thread).
+
+Each write in a group is all or none without a savepoint each: a write that is
+refused (StorageError, IntegrityError) before it changed a row (the connection's
+`total_changes` says) is simply left out; one refused after changing rows makes the
+whole group roll back and run again, each write in its own savepoint (`_commit_each`),
+which is rare (a SEND whose second recipient does not exist, say).
+
+With `synchronous=NORMAL` a commit never waits for an fsync; only a checkpoint
+(copying the WAL into the database) does. SQLite would run one inside a commit every
+1000 pages, on the event loop's thread; here `Checkpointer` runs them instead, on a
+thread and connection of its own (PASSIVE checkpoints, which never block the writer),
+so no fsync stalls the loop.
+
+Large bodies (LARGE_BODY bytes and more) are stored out of line, in a second database
+file (`relay-bodies.sqlite3`, attached as `bodies`) whose pages are 64 KiB: a 64 KiB
+body is then two page writes instead of seventeen, and secure_delete's overwrite as
+few. The envelope's row keeps an empty `body` and the body's size (`body_apart`).
+SQLite commits the two files one after the other in WAL mode, so a crash between
+can leave a row without its body (its SEND was never answered) or a body without
+its row (its ACK was carried out): `_reconcile` deletes both at open.
+
+Per recipient, the number of queued envelopes is kept in memory (`_queued`, read
+from the table once per recipient and run), so QUEUE_FULL costs no COUNT(*) per
+store; a group's changes to it count only once the group commits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import functools
 import os
 import secrets
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +68,7 @@ from server.storage import (
     CommitConflict,
     DirectoryOutOfStep,
     DirectoryUpdate,
+    Done,
     IdentityInUse,
     NoKeyPackages,
     NoPrekeys,
@@ -54,13 +84,20 @@ from server.storage import (
 )
 
 T = TypeVar("T")
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """4: envelopes with a random row id and a per-recipient seq, received_at coarse (a v3
 database, whose seq was AUTOINCREMENT, is migrated at open: _migrate_envelopes).
 5: groups (PROTOCOL.md 21): a group message's body stored once in group_bodies and
 referenced by its recipients' envelopes (`shared`), group_epochs, key_packages (a v4
-database gets the column and the tables at open)."""
+database gets the column and the tables at open).
+6: large bodies out of line: envelopes.body_apart and relay-bodies.sqlite3 (a v5
+database gets the column at open)."""
 DB_FILENAME = "relay.sqlite3"
+BODIES_FILENAME = "relay-bodies.sqlite3"
+"""The out-of-line bodies' database, attached as `bodies` (module docstring)."""
+LARGE_BODY = 16 * 1024
+"""Envelope bodies of this many bytes and more are stored out of line."""
+BODIES_PAGE_SIZE = 65536
 LOCK_FILENAME = "relay.lock"
 
 
@@ -105,7 +142,8 @@ CREATE TABLE IF NOT EXISTS envelopes (
     seq          INTEGER NOT NULL,
     body         BLOB NOT NULL,
     received_at  INTEGER NOT NULL,
-    shared       INTEGER REFERENCES group_bodies(id)
+    shared       INTEGER REFERENCES group_bodies(id),
+    body_apart   INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS envelopes_by_recipient ON envelopes (recipient, seq);
 CREATE INDEX IF NOT EXISTS envelopes_by_age ON envelopes (received_at);
@@ -145,14 +183,17 @@ CREATE TABLE IF NOT EXISTS envelope_usage (
     count  INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO envelope_usage
-    SELECT 0, COALESCE(SUM(length(body)), 0) + {ENVELOPE_OVERHEAD} * COUNT(*), COUNT(*)
+    SELECT 0, COALESCE(SUM(length(body) + COALESCE(body_apart, 0)), 0)
+              + {ENVELOPE_OVERHEAD} * COUNT(*), COUNT(*)
     FROM envelopes;
 CREATE TRIGGER IF NOT EXISTS envelope_usage_in AFTER INSERT ON envelopes BEGIN
-    UPDATE envelope_usage SET bytes = bytes + length(NEW.body) + {ENVELOPE_OVERHEAD},
+    UPDATE envelope_usage SET bytes = bytes + length(NEW.body)
+                                      + COALESCE(NEW.body_apart, 0) + {ENVELOPE_OVERHEAD},
                               count = count + 1 WHERE id = 0;
 END;
 CREATE TRIGGER IF NOT EXISTS envelope_usage_out AFTER DELETE ON envelopes BEGIN
-    UPDATE envelope_usage SET bytes = bytes - length(OLD.body) - {ENVELOPE_OVERHEAD},
+    UPDATE envelope_usage SET bytes = bytes - length(OLD.body)
+                                      - COALESCE(OLD.body_apart, 0) - {ENVELOPE_OVERHEAD},
                               count = count - 1 WHERE id = 0;
 END;
 CREATE TRIGGER IF NOT EXISTS group_body_in AFTER INSERT ON group_bodies BEGIN
@@ -173,6 +214,14 @@ triggers keep it right whatever deletes envelopes (ACK, expiry).
 
 `envelopes.id` is the table's rowid, set at random on every insert: a rowid SQLite
 picks itself is the largest one plus 1, a counter across all recipients."""
+
+BODIES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bodies.envelope_bodies (
+    id    INTEGER PRIMARY KEY,
+    body  BLOB NOT NULL
+);
+"""
+"""The out-of-line bodies: `id` is the envelope row's (random) id."""
 
 ENVELOPES_V4 = """
 CREATE TABLE envelopes_v4 (
@@ -196,12 +245,22 @@ class SqliteStorage(Storage):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="blindrelay-sqlite")
         self._db: sqlite3.Connection | None = None
         self._lock: int | None = None
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Op, Done[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._flush_due = False
         self._last_seq: dict[str, int] = {}
         """Per recipient, the seq its last envelope got in this run (module docstring);
         dropped when the account is deleted."""
+        self._queued: dict[str, int] = {}
+        """Per recipient, its queued envelopes as of the last commit (only recipients
+        with some: read from the table on first use)."""
+        self._staged: dict[str, int] = {}
+        """The counts the group being written changed, kept when it commits."""
+        self._staged_reset = False
+        """The group deleted envelopes of recipients it did not count (expiry): the
+        committed counts are dropped when it commits, and read again."""
         self.commits = 0  # transactions committed, for the benchmark's report
+        self._checkpointer: Checkpointer | None = None
 
     @classmethod
     async def open(cls, data_dir: Path, synchronous_full: bool = False) -> SqliteStorage:
@@ -237,14 +296,22 @@ class SqliteStorage(Storage):
         # the database, WAL and shared-memory files are 0600 whatever the umask, and
         # the directory 0700 (docs/DATA.md)
         self.path.parent.chmod(0o700)
-        for suffix in ("", "-wal", "-shm"):
-            name = f"{self.path}{suffix}"
-            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
-            os.chmod(name, 0o600)
+        bodies = self.path.parent / BODIES_FILENAME
+        fresh_bodies = not bodies.exists()
+        for path in (self.path, bodies):
+            for suffix in ("", "-wal", "-shm"):
+                name = f"{path}{suffix}"
+                os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.chmod(name, 0o600)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if self.synchronous_full else 'NORMAL'}")
-        db.execute("PRAGMA secure_delete=ON")
+        db.execute("ATTACH DATABASE ? AS bodies", (str(bodies),))
+        if fresh_bodies:  # before its first table: the page size is set for good then
+            db.execute(f"PRAGMA bodies.page_size={BODIES_PAGE_SIZE}")
+        sync = 'FULL' if self.synchronous_full else 'NORMAL'
+        for schema in ("main", "bodies"):
+            db.execute(f"PRAGMA {schema}.journal_mode=WAL")
+            db.execute(f"PRAGMA {schema}.synchronous={sync}")
+            db.execute(f"PRAGMA {schema}.secure_delete=ON")
         db.execute("PRAGMA foreign_keys=ON")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -255,7 +322,13 @@ class SqliteStorage(Storage):
         if columns and "shared" not in columns:  # v4: the groups column (schema 5)
             db.execute("ALTER TABLE envelopes ADD COLUMN shared INTEGER"
                        " REFERENCES group_bodies(id)")
-        db.executescript(SCHEMA)
+        if columns and "body_apart" not in columns:  # v5: bodies out of line (schema 6)
+            db.execute("ALTER TABLE envelopes ADD COLUMN body_apart INTEGER")
+            # the usage triggers count body_apart from now on
+            db.execute("DROP TRIGGER IF EXISTS envelope_usage_in")
+            db.execute("DROP TRIGGER IF EXISTS envelope_usage_out")
+        db.executescript(SCHEMA + BODIES_SCHEMA)
+        _reconcile(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if migrated:
             # rewrites the file: drops the now empty sqlite_sequence (SQLite keeps it
@@ -263,6 +336,11 @@ class SqliteStorage(Storage):
             db.execute("VACUUM")
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         os.chmod(self.path, 0o600)
+        os.chmod(bodies, 0o600)
+        if not self.synchronous_full:
+            db.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            self._checkpointer = Checkpointer(self.path, bodies)
         self._db = db
 
     @property
@@ -280,57 +358,136 @@ class SqliteStorage(Storage):
         return await self._run(lambda: fn(self.db))
 
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((op, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
-        return await asyncio.shield(future)
+        """Joins the next group commit; returns once it has committed. A caller that
+        is cancelled meanwhile only stops waiting: its write commits all the same."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._write_then(op, functools.partial(_resolve, future))
+        return await future
+
+    def _write_then(self, op: Callable[[sqlite3.Connection], T], done: Done[T]) -> None:
+        """Joins the next group commit; `done` is told its outcome once it committed."""
+        self._pending.append((op, done))
+        if self.inline:
+            if not self._flush_due:  # one callback per group, after this loop step
+                self._flush_due = True
+                asyncio.get_running_loop().call_soon(self._flush_inline)
+        elif self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    def _flush_inline(self) -> None:
+        """The group that gathered during one step of the loop, committed on the loop's
+        thread (`synchronous=NORMAL`: no fsync to wait for)."""
+        self._flush_due = False
+        batch, self._pending = self._pending, []
+        if batch:
+            self._answer(batch, self._commit_group, [op for op, _ in batch])
 
     async def _flush(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    results = await self._run(self._commit_batch, [op for op, _ in batch])
+                    results = await self._run(self._commit_group, [op for op, _ in batch])
                 except Exception as exc:  # the COMMIT itself failed: nothing was stored
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _fail(batch, exc)
                     continue
-                for (_, future), (ok, value) in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
+                _settle(batch, results)
         finally:
             self._flusher = None
 
-    def _commit_batch(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+    def _answer(self, batch: list[tuple[Op, Done[Any]]],
+                commit: Callable[[list[Op]], list[tuple[bool, Any]]], ops: list[Op]) -> None:
+        try:
+            results = commit(ops)
+        except Exception as exc:  # the COMMIT itself failed: nothing was stored
+            _fail(batch, exc)
+            return
+        _settle(batch, results)
+
+    def _commit_group(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+        """One transaction for every write of the group; a write refused before it
+        changed anything is left out of it. A write refused after changing rows: the
+        group runs again, each write in a savepoint (`_commit_each`)."""
+        db = self.db
+        out: list[tuple[bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                before = db.total_changes
+                try:
+                    value = op(db)
+                except (StorageError, sqlite3.IntegrityError) as exc:
+                    if db.total_changes != before:
+                        raise _PartlyWritten from None
+                    out.append((False, exc))
+                    continue
+                out.append((True, value))
+            db.execute("COMMIT")
+        except _PartlyWritten:
+            self._rollback()
+            return self._commit_each(ops)
+        except BaseException:
+            self._rollback()
+            raise
+        self._committed()
+        return out
+
+    def _commit_each(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+        """The group again, each write in its own savepoint, so a refused one leaves
+        nothing behind and the others still commit together."""
         db = self.db
         out: list[tuple[bool, Any]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for op in ops:
                 db.execute("SAVEPOINT op")
+                staged, reset = dict(self._staged), self._staged_reset
                 try:
                     value = op(db)
                 except (StorageError, sqlite3.IntegrityError) as exc:
                     db.execute("ROLLBACK TO op")
                     db.execute("RELEASE op")
+                    self._staged, self._staged_reset = staged, reset
                     out.append((False, exc))
                     continue
                 db.execute("RELEASE op")
                 out.append((True, value))
             db.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.commits += 1
+        self._committed()
         return out
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self._staged, self._staged_reset = {}, False
+
+    def _committed(self) -> None:
+        """The group's queue counts count from now on (zeros are read again if needed)."""
+        if self._staged_reset:
+            self._queued = {}
+        for recipient, count in self._staged.items():
+            if count:
+                self._queued[recipient] = count
+            else:
+                self._queued.pop(recipient, None)
+        self._staged, self._staged_reset = {}, False
+        self.commits += 1
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
+
+    def _queue_count(self, db: sqlite3.Connection, recipient: str) -> int:
+        """Envelopes queued for `recipient`, as the group being written leaves them."""
+        count = self._staged.get(recipient)
+        if count is None:
+            count = None if self._staged_reset else self._queued.get(recipient)
+            if count is None:
+                count = int(db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
+                                       (recipient,)).fetchone()[0])
+            self._staged[recipient] = count
+        return count
 
     # -- accounts
 
@@ -362,8 +519,11 @@ class SqliteStorage(Storage):
             if not db.execute("SELECT 1 FROM accounts WHERE username=?",
                               (username,)).fetchone():
                 raise UnknownUser(username)
+            db.execute("DELETE FROM bodies.envelope_bodies WHERE id IN (SELECT id FROM"
+                       " envelopes WHERE recipient=? AND body_apart IS NOT NULL)", (username,))
             count = db.execute("DELETE FROM envelopes WHERE recipient=?",
                                (username,)).rowcount
+            self._staged[username] = 0
             for table in ("one_time_prekeys", "kem_one_time_prekeys", "signed_prekeys",
                           "delivery_capabilities", "key_packages", "accounts"):
                 db.execute(f"DELETE FROM {table} WHERE username=?", (username,))
@@ -418,6 +578,15 @@ class SqliteStorage(Storage):
             return [DirectoryUpdate(idx, name, bytes(value), bytes(opening))
                     for idx, name, value, opening in db.execute(
                         "SELECT idx, username, value, opening FROM kt_updates ORDER BY idx")]
+
+        return await self._read(op)
+
+    async def directory_updates_since(self, index: int) -> list[DirectoryUpdate]:
+        def op(db: sqlite3.Connection) -> list[DirectoryUpdate]:
+            return [DirectoryUpdate(idx, name, bytes(value), bytes(opening))
+                    for idx, name, value, opening in db.execute(
+                        "SELECT idx, username, value, opening FROM kt_updates WHERE idx>=?"
+                        " ORDER BY idx", (index,))]
 
         return await self._read(op)
 
@@ -494,35 +663,55 @@ class SqliteStorage(Storage):
         self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
         max_stored_bytes: int = 0, max_stored_envelopes: int = 0,
     ) -> list[StoredEnvelope]:
+        return await self._write(self._store_op(envelopes, now, max_queue, max_stored_bytes,
+                                                max_stored_envelopes))
+
+    def store_envelopes_then(
+        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
+        max_stored_bytes: int, max_stored_envelopes: int,
+        done: Done[list[StoredEnvelope]],
+    ) -> None:
+        self._write_then(self._store_op(envelopes, now, max_queue, max_stored_bytes,
+                                        max_stored_envelopes), done)
+
+    def _store_op(self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
+                  max_stored_bytes: int, max_stored_envelopes: int
+                  ) -> Callable[[sqlite3.Connection], list[StoredEnvelope]]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
             _check_budget(db, sum(len(body) + ENVELOPE_OVERHEAD for _, body in envelopes),
                           len(envelopes), max_stored_bytes, max_stored_envelopes)
             return [self._queue(db, recipient, body, now, max_queue)
                     for recipient, body in envelopes]
 
-        return await self._write(op)
+        return op
 
     def _queue(self, db: sqlite3.Connection, recipient: str, body: bytes, now: int,
                max_queue: int, shared: int | None = None) -> StoredEnvelope:
         """One row in `recipient`'s queue: the body itself, or (a group message) a
         reference to its `group_bodies` row and an empty body."""
-        queued = db.execute("SELECT COUNT(*) FROM envelopes WHERE recipient=?",
-                            (recipient,)).fetchone()[0]
+        queued = self._queue_count(db, recipient)
         if queued >= max_queue:
             raise QueueFull(recipient)
         envelope_id = os.urandom(16)
         seq = self._next_seq(db, recipient)
+        row_id = _random_row_id(db, "envelopes")
+        apart = len(body) if shared is None and len(body) >= LARGE_BODY else None
         try:
             db.execute(
                 "INSERT INTO envelopes (id, envelope_id, recipient, seq, body, received_at,"
-                " shared) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (_random_row_id(db, "envelopes"), envelope_id, recipient, seq,
-                 b"" if shared is not None else body, now, shared))
+                " shared, body_apart) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (row_id, envelope_id, recipient, seq,
+                 b"" if shared is not None or apart is not None else body, now, shared,
+                 apart))
         except sqlite3.IntegrityError:  # the foreign key: no such account
             raise UnknownUser(recipient) from None
+        if apart is not None:
+            db.execute("INSERT INTO bodies.envelope_bodies (id, body) VALUES (?, ?)",
+                       (row_id, body))
         # only now: a name with no account never takes memory here. A write rolled back
         # later leaves a gap, which orders nothing wrongly.
         self._last_seq[recipient] = seq
+        self._staged[recipient] = queued + 1
         return StoredEnvelope(seq, envelope_id, recipient, body, now, shared is not None)
 
     def _next_seq(self, db: sqlite3.Connection, recipient: str) -> int:
@@ -607,9 +796,11 @@ class SqliteStorage(Storage):
                      not_before: int = 0) -> list[StoredEnvelope]:
         def op(db: sqlite3.Connection) -> list[StoredEnvelope]:
             rows = db.execute(
-                "SELECT e.seq, e.envelope_id, COALESCE(g.body, e.body), e.received_at,"
+                "SELECT e.seq, e.envelope_id, COALESCE(g.body, b.body, e.body), e.received_at,"
                 " e.shared IS NOT NULL FROM envelopes e"
                 " LEFT JOIN group_bodies g ON g.id = e.shared"
+                " LEFT JOIN bodies.envelope_bodies b ON e.body_apart IS NOT NULL"
+                " AND b.id = e.id"
                 " WHERE e.recipient=? AND e.seq>? AND e.received_at>=? ORDER BY e.seq"
                 " LIMIT ?", (recipient, after_seq, not_before, limit)).fetchall()
             return [StoredEnvelope(seq, bytes(eid), recipient, bytes(body), at, bool(group))
@@ -618,19 +809,45 @@ class SqliteStorage(Storage):
         return await self._read(op)
 
     async def delete_envelopes(self, recipient: str, envelope_ids: list[bytes]) -> int:
+        return await self._write(self._delete_op(recipient, envelope_ids))
+
+    def delete_envelopes_then(self, recipient: str, envelope_ids: list[bytes],
+                              done: Done[int]) -> None:
+        self._write_then(self._delete_op(recipient, envelope_ids), done)
+
+    def _delete_op(self, recipient: str, envelope_ids: list[bytes]
+                   ) -> Callable[[sqlite3.Connection], int]:
         def op(db: sqlite3.Connection) -> int:
             # rowcount, not total_changes: that also counts the usage trigger's updates
-            return sum(db.execute("DELETE FROM envelopes WHERE recipient=? AND envelope_id=?",
-                                  (recipient, eid)).rowcount for eid in envelope_ids)
+            deleted = 0
+            for eid in envelope_ids:
+                row = db.execute("DELETE FROM envelopes WHERE recipient=? AND envelope_id=?"
+                                 " RETURNING id, body_apart", (recipient, eid)).fetchone()
+                if row is not None:
+                    deleted += 1
+                    if row[1] is not None:
+                        db.execute("DELETE FROM bodies.envelope_bodies WHERE id=?", (row[0],))
+            if deleted:
+                known = self._staged.get(recipient)
+                if known is None and not self._staged_reset:
+                    known = self._queued.get(recipient)
+                if known is not None:  # else not counted yet: read when first needed
+                    self._staged[recipient] = known - deleted
+            return deleted
 
-        return await self._write(op)
+        return op
 
     async def expire(self, before: int) -> int:
         def op(db: sqlite3.Connection) -> int:
             # a group's last commit epoch is kept only as long as its commit could
             # still be queued (PROTOCOL.md 21.3)
             db.execute("DELETE FROM group_epochs WHERE at<?", (before,))
-            return db.execute("DELETE FROM envelopes WHERE received_at<?", (before,)).rowcount
+            db.execute("DELETE FROM bodies.envelope_bodies WHERE id IN (SELECT id FROM"
+                       " envelopes WHERE received_at<? AND body_apart IS NOT NULL)", (before,))
+            count = db.execute("DELETE FROM envelopes WHERE received_at<?", (before,)).rowcount
+            if count:  # whose queues shrank is not worth a query: count them again
+                self._staged, self._staged_reset = {}, True
+            return int(count)
 
         return await self._write(op)
 
@@ -643,9 +860,18 @@ class SqliteStorage(Storage):
     async def checkpoint(self) -> None:
         """Copies the WAL into the database and truncates it, so deleted ciphertext
         does not linger in the WAL file."""
-        await self._read(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+        def op(db: sqlite3.Connection) -> None:
+            for schema in ("main", "bodies"):
+                db.execute(f"PRAGMA {schema}.wal_checkpoint(TRUNCATE)").fetchall()
+
+        await self._read(op)
 
     async def close(self) -> None:
+        while self._flush_due:
+            await asyncio.sleep(0)
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         while self._flusher is not None:
             await asyncio.sleep(0)
             if self._flusher is not None:
@@ -656,6 +882,102 @@ class SqliteStorage(Storage):
             self._db = None
         self._executor.shutdown(wait=True)
         self._release_lock()
+
+
+WAL_SIZE_LIMIT = 32 * 1024 * 1024
+"""Bytes of WAL file kept after the log restarts (journal_size_limit)."""
+
+CHECKPOINT_PAUSE = 0.05
+"""Seconds the Checkpointer lets commits gather before it checkpoints after one."""
+
+
+class Checkpointer:
+    """Copies the WAL into the database on its own thread and connection: after a
+    commit it is poked, waits CHECKPOINT_PAUSE for more, then runs a PASSIVE checkpoint
+    (which takes no write lock, so the relay's writes never wait for it, nor for the
+    fsync it ends with). The log restarts from its beginning at the first write after
+    a checkpoint that copied all of it, so it stays small."""
+
+    def __init__(self, path: Path, bodies: Path) -> None:
+        self.path = path
+        self.bodies = bodies
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="blindrelay-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("ATTACH DATABASE ? AS bodies", (str(self.bodies),))
+        try:
+            while True:
+                self._wake.wait()
+                if self._stopping:
+                    return
+                self._wake.clear()  # commits from now on poke it again
+                time.sleep(CHECKPOINT_PAUSE)
+                # busy (the relay's own TRUNCATE, say): the next one copies it
+                for schema in ("main", "bodies"):
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute(f"PRAGMA {schema}.wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            db.close()
+
+
+class _PartlyWritten(Exception):
+    """A write was refused after it changed rows: the group is run again with
+    savepoints (SqliteStorage._commit_group)."""
+
+
+def _fail(batch: list[tuple[Op, Done[Any]]], exc: BaseException) -> None:
+    for _, done in batch:
+        done(None, exc)
+
+
+def _settle(batch: list[tuple[Op, Done[Any]]], results: list[tuple[bool, Any]]) -> None:
+    for (_, done), (ok, value) in zip(batch, results, strict=True):
+        if ok:
+            done(value, None)
+        else:
+            done(None, value)
+
+
+def _resolve(future: asyncio.Future[T], value: T | None, error: BaseException | None) -> None:
+    """Done for an awaiting caller: its future, unless it stopped waiting (the write
+    stands all the same)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)  # type: ignore[arg-type]
+
+
+def _reconcile(db: sqlite3.Connection) -> None:
+    """After a crash between the two files' commits (module docstring): a row whose
+    body is missing was never acknowledged, a body whose row is missing was
+    acknowledged; both go."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DELETE FROM envelopes WHERE body_apart IS NOT NULL AND id NOT IN"
+                   " (SELECT id FROM bodies.envelope_bodies)")
+        db.execute("DELETE FROM bodies.envelope_bodies WHERE id NOT IN"
+                   " (SELECT id FROM envelopes WHERE body_apart IS NOT NULL)")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _random_row_id(db: sqlite3.Connection, table: str) -> int:

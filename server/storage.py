@@ -7,7 +7,11 @@ added without touching the protocol code, and docs/DATA.md can list it all.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from protocol.wire.prekeys import KemKind
 
@@ -135,9 +139,55 @@ class BundleParts:
     kem_one_time_left: int
 
 
+T = TypeVar("T")
+
+_THEN_TASKS: set[asyncio.Task[Any]] = set()
+"""The default callback forms' tasks, held until they finish."""
+
+Done = Callable[[T | None, BaseException | None], None]
+"""Told (result, None) once a write has durably committed, or (None, the exception)."""
+
+
 class Storage(abc.ABC):
     """Async storage API. Every mutating call returns only after it is durably
-    committed."""
+    committed.
+
+    The two writes the relay makes per envelope also come in a callback form
+    (`store_envelopes_then`, `delete_envelopes_then`): the same write, its caller told
+    by a callback once it committed instead of awaiting, so the relay pipelines a
+    connection's SENDs and quiet ACKs without a task each. The defaults here run the
+    awaitable form in a task; a backend that group-commits (SqliteStorage) answers a
+    whole group from one callback instead."""
+
+    def _then(self, write: Coroutine[Any, Any, T], done: Done[T]) -> None:
+        tasks = _THEN_TASKS
+        task = asyncio.get_running_loop().create_task(write)
+        tasks.add(task)
+
+        def finished(task: asyncio.Task[T]) -> None:
+            tasks.discard(task)
+            if task.cancelled():
+                done(None, asyncio.CancelledError())
+            elif (exc := task.exception()) is not None:
+                done(None, exc)
+            else:
+                done(task.result(), None)
+
+        task.add_done_callback(finished)
+
+    def store_envelopes_then(
+        self, envelopes: list[tuple[str, bytes]], now: int, max_queue: int,
+        max_stored_bytes: int, max_stored_envelopes: int,
+        done: Done[list[StoredEnvelope]],
+    ) -> None:
+        """store_envelopes, its outcome passed to `done` once committed."""
+        self._then(self.store_envelopes(envelopes, now, max_queue, max_stored_bytes,
+                                        max_stored_envelopes), done)
+
+    def delete_envelopes_then(self, recipient: str, envelope_ids: list[bytes],
+                              done: Done[int]) -> None:
+        """delete_envelopes, its outcome passed to `done` once committed."""
+        self._then(self.delete_envelopes(recipient, envelope_ids), done)
 
     @abc.abstractmethod
     async def register(self, username: str, identity: bytes,
@@ -166,6 +216,26 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def directory_updates(self) -> list[DirectoryUpdate]:
         """Every stored directory update, in log order."""
+
+    async def directory_updates_since(self, index: int) -> list[DirectoryUpdate]:
+        """The stored directory updates at log index `index` and beyond, in log order:
+        how a relay process catches up with updates another process appended
+        (server/cluster.py). Backends should override this with a range query."""
+        return [u for u in await self.directory_updates() if u.index >= index]
+
+    @contextlib.asynccontextmanager
+    async def directory_lock(self) -> AsyncIterator[None]:
+        """Held while a directory update is computed and written, so that relay
+        processes sharing this storage append one at a time, each after catching up
+        (server/cluster.py). This default serialises the users of this one storage
+        object (one process, or relays modelled in one test process); a backend that
+        several processes share must override it with a lock they all see (an
+        advisory lock on PostgreSQL)."""
+        lock = self.__dict__.get("_directory_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_directory_lock", asyncio.Lock())
+        async with lock:
+            yield
 
     @abc.abstractmethod
     async def append_directory_updates(self, updates: list[DirectoryUpdate]) -> None:

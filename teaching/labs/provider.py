@@ -20,21 +20,17 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.audit import audit
-from server.certificates import CERT_KEY_FILENAME
+from server.audit import KNOWN_FILES, audit
 from server.events import RelayEvent, Stored
-from server.kt import LOG_KEY_FILENAME, VRF_KEY_FILENAME
 from server.relay import Relay
-from server.sqlite_store import DB_FILENAME, LOCK_FILENAME, SqliteStorage
+from server.sqlite_store import DB_FILENAME, SqliteStorage
 from teaching.labs.grading import Report, StudentCodeError, load_student_module
 from teaching.labs.world import arrived, lab_world, wait_until
 from teaching.prove import Place, encodings, scan_files
 
 STUDENT_FILE = "keeper.py"
 PEOPLE = ("alice", "bob")
-DOCUMENTED_FILES = frozenset({DB_FILENAME, f"{DB_FILENAME}-wal", f"{DB_FILENAME}-shm",
-                              f"{DB_FILENAME}-journal", LOCK_FILENAME, LOG_KEY_FILENAME,
-                              VRF_KEY_FILENAME, CERT_KEY_FILENAME})
+DOCUMENTED_FILES = frozenset(KNOWN_FILES)
 """Every file the honest relay may have in its data directory (docs/DATA.md)."""
 
 

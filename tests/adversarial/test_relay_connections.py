@@ -290,3 +290,36 @@ def _logged_in(core: ClientConnection) -> ClientConnection:
 
 def _decode(data: bytes) -> Frame:
     return decode_server_frame(data)[1]
+
+
+async def test_a_real_socket_that_stops_reading_is_closed_with_1013(tmp_path: Path) -> None:
+    """Over a real socket, where frames go straight into the transport's buffer while
+    it takes them: once the peer stops reading, the kernel's and the transport's
+    buffers fill, then the outbox to its byte bound, and the next push closes the
+    connection with 1013; the envelopes stay queued."""
+    config = ServerConfig(port=0, data_dir=tmp_path, limits=default_limits(),
+                          connections=ConnectionLimits(max_outbox_bytes=256 * 1024))
+    async with serve.running_relay(config) as running:
+        relay = running.relay
+        url = running.url
+        core = ClientConnection(url)
+        ws = await connect(url, compression=None, max_size=None, ping_interval=None)
+        core.receive_data(await ws.recv(decode=False))
+        identity = IdentityKeyPair.generate()
+        await ws.send(core.send(core.register_frame("bob", identity.public, identity.sign)))
+        while "bob" not in relay.online:
+            core.receive_data(await ws.recv(decode=False))
+        ws.transport.pause_reading()
+        body = os.urandom(60 * 1024)
+        pushed = 0
+        while not any(c.closing for c in relay.online.get("bob", ())) and pushed < 2000:
+            await relay.store_and_push([("bob", body)])
+            pushed += 1
+            await asyncio.sleep(0)
+        assert 0 < pushed < 2000
+        ws.transport.resume_reading()
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 20)
+        assert ws.close_code == 1013
+        assert len(await relay.storage.queued("bob", 0, 5000, 0)) == pushed

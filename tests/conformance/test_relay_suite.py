@@ -276,6 +276,39 @@ def test_blindrelay_conformance_against_blindrelay_serve_leaves_nothing_behind(
         str(len(expected)), "0", "0")
 
 
+async def test_blindrelay_conformance_against_a_relay_on_postgresql(tmp_path: Path) -> None:
+    """The whole suite, --strict, against `blindrelay serve --storage postgresql://...`,
+    with the storage audit reading PostgreSQL's tables (--storage): every check
+    passes, and the run leaves no account, envelope or prekey in the database."""
+    from server.audit_sources import PostgresSource
+    from tests.pgdb import fresh_database
+
+    data = tmp_path / "data"
+    async with fresh_database() as url:
+        with relay_process(data, *SERVE_ARGS, "--storage", url) as rp:
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "blindrelay", "conformance", rp.url, "--strict",
+                 "--data", str(data), "--storage", url],
+                cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+            assert result.returncode == 0, result.stdout + result.stderr
+            expected = [c.name for c in ordered() if not c.name.startswith("bars.")]
+            assert result.stdout.splitlines()[:-1] == [f"PASS {name}" for name in expected]
+            assert rp.stop() == 0
+
+        def stored() -> dict[str, int]:
+            source = PostgresSource(url)
+            try:
+                return {t: source.count(t) for t in source.tables()}
+            finally:
+                source.close()
+
+        rows = await asyncio.to_thread(stored)
+    assert rows["accounts"] == rows["envelopes"] == rows["queue_heads"] == 0, rows
+    assert rows["one_time_prekeys"] == rows["kem_one_time_prekeys"] == 0, rows
+    assert not (data / DB_FILENAME).exists()
+
+
 def test_json_output_and_strict_skips(tmp_path: Path) -> None:
     """--json is one document with every check and the clean-up's tally; under the
     default 30-day TTL messages.expiry is skipped, which passes the run, but not with

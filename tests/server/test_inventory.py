@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from server.audit import POSTGRES_ONLY
-from server.sqlite_store import DB_FILENAME, SqliteStorage
+from server.sqlite_store import BODIES_FILENAME, DB_FILENAME, SqliteStorage
 from tests.pgdb import fresh_database
 from tests.support import ROOT
 
@@ -32,13 +32,19 @@ def documented_schema() -> dict[str, set[str]]:
 
 
 def actual_schema(db_path: Path) -> dict[str, set[str]]:
-    db = sqlite3.connect(db_path)
-    try:
-        tables = [r[0] for r in db.execute(
-            "SELECT name FROM sqlite_schema WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
-        return {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in tables}
-    finally:
-        db.close()
+    """The tables of both database files (relay.sqlite3 and the out-of-line bodies)."""
+    schema: dict[str, set[str]] = {}
+    for path in (db_path, db_path.parent / BODIES_FILENAME):
+        db = sqlite3.connect(path)
+        try:
+            tables = [r[0] for r in db.execute(
+                "SELECT name FROM sqlite_schema WHERE type='table'"
+                " AND name NOT LIKE 'sqlite_%'")]
+            schema.update({t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")}
+                           for t in tables})
+        finally:
+            db.close()
+    return schema
 
 
 async def test_schema_matches_the_data_inventory(tmp_path: Path) -> None:
@@ -54,7 +60,8 @@ async def test_schema_matches_the_data_inventory(tmp_path: Path) -> None:
 def test_inventory_parser_sees_every_table() -> None:
     documented = documented_schema()
     assert documented["envelopes"] == {"id", "envelope_id", "recipient", "seq", "body",
-                                       "received_at", "shared"}
+                                       "received_at", "shared", "body_apart"}
+    assert documented["envelope_bodies"] == {"id", "body"}
     assert documented["group_epochs"] == {"group_hash", "epoch", "at"}
     assert not any("member" in column for columns in documented.values()
                    for column in columns), "the relay keeps no group membership"

@@ -80,6 +80,29 @@ async def test_seqs_rise_whichever_process_stores(database: str) -> None:
         await second.close()
 
 
+async def test_the_storage_budget_holds_across_processes(database: str) -> None:
+    """Stores racing through two pools toward a small global budget: exactly as many
+    are admitted as fit, the rest get StorageFull, and the total never passes it."""
+    from server.storage import StorageFull
+
+    first = await PgStorage.open(database, max_size=4)
+    second = await PgStorage.open(database, max_size=4)
+    try:
+        for name in ("bob", "carol"):
+            await first.register(name, name.encode() * 8)
+        results = await asyncio.gather(*(
+            (first, second)[i % 2].store_envelopes([(("bob", "carol")[i % 2], b"x")], 0, 100,
+                                                   max_stored_envelopes=10)
+            for i in range(30)), return_exceptions=True)
+        assert sum(isinstance(r, list) for r in results) == 10
+        assert all(isinstance(r, StorageFull) for r in results if not isinstance(r, list))
+        assert len(await first.queued("bob", 0, 100)) + len(
+            await first.queued("carol", 0, 100)) == 10
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_processes_starting_together_create_the_schema_once(database: str) -> None:
     stores = await asyncio.gather(*(PgStorage.open(database, max_size=1) for _ in range(3)))
     try:
@@ -199,3 +222,49 @@ async def test_admin_deletes_an_account_only_while_no_relay_is_connected(
         assert [u.username for u in await store.directory_updates()] == ["bob", "bob"]
     finally:
         await store.close()
+
+
+async def test_a_relay_catches_up_with_directory_updates_another_appended(
+        tmp_path: Path, database: str) -> None:
+    """Two relays' directories on one database: what one appended, the other replays
+    (server/kt.py catch_up), and then both sign the same head."""
+    from server.kt import catch_up, load_log_key, load_vrf_key, new_update, open_directory
+
+    key, vrf = load_log_key(tmp_path, "relay.example"), load_vrf_key(tmp_path)
+    bob, carol = (IdentityKeyPair.generate().public for _ in range(2))
+    first = await PgStorage.open(database, max_size=1)
+    second = await PgStorage.open(database, max_size=1)
+    try:
+        one = await open_directory(first, key, vrf)
+        two = await open_directory(second, key, vrf)
+        _, update = new_update(one, "bob", bob)
+        await first.register("bob", bob, update)
+        assert await catch_up(one, first) == 1
+        _, stale = new_update(two, "carol", carol)
+        from server.storage import DirectoryOutOfStep
+
+        with pytest.raises(DirectoryOutOfStep):
+            await second.register("carol", carol, stale)
+        assert await catch_up(two, second) == 1
+        _, update = new_update(two, "carol", carol)
+        await second.register("carol", carol, update)
+        # (a relay appends its own update in memory; here both read it back)
+        assert await catch_up(one, first) == await catch_up(two, second) == 1
+        assert one.size == two.size == 2
+        assert one.log.root() == two.log.root()
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_database_from_a_newer_relay_is_refused(database: str) -> None:
+    from server.pg_store import PostgresUnavailable
+
+    store = await PgStorage.open(database, max_size=1)
+    try:
+        async with store.pool.acquire() as conn:
+            await conn.execute("COMMENT ON TABLE accounts IS 'blindrelay schema 99'")
+    finally:
+        await store.close()
+    with pytest.raises(PostgresUnavailable, match=r"schema 99 .* is newer than this relay"):
+        await PgStorage.open(database, max_size=1)

@@ -23,8 +23,15 @@ from protocol.wire.frames import Deliver, QueueDone
 from server import serve
 from server.events import RelayEvent, Stored
 from server.relay import Relay
-from server.sqlite_store import DB_FILENAME, SCHEMA_VERSION, SqliteStorage
+from server.sqlite_store import (
+    BODIES_FILENAME,
+    DB_FILENAME,
+    LARGE_BODY,
+    SCHEMA_VERSION,
+    SqliteStorage,
+)
 from server.storage import (
+    ENVELOPE_OVERHEAD,
     RECEIVED_AT_GRANULARITY,
     DirectoryOutOfStep,
     DirectoryUpdate,
@@ -274,6 +281,65 @@ async def test_an_acknowledged_body_is_in_neither_file(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_a_large_body_is_stored_apart_and_gone_after_its_ack(tmp_path: Path) -> None:
+    """A body of LARGE_BODY bytes and more is kept out of line, in relay-bodies.sqlite3
+    (not in the envelopes row), counts in full against the storage budget, comes back
+    whole, and after the ACK and a checkpoint is in none of the files."""
+    body = b"\xa5" * 12 + b"THE-LARGE-MARK" + b"\x5a" * (LARGE_BODY + 100)
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        (env,) = await store.store_envelopes([("bob", body)], 0, 10)
+        await store.store_envelopes([("bob", b"small")], 0, 10)
+        await store.checkpoint()
+        assert b"THE-LARGE-MARK" in (tmp_path / BODIES_FILENAME).read_bytes()
+        assert b"THE-LARGE-MARK" not in (tmp_path / DB_FILENAME).read_bytes()
+        assert await store.stored_bytes() == len(body) + len(b"small") + 2 * ENVELOPE_OVERHEAD
+        assert [e.body for e in await store.queued("bob", 0, 10)] == [body, b"small"]
+        await store.delete_envelopes("bob", [env.envelope_id])
+        await store.checkpoint()
+        assert await store.stored_bytes() == len(b"small") + ENVELOPE_OVERHEAD
+        for name in (DB_FILENAME, BODIES_FILENAME):
+            for suffix in ("", "-wal"):
+                path = tmp_path / (name + suffix)
+                assert not path.exists() or b"THE-LARGE-MARK" not in path.read_bytes(), path
+    finally:
+        await store.close()
+
+
+async def test_a_crash_between_the_two_files_leaves_no_half_envelope(tmp_path: Path) -> None:
+    """The two files commit one after the other: a row whose body did not commit (its
+    SEND was never answered) and a body whose row was deleted (its ACK was carried out)
+    are both gone at the next start, and the budget counts what is left."""
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        kept = await store.store_envelopes([("bob", b"\x01" * LARGE_BODY)], 0, 10)
+        lost = await store.store_envelopes([("bob", b"\x02" * LARGE_BODY)], 0, 10)
+        orphan = await store.store_envelopes([("bob", b"\x03" * LARGE_BODY)], 0, 10)
+    finally:
+        await store.close()
+    db = sqlite3.connect(tmp_path / DB_FILENAME)
+    db.execute("ATTACH DATABASE ? AS bodies", (str(tmp_path / BODIES_FILENAME),))
+    (lost_id,) = db.execute("SELECT id FROM envelopes WHERE envelope_id=?",
+                            (lost[0].envelope_id,)).fetchone()
+    db.execute("DELETE FROM bodies.envelope_bodies WHERE id=?", (lost_id,))
+    db.execute("DELETE FROM envelopes WHERE envelope_id=?", (orphan[0].envelope_id,))
+    db.commit()
+    db.execute("INSERT INTO bodies.envelope_bodies (id, body) VALUES (7, x'00')")
+    db.commit()
+    db.close()
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        assert [e.envelope_id for e in await store.queued("bob", 0, 10)] == \
+            [kept[0].envelope_id]
+        assert await store.stored_bytes() == LARGE_BODY + ENVELOPE_OVERHEAD
+        count = store.db.execute("SELECT COUNT(*) FROM bodies.envelope_bodies").fetchone()
+        assert count == (1,)
+    finally:
+        await store.close()
+
+
 def test_the_granularity_is_five_minutes_but_never_a_large_part_of_the_ttl() -> None:
     assert received_at_granularity(30 * 24 * 3600) == 300 == RECEIVED_AT_GRANULARITY
     assert received_at_granularity(1200) == 300
@@ -410,11 +476,11 @@ async def test_a_v3_database_is_migrated_with_every_queue_in_order(tmp_path: Pat
     store = await SqliteStorage.open(data)
     try:
         db = store.db
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         assert _sqlite_tables(data) == []
         columns = [r[1] for r in db.execute("PRAGMA table_info(envelopes)")]
         assert columns == ["id", "envelope_id", "recipient", "seq", "body", "received_at",
-                           "shared"]
+                           "shared", "body_apart"]
         assert db.execute("SELECT bytes, count FROM envelope_usage").fetchone() == (
             sum(len(b) + 64 for _, b in queue), 30)
         for name, want in expected.items():

@@ -4,7 +4,9 @@ SQLite and PostgreSQL (tests/server/conftest.py: a fresh database per test)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from server.storage import (
     NoKeyPackages,
     NoPrekeys,
     QueueFull,
+    Storage,
     StorageFull,
     TooManyPrekeys,
     UnknownUser,
@@ -57,6 +60,61 @@ async def test_send_is_all_or_nothing(open_store: OpenStore) -> None:
         with pytest.raises(QueueFull):
             await store.store_envelopes([("bob", b"b")], 1, 1)
         assert await store.stored_bytes() == 1 + ENVELOPE_OVERHEAD
+    finally:
+        await store.close()
+
+
+async def test_a_refused_write_in_a_group_leaves_nothing_and_the_others_commit(
+        tmp_path: Path) -> None:
+    """Writes started in one loop step commit in one group, without a savepoint each:
+    a SEND refused after its first envelope was written still stores none of them,
+    and the writes around it commit."""
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        commits = store.commits
+        results = await asyncio.gather(
+            store.store_envelopes([("bob", b"a")], 1, 10),
+            store.store_envelopes([("bob", b"b"), ("nobody", b"c")], 1, 10),
+            store.store_envelopes([("bob", b"d")], 1, 10),
+            # b, refused with its SEND, does not count towards bob's queue of 3
+            store.store_envelopes([("bob", b"e")], 1, 3),
+            return_exceptions=True)
+        assert [type(r) for r in results] == [list, UnknownUser, list, list]
+        assert store.commits == commits + 1
+        assert [e.body for e in await store.queued("bob", 0, 10)] == [b"a", b"d", b"e"]
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"f")], 1, 3)
+    finally:
+        await store.close()
+
+
+async def test_queue_counts_follow_acks_expiry_and_deletion(tmp_path: Path) -> None:
+    """QUEUE_FULL counts what is queued (kept in memory), whatever took envelopes
+    away: an ACK, expiry, or the account's deletion; across a restart too."""
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        first = await store.store_envelopes([("bob", b"a"), ("bob", b"b")], 1000, 2)
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"c")], 1000, 2)
+        await store.delete_envelopes("bob", [first[0].envelope_id])
+        await store.store_envelopes([("bob", b"c")], 2000, 2)
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"d")], 2000, 2)
+        assert await store.expire(before=1500) == 1
+        await store.store_envelopes([("bob", b"d")], 2000, 2)
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"e")], 2000, 2)
+    finally:
+        await store.close()
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        with pytest.raises(QueueFull):
+            await store.store_envelopes([("bob", b"e")], 2000, 2)
+        await store.delete_account("bob")
+        await store.register("bob", b"\x02" * 32)
+        await store.store_envelopes([("bob", b"f"), ("bob", b"g")], 2000, 2)
     finally:
         await store.close()
 
@@ -372,3 +430,39 @@ async def test_one_process_at_a_time_on_a_data_directory(tmp_path: Path) -> None
         await store.close()
     again = await SqliteStorage.open(tmp_path)  # released on close
     await again.close()
+
+
+def _reporter() -> tuple[asyncio.Future[tuple[object, object]],
+                         Callable[[object, object], None]]:
+    """A future and the callback that settles it with (value, error)."""
+    outcome: asyncio.Future[tuple[object, object]] = \
+        asyncio.get_running_loop().create_future()
+    return outcome, lambda value, error: outcome.set_result((value, error))
+
+
+async def test_the_callback_forms_report_once_committed(tmp_path: Path) -> None:
+    """store_envelopes_then and delete_envelopes_then (what the relay pipelines SENDs
+    and quiet ACKs with): SQLite's own, from its group commit, and the Storage
+    defaults another backend inherits, from a task; each reports the outcome once."""
+    store = await SqliteStorage.open(tmp_path)
+    try:
+        await store.register("bob", b"\x01" * 32)
+        forms: list[tuple[Callable[..., None], Callable[..., None]]] = [
+            (store.store_envelopes_then, store.delete_envelopes_then),
+            (functools.partial(Storage.store_envelopes_then, store),
+             functools.partial(Storage.delete_envelopes_then, store))]
+        for store_then, delete_then in forms:
+            outcome, done = _reporter()
+            store_then([("bob", b"a")], 1, 10, 0, 0, done)
+            stored, error = await outcome
+            assert error is None and isinstance(stored, list)
+            assert [e.body for e in await store.queued("bob", 0, 10)] == [b"a"]
+            outcome, done = _reporter()
+            delete_then("bob", [stored[0].envelope_id], done)
+            assert await outcome == (1, None)
+            outcome, done = _reporter()
+            store_then([("nobody", b"a")], 1, 10, 0, 0, done)
+            value, error = await outcome
+            assert value is None and isinstance(error, UnknownUser)
+    finally:
+        await store.close()

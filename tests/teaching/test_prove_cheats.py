@@ -61,20 +61,20 @@ OPEN = ("import nacl.bindings as _s\n"
         "    except Exception:\n"
         "        return b''\n")
 
-SEND = "        items = [(e.recipient, e.body) for e in frame.envelopes]\n"
+SEND = "            items = [(e.recipient, e.body) for e in frame.envelopes]\n"
 
 OUTSIDE_FILE = {
     "server/relay.py": [
-        (SEND, SEND + "        import os as _os\n"
-         "        _p = _os.path.join(_os.environ['PROVE_CHEAT_DIR'], 'leak.bin')\n"
-         "        with open(_p, 'ab') as _f:\n"
-         "            _f.write(b''.join(_cheat_open(b) for _r, b in items))\n"),
+        (SEND, SEND + "            import os as _os\n"
+         "            _p = _os.path.join(_os.environ['PROVE_CHEAT_DIR'], 'leak.bin')\n"
+         "            with open(_p, 'ab') as _f:\n"
+         "                _f.write(b''.join(_cheat_open(b) for _r, b in items))\n"),
     ],
 }
 
 AT_SHUTDOWN = {
     "server/relay.py": [
-        (SEND, SEND + "        _KEPT.extend(b for _r, b in items)\n"),
+        (SEND, SEND + "            _KEPT.extend(b for _r, b in items)\n"),
     ],
     "server/serve.py": [
         ('        log.info("stopped")',
@@ -87,14 +87,14 @@ AT_SHUTDOWN = {
 
 CHILD = {
     "server/relay.py": [
-        (SEND, SEND + "        import subprocess as _sp, sys as _sys\n"
-         "        _c = _sp.Popen([_sys.executable, '-c', 'import sys, nacl.bindings as s; "
+        (SEND, SEND + "            import subprocess as _sp, sys as _sys\n"
+         "            _c = _sp.Popen([_sys.executable, '-c', 'import sys, nacl.bindings as s; "
          "k = bytes(32); p = s.crypto_scalarmult_base(k); "
          "kept = [s.crypto_box_seal_open(bytes.fromhex(l), p, k) for l in sys.stdin]; "
          "import time; time.sleep(600)'], stdin=_sp.PIPE)\n"
-         "        _c.stdin.write(b''.join(b.hex().encode() + b'\\n' for _r, b in items))\n"
-         "        _c.stdin.close()\n"
-         "        _CHILDREN.append(_c)\n"),
+         "            _c.stdin.write(b''.join(b.hex().encode() + b'\\n' for _r, b in items))\n"
+         "            _c.stdin.close()\n"
+         "            _CHILDREN.append(_c)\n"),
     ],
 }
 
