@@ -230,7 +230,14 @@ class Client:
         RelayRefused when the relay refuses this profile for good."""
         await self.link.run(self.profile.server, stop, max_backoff)
 
-    async def login(self, conn: RelayConnection) -> None:
+    async def login(self, conn: RelayConnection,
+                    receiving: Callable[[], None] = lambda: None) -> None:
+        """REGISTER (the first time) or LOGIN, then the directory and certificate
+        checks. After a LOGIN the queue is handled from the start (`receiving`): the
+        relay pushes it all before it answers another request, and a client that
+        held it unread to wait for those answers would hit its bound on pushes (and
+        with this profile's pinned keys nothing in it needs the checks first). A new
+        registration has no queue, and pins the keys before anything can arrive."""
         if not self.profile.registered:  # the directory's head before our own entry
             await self._start_directory(conn)
         with relay_errors():
@@ -240,6 +247,7 @@ class Client:
                 self._save_profile()
             else:
                 await log_in(conn, self.username, self.identity)  # explains a refusal
+                receiving()
                 await self._start_directory(conn)
         await self._start_certificates(conn)
 
@@ -565,6 +573,8 @@ class Client:
         if contact is None or record is None or record.current is None:
             await self._start_session(name)  # (what was read before it is read again)
             contact, record = self.trust.need(name), self.sessions.load(name)
+            # ... and the directory head the text carries may have advanced meanwhile
+            plaintext = self.outbox.text(message.message_id, message.sent_at_ms, text)
         # one transaction, its COMMIT off the event loop; sent only once durable
         async with self.store.atransaction(then=self.events.flush):
             assert record.current is not None

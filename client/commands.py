@@ -160,35 +160,53 @@ async def _connect(client: Client, command: str = "", stall: float = STALL_TIMEO
 
     if alert not in client.listeners:
         client.on_event(alert)
+    # the queue is handled from LOGIN on, while the login's own requests wait for their
+    # answers behind it: a stall is watched for from the start
+    connecting = asyncio.ensure_future(client.connect())
     try:
-        await client.connect()
+        try:
+            await _drain(client, command, stall, tick, connecting)
+            await connecting
+        finally:
+            if not connecting.done():
+                connecting.cancel()
+                await asyncio.gather(connecting, return_exceptions=True)
     except NotConnected as exc:
         raise CommandError(str(exc), EXIT_UNREACHABLE) from exc
     except LoginRefused as exc:
         raise CommandError(f"cannot log in: {exc.message}", EXIT_ERROR) from exc
     except RelayRefused as exc:
         raise CommandError(f"the relay refused the login: {exc}", EXIT_ERROR) from exc
-    await _drain(client, command, stall, tick)
 
 
-async def _drain(client: Client, command: str, stall: float, tick: Tick | None) -> None:
+async def _drain(client: Client, command: str, stall: float, tick: Tick | None,
+                 connecting: asyncio.Future[None]) -> None:
+    """Until the queue was handled (or the login failed: the caller says why)."""
     loop = asyncio.get_running_loop()
     start = last_change = loop.time()
     last = client.link.handled
+    moved = (last, 0)  # envelopes handled, pushes read: either is progress
     next_report = start + PROGRESS_EVERY
     reported = False
     while not client.queue_done.is_set():
+        if connecting.done() and connecting.exception() is not None:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(client.queue_done.wait(), min(0.25, stall))
         now = loop.time()
-        if client.link.handled != last:
-            last, last_change = client.link.handled, now
+        last = client.link.handled
+        conn = client.conn
+        now_moved = (last, 0 if conn is None else conn.pushes.received)
+        if now_moved != moved:
+            moved, last_change = now_moved, now
         if tick is not None:
             await tick()
         if client.queue_done.is_set():
             break
+        if connecting.done() and connecting.exception() is not None:
+            return  # the login failed: the caller says why
         conn = client.conn
-        if conn is None or conn.closed.is_set():
+        if connecting.done() and (conn is None or conn.closed.is_set()):
             raise CommandError("the connection to the relay dropped while it delivered the "
                                f"queue ({last} envelopes handled)", EXIT_UNREACHABLE)
         if now - last_change >= stall:

@@ -84,6 +84,9 @@ DELIVER_OVERHEAD = 6 + 16 + 8 + 4
 PUSH_FRAMES = 2048
 PUSH_BYTES = 16 * 1024 * 1024
 """Pushes not yet taken at which the reader stops reading (unless an answer is awaited)."""
+PACE_STALL = 0.25
+"""Seconds a paused reader waits for the consumer to take a push while an answer is
+awaited, before it reads on regardless (`RelayConnection._pace`)."""
 PUSH_HARD_BYTES = 4 * PUSH_BYTES
 """Pushes not yet taken at which the connection is closed: reached only when a relay
 keeps pushing ahead of an answer the client waits for."""
@@ -108,10 +111,13 @@ class PushQueue(asyncio.Queue[Frame]):
     def __init__(self) -> None:
         super().__init__()
         self.bytes = 0
+        self.received = 0
+        """Pushes read so far (a drain's progress before they are handled)."""
         self.taken = asyncio.Event()
 
     def _put(self, item: Frame) -> None:
         self.bytes += _push_size(item)
+        self.received += 1
         super()._put(item)
 
     def _get(self) -> Frame:
@@ -162,6 +168,11 @@ class RelayConnection:
         self.pushes = PushQueue()
         self._waiting: dict[int, asyncio.Future[Frame]] = {}
         self._requested = asyncio.Event()
+        self.consumer: asyncio.Task[Any] | None = None
+        """The task taking pushes (the client's pump), once there is one: see `_pace`."""
+        self._consumer_asked: set[int] = set()
+        """Request ids the consumer itself awaits an answer to."""
+        self._read_on = False
         with contextlib.suppress(AttributeError):  # a real websockets connection
             ws.protocol.max_message_size = frame_bound(self.limits)
         self.closed = asyncio.Event()
@@ -215,21 +226,40 @@ class RelayConnection:
             self._waiting.clear()
 
     async def _pace(self) -> None:
-        """Stops reading while the pushes not yet taken are over their bound, unless an
-        answer is awaited (it may be behind them); closes if they grow far beyond."""
+        """Stops reading while the pushes not yet taken are over their bound; closes if
+        they grow far beyond. While an answer is awaited (it may be behind them) it
+        reads on, unless a consumer is taking pushes and does not itself wait for an
+        answer: then taking them makes room, and the relay, which pushes a whole
+        queue before it reads the next request (after LOGIN), gets to the request
+        without the client holding the queue in memory. A consumer that takes nothing
+        for PACE_STALL seconds meanwhile (it may wait for that answer indirectly) ends
+        the pause until no answer is awaited."""
         if self.pushes.overflowing():
             raise Overwhelmed(f"{self.pushes.qsize()} pushes ({self.pushes.bytes} bytes) "
                               "not taken yet")
-        while self.pushes.over_bound() and not self._waiting:
+        if not self._waiting:
+            self._read_on = False
+        while self.pushes.over_bound():
+            if self._waiting and (self._read_on or not self._consumer_takes()):
+                return
             self.pushes.taken.clear()
             self._requested.clear()
             taken = asyncio.ensure_future(self.pushes.taken.wait())
             requested = asyncio.ensure_future(self._requested.wait())
             try:
-                await asyncio.wait({taken, requested}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {taken, requested}, return_when=asyncio.FIRST_COMPLETED,
+                    timeout=PACE_STALL if self._waiting else None)
             finally:
                 taken.cancel()
                 requested.cancel()
+            if not done:
+                self._read_on = True
+
+    def _consumer_takes(self) -> bool:
+        consumer = self.consumer
+        return consumer is not None and not consumer.done() and not any(
+            request_id in self._consumer_asked for request_id in self._waiting)
 
     def _on_event(self, event: ServerEvent) -> None:
         if isinstance(event, Violation):
@@ -257,13 +287,18 @@ class RelayConnection:
     async def _roundtrip(self, request_id: int, data: bytes) -> Frame:
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
+        consumer = self.consumer is not None and asyncio.current_task() is self.consumer
+        if consumer:
+            self._consumer_asked.add(request_id)
         self._requested.set()  # a paused reader must read on to find the answer
         try:
             await self.ws.send(data)
+            return await future
         except ConnectionClosed as exc:
             self._waiting.pop(request_id, None)
             raise ConnectionLost("connection closed") from exc
-        return await future
+        finally:
+            self._consumer_asked.discard(request_id)
 
     def next_id(self) -> int:
         return self.core.next_request_id()
@@ -387,5 +422,7 @@ class RelayConnection:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.ws.close()
+        if not self._reader.done() and self.pushes.over_bound():
+            self._reader.cancel()  # paused for a taker that is gone (_pace)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._reader

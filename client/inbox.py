@@ -55,6 +55,9 @@ BeforeAck = Callable[[Deliver], None]
 tests end the process there)."""
 
 
+SENDERS_KEPT = 256
+"""Most verified certificates whose username is remembered (`Inbox._sender`)."""
+
 REPORT_INTERVAL = 600.0
 """At most one decryption error is sent to a sender per this many seconds (PROTOCOL.md
 9.2), so failures, which anyone can cause under any name, cannot make this client
@@ -110,8 +113,12 @@ class Inbox:
         self._reported: dict[str, float] = {}
         self._receipts: dict[str, list[bytes]] = {}
         """Per sender, the message ids the open transaction received from them."""
+        self._senders: dict[bytes, str] = {}
+        """Usernames of certificates that verified, by the certificate's bytes."""
         self._saved: dict[str, SessionRecord] = {}
-        """Per sender, the session record the open transaction saved last."""
+        """Per sender, the session record the open transaction opened messages in: the
+        next message from them opens in it too, and it is saved once, at the end
+        (SessionRecord.open changes nothing when it fails)."""
 
     async def receive(self, deliver: Deliver, conn: RelayConnection | None,
                       before_ack: BeforeAck | None = None) -> ReceiveResult | None:
@@ -157,7 +164,7 @@ class Inbox:
             assert envelope.incoming.initial is not None
             live = conn if conn is not None and not conn.closed.is_set() else None
             try:
-                verdicts[stop] = await self._is_impostor(live, envelope.sealed.sender,
+                verdicts[stop] = await self._is_impostor(live, self._sender(envelope.sealed),
                                                          envelope.incoming.initial.identity)
             except NotConnected:
                 break  # the rest is redelivered at the next login
@@ -185,7 +192,7 @@ class Inbox:
             if rejected is None and envelope.sealed is not None \
                     and envelope.incoming is not None \
                     and envelope.incoming.initial is not None \
-                    and not self._pinned(envelope.sealed.sender,
+                    and not self._pinned(self._sender(envelope.sealed),
                                          envelope.incoming.initial.identity):
                 if index not in verdicts:
                     self._queue_receipts()
@@ -202,15 +209,16 @@ class Inbox:
 
     def _queue_receipts(self) -> None:
         """One DELIVERED receipt per sender for what this transaction received from
-        them, in the current session (PROTOCOL.md 9.1)."""
+        them, in the current session (PROTOCOL.md 9.1); then each session record it
+        opened messages in is saved, once."""
         receipts, self._receipts = self._receipts, {}
-        saved, self._saved = self._saved, {}
+        records, self._saved = self._saved, {}
         for name, ids in receipts.items():
             contact = self.trust.contact(name)
-            if contact is None:
-                continue
-            record = saved.get(name) or self.sessions.load(name)
-            self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED, ids)
+            record = records.get(name)
+            if contact is not None and record is not None:
+                self.outbox.queue_receipt(contact, record, ReceiptType.DELIVERED, ids)
+        for name, record in records.items():
             self.sessions.save(name, record)
 
     def _check_sender(self, envelope: _Envelope, received_at: int) -> str | None:
@@ -224,6 +232,9 @@ class Inbox:
         if isinstance(cert, str):
             return f"{cert} (it claims to come from {envelope.sealed.sender})"
         name = cert.username
+        if len(self._senders) >= SENDERS_KEPT:
+            self._senders.clear()
+        self._senders[envelope.sealed.certificate] = name
         incoming = envelope.incoming
         if incoming is not None and incoming.initial is not None:
             if incoming.initial.identity != cert.identity:
@@ -237,6 +248,11 @@ class Inbox:
             return (f"rejected: a message claiming to come from {name} carries a sender "
                     f"certificate for an identity key that is not the one pinned for {name}")
         return None
+
+    def _sender(self, sealed: SealedContent) -> str:
+        """The certificate's username (`SealedContent.sender`), without parsing a
+        certificate `_check_sender` verified again."""
+        return self._senders.get(sealed.certificate) or sealed.sender
 
     def _pinned(self, name: str, claimed: bytes) -> bool:
         contact = self.trust.contact(name)
@@ -281,9 +297,11 @@ class Inbox:
                          "damaged or not sealed to this key; its sender is hidden inside "
                          "it)")
             return
-        name = sealed.sender
+        name = self._sender(sealed)
         contact = self.trust.contact(name)
-        record = self.sessions.load(name)
+        # the record this transaction opened a message in already (saved at its end),
+        # else the stored one (which, if it opens nothing, is not saved)
+        record = self._saved.get(name) or self.sessions.load(name)
         try:
             if envelope.incoming is None:
                 assert envelope.error is not None
@@ -315,8 +333,7 @@ class Inbox:
             return
         contact = self._after_open(name, contact, opened)
         self._deliver(name, contact, record, opened.plaintext, note, result)
-        self.sessions.save(name, record)
-        self._saved[name] = record  # as stored: the receipt goes in it (_queue_receipts)
+        self._saved[name] = record  # saved once, with the receipt (_queue_receipts)
 
     def _report(self, name: str, incoming: Incoming, received_at: int,
                 result: ReceiveResult) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from client.connection import RelayConnection
@@ -28,8 +29,11 @@ not make the client generate keys as fast as it can push)."""
 
 
 class LinkHooks(Protocol):
-    async def login(self, conn: RelayConnection) -> None:
-        """Registers or logs in; raises RelayRefused or NotConnected."""
+    async def login(self, conn: RelayConnection, receiving: Callable[[], None]) -> None:
+        """Registers or logs in; raises RelayRefused or NotConnected. Calls `receiving`
+        once what the relay pushes may be handled (after a LOGIN: the relay pushes the
+        queue before it reads another request, so requests made after LOGIN are
+        answered only once the pushes before them are taken)."""
 
     async def ready(self) -> None:
         """Logged in and receiving; runs before the link reports ONLINE."""
@@ -84,14 +88,22 @@ class RelayLink:
         except Exception as exc:
             self._set_status(Status.OFFLINE, str(exc))
             raise NotConnected(f"cannot reach {server}: {exc}") from exc
+        def receiving() -> None:
+            self.conn = conn
+            if self._pump_task is None:
+                self._pump_task = asyncio.get_running_loop().create_task(self._pump(conn))
+
         try:
-            await self.hooks.login(conn)
+            await self.hooks.login(conn, receiving)
         except BaseException:
+            task, self._pump_task, self.conn = self._pump_task, None, None
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             await conn.close()
             self._set_status(Status.OFFLINE, "login failed")
             raise
-        self.conn = conn
-        self._pump_task = asyncio.get_running_loop().create_task(self._pump(conn))
+        receiving()
         await self.hooks.ready()
         self._set_status(Status.ONLINE)
         await self.hooks.online()
@@ -147,6 +159,7 @@ class RelayLink:
 
     async def _pump(self, conn: RelayConnection) -> None:
         held: Frame | None = None
+        conn.consumer = asyncio.current_task()  # (its reader paces itself by this task)
         try:
             while True:
                 frame, held = (held, None) if held is not None else (

@@ -74,8 +74,12 @@ async def test_stored_envelopes_show_only_their_class(tmp_path: Path) -> None:
         assert await bob.mark_read("amy") == await bob.mark_read(LONG) == 4
         await settled(bob)
         for name in ("amy", LONG):
-            # bob's capability, four DELIVERED receipts, the texts, one READ receipt
-            assert await stored_sizes(storage, name) == [2048] * 5 + EXPECTED + [2048]
+            # bob's capability, DELIVERED receipts (one per page of their messages he
+            # took: one to four), the texts, one READ receipt
+            sizes = await stored_sizes(storage, name)
+            small = len(sizes) - len(EXPECTED) - 1
+            assert 2 <= small <= 5
+            assert sizes == [2048] * small + EXPECTED + [2048]
 
         # later (ratchet) messages: the same sizes as the first ones
         await bob.disconnect()
@@ -85,10 +89,11 @@ async def test_stored_envelopes_show_only_their_class(tmp_path: Path) -> None:
             await wait_last(client, "bob", TEXTS[-1])
             await settled(client)
         receipts = await stored_sizes(storage, "bob")
-        assert receipts == [2048] * 8  # amy's and long's delivery receipts for bob's texts
+        # amy's and long's delivery receipts for bob's texts (one per page)
+        assert 2 <= len(receipts) <= 8 and set(receipts) == {2048}
         await send_all(amy, "bob")
         await send_all(long, "bob")
-        later = (await stored_sizes(storage, "bob"))[8:]
+        later = (await stored_sizes(storage, "bob"))[len(receipts):]
         assert later == EXPECTED * 2  # as the first ones, without the capability
 
         everything = [len(e.body) for name in ("amy", LONG, "bob")

@@ -94,7 +94,8 @@ async def test_a_contacts_head_is_checked_once_not_per_message(relay: RunningRel
     alice = await make_client(tmp_path, "alice", relay.url)
     bob = await make_client(tmp_path, "bob", relay.url)
     await alice.send_text("bob", "first")
-    await wait_last(bob, "alice", "first")
+    # her capability and the text, handled (their gossip checked once they committed)
+    await wait_for(lambda: bob.link.handled >= 2)
     carol = await make_client(tmp_path, "carol", relay.url)
     assert bob.conn is not None
     await bob.directory.start(bob.conn)  # bob's head is now newer than alice's
