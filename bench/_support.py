@@ -156,8 +156,13 @@ what they exist to stop. The throughput measured is the relay's own."""
 
 @contextlib.contextmanager
 def relay_server(data_dir: Path, *args: str, log: Path) -> Iterator[tuple[Child, str]]:
-    """`blindrelay serve` as its own process on a free loopback port, with its URL."""
-    argv = [sys.executable, "-m", "blindrelay", "serve", "--host", "127.0.0.1", "--port", "0",
+    """`blindrelay serve` as its own process on a free loopback port, with its URL.
+    With BLINDRELAY_BENCH_PROFILE=FILE in the environment the relay runs under cProfile
+    and writes its statistics to FILE when it stops (each relay the bench starts
+    overwrites it: profile one configuration, one round)."""
+    profile = os.environ.get("BLINDRELAY_BENCH_PROFILE")
+    argv = [sys.executable, *(("-m", "cProfile", "-o", profile) if profile else ()),
+            "-m", "blindrelay", "serve", "--host", "127.0.0.1", "--port", "0",
             "--data", str(data_dir), "--log-level", "WARNING", *BENCH_SERVE_ARGS, *args]
     with child("relay", argv, log) as proc:
         line = proc.expect("blindrelay relay listening on ", 60)

@@ -23,9 +23,13 @@ when a SENT comes back, i.e. when the envelope is durably committed. A receiver 
 what it gets. By default (`--ack quiet`) with quiet ACKs (request id 0, no answer:
 docs/PROTOCOL.md 16.5), one for every id that arrived since the last, sent once it has
 read everything its socket held (one id per ACK at low load, a batch under load), so
-an envelope costs three frames plus a share of an ACK, as a client that acknowledges
-cumulatively sends them. With `--ack ok`, numbered ACKs answered by OK, one
-outstanding per receiver, the next carrying every id that arrived meanwhile (what
+an envelope costs three frames plus a share of an ACK. That is what the real client
+does (client/connection.py `ack_committed`: one quiet ACK per committed page of
+DELIVERs). With one SEND in flight per sender a receiver never holds more than one
+unacknowledged envelope, so its ACKs carry one id each (the "ids/ACK" figure): four
+frames per envelope against the forwarder's three (`--inflight` above 1 lets
+DELIVERs arrive together and share an ACK). With `--ack ok`, numbered ACKs answered
+by OK, one outstanding per receiver, the next carrying every id that arrived meanwhile (what
 clients did before the quiet ACK); with `--ack-delay MS`, one ACK every MS
 milliseconds.
 

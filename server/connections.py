@@ -9,6 +9,10 @@
   waits ahead of it and the transport is not paused (its buffer is below the
   high-water mark), so the common case costs no task switch; the outbox, and the
   writer task that empties it, come into play only for a peer that reads slowly.
+- `FrameHookConnection` lets the relay take a whole binary message straight from the
+  protocol's `data_received` callback (`frame_hook`) while its handler waits idle for
+  the next one, instead of queueing it and waking the handler's task for it: the
+  relay's pipelined SENDs and quiet ACKs cost no task switch per frame.
 - `RateLimitedLog` turns a flood of refusals (or the event loop's "Too many open
   files") into one line per interval.
 """
@@ -25,6 +29,7 @@ from typing import Any, Protocol
 
 from websockets.asyncio.connection import Connection as WebSocketConnection
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State as WebSocketState
 
 from protocol.wire.connection import RequestRefused
@@ -113,10 +118,11 @@ class ConnectionGate:
                 self.per_address.pop(address, None)
 
     def connection_class(self) -> type[ServerConnection]:
-        """A websockets ServerConnection that asks this gate when its socket arrives."""
+        """A websockets ServerConnection (with the relay's frame hook) that asks this
+        gate when its socket arrives."""
         gate = self
 
-        class GatedConnection(ServerConnection):
+        class GatedConnection(FrameHookConnection):
             admitted_address: str | None = None
             admitted = False
 
@@ -147,6 +153,42 @@ def connection_cap(limits: ConnectionLimits, open_files: int) -> int:
 
 class OutboxFull(Exception):
     """A push found the outbox over its bound."""
+
+
+FrameHook = Callable[[bytes], bool]
+"""Takes one whole binary message now (True), or leaves it to the handler (False)."""
+
+
+class FrameHookConnection(ServerConnection):
+    """A websockets server connection whose `frame_hook` (set by the relay's handler)
+    sees each complete binary message as it is parsed, but only while nothing is queued
+    ahead of it and the handler is waiting for the next message: then taking it now
+    keeps the order the handler would have seen. Anything the hook declines (False),
+    and every other frame, goes the usual way through the queue to the handler."""
+
+    frame_hook: FrameHook | None = None
+
+    def process_event(self, event: Any) -> None:
+        hook = self.frame_hook
+        if hook is not None and isinstance(event, Frame) and event.fin \
+                and event.opcode is Opcode.BINARY and self._handler_idle():
+            try:
+                taken = hook(bytes(event.data))
+            except Exception:  # the handler's `except` would have logged it and closed
+                log.exception("connection handler failed")
+                self.frame_hook = None
+                self.transport.abort()
+                return
+            if taken:
+                return
+        super().process_event(event)
+
+    def _handler_idle(self) -> bool:
+        """The handler waits in `recv` with nothing queued (websockets 14-17's
+        Assembler; anything else: never, so every frame goes through the queue)."""
+        frames = getattr(self.recv_messages, "frames", None)
+        waiter = getattr(frames, "get_waiter", None)
+        return waiter is not None and not waiter.done() and not getattr(frames, "queue", True)
 
 
 Write = Callable[[bytes], bool]

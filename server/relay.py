@@ -82,6 +82,7 @@ from server.budgets import Budgets, RelayBudgets
 from server.connections import (
     MAX_OUTBOX_BYTES,
     ConnectionLimits,
+    FrameHookConnection,
     Outbox,
     OutboxFull,
     check_account_cap,
@@ -353,6 +354,11 @@ class Relay:
         deadline = loop.call_later(self.connection_limits.login_timeout,
                                    self._login_deadline, conn)
         self.connections += 1
+        hooked = isinstance(ws, FrameHookConnection) and \
+            type(self)._on_message is Relay._on_message
+        if hooked:
+            assert isinstance(ws, FrameHookConnection)
+            ws.frame_hook = lambda message: self._take_now(conn, message)
         try:
             await conn.outbox.put(core.hello())
             async for message in ws:
@@ -363,6 +369,9 @@ class Relay:
             if type(exc).__name__ not in ("ConnectionClosedOK", "ConnectionClosedError"):
                 log.exception("connection handler failed")
         finally:
+            if hooked:
+                assert isinstance(ws, FrameHookConnection)
+                ws.frame_hook = None
             deadline.cancel()
             self.connections -= 1
             if conn.username is not None:
@@ -390,6 +399,33 @@ class Relay:
             conn.closing = True
             conn.close_task = asyncio.get_running_loop().create_task(
                 close_for_login_timeout(conn, self.connection_limits.login_timeout))
+
+    def _take_now(self, conn: Connection, message: bytes) -> bool:
+        """A SEND or quiet ACK (16.5) taken straight from the socket's callback while the
+        handler waits idle (server/connections.py FrameHookConnection): what
+        `_on_message` does for it, without waking the handler's task. Declined (False,
+        the handler gets it) for any other frame, and whenever `_on_message` could have
+        to wait: pipelined writes at their bound, frames waiting in the outbox."""
+        if len(message) < 6 or conn.closing or conn.writes >= MAX_PIPELINED_SENDS \
+                or len(conn.outbox):
+            return False
+        kind = message[1]
+        if not ((kind == Send.TYPE and self.pipelined_sends)
+                or (kind == Ack.TYPE and message[2:6] == b"\0\0\0\0")):
+            return False
+        event = conn.core.receive_data(message, self.monotonic())
+        if event.frame is not None and self.observers:
+            self._emit(FrameIn(type(event.frame).__name__, len(message), conn.username))
+        frame = event.frame
+        if isinstance(event, Refusal):
+            conn.answer_soon(conn.core.refuse(event.request_id, event.code, event.message))
+        elif isinstance(frame, Send):
+            self._send_soon(conn, event, frame)
+        elif isinstance(frame, Ack):  # request id 0: quiet
+            self._ack_soon(conn, frame)
+        else:  # pragma: no cover - the type byte decides the frame's class
+            raise LocalProtocolError(f"frame type {kind:#x} decoded as {type(frame).__name__}")
+        return True
 
     async def _on_message(self, conn: Connection, message: bytes | str) -> None:
         event = conn.core.receive_data(message, self.monotonic())
