@@ -53,6 +53,11 @@ INVENTORY: dict[str, tuple[str, ...]] = {
 the two in step)."""
 POSTGRES_ONLY = ("queue_heads",)
 """Tables only the PostgreSQL storage has (docs/DATA.md marks them so)."""
+SQLITE_ONLY: dict[str, tuple[str, ...]] = {"envelope_bodies": ("id", "body"),
+                                           "envelopes": ("body_apart",)}
+"""Tables (every column listed) and columns only the SQLite storage has: bodies of
+16 KiB and more kept out of line, in relay-bodies.sqlite3 (docs/DATA.md marks them so;
+PostgreSQL keeps large values out of line by itself, TOAST)."""
 KNOWN_TABLES = tuple(INVENTORY)
 KNOWN_FILES = (*(name + suffix for name in (DB_FILENAME, BODIES_FILENAME)
                  for suffix in ("", "-wal", "-shm", "-journal")),
