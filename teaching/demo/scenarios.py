@@ -380,6 +380,15 @@ async def keep_everything(world: World) -> Outcome:
         await say(world, "alice", "bob", f"Secret number {i + 1}")
         await say(world, "bob", "alice", f"Got secret {i + 1}")
     kept = [k for k in relay.kept if k.recipient == "bob"]
+    # Bob's device is seized once he has taken every one of them (acknowledged, so
+    # committed: his client's receipts and pages arrive a moment after the texts); an
+    # envelope still waiting would be a future message, not the past.
+    waiting = {k.body for k in kept}
+    for _ in range(500):
+        queued = await relay.storage.queued("bob", 0, len(waiting) + 64)
+        if not waiting & {env.body for env in queued}:
+            break
+        await asyncio.sleep(0.02)
     world.narrate(f"The relay secretly kept {len(relay.kept)} envelopes. No cryptography "
                   "can stop a relay from keeping ciphertext; it can only make it useless.")
     world.narrate("Now the relay 'seizes' Bob's device: his identity key and his current "
