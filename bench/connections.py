@@ -214,9 +214,13 @@ class Result:
 
 
 @contextlib.contextmanager
-def server_for(target: str, tmp: Path) -> Iterator[tuple[Child, str]]:
+def server_for(target: str, tmp: Path, connections: int) -> Iterator[tuple[Child, str]]:
     if target == "ours":
-        with relay_server(tmp / "data", log=tmp / "relay.log") as (proc, url):
+        # the relay's total cap (10,000 by default) must admit the warm-up connections
+        # too, or the last WARMUP of a 10,000 run are refused by design, not by memory
+        cap = str(connections + WARMUP + 64)
+        with relay_server(tmp / "data", "--max-connections", cap,
+                          log=tmp / "relay.log") as (proc, url):
             yield proc, url
         return
     with script_role(SCRIPT, "bare server", "--bare-server", log=tmp / "bare.log") as proc:
@@ -245,7 +249,8 @@ def measure(target: str, args: argparse.Namespace, tmp_root: Path, fd_limit: int
               for p in range(procs)]
     try:
         server_cpu, clients_cpu = _cpus(args)
-        with server_for(target, tmp) as (server, url), contextlib.ExitStack() as stack:
+        with (server_for(target, tmp, args.connections) as (server, url),
+              contextlib.ExitStack() as stack):
             _pin(server.pid, server_cpu)
             clients = [
                 stack.enter_context(script_role(
