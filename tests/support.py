@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from client.connection import RelayConnection
+from protocol.wire.frames import Deliver, QueueDone
 from server import serve
 from server.budgets import Budgets, Rate
 from server.config import ServerConfig, default_limits
@@ -90,3 +92,14 @@ def relay_process(data_dir: Path, *args: str) -> Iterator[RelayProcess]:
         if rp.proc.poll() is None:
             rp.proc.kill()
             rp.proc.wait(5)
+
+
+async def drain_queue(conn: RelayConnection, timeout: float = 10.0) -> dict[bytes, bytes]:
+    """Envelope id -> body of every DELIVER up to QUEUE_DONE after a login, failing the
+    test if one envelope comes twice (the crash tests: nothing lost, nothing doubled)."""
+    delivered: dict[bytes, bytes] = {}
+    while not isinstance(frame := await conn.next_push(timeout), QueueDone):
+        assert isinstance(frame, Deliver)
+        assert frame.envelope_id not in delivered, "an envelope was delivered twice"
+        delivered[frame.envelope_id] = frame.body
+    return delivered

@@ -20,7 +20,7 @@ from client.connection import ConnectionLost, RelayConnection, RelayError
 from protocol.e2e.keys import IdentityKeyPair
 from protocol.wire.frames import Deliver, QueueDone
 from tests.cluster_support import cluster_args, start_in_cluster, stopped_at_exit
-from tests.support import RelayProcess, start_relay_process
+from tests.support import RelayProcess, drain_queue, start_relay_process
 
 SENDERS = 6
 
@@ -210,14 +210,7 @@ async def test_sigkill_of_one_process_under_load_loses_and_duplicates_nothing(
 
             bob = await RelayConnection.open(two.url)
             await bob.login("bob", bob_id)
-            delivered: dict[bytes, bytes] = {}
-            while True:
-                frame = await bob.next_push(10)
-                if isinstance(frame, QueueDone):
-                    break
-                assert isinstance(frame, Deliver)
-                assert frame.envelope_id not in delivered, "an envelope was delivered twice"
-                delivered[frame.envelope_id] = frame.body
+            delivered = await drain_queue(bob)
             await bob.close()
             assert two.stop() == 0
 

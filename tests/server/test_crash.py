@@ -12,9 +12,8 @@ from pathlib import Path
 
 from client.connection import ConnectionLost, RelayConnection, RelayError
 from protocol.e2e.keys import IdentityKeyPair
-from protocol.wire.frames import Deliver, QueueDone
 from server.sqlite_store import DB_FILENAME
-from tests.support import relay_process
+from tests.support import drain_queue, relay_process
 
 SENDERS = 4
 
@@ -62,14 +61,7 @@ async def test_sigkill_mid_traffic_loses_no_acknowledged_envelope(
     with relay_process(tmp_path, *serve_args) as rp:
         bob = await RelayConnection.open(rp.url)
         await bob.login("bob", bob_id)
-        delivered: dict[bytes, bytes] = {}
-        while True:
-            frame = await bob.next_push(10)
-            if isinstance(frame, QueueDone):
-                break
-            assert isinstance(frame, Deliver)
-            assert frame.envelope_id not in delivered, "an envelope was delivered twice"
-            delivered[frame.envelope_id] = frame.body
+        delivered = await drain_queue(bob)
         await bob.close()
         rp.stop()
 
